@@ -1,0 +1,112 @@
+# envpin - reproducible, verifiable GPU environments.
+#
+# Knobs (make VAR=value):
+#   PREFIX=/usr/local DESTDIR=     install locations
+#   CC=cc CFLAGS=-O2 -g            compiler and optimisation flags
+#   DEVELOPER=1                    warnings are errors (CI builds this way)
+#   SANITIZE=address,undefined     build with sanitizers (SANITIZE=1 means both);
+#                                  objects go to build/san/ so both builds coexist
+#   V=1                            show full commands
+#   TESTS="unit cli"               which test groups `make test` runs
+#
+# Targets: all (default), deps, test, demo, bench, install, clean, style, help
+
+VERSION := 0.1.0
+PREFIX ?= /usr/local
+CC ?= cc
+CFLAGS ?= -O2 -g
+PKGS := jansson libcurl libarchive libzstd zlib libcrypto libdeflate
+TEST_PKGS := cmocka
+
+ifeq ($(SANITIZE),1)
+override SANITIZE := address,undefined
+endif
+ifneq ($(SANITIZE),)
+BUILD := build/san
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+BUILD := build/rel
+endif
+
+WARN := -Wall -Wextra -Wformat=2 -Wshadow -Wpointer-arith -Wstrict-prototypes \
+	-Wmissing-prototypes -Wvla -Wno-unused-parameter -Wno-missing-field-initializers
+ifeq ($(DEVELOPER),1)
+WARN += -Werror
+endif
+
+GIT_REV := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(WARN) $(CFLAGS) $(SANFLAGS) \
+	-Ilib $(PKG_CFLAGS) -DEP_VERSION='"$(VERSION)"' -DEP_GIT_REV='"$(GIT_REV)"' -MMD -MP
+ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
+LIBS := $(PKG_LIBS) -lpthread
+
+LIB_SRC := $(sort $(wildcard lib/*.c))
+CMD_SRC := $(sort $(wildcard cmd/*.c))
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CMD_OBJ := $(CMD_SRC:%.c=$(BUILD)/%.o)
+UNIT_BIN := $(UNIT_SRC:%.c=$(BUILD)/%)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+.PHONY: all deps test demo bench install clean style help check-pkgs unit-bins
+all: envpin
+
+check-pkgs:
+	@pkg-config --exists $(PKGS) || { echo "missing build dependencies: $$(for p in $(PKGS); do pkg-config --exists $$p || printf '%s ' $$p; done)"; echo "run 'make deps' (as root) to install them"; exit 1; }
+
+$(BUILD)/%.o: %.c | check-pkgs
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libenvpin.a: $(LIB_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/envpin: $(CMD_OBJ) $(BUILD)/libenvpin.a
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(CMD_OBJ) $(BUILD)/libenvpin.a $(LIBS)
+
+envpin: $(BUILD)/envpin
+	$(Q)cp $< $@
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(BUILD)/libenvpin.a
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libenvpin.a $(LIBS) $(shell pkg-config --libs $(TEST_PKGS))
+
+unit-bins: $(UNIT_BIN)
+
+deps:
+	./scripts/deps.sh
+
+test: $(BUILD)/envpin unit-bins
+	ENVPIN=$(abspath $(BUILD)/envpin) UNIT_DIR=$(abspath $(BUILD)/tests/unit) SANITIZE=$(SANITIZE) \
+		./tests/run.sh $(TESTS)
+
+demo: envpin
+	./scripts/demo.sh
+
+bench: envpin
+	./bench/run.sh
+
+install: envpin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0755 envpin $(DESTDIR)$(PREFIX)/bin/envpin
+	[ ! -f docs/envpin.1 ] || install -m 0644 docs/envpin.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+
+style:
+	clang-format -i $(LIB_SRC) $(CMD_SRC) $(wildcard lib/*.h cmd/*.h) $(UNIT_SRC)
+	git diff --exit-code
+
+clean:
+	rm -rf build envpin
+
+help:
+	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
+
+-include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d) $(UNIT_SRC:%.c=$(BUILD)/%.d)

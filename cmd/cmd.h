@@ -1,0 +1,57 @@
+/* cmd/cmd.h - what the command files share: the context set up centrally by
+ * cmd/envpin.c from the command table, output helpers and exit codes.
+ * Only cmd/ prints or chooses exit codes. */
+#ifndef EP_CMD_H
+#define EP_CMD_H
+
+#include <stdio.h>
+
+#include "error.h"
+#include "store.h"
+
+/* Exit codes (design section 3). */
+enum {
+	EXIT_OK = 0,
+	EXIT_MISMATCH = 1, /* verification/check found a problem */
+	EXIT_USAGE = 2,    /* usage error or invalid input */
+	EXIT_ENV = 3,      /* environment/runtime failure */
+	EXIT_SKIP = 77,
+};
+
+enum {
+	CMD_NEEDS_STORE = 1,  /* open the store (must exist) before the command */
+	CMD_CREATE_STORE = 2, /* open the store, creating it */
+};
+
+struct cmd_ctx {
+	const char *name;  /* command name */
+	char *store_root;  /* --store / $ENVPIN_STORE / default */
+	struct ep_store store;
+	int store_open;
+};
+
+typedef int (*cmd_fn)(int argc, char **argv, struct cmd_ctx *ctx);
+
+/* Prints "envpin: MSG" to stderr and returns the exit code for err->code. */
+int cmd_fail(const struct ep_error *err);
+/* Prints "envpin CMD: MSG" + a hint to run --help; returns EXIT_USAGE. */
+int cmd_usage_error(const struct cmd_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* fflush(stdout) and check ferror: a failed write of results is a failure. */
+int cmd_finish(int rc);
+/* Opens the store if the command did not ask the table to. */
+int cmd_open_store(struct cmd_ctx *ctx, int create, struct ep_error *err);
+/* Progress lines on stderr (only when stderr is a terminal or ENVPIN_PROGRESS=1). */
+void cmd_progress(void *unused, const char *what, unsigned long long done,
+		  unsigned long long total);
+
+int cmd_build(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_lock(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_export(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_inspect(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_images(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_gc(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_version(int argc, char **argv, struct cmd_ctx *ctx);
+
+#endif

@@ -1,0 +1,211 @@
+/* cmd/envpin.c - the command table, global options and exit codes. */
+#include <errno.h>
+#include <getopt.h>
+#include <openssl/crypto.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+#include <libdeflate.h>
+#include <archive.h>
+#include <curl/curlver.h>
+#include <jansson.h>
+
+#include "cmd.h"
+#include "util.h"
+
+struct command {
+	const char *name;
+	cmd_fn fn;
+	int flags;
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{"version", cmd_version, 0, "print version and the library versions that affect digests"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: envpin [--store DIR] COMMAND [OPTIONS] ARGS\n\n"
+		   "Reproducible, verifiable GPU environments.\n\ncommands:\n");
+	for (size_t i = 0; i < EP_ARRAY_SIZE(commands); i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\nglobal options:\n"
+		   "  --store DIR   the image store (default $ENVPIN_STORE, /var/lib/envpin for root,\n"
+		   "                ~/.local/share/envpin otherwise); may appear anywhere\n"
+		   "  --version     same as 'envpin version'\n"
+		   "  -h, --help    this help; 'envpin COMMAND --help' for a command\n\n"
+		   "exit codes: 0 ok, 1 verification/check failed, 2 usage or invalid input,\n"
+		   "            3 environment failure (I/O, network, missing tool)\n");
+}
+
+int cmd_fail(const struct ep_error *err)
+{
+	fprintf(stderr, "envpin: %s\n", err->msg[0] ? err->msg : "unknown error");
+	switch (err->code) {
+	case EP_EMISMATCH:
+		return EXIT_MISMATCH;
+	case EP_EINVAL:
+		return EXIT_USAGE;
+	default:
+		return EXIT_ENV;
+	}
+}
+
+int cmd_usage_error(const struct cmd_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "envpin %s: ", ctx->name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nrun 'envpin %s --help' for usage\n", ctx->name);
+	return EXIT_USAGE;
+}
+
+int cmd_finish(int rc)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "envpin: cannot write to standard output: %s\n", strerror(errno));
+		return rc ? rc : EXIT_ENV;
+	}
+	return rc;
+}
+
+int cmd_open_store(struct cmd_ctx *ctx, int create, struct ep_error *err)
+{
+	if (ctx->store_open)
+		return 0;
+	if (!ctx->store_root) {
+		ctx->store_root = ep_store_default_root(err);
+		if (!ctx->store_root)
+			return -1;
+	}
+	if (ep_store_open(&ctx->store, ctx->store_root, create ? EP_STORE_CREATE : 0, err) < 0)
+		return -1;
+	ctx->store_open = 1;
+	return 0;
+}
+
+void cmd_progress(void *unused, const char *what, unsigned long long done,
+		  unsigned long long total)
+{
+	static int enabled = -1;
+
+	(void)unused;
+	if (enabled < 0) {
+		const char *e = getenv("ENVPIN_PROGRESS");
+		enabled = e ? atoi(e) != 0 : isatty(2);
+	}
+	if (!enabled)
+		return;
+	if (total)
+		fprintf(stderr, "\r%s: %llu/%llu MB (%llu%%)\033[K", what, done >> 20, total >> 20,
+			done * 100 / total);
+	else
+		fprintf(stderr, "\r%s: %llu MB\033[K", what, done >> 20);
+	if (total && done >= total)
+		fputc('\n', stderr);
+}
+
+int cmd_version(int argc, char **argv, struct cmd_ctx *ctx)
+{
+	(void)ctx;
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		printf("usage: envpin version\n\nPrints envpin's version and git revision, and the versions of\n"
+		       "the libraries whose behaviour can change digests (compressors, OpenSSL).\n");
+		return cmd_finish(0);
+	}
+	printf("envpin %s (git %s)\n", EP_VERSION, EP_GIT_REV);
+	printf("libdeflate %s\nzlib %s\nzstd %s\nopenssl %s\nlibarchive %s\njansson %s\nlibcurl %s\n",
+	       LIBDEFLATE_VERSION_STRING, zlibVersion(), ZSTD_versionString(),
+	       OpenSSL_version(OPENSSL_VERSION), archive_version_string(), JANSSON_VERSION,
+	       LIBCURL_VERSION);
+	return cmd_finish(0);
+}
+
+/* Removes "--store DIR" / "--store=DIR" from anywhere before "--". */
+static int take_store_option(int *argc, char **argv, char **store)
+{
+	int out = 1;
+
+	for (int i = 1; i < *argc; i++) {
+		if (!strcmp(argv[i], "--")) {
+			while (i < *argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		if (!strcmp(argv[i], "--store")) {
+			if (i + 1 >= *argc) {
+				fprintf(stderr, "envpin: --store needs a directory\n");
+				return -1;
+			}
+			*store = argv[++i];
+			continue;
+		}
+		if (!strncmp(argv[i], "--store=", 8)) {
+			*store = argv[i] + 8;
+			continue;
+		}
+		argv[out++] = argv[i];
+	}
+	argv[out] = NULL;
+	*argc = out;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct cmd_ctx ctx = {0};
+	struct ep_error err = EP_ERROR_INIT;
+	char *store = NULL;
+	const struct command *cmd = NULL;
+	int rc;
+
+	if (take_store_option(&argc, argv, &store) < 0)
+		return EXIT_USAGE;
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return cmd_finish(0);
+	}
+	if (!strcmp(argv[1], "--version"))
+		argv[1] = "version";
+	for (size_t i = 0; i < EP_ARRAY_SIZE(commands); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			cmd = &commands[i];
+	if (!cmd) {
+		fprintf(stderr, "envpin: '%s' is not an envpin command; see 'envpin --help'\n", argv[1]);
+		return EXIT_USAGE;
+	}
+	ctx.name = cmd->name;
+	if (store || getenv("ENVPIN_STORE")) {
+		ctx.store_root = strdup(store ? store : getenv("ENVPIN_STORE"));
+		if (!ctx.store_root)
+			return cmd_fail(&err);
+	}
+	/* A command's own --help must work without a store. */
+	int wants_help = 0;
+	for (int i = 2; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			wants_help = 1;
+	if (!wants_help && (cmd->flags & (CMD_NEEDS_STORE | CMD_CREATE_STORE))) {
+		if (cmd_open_store(&ctx, cmd->flags & CMD_CREATE_STORE, &err) < 0) {
+			free(ctx.store_root);
+			return cmd_fail(&err);
+		}
+	}
+	rc = cmd->fn(argc - 1, argv + 1, &ctx);
+	if (ctx.store_open)
+		ep_store_release(&ctx.store);
+	free(ctx.store_root);
+	return rc;
+}

@@ -1,0 +1,111 @@
+/* lib/store.h - the envpin store: an OCI image layout plus caches.
+ *
+ *   ROOT/oci-layout            {"imageLayoutVersion":"1.0.0"}
+ *   ROOT/index.json            images (manifest descriptors; tags as
+ *                              org.opencontainers.image.ref.name)
+ *   ROOT/blobs/sha256/HEX      content-addressed blobs
+ *   ROOT/cache/KEY.json        small JSON records (layer cache, stat cache)
+ *   ROOT/tmp/txn-*             staging of unfinished transactions
+ *   ROOT/lock                  flock: shared by every user, exclusive by gc
+ *   ROOT/index.lock            flock: exclusive while index.json changes
+ *
+ * Nothing reaches blobs/ or index.json except through a transaction: blobs
+ * are staged as temp files (fsynced), renamed into blobs/ at commit, then
+ * index.json is replaced atomically.  A killed process leaves only a txn
+ * directory, which the next open removes when no process holds it. */
+#ifndef EP_STORE_H
+#define EP_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "digest.h"
+#include "error.h"
+
+struct ep_store {
+	char *root;
+	int lock_fd; /* shared flock on ROOT/lock for the store's lifetime */
+};
+
+enum { EP_STORE_CREATE = 1, EP_STORE_EXCLUSIVE = 2 };
+
+/* Default root: $ENVPIN_STORE, else /var/lib/envpin for uid 0, else
+ * $XDG_DATA_HOME/envpin or ~/.local/share/envpin.  Caller frees. */
+char *ep_store_default_root(struct ep_error *err);
+
+/* Opens (creating with EP_STORE_CREATE) the store at root and takes the
+ * shared lock (exclusive with EP_STORE_EXCLUSIVE).  Opening without CREATE
+ * a path that is not a store: EP_EINVAL naming it. */
+int ep_store_open(struct ep_store *s, const char *root, int flags, struct ep_error *err);
+void ep_store_release(struct ep_store *s);
+
+/* ROOT/blobs/sha256/HEX.  Caller frees. */
+char *ep_store_blob_path(const struct ep_store *s, const char *digest, struct ep_error *err);
+/* 1 if the blob file exists, 0 if not. */
+int ep_store_has_blob(const struct ep_store *s, const char *digest);
+
+/* Resolves IMAGE (full digest, unique hex prefix with or without "sha256:",
+ * or tag) to the manifest digest of an image in index.json.  Unknown or
+ * ambiguous: EP_EINVAL naming it (ambiguous lists the candidates). */
+int ep_store_resolve(struct ep_store *s, const char *image, ep_digest out, struct ep_error *err);
+
+/* index.json's manifests array (new reference). */
+json_t *ep_store_images(struct ep_store *s, struct ep_error *err);
+
+/* Small JSON cache records under ROOT/cache (key: [a-z0-9_:-]+).
+ * get returns NULL without error when absent. */
+json_t *ep_store_cache_get(struct ep_store *s, const char *key);
+
+struct ep_txn {
+	struct ep_store *s;
+	char *dir;        /* ROOT/tmp/txn-XXXXXX */
+	int dir_lock_fd;  /* flock held on dir/.lock while alive */
+	json_t *blobs;    /* [{"tmp": path, "digest": d}] staged */
+	json_t *cache;    /* {key: record} to write at commit */
+	json_t *images;   /* [{"digest","size","tag"}] to add to index.json */
+	unsigned seq;
+};
+
+int ep_txn_begin(struct ep_store *s, struct ep_txn *t, struct ep_error *err);
+
+/* A new temp file inside the txn dir, opened O_RDWR|O_EXCL.  *path is
+ * malloc'ed (caller frees). */
+int ep_txn_tempfile(struct ep_txn *t, int *fd, char **path, struct ep_error *err);
+
+/* Stages a temp file (from ep_txn_tempfile) as blob `digest`.  The caller
+ * computed the digest of the bytes while writing them; the file is fsynced
+ * here.  If the store already has the blob, the temp file is dropped. */
+int ep_txn_add_blob_file(struct ep_txn *t, const char *tmp_path, const char *digest,
+			 struct ep_error *err);
+
+/* Stages an in-memory blob; its digest goes to out. */
+int ep_txn_add_blob_buf(struct ep_txn *t, const void *buf, size_t len, ep_digest out,
+			struct ep_error *err);
+
+/* Path of a blob staged in this txn or already in the store (caller frees);
+ * NULL with EP_EINVAL if neither. */
+char *ep_txn_blob_path(struct ep_txn *t, const char *digest, struct ep_error *err);
+
+/* Records a cache entry to be written at commit (takes a reference). */
+int ep_txn_set_cache(struct ep_txn *t, const char *key, json_t *record, struct ep_error *err);
+
+/* Adds an image manifest to index.json at commit; tag may be NULL.  A tag
+ * moves from any other image to this one. */
+int ep_txn_add_image(struct ep_txn *t, const char *manifest_digest, uint64_t size,
+		     const char *tag, struct ep_error *err);
+
+/* Renames staged blobs into blobs/ (fsync of blobs/sha256), writes cache
+ * records, then replaces index.json under ROOT/index.lock.  On error the
+ * store keeps its old index.json (blobs already renamed are unreferenced
+ * and harmless; gc removes them). */
+int ep_txn_commit(struct ep_txn *t, struct ep_error *err);
+
+/* Removes the txn dir and everything staged; NULL/idempotent safe. */
+void ep_txn_abort(struct ep_txn *t);
+
+/* Removes blobs not reachable from index.json and stale txn dirs; needs
+ * EP_STORE_EXCLUSIVE.  *freed gets bytes removed. */
+int ep_store_gc(struct ep_store *s, uint64_t *freed, struct ep_error *err);
+
+#endif

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Installs every build and test dependency from Debian 12 packages.
+# Idempotent: does nothing when all are present.  Needs root.
+set -eu
+PKGS="build-essential pkg-config git ca-certificates
+libjansson-dev libcurl4-openssl-dev libssl-dev libarchive-dev zlib1g-dev libzstd-dev libdeflate-dev
+libcmocka-dev bats jq zstd xz-utils
+docker.io docker-registry runc skopeo umoci buildah mmdebstrap
+fitsverify libcfitsio-dev python3 python3-astropy python3-numpy
+apache2-utils iproute2 procps util-linux time"
+
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+	echo "deps: all packages present"
+	exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+	echo "deps: missing:$missing" >&2
+	echo "deps: run 'make deps' as root to install them" >&2
+	exit 3
+fi
+echo "deps: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing
+echo "deps: done"
