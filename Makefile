@@ -84,11 +84,16 @@ unit-bins: $(UNIT_BIN)
 deps:
 	./scripts/deps.sh
 
-test: $(BUILD)/envpin unit-bins
+# test and demo install what they need first (make deps is idempotent and quick).
+test:
+	./scripts/deps.sh
+	$(MAKE) --no-print-directory $(BUILD)/envpin unit-bins
 	ENVPIN=$(abspath $(BUILD)/envpin) UNIT_DIR=$(abspath $(BUILD)/tests/unit) SANITIZE=$(SANITIZE) \
 		./tests/run.sh $(TESTS)
 
-demo: envpin
+demo:
+	./scripts/deps.sh
+	$(MAKE) --no-print-directory envpin
 	./scripts/demo.sh
 
 bench: envpin

@@ -30,6 +30,9 @@ struct cmd_ctx {
 	int store_open;
 };
 
+/* Returned by option parsers when --help was printed. */
+#define CMD_HELP_DONE (-1)
+
 typedef int (*cmd_fn)(int argc, char **argv, struct cmd_ctx *ctx);
 
 /* Prints "envpin: MSG" to stderr and returns the exit code for err->code. */

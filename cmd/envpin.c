@@ -25,6 +25,13 @@ struct command {
 };
 
 static const struct command commands[] = {
+	{"build", cmd_build, 0, "build the image a manifest describes; write the lock"},
+	{"lock", cmd_lock, 0, "resolve every input of a manifest to a digest; write the lock"},
+	{"verify", cmd_verify, 0, "re-hash every blob and diff_id of an image"},
+	{"export", cmd_export, 0, "write an image archive for docker/podman load and skopeo"},
+	{"inspect", cmd_inspect, 0, "show an image's digests, config and layers"},
+	{"images", cmd_images, 0, "list the images in the store"},
+	{"gc", cmd_gc, 0, "remove unreferenced blobs and leftovers of killed builds"},
 	{"version", cmd_version, 0, "print version and the library versions that affect digests"},
 };
 

@@ -20,6 +20,7 @@ for a in "$@"; do
 	esac
 done
 [ -n "$groups" ] || groups="unit cli"
+[ ${#patterns[@]} -gt 0 ] && [[ "$groups" != *cli* ]] && groups="$groups cli"
 
 pass=0 fail=0 skip=0
 failed_names=()

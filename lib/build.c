@@ -1,0 +1,1110 @@
+#include "build.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jsonutil.h"
+#include "layer.h"
+#include "sink.h"
+#include "util.h"
+
+#define LOCK_VERSION 1
+#define LOCK_MAX_BYTES (4u << 20)
+
+void ep_rfc3339(int64_t t, char out[32])
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	gmtime_r(&tt, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void ep_build_result_release(struct ep_build_result *r)
+{
+	if (!r)
+		return;
+	free(r->layers);
+	free(r->lock_path);
+	r->layers = NULL;
+	r->lock_path = NULL;
+	r->n_layers = 0;
+}
+
+/* State of one build, so helpers take one pointer. */
+struct bctx {
+	const struct ep_build_opts *o;
+	struct ep_manifest *m;
+	struct ep_store *s;
+	struct ep_txn txn;
+	int txn_open;
+	struct ep_compress_params cp;
+	json_t *cdesc;       /* compressor description (lock + cache keys) */
+	json_t *lock;        /* existing lock or NULL */
+	json_t *inputs;      /* inputs section being built for the new lock */
+	json_t *base_config; /* "config" object of the base image, or NULL */
+	json_t *history;     /* image history entries */
+	json_t *diff_ids;
+	json_t *mlayers;     /* manifest layer descriptors */
+	struct ep_build_result *r;
+	char *spool;         /* txn dir, for archive spooling */
+};
+
+static int add_result_layer(struct bctx *b, const char *what, const char *digest,
+			    const char *diff_id, uint64_t size, const char *media_type, int cached,
+			    int from_base, struct ep_error *err)
+{
+	struct ep_build_result *r = b->r;
+	struct ep_build_layer *l;
+	json_t *desc;
+
+	l = ep_realloc(r->layers, (r->n_layers + 1) * sizeof(*l), err);
+	if (!l)
+		return -1;
+	r->layers = l;
+	l = &r->layers[r->n_layers++];
+	memset(l, 0, sizeof(*l));
+	snprintf(l->digest, sizeof(l->digest), "%s", digest);
+	snprintf(l->diff_id, sizeof(l->diff_id), "%s", diff_id);
+	snprintf(l->what, sizeof(l->what), "%s", what);
+	l->size = size;
+	l->cached = cached;
+	l->from_base = from_base;
+	desc = json_pack("{s:s, s:s, s:I}", "mediaType", media_type, "digest", digest, "size",
+			 (json_int_t)size);
+	if (!desc || json_array_append_new(b->mlayers, desc) < 0 ||
+	    json_array_append_new(b->diff_ids, json_string(diff_id)) < 0)
+		return ep_error_oom(err);
+	return 0;
+}
+
+static int add_history(struct bctx *b, const char *created_by, int empty, struct ep_error *err)
+{
+	char when[32];
+	json_t *h;
+
+	ep_rfc3339(b->m->source_date_epoch, when);
+	h = json_pack("{s:s, s:s}", "created", when, "created_by", created_by);
+	if (!h)
+		return ep_error_oom(err);
+	if (empty)
+		json_object_set_new(h, "empty_layer", json_true());
+	if (json_array_append_new(b->history, h) < 0)
+		return ep_error_oom(err);
+	return 0;
+}
+
+/* Cache key of a layer: its inputs plus everything that shapes its bytes. */
+static int layer_cache_key(struct bctx *b, json_t *input, char key[80], struct ep_error *err)
+{
+	cleanup_json json_t *k = json_pack("{s:i, s:O, s:I, s:O}", "profile", EP_PROFILE, "compressor",
+					   b->cdesc, "sde", (json_int_t)b->m->source_date_epoch,
+					   "input", input);
+	cleanup_free char *text = NULL;
+	ep_digest d;
+	size_t len;
+
+	if (!k)
+		return ep_error_oom(err);
+	text = ep_json_canonical(k, &len, err);
+	if (!text || ep_sha256_buf(text, len, d, err) < 0)
+		return -1;
+	snprintf(key, 80, "layer-%s", ep_digest_hex(d));
+	return 0;
+}
+
+/* A cached layer record is usable if its blob is in the store. */
+static json_t *cache_lookup(struct bctx *b, const char *key)
+{
+	json_t *rec = ep_store_cache_get(b->s, key);
+	const char *d;
+
+	if (!rec)
+		return NULL;
+	d = json_string_value(json_object_get(rec, "digest"));
+	if (!d || ep_digest_check(d, NULL) < 0 || !json_is_string(json_object_get(rec, "diff_id")) ||
+	    !json_is_integer(json_object_get(rec, "size")) || !ep_store_has_blob(b->s, d)) {
+		json_decref(rec);
+		return NULL;
+	}
+	return rec;
+}
+
+static int use_record(struct bctx *b, const char *what, json_t *rec, int cached, struct ep_error *err)
+{
+	return add_result_layer(b, what, json_string_value(json_object_get(rec, "digest")),
+				json_string_value(json_object_get(rec, "diff_id")),
+				(uint64_t)json_integer_value(json_object_get(rec, "size")),
+				json_string_value(json_object_get(rec, "media_type")), cached, 0, err);
+}
+
+/* Reports uncompressed bytes through the progress callback every 32 MiB. */
+struct progress_sink {
+	struct ep_sink base;
+	const struct ep_build_opts *o;
+	const char *what;
+	uint64_t bytes, next_report;
+};
+
+static int progress_write(struct ep_sink *s, const void *buf, size_t len, struct ep_error *err)
+{
+	struct progress_sink *p = (struct progress_sink *)s;
+
+	p->bytes += len;
+	if (p->bytes >= p->next_report) {
+		p->o->progress(p->o->pctx, p->what, p->bytes, 0);
+		p->next_report = p->bytes + (32u << 20);
+	}
+	return ep_sink_write(s->next, buf, len, err);
+}
+
+/* tree -> tar -> hash(diff_id) -> compress -> hash(digest) -> temp file. */
+static json_t *write_layer(struct bctx *b, struct ep_tree *tree, const char *what,
+			   struct ep_error *err)
+{
+	struct progress_sink ps = {{progress_write, NULL, NULL, NULL}, b->o, what, 0, 32u << 20};
+	cleanup_close int fd = -1;
+	cleanup_free char *tmp = NULL;
+	struct ep_fd_sink fds;
+	struct ep_hash_sink dh, uh;
+	struct ep_sink *cs = NULL;
+	json_t *rec = NULL;
+	int ok = -1;
+
+	if (ep_txn_tempfile(&b->txn, &fd, &tmp, err) < 0)
+		return NULL;
+	ep_fd_sink_init(&fds, fd);
+	if (ep_hash_sink_init(&dh, &fds.base, err) < 0)
+		return NULL;
+	cs = ep_compress_sink_new(&b->cp, &dh.base, err);
+	if (!cs)
+		goto out_dh;
+	if (ep_hash_sink_init(&uh, cs, err) < 0)
+		goto out_cs;
+	ps.base.next = &uh.base;
+	if (ep_tree_write(tree, b->o->progress ? &ps.base : &uh.base, err) < 0)
+		goto out_uh;
+	if (ep_txn_add_blob_file(&b->txn, tmp, dh.digest, err) < 0)
+		goto out_uh;
+	rec = json_pack("{s:s, s:s, s:I, s:s}", "digest", dh.digest, "diff_id", uh.digest, "size",
+			(json_int_t)dh.bytes, "media_type", ep_compression_media_type(b->cp.kind));
+	if (!rec)
+		ep_error_oom(err);
+	ok = 0;
+out_uh:
+	ep_sink_release(&uh.base);
+out_cs:
+	ep_compress_sink_free(cs);
+out_dh:
+	ep_sink_release(&dh.base);
+	(void)ok;
+	return rec;
+}
+
+/* sha256 of a pinned input file, remembered by its stat so that a no-op
+ * rebuild does not re-read a large base tar. */
+static int pinned_file_sha256(struct bctx *b, const char *path, ep_digest out, struct ep_error *err)
+{
+	struct stat st;
+	char id[512];
+	char key[80];
+	ep_digest kd;
+	json_t *rec;
+
+	if (stat(path, &st) < 0)
+		return ep_error_errno(err, EP_EINVAL, errno, "cannot open '%s'", path);
+	snprintf(id, sizeof(id), "%s\n%ju\n%ju\n%jd\n%ld.%09ld\n%ld.%09ld", path, (uintmax_t)st.st_dev,
+		 (uintmax_t)st.st_ino, (intmax_t)st.st_size, (long)st.st_mtim.tv_sec,
+		 st.st_mtim.tv_nsec, (long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+	if (ep_sha256_buf(id, strlen(id), kd, err) < 0)
+		return -1;
+	snprintf(key, sizeof(key), "file-%s", ep_digest_hex(kd));
+	rec = ep_store_cache_get(b->s, key);
+	if (rec) {
+		const char *d = json_string_value(json_object_get(rec, "sha256"));
+
+		if (d && ep_digest_check(d, NULL) == 0) {
+			snprintf(out, sizeof(ep_digest), "%s", d);
+			json_decref(rec);
+			return 0;
+		}
+		json_decref(rec);
+	}
+	if (b->o->progress)
+		b->o->progress(b->o->pctx, "hashing base", 0, (uint64_t)st.st_size);
+	if (ep_sha256_file(path, out, NULL, err) < 0)
+		return -1;
+	rec = json_pack("{s:s}", "sha256", out);
+	if (!rec)
+		return ep_error_oom(err);
+	if (ep_txn_set_cache(&b->txn, key, rec, err) < 0) {
+		json_decref(rec);
+		return -1;
+	}
+	json_decref(rec);
+	return 0;
+}
+
+static const char *base_kind_name(enum ep_base_kind k)
+{
+	switch (k) {
+	case EP_BASE_SCRATCH:
+		return "scratch";
+	case EP_BASE_ROOTFS:
+		return "rootfs";
+	case EP_BASE_OCI:
+		return "oci";
+	case EP_BASE_IMAGE:
+		return "image";
+	case EP_BASE_DEBIAN:
+		return "debian";
+	}
+	return "?";
+}
+
+static const char *step_kind_name(enum ep_step_kind k)
+{
+	switch (k) {
+	case EP_STEP_COPY:
+		return "copy";
+	case EP_STEP_APT:
+		return "apt";
+	case EP_STEP_FETCH:
+		return "fetch";
+	case EP_STEP_PIP:
+		return "pip";
+	case EP_STEP_RUN:
+		return "run";
+	}
+	return "?";
+}
+
+/* Compares a freshly resolved input with the lock's; --locked refuses drift. */
+static int check_locked(struct bctx *b, const char *where, json_t *now, json_t *locked,
+			struct ep_error *err)
+{
+	cleanup_free char *a = NULL, *c = NULL;
+
+	if (!b->o->locked)
+		return 0;
+	if (locked && json_equal(now, locked))
+		return 0;
+	a = locked ? ep_json_canonical(locked, NULL, err) : ep_strdup("(nothing)", err);
+	c = ep_json_canonical(now, NULL, err);
+	if (!a || !c)
+		return -1;
+	return ep_error_set(err, EP_EINVAL,
+			    "--locked: %s differs from the lock '%s':\n  lock:     %s\n  manifest: %s\n"
+			    "run 'envpin lock' or build without --locked to update the lock",
+			    where, b->r->lock_path, a, c);
+}
+
+static json_t *lock_input(struct bctx *b, const char *section, size_t i)
+{
+	json_t *in = b->lock ? json_object_get(b->lock, "inputs") : NULL;
+
+	if (!in)
+		return NULL;
+	if (!strcmp(section, "base"))
+		return json_object_get(in, "base");
+	return json_array_get(json_object_get(in, "layers"), i);
+}
+
+static int do_base_rootfs(struct bctx *b, int resolve_only, struct ep_error *err)
+{
+	struct ep_base *base = &b->m->base;
+	cleanup_json json_t *input = NULL;
+	cleanup_free char *rel = NULL;
+	ep_digest have;
+	char key[80];
+	json_t *rec;
+
+	if (pinned_file_sha256(b, base->path, have, err) < 0)
+		return ep_error_wrap(err, "base rootfs");
+	if (strcmp(ep_digest_hex(have), base->sha256) != 0)
+		return ep_error_set(err, EP_EINVAL,
+				    "%s: base.sha256: '%s' does not match the manifest:\n"
+				    "  manifest says sha256:%s\n  file hashes to %s",
+				    b->m->path, base->path, base->sha256, have);
+	input = json_pack("{s:s, s:s}", "kind", "rootfs", "sha256", base->sha256);
+	if (!input)
+		return ep_error_oom(err);
+	if (check_locked(b, "base", input, lock_input(b, "base", 0), err) < 0)
+		return -1;
+	if (json_object_set(b->inputs, "base", input) < 0)
+		return ep_error_oom(err);
+	if (resolve_only)
+		return 0;
+	if (layer_cache_key(b, input, key, err) < 0)
+		return -1;
+	rec = cache_lookup(b, key);
+	if (!rec) {
+		struct ep_tree *tree = ep_tree_new(b->spool, err);
+
+		if (!tree)
+			return -1;
+		if (b->o->progress)
+			b->o->progress(b->o->pctx, "base rootfs", 0, 0);
+		if (ep_tree_add_archive(tree, base->path, "/", b->m->source_date_epoch, err) < 0 ||
+		    !(rec = write_layer(b, tree, "base rootfs", err))) {
+			ep_tree_free(tree);
+			return ep_error_wrap(err, "base rootfs '%s'", base->path);
+		}
+		ep_tree_free(tree);
+		if (ep_txn_set_cache(&b->txn, key, rec, err) < 0) {
+			json_decref(rec);
+			return -1;
+		}
+		if (use_record(b, "base rootfs", rec, 0, err) < 0) {
+			json_decref(rec);
+			return -1;
+		}
+	} else if (use_record(b, "base rootfs", rec, 1, err) < 0) {
+		json_decref(rec);
+		return -1;
+	}
+	json_decref(rec);
+	rel = ep_asprintf(err, "envpin: base rootfs sha256:%s", base->sha256);
+	return rel ? add_history(b, rel, 0, err) : -1;
+}
+
+/* Copies a blob from a foreign layout into the txn, checking its digest. */
+static int import_blob(struct bctx *b, const char *layout, const char *digest, struct ep_error *err)
+{
+	cleanup_free char *src = NULL, *tmp = NULL;
+	cleanup_close int in = -1, out = -1;
+	struct ep_fd_sink fds;
+	struct ep_hash_sink h;
+	char buf[1 << 16];
+
+	if (ep_store_has_blob(b->s, digest))
+		return 0;
+	src = ep_asprintf(err, "%s/blobs/sha256/%s", layout, ep_digest_hex(digest));
+	if (!src)
+		return -1;
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return ep_error_errno(err, EP_EINVAL, errno, "blob %s is missing from '%s'", digest, layout);
+	if (ep_txn_tempfile(&b->txn, &out, &tmp, err) < 0)
+		return -1;
+	ep_fd_sink_init(&fds, out);
+	if (ep_hash_sink_init(&h, &fds.base, err) < 0)
+		return -1;
+	for (;;) {
+		ssize_t n = read(in, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ep_sink_release(&h.base);
+			return ep_error_errno(err, EP_EENV, errno, "read '%s'", src);
+		}
+		if (n == 0)
+			break;
+		if (ep_sink_write(&h.base, buf, (size_t)n, err) < 0) {
+			ep_sink_release(&h.base);
+			return -1;
+		}
+	}
+	if (ep_sink_finish(&h.base, err) < 0)
+		return -1;
+	if (strcmp(h.digest, digest) != 0)
+		return ep_error_set(err, EP_EMISMATCH, "blob %s in '%s' hashes to %s", digest, layout,
+				    h.digest);
+	return ep_txn_add_blob_file(&b->txn, tmp, digest, err);
+}
+
+static int do_base_oci(struct bctx *b, int resolve_only, struct ep_error *err)
+{
+	struct ep_base *base = &b->m->base;
+	cleanup_json json_t *input = NULL, *man = NULL, *cfg = NULL;
+	cleanup_free char *mtext = NULL, *ctext = NULL;
+	const char *cdigest;
+	json_t *layers, *diff_ids, *l, *hist;
+	size_t len, i;
+
+	input = json_pack("{s:s, s:s}", "kind", "oci", "digest", base->digest);
+	if (!input)
+		return ep_error_oom(err);
+	if (check_locked(b, "base", input, lock_input(b, "base", 0), err) < 0)
+		return -1;
+	if (json_object_set(b->inputs, "base", input) < 0)
+		return ep_error_oom(err);
+	mtext = ep_layout_read_blob(base->path, base->digest, EP_MAX_MANIFEST_BYTES, &len, err);
+	if (!mtext)
+		return ep_error_wrap(err, "base oci '%s'", base->path);
+	man = ep_json_loadb(mtext, len, EP_MAX_MANIFEST_BYTES, base->digest, err);
+	if (!man)
+		return -1;
+	cdigest = json_string_value(json_object_get(json_object_get(man, "config"), "digest"));
+	layers = json_object_get(man, "layers");
+	if (!cdigest || ep_digest_check(cdigest, NULL) < 0 || !json_is_array(layers))
+		return ep_error_set(err, EP_EINVAL, "base oci '%s': %s is not an image manifest",
+				    base->path, base->digest);
+	ctext = ep_layout_read_blob(base->path, cdigest, EP_MAX_CONFIG_BYTES, &len, err);
+	if (!ctext)
+		return ep_error_wrap(err, "base oci '%s'", base->path);
+	cfg = ep_json_loadb(ctext, len, EP_MAX_CONFIG_BYTES, cdigest, err);
+	if (!cfg)
+		return -1;
+	diff_ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
+	if (!json_is_array(diff_ids) || json_array_size(diff_ids) != json_array_size(layers))
+		return ep_error_set(err, EP_EINVAL,
+				    "base oci '%s': config %s has %zu diff_ids for %zu layers", base->path,
+				    cdigest, json_array_size(diff_ids), json_array_size(layers));
+	b->base_config = json_incref(json_object_get(cfg, "config"));
+	hist = json_object_get(cfg, "history");
+	if (json_is_array(hist))
+		json_array_extend(b->history, hist);
+	json_array_foreach(layers, i, l) {
+		const char *d = json_string_value(json_object_get(l, "digest"));
+		const char *mt = json_string_value(json_object_get(l, "mediaType"));
+		const char *di = json_string_value(json_array_get(diff_ids, i));
+		json_int_t sz = json_integer_value(json_object_get(l, "size"));
+		int kind;
+
+		if (!d || !mt || !di || ep_digest_check(d, NULL) < 0 || ep_digest_check(di, NULL) < 0)
+			return ep_error_set(err, EP_EINVAL, "base oci '%s': layer %zu is malformed",
+					    base->path, i);
+		kind = ep_compression_from_media_type(mt);
+		if (kind < 0)
+			return ep_error_set(err, EP_EINVAL,
+					    "base oci '%s': layer %s has unsupported media type '%s'",
+					    base->path, d, mt);
+		if (!resolve_only && import_blob(b, base->path, d, err) < 0)
+			return ep_error_wrap(err, "base oci '%s'", base->path);
+		if (add_result_layer(b, "base oci", d, di, (uint64_t)sz,
+				     ep_compression_media_type((enum ep_compression)kind), 1, 1, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int do_copy_step(struct bctx *b, size_t si, int resolve_only, struct ep_error *err)
+{
+	struct ep_step *st = &b->m->steps[si];
+	struct ep_tree *tree = ep_tree_new(b->spool, err);
+	cleanup_json json_t *skey_in = NULL, *ckey_in = NULL, *lockin = NULL;
+	char what[64], skey[80], ckey[80];
+	ep_digest sk, ck;
+	json_t *rec = NULL;
+	int rc = -1, cached = 0;
+
+	if (!tree)
+		return -1;
+	snprintf(what, sizeof(what), "layers[%zu] copy", si);
+	for (size_t i = 0; i < st->n; i++) {
+		struct ep_copy *c = &st->copy[i];
+		struct ep_copy_opts co = {c->mode, c->uid, c->gid, b->m->source_date_epoch};
+
+		if (ep_tree_add_copy(tree, c->src_path, c->dest, &co, err) < 0) {
+			ep_error_wrap(err, "%s:%d: layers[%zu].copy[%zu]", b->m->path, c->line, si, i);
+			goto out;
+		}
+	}
+	/* Fast path: same files by stat -> same layer, no content read. */
+	if (ep_tree_stat_key(tree, sk, err) < 0)
+		goto out;
+	skey_in = json_pack("{s:s, s:s}", "kind", "copy-stat", "key", sk);
+	if (!skey_in || layer_cache_key(b, skey_in, skey, err) < 0)
+		goto oom;
+	rec = cache_lookup(b, skey);
+	if (rec && json_is_string(json_object_get(rec, "content_key"))) {
+		snprintf(ck, sizeof(ck), "%s", json_string_value(json_object_get(rec, "content_key")));
+		cached = 1;
+	} else {
+		json_decref(rec);
+		rec = NULL;
+		if (b->o->progress)
+			b->o->progress(b->o->pctx, what, 0, 0);
+		if (ep_tree_content_key(tree, ck, err) < 0)
+			goto out;
+	}
+	lockin = json_pack("{s:s, s:s}", "kind", "copy", "content", ck);
+	if (!lockin)
+		goto oom;
+	if (check_locked(b, what, lockin, lock_input(b, "layers", si), err) < 0)
+		goto out;
+	if (json_array_append(json_object_get(b->inputs, "layers"), lockin) < 0)
+		goto oom;
+	if (resolve_only) {
+		rc = 0;
+		goto out;
+	}
+	if (!rec) {
+		ckey_in = json_pack("{s:s, s:s}", "kind", "copy", "key", ck);
+		if (!ckey_in || layer_cache_key(b, ckey_in, ckey, err) < 0)
+			goto oom;
+		rec = cache_lookup(b, ckey);
+		cached = rec != NULL;
+		if (!rec) {
+			rec = write_layer(b, tree, what, err);
+			if (!rec) {
+				ep_error_wrap(err, "%s:%d: layers[%zu]", b->m->path, st->line, si);
+				goto out;
+			}
+			if (ep_txn_set_cache(&b->txn, ckey, rec, err) < 0)
+				goto out;
+		}
+		json_object_set_new(rec, "content_key", json_string(ck));
+		if (ep_txn_set_cache(&b->txn, skey, rec, err) < 0)
+			goto out;
+	}
+	if (use_record(b, what, rec, cached, err) < 0)
+		goto out;
+	{
+		char by[160];
+
+		snprintf(by, sizeof(by), "envpin: layers[%zu] copy (%zu item%s)", si, st->n,
+			 st->n == 1 ? "" : "s");
+		rc = add_history(b, by, 0, err);
+	}
+	goto out;
+oom:
+	if (!err || err->code == EP_OK)
+		ep_error_oom(err);
+out:
+	json_decref(rec);
+	ep_tree_free(tree);
+	return rc;
+}
+
+/* Env lists merge by variable name: manifest values replace base values. */
+static json_t *merge_env(json_t *base_env, json_t *env, struct ep_error *err)
+{
+	json_t *out = json_array();
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	if (!out) {
+		ep_error_oom(err);
+		return NULL;
+	}
+	json_array_foreach(base_env, i, v) {
+		const char *s = json_string_value(v);
+		const char *eq = s ? strchr(s, '=') : NULL;
+		char name[256];
+
+		if (!eq || (size_t)(eq - s) >= sizeof(name))
+			continue;
+		memcpy(name, s, (size_t)(eq - s));
+		name[eq - s] = '\0';
+		if (env && json_object_get(env, name))
+			continue;
+		json_array_append(out, v);
+	}
+	/* json_object_foreach order is insertion order; sort for determinism. */
+	if (env) {
+		const char **keys = ep_calloc(json_object_size(env) + 1, sizeof(char *), err);
+		size_t n = 0;
+
+		if (!keys) {
+			json_decref(out);
+			return NULL;
+		}
+		json_object_foreach(env, k, v) keys[n++] = k;
+		for (size_t a = 1; a < n; a++)
+			for (size_t c = a; c > 0 && strcmp(keys[c - 1], keys[c]) > 0; c--) {
+				const char *t = keys[c];
+				keys[c] = keys[c - 1];
+				keys[c - 1] = t;
+			}
+		for (size_t a = 0; a < n; a++) {
+			char *kv = ep_asprintf(err, "%s=%s", keys[a],
+					       json_string_value(json_object_get(env, keys[a])));
+			if (!kv) {
+				free(keys);
+				json_decref(out);
+				return NULL;
+			}
+			json_array_append_new(out, json_string(kv));
+			free(kv);
+		}
+		free(keys);
+	}
+	return out;
+}
+
+static json_t *make_config(struct bctx *b, struct ep_error *err)
+{
+	json_t *mc = b->m->config;
+	cleanup_json json_t *cfg = NULL, *rootfs = NULL;
+	json_t *c, *v;
+	char when[32];
+
+	c = b->base_config && json_is_object(b->base_config) ? json_deep_copy(b->base_config)
+							      : json_object();
+	if (!c) {
+		ep_error_oom(err);
+		return NULL;
+	}
+	if (mc) {
+		json_t *env = merge_env(json_object_get(c, "Env"), json_object_get(mc, "env"), err);
+
+		if (!env) {
+			json_decref(c);
+			return NULL;
+		}
+		if (json_array_size(env))
+			json_object_set_new(c, "Env", env);
+		else
+			json_decref(env);
+		if ((v = json_object_get(mc, "entrypoint")))
+			json_object_set(c, "Entrypoint", v);
+		if ((v = json_object_get(mc, "cmd")))
+			json_object_set(c, "Cmd", v);
+		if ((v = json_object_get(mc, "workdir")))
+			json_object_set(c, "WorkingDir", v);
+		if ((v = json_object_get(mc, "user")))
+			json_object_set(c, "User", v);
+		if ((v = json_object_get(mc, "labels"))) {
+			json_t *labels = json_object_get(c, "Labels");
+
+			if (!json_is_object(labels)) {
+				labels = json_object();
+				json_object_set_new(c, "Labels", labels);
+			}
+			json_object_update(labels, v);
+		}
+		if ((v = json_object_get(mc, "exposed_ports"))) {
+			json_t *ports = json_object_get(c, "ExposedPorts");
+			size_t i;
+			json_t *p;
+
+			if (!json_is_object(ports)) {
+				ports = json_object();
+				json_object_set_new(c, "ExposedPorts", ports);
+			}
+			json_array_foreach(v, i, p) {
+				const char *s = json_string_value(p);
+				char full[32];
+
+				snprintf(full, sizeof(full), "%s%s", s, strchr(s, '/') ? "" : "/tcp");
+				json_object_set_new(ports, full, json_object());
+			}
+		}
+	}
+	ep_rfc3339(b->m->source_date_epoch, when);
+	rootfs = json_pack("{s:s, s:O}", "type", "layers", "diff_ids", b->diff_ids);
+	cfg = json_pack("{s:s, s:s, s:s, s:o, s:O, s:O}", "architecture", "amd64", "os", "linux",
+			"created", when, "config", c, "rootfs", rootfs, "history", b->history);
+	if (!cfg || !rootfs) {
+		ep_error_oom(err);
+		return NULL;
+	}
+	return steal_pointer(&cfg);
+}
+
+static int load_lock(struct bctx *b, struct ep_error *err)
+{
+	struct stat st;
+	json_t *v;
+
+	if (stat(b->r->lock_path, &st) < 0) {
+		if (errno == ENOENT && !b->o->locked)
+			return 0;
+		if (errno == ENOENT)
+			return ep_error_set(err, EP_EINVAL,
+					    "--locked: there is no lock file '%s'; run 'envpin lock -f %s' first",
+					    b->r->lock_path, b->o->manifest_path);
+		return ep_error_errno(err, EP_EENV, errno, "stat '%s'", b->r->lock_path);
+	}
+	b->lock = ep_json_load_file(b->r->lock_path, LOCK_MAX_BYTES, err);
+	if (!b->lock)
+		return -1;
+	v = json_object_get(b->lock, "lockVersion");
+	if (!json_is_integer(v) || json_integer_value(v) != LOCK_VERSION || !json_is_object(json_object_get(b->lock, "inputs")))
+		return ep_error_set(err, EP_EINVAL, "'%s': not an envpin lock file (lockVersion %d)",
+				    b->r->lock_path, LOCK_VERSION);
+	return 0;
+}
+
+/* Compressor: the user's choice, else the lock's, else gzip defaults. */
+static int choose_compressor(struct bctx *b, struct ep_error *err)
+{
+	json_t *lc = b->lock ? json_object_get(b->lock, "compressor") : NULL;
+
+	if (b->o->compress_set) {
+		b->cp = b->o->compress;
+	} else if (lc) {
+		enum ep_compression k;
+		const char *name = json_string_value(json_object_get(lc, "name"));
+
+		if (!name || ep_compression_parse(name, &k, err) < 0)
+			return ep_error_wrap(err, "'%s': compressor", b->r->lock_path);
+		ep_compress_defaults(k, &b->cp);
+		if (json_is_integer(json_object_get(lc, "level")))
+			b->cp.level = (int)json_integer_value(json_object_get(lc, "level"));
+		if (json_is_integer(json_object_get(lc, "block_size")))
+			b->cp.block_size = (size_t)json_integer_value(json_object_get(lc, "block_size"));
+	} else {
+		ep_compress_defaults(EP_COMPRESS_GZIP, &b->cp);
+	}
+	b->cdesc = ep_compress_describe(&b->cp, err);
+	if (!b->cdesc)
+		return -1;
+	if (b->o->locked && lc && !json_equal(lc, b->cdesc)) {
+		cleanup_free char *a = ep_json_canonical(lc, NULL, err);
+		cleanup_free char *c = ep_json_canonical(b->cdesc, NULL, err);
+
+		return ep_error_set(err, EP_EINVAL,
+				    "--locked: the compressor differs from the lock '%s':\n  lock: %s\n  this build: %s",
+				    b->r->lock_path, a ? a : "?", c ? c : "?");
+	}
+	return 0;
+}
+
+static json_t *lock_doc(struct bctx *b, json_t *image, struct ep_error *err)
+{
+	cleanup_free char *mtext = NULL;
+	size_t mlen;
+	ep_digest md;
+	const char *slash = strrchr(b->o->manifest_path, '/');
+	json_t *doc;
+
+	mtext = ep_read_file(b->o->manifest_path, EP_MANIFEST_MAX_BYTES, &mlen, err);
+	if (!mtext || ep_sha256_buf(mtext, mlen, md, err) < 0)
+		return NULL;
+	doc = json_pack("{s:i, s:s, s:s, s:s, s:i, s:I, s:O, s:O}", "lockVersion", LOCK_VERSION,
+			"envpin", EP_VERSION, "manifest", slash ? slash + 1 : b->o->manifest_path,
+			"manifest_sha256", md, "profile", EP_PROFILE, "source_date_epoch",
+			(json_int_t)b->m->source_date_epoch, "compressor", b->cdesc, "inputs", b->inputs);
+	if (!doc) {
+		ep_error_oom(err);
+		return NULL;
+	}
+	if (image)
+		json_object_set(doc, "image", image);
+	return doc;
+}
+
+static int write_lock(struct bctx *b, json_t *doc, struct ep_error *err)
+{
+	cleanup_free char *text = ep_json_pretty(doc, err);
+	cleanup_free char *old = NULL;
+	size_t oldlen = 0;
+
+	if (!text)
+		return -1;
+	old = ep_read_file(b->r->lock_path, LOCK_MAX_BYTES, &oldlen, NULL);
+	if (old && oldlen == strlen(text) && !memcmp(old, text, oldlen))
+		return 0;
+	b->r->lock_changed = 1;
+	if (ep_write_file_atomic(b->r->lock_path, text, strlen(text), 0644, err) < 0)
+		return ep_error_wrap(err, "write lock");
+	return 0;
+}
+
+static int bctx_init(struct bctx *b, const struct ep_build_opts *o, struct ep_store *s,
+		     struct ep_build_result *r, struct ep_error *err)
+{
+	memset(b, 0, sizeof(*b));
+	memset(r, 0, sizeof(*r));
+	b->o = o;
+	b->s = s;
+	b->r = r;
+	b->m = ep_manifest_load(o->manifest_path, err);
+	if (!b->m)
+		return -1;
+	r->lock_path = o->lock_path ? ep_strdup(o->lock_path, err)
+				    : ep_manifest_lock_path(o->manifest_path, err);
+	if (!r->lock_path)
+		return -1;
+	b->inputs = json_pack("{s:[]}", "layers");
+	b->history = json_array();
+	b->diff_ids = json_array();
+	b->mlayers = json_array();
+	if (!b->inputs || !b->history || !b->diff_ids || !b->mlayers)
+		return ep_error_oom(err);
+	if (load_lock(b, err) < 0 || choose_compressor(b, err) < 0)
+		return -1;
+	return 0;
+}
+
+static void bctx_release(struct bctx *b)
+{
+	if (b->txn_open)
+		ep_txn_abort(&b->txn);
+	ep_manifest_free(b->m);
+	json_decref(b->cdesc);
+	json_decref(b->lock);
+	json_decref(b->inputs);
+	json_decref(b->base_config);
+	json_decref(b->history);
+	json_decref(b->diff_ids);
+	json_decref(b->mlayers);
+}
+
+/* Refuses what this version cannot build yet, before anything is written. */
+static int check_supported(struct bctx *b, struct ep_error *err)
+{
+	if (b->m->base.kind == EP_BASE_IMAGE || b->m->base.kind == EP_BASE_DEBIAN)
+		return ep_error_set(err, EP_EINVAL, "%s: base: kind '%s' is not supported by this envpin yet",
+				    b->m->path, base_kind_name(b->m->base.kind));
+	for (size_t i = 0; i < b->m->n_steps; i++)
+		if (b->m->steps[i].kind != EP_STEP_COPY)
+			return ep_error_set(err, EP_EINVAL,
+					    "%s:%d: layers[%zu]: step '%s' is not supported by this envpin yet",
+					    b->m->path, b->m->steps[i].line, i,
+					    step_kind_name(b->m->steps[i].kind));
+	return 0;
+}
+
+static int run_steps(struct bctx *b, int resolve_only, struct ep_error *err)
+{
+	int rc = 0;
+
+	switch (b->m->base.kind) {
+	case EP_BASE_SCRATCH:
+		json_object_set_new(b->inputs, "base", json_pack("{s:s}", "kind", "scratch"));
+		break;
+	case EP_BASE_ROOTFS:
+		rc = do_base_rootfs(b, resolve_only, err);
+		break;
+	case EP_BASE_OCI:
+		rc = do_base_oci(b, resolve_only, err);
+		break;
+	default:
+		return ep_error_set(err, EP_EINVAL, "base kind not supported");
+	}
+	if (rc < 0)
+		return -1;
+	for (size_t i = 0; i < b->m->n_steps; i++)
+		if (do_copy_step(b, i, resolve_only, err) < 0)
+			return -1;
+	return 0;
+}
+
+int ep_build(struct ep_store *s, const struct ep_build_opts *o, struct ep_build_result *r,
+	     struct ep_error *err)
+{
+	struct bctx b;
+	cleanup_json json_t *cfg = NULL, *man = NULL, *image = NULL, *doc = NULL;
+	cleanup_free char *ctext = NULL, *mtext = NULL;
+	size_t clen, mlen;
+	int rc = -1;
+	const char *tag;
+
+	if (bctx_init(&b, o, s, r, err) < 0 || check_supported(&b, err) < 0)
+		goto out;
+	if (ep_txn_begin(s, &b.txn, err) < 0)
+		goto out;
+	b.txn_open = 1;
+	b.spool = b.txn.dir;
+	if (run_steps(&b, 0, err) < 0)
+		goto out;
+	cfg = make_config(&b, err);
+	if (!cfg)
+		goto out;
+	ctext = ep_json_canonical(cfg, &clen, err);
+	if (!ctext || ep_txn_add_blob_buf(&b.txn, ctext, clen, r->config_digest, err) < 0)
+		goto out;
+	man = json_pack("{s:i, s:s, s:{s:s, s:s, s:I}, s:O}", "schemaVersion", 2, "mediaType",
+			EP_MT_OCI_MANIFEST, "config", "mediaType", EP_MT_OCI_CONFIG, "digest",
+			r->config_digest, "size", (json_int_t)clen, "layers", b.mlayers);
+	if (!man) {
+		ep_error_oom(err);
+		goto out;
+	}
+	mtext = ep_json_canonical(man, &mlen, err);
+	if (!mtext || ep_txn_add_blob_buf(&b.txn, mtext, mlen, r->manifest_digest, err) < 0)
+		goto out;
+	r->manifest_size = mlen;
+	tag = o->tag ? o->tag : b.m->name;
+	if (ep_txn_add_image(&b.txn, r->manifest_digest, mlen, tag, err) < 0)
+		goto out;
+
+	/* The lock's record of the result; --locked demands the same bytes. */
+	image = json_pack("{s:s, s:s, s:[]}", "digest", r->manifest_digest, "config_digest",
+			  r->config_digest, "layers");
+	if (!image) {
+		ep_error_oom(err);
+		goto out;
+	}
+	for (size_t i = 0; i < r->n_layers; i++)
+		json_array_append_new(json_object_get(image, "layers"),
+				      json_pack("{s:s, s:s, s:I}", "digest", r->layers[i].digest,
+						"diff_id", r->layers[i].diff_id, "size",
+						(json_int_t)r->layers[i].size));
+	if (o->locked) {
+		const char *want = json_string_value(
+			json_object_get(json_object_get(b.lock, "image"), "digest"));
+
+		if (want && strcmp(want, r->manifest_digest) != 0) {
+			ep_error_set(err, EP_EMISMATCH,
+				     "--locked: the build is not reproducible: the lock '%s' records %s,\n"
+				     "  this build gives %s", r->lock_path, want, r->manifest_digest);
+			goto out;
+		}
+	}
+	if (ep_txn_commit(&b.txn, err) < 0)
+		goto out;
+	b.txn_open = 0;
+	if (!o->no_lock_write && !o->locked) {
+		doc = lock_doc(&b, image, err);
+		if (!doc || write_lock(&b, doc, err) < 0)
+			goto out;
+	}
+	if (o->out_dir && ep_write_layout(s, r->manifest_digest, o->out_dir, tag, err) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (rc < 0 && b.m)
+		ep_error_wrap(err, "build '%s'", o->manifest_path);
+	bctx_release(&b);
+	return rc;
+}
+
+int ep_lock(struct ep_store *s, const struct ep_build_opts *o, struct ep_build_result *r,
+	    struct ep_error *err)
+{
+	struct ep_build_opts lo = *o;
+	struct bctx b;
+	cleanup_json json_t *doc = NULL;
+	json_t *old_image = NULL;
+	int rc = -1;
+
+	lo.locked = 0;
+	if (bctx_init(&b, &lo, s, r, err) < 0 || check_supported(&b, err) < 0)
+		goto out;
+	if (ep_txn_begin(s, &b.txn, err) < 0)
+		goto out;
+	b.txn_open = 1;
+	b.spool = b.txn.dir;
+	if (run_steps(&b, 1, err) < 0)
+		goto out;
+	/* The recorded result stays valid only while nothing that shapes it changed. */
+	if (b.lock && json_equal(json_object_get(b.lock, "inputs"), b.inputs) &&
+	    json_equal(json_object_get(b.lock, "compressor"), b.cdesc) &&
+	    json_integer_value(json_object_get(b.lock, "source_date_epoch")) ==
+		    b.m->source_date_epoch)
+		old_image = json_object_get(b.lock, "image");
+	doc = lock_doc(&b, old_image, err);
+	if (!doc)
+		goto out;
+	if (ep_txn_commit(&b.txn, err) < 0)
+		goto out;
+	b.txn_open = 0;
+	if (write_lock(&b, doc, err) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (rc < 0 && b.m)
+		ep_error_wrap(err, "lock '%s'", o->manifest_path);
+	bctx_release(&b);
+	return rc;
+}
+
+static int copy_file(const char *src, const char *dst, struct ep_error *err)
+{
+	cleanup_close int in = -1, out = -1;
+	cleanup_free char *tmp = NULL;
+	char buf[1 << 16];
+
+	if (link(src, dst) == 0 || errno == EEXIST)
+		return 0;
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return ep_error_errno(err, EP_EENV, errno, "open '%s'", src);
+	tmp = ep_asprintf(err, "%s.tmp", dst);
+	if (!tmp)
+		return -1;
+	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (out < 0)
+		return ep_error_errno(err, EP_EENV, errno, "create '%s'", tmp);
+	for (;;) {
+		ssize_t n = read(in, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return ep_error_errno(err, EP_EENV, errno, "read '%s'", src);
+		if (n == 0)
+			break;
+		if (ep_write_all(out, buf, (size_t)n, err) < 0)
+			return ep_error_wrap(err, "'%s'", tmp);
+	}
+	if (fsync(out) < 0 || rename(tmp, dst) < 0)
+		return ep_error_errno(err, EP_EENV, errno, "write '%s'", dst);
+	return 0;
+}
+
+int ep_write_layout(struct ep_store *s, const char *manifest_digest, const char *dir,
+		    const char *tag, struct ep_error *err)
+{
+	cleanup_free char *blobs = ep_path_join(dir, "blobs/sha256", err);
+	cleanup_free char *idx_path = ep_path_join(dir, "index.json", err);
+	cleanup_free char *lay_path = ep_path_join(dir, "oci-layout", err);
+	cleanup_free char *mtext = NULL, *itext = NULL;
+	cleanup_json json_t *man = NULL, *idx = NULL, *digests = NULL;
+	json_t *v, *desc, *arr;
+	size_t len, i;
+	static const char layout_text[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
+
+	if (!blobs || !idx_path || !lay_path || ep_mkdir_p(blobs, err) < 0)
+		return -1;
+	mtext = ep_layout_read_blob(s->root, manifest_digest, EP_MAX_MANIFEST_BYTES, &len, err);
+	if (!mtext)
+		return -1;
+	man = ep_json_loadb(mtext, len, EP_MAX_MANIFEST_BYTES, manifest_digest, err);
+	if (!man)
+		return -1;
+	digests = json_array();
+	json_array_append_new(digests, json_string(manifest_digest));
+	json_array_append(digests, json_object_get(json_object_get(man, "config"), "digest"));
+	json_array_foreach(json_object_get(man, "layers"), i, v)
+		json_array_append(digests, json_object_get(v, "digest"));
+	json_array_foreach(digests, i, v) {
+		const char *d = json_string_value(v);
+		cleanup_free char *src = NULL, *dst = NULL;
+
+		if (!d || ep_digest_check(d, err) < 0)
+			return -1;
+		src = ep_store_blob_path(s, d, err);
+		dst = ep_path_join(blobs, ep_digest_hex(d), err);
+		if (!src || !dst || copy_file(src, dst, err) < 0)
+			return ep_error_wrap(err, "write layout '%s'", dir);
+	}
+	if (ep_fsync_dir(blobs, err) < 0)
+		return -1;
+	if (access(idx_path, F_OK) == 0) {
+		idx = ep_json_load_file(idx_path, EP_JSON_MAX_BYTES, err);
+		if (!idx)
+			return -1;
+	} else {
+		idx = json_pack("{s:i, s:s, s:[]}", "schemaVersion", 2, "mediaType", EP_MT_OCI_INDEX,
+				"manifests");
+	}
+	arr = json_object_get(idx, "manifests");
+	if (!json_is_array(arr))
+		return ep_error_set(err, EP_EINVAL, "'%s' has no manifests array", idx_path);
+	/* Replace an entry with the same tag or digest. */
+	for (i = json_array_size(arr); i-- > 0;) {
+		json_t *e = json_array_get(arr, i);
+		const char *ed = json_string_value(json_object_get(e, "digest"));
+		const char *et = json_string_value(
+			json_object_get(json_object_get(e, "annotations"), "org.opencontainers.image.ref.name"));
+
+		if ((ed && !strcmp(ed, manifest_digest)) || (tag && et && !strcmp(et, tag)))
+			json_array_remove(arr, i);
+	}
+	desc = json_pack("{s:s, s:s, s:I}", "mediaType", EP_MT_OCI_MANIFEST, "digest", manifest_digest,
+			 "size", (json_int_t)len);
+	if (tag)
+		json_object_set_new(desc, "annotations",
+				    json_pack("{s:s}", "org.opencontainers.image.ref.name", tag));
+	json_array_append_new(arr, desc);
+	itext = ep_json_canonical(idx, &len, err);
+	if (!itext)
+		return -1;
+	if (ep_write_file_atomic(lay_path, layout_text, sizeof(layout_text) - 1, 0644, err) < 0 ||
+	    ep_write_file_atomic(idx_path, itext, len, 0644, err) < 0)
+		return ep_error_wrap(err, "write layout '%s'", dir);
+	return 0;
+}

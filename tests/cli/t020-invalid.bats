@@ -1,0 +1,124 @@
+#!/usr/bin/env bats
+# Bad input gets a clear error, exit 2, and leaves the store as it was.
+
+load helpers
+
+setup() {
+	common_setup
+	mkdir -p "$T/ok/payload"
+	printf 'x\n' >"$T/ok/payload/x"
+	cat >"$T/ok/m.json" <<-'JSON'
+	{ "envpin": 1, "name": "seed", "source_date_epoch": 0, "base": "scratch",
+	  "layers": [ { "copy": [ { "src": "payload/", "dest": "/p/" } ] } ] }
+	JSON
+	# a store that already holds an image, so "unchanged" means something
+	"$ENVPIN" build -q -f "$T/ok/m.json" >/dev/null
+	tree_state "$ENVPIN_STORE" >"$T/before"
+}
+teardown() { common_teardown; }
+
+store_unchanged() {
+	tree_state "$ENVPIN_STORE" >"$T/after"
+	diff -u "$T/before" "$T/after"
+}
+
+@test "every bad manifest in tests/data/manifests/bad exits 2, says why, changes nothing" {
+	n=0
+	for m in "$TOP"/tests/data/manifests/bad/*.json; do
+		expect="${m%.json}.expect"
+		[ -f "$expect" ] || continue
+		run "$ENVPIN" build -f "$m"
+		if [ "$status" -ne 2 ] || [[ "$output" != *"$(cat "$expect")"* ]]; then
+			echo "manifest $m: status $status, output: $output"
+			echo "expected to contain: $(cat "$expect")"
+			return 1
+		fi
+		store_unchanged
+		n=$((n + 1))
+	done
+	[ "$n" -ge 10 ]
+}
+
+@test "a wrong base sha256 names both digests and changes nothing" {
+	mkdir -p "$T/b/root/etc"
+	printf 'hi\n' >"$T/b/root/etc/hello"
+	tar -C "$T/b/root" -cf "$T/b/base.tar" .
+	real=$(sha256sum "$T/b/base.tar" | cut -d' ' -f1)
+	wrong=$(printf '%064d' 0)
+	cat >"$T/b/m.json" <<-JSON
+	{ "envpin": 1, "name": "b", "source_date_epoch": 0,
+	  "base": { "rootfs": "base.tar", "sha256": "$wrong" } }
+	JSON
+	run envpin build -f "$T/b/m.json"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"$wrong"* ]]
+	[[ "$output" == *"sha256:$real"* ]]
+	store_unchanged
+	[ ! -e "$T/b/m.lock.json" ]
+}
+
+@test "a build that fails half-way (a socket among the sources) leaves the store as it was" {
+	mkdir -p "$T/s/payload"
+	printf 'one\n' >"$T/s/payload/a"
+	python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' "$T/s/payload/zz.sock"
+	cat >"$T/s/m.json" <<-'JSON'
+	{ "envpin": 1, "name": "s", "source_date_epoch": 0, "base": "scratch",
+	  "layers": [ { "copy": [ { "src": "payload/a", "dest": "/a" } ] },
+	              { "copy": [ { "src": "payload/", "dest": "/p/" } ] } ] }
+	JSON
+	run envpin build -f "$T/s/m.json"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"zz.sock"* ]]
+	store_unchanged
+}
+
+@test "a build killed with SIGKILL leaves a store that verify and gc accept" {
+	mkdir -p "$T/k/payload"
+	head -c 300000000 /dev/urandom >"$T/k/payload/big"
+	cat >"$T/k/m.json" <<-'JSON'
+	{ "envpin": 1, "name": "k", "source_date_epoch": 0, "base": "scratch",
+	  "layers": [ { "copy": [ { "src": "payload/", "dest": "/p/" } ] } ] }
+	JSON
+	"$ENVPIN" build -q -f "$T/k/m.json" >/dev/null 2>&1 &
+	pid=$!
+	sleep 1
+	kill -9 $pid
+	wait $pid || true
+	# the next command cleans the dead transaction; images and blobs are as before
+	run envpin images
+	[ "$status" -eq 0 ]
+	[ -z "$(ls -A "$ENVPIN_STORE/tmp")" ]
+	store_unchanged
+	run envpin verify seed
+	[ "$status" -eq 0 ]
+	run envpin gc
+	[ "$status" -eq 0 ]
+}
+
+@test "usage errors exit 2; unknown commands and options are named" {
+	run envpin frobnicate
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"'frobnicate' is not an envpin command"* ]]
+	run envpin build --bogus
+	[ "$status" -eq 2 ]
+	run envpin verify
+	[ "$status" -eq 2 ]
+	run envpin verify sha256:0000
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"no image"* ]]
+	run envpin build -f "$T/nope.json"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"nope.json"* ]]
+	store_unchanged
+}
+
+@test "every command has --help" {
+	for c in build lock verify export inspect images gc version; do
+		run envpin $c --help
+		[ "$status" -eq 0 ]
+		[[ "$output" == *"usage: envpin $c"* ]]
+	done
+	run envpin --help
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"build"* && "$output" == *"verify"* ]]
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env bats
+# envpin export: archives that skopeo, umoci, podman and docker accept,
+# keeping the manifest digest and the config digest (Docker's image ID).
+
+load helpers
+
+setup() {
+	common_setup
+	make_payload "$T/payload"
+	cat >"$T/m.json" <<-'JSON'
+	{ "envpin": 1, "name": "exp", "source_date_epoch": 1767225600, "base": "scratch",
+	  "layers": [ { "copy": [ { "src": "payload/", "dest": "/opt/p/" } ] } ],
+	  "config": { "env": { "GREETING": "hi" }, "cmd": [ "/opt/p/run.sh" ] } }
+	JSON
+	D=$("$ENVPIN" build -q -f "$T/m.json")
+	CFG=$(jq -r .config.digest "$ENVPIN_STORE/blobs/sha256/${D#sha256:}")
+}
+teardown() { common_teardown; }
+
+@test "oci archive: skopeo sees the same manifest and config digests; umoci unpacks it" {
+	run envpin export "$D" --format oci -o "$T/img.tar"
+	[ "$status" -eq 0 ]
+	run skopeo inspect --raw "oci-archive:$T/img.tar"
+	[ "$status" -eq 0 ]
+	[ "sha256:$(printf '%s' "$output" | sha256sum | cut -d' ' -f1)" = "$D" ]
+	run skopeo inspect --config --raw "oci-archive:$T/img.tar"
+	[ "sha256:$(printf '%s' "$output" | sha256sum | cut -d' ' -f1)" = "$CFG" ]
+	skopeo copy -q "oci-archive:$T/img.tar" "oci:$T/lay:x"
+	run umoci unpack --rootless --image "$T/lay:x" "$T/bundle"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$T/bundle/rootfs/opt/p/sub/a.txt")" = data ]
+	[ -L "$T/bundle/rootfs/opt/p/sub/link" ]
+	# the same image exported twice gives the same archive bytes
+	envpin export "$D" -o "$T/img2.tar"
+	cmp "$T/img.tar" "$T/img2.tar"
+	# and the archive verifies
+	run envpin verify --image "$T/img.tar"
+	[ "$status" -eq 0 ]
+}
+
+@test "docker archive: skopeo reads it; config digest is the image ID" {
+	run envpin export "$D" --format docker --tag envpin/exp:1 -o "$T/d.tar"
+	[ "$status" -eq 0 ]
+	tar -tf "$T/d.tar" | grep -qx manifest.json
+	[ "$(tar -xOf "$T/d.tar" manifest.json | jq -r '.[0].RepoTags[0]')" = envpin/exp:1 ]
+	run skopeo inspect --config --raw "docker-archive:$T/d.tar"
+	[ "$status" -eq 0 ]
+	[ "sha256:$(printf '%s' "$output" | sha256sum | cut -d' ' -f1)" = "$CFG" ]
+}
+
+@test "podman load accepts both archives with the config digest as image ID" {
+	command -v podman >/dev/null || skip "podman is not installed"
+	envpin export "$D" --format docker --tag envpin/exp:1 -o "$T/d.tar"
+	envpin export "$D" --format oci --tag envpin/exp:2 -o "$T/o.tar"
+	export CONTAINERS_STORAGE_CONF="$T/storage.conf"
+	printf '[storage]\ndriver = "vfs"\nrunroot = "%s/run"\ngraphroot = "%s/graph"\n' "$T" "$T" >"$CONTAINERS_STORAGE_CONF"
+	run podman load -i "$T/d.tar"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	run podman load -i "$T/o.tar"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	run podman images --no-trunc --format '{{.ID}}'
+	[[ "$output" == *"${CFG#sha256:}"* ]]
+}
