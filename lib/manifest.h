@@ -67,7 +67,7 @@ struct ep_step {
 struct ep_manifest {
 	char *path;    /* as given */
 	char *dir;     /* absolute directory of the manifest */
-	char *name;
+	char *name;    /* "name", or the file name without ".json" when absent */
 	int64_t source_date_epoch;
 	struct ep_base base;
 	struct ep_step *steps;
