@@ -67,7 +67,7 @@ struct ep_step {
 struct ep_manifest {
 	char *path;    /* as given */
 	char *dir;     /* absolute directory of the manifest */
-	char *name;
+	char *name;    /* "name", or the file name without ".json" when absent */
 	int64_t source_date_epoch;
 	struct ep_base base;
 	struct ep_step *steps;
@@ -75,11 +75,17 @@ struct ep_manifest {
 	json_t *config; /* validated "config" object (borrowed from root), or NULL */
 	json_t *check;  /* "check" object or NULL */
 	json_t *root;   /* whole document (owned) */
+	json_t *lines;  /* field path -> line, for ep_manifest_line (owned) */
 };
 
 /* Loads and validates path.  Returns NULL with EP_EINVAL on any error. */
 struct ep_manifest *ep_manifest_load(const char *path, struct ep_error *err);
 void ep_manifest_free(struct ep_manifest *m);
+
+/* Line of a field, named by its path as in error messages
+ * ("layers[1].copy[0].dest", "config.labels[\"org.x\"]"); 0 if unknown.
+ * Lets later stages (build, lock) point at the manifest line of a step. */
+int ep_manifest_line(const struct ep_manifest *m, const char *field);
 
 /* dir/NAME.json -> dir/NAME.lock.json (any other name: NAME + ".lock.json").
  * Caller frees. */
