@@ -558,6 +558,34 @@ static void test_archive_gnu(void **state)
 	rm_tmp(d);
 }
 
+/* Names are bytes: UTF-8 and Latin-1 names pass through unchanged, from a
+ * GNU-format and from a PAX-format archive. */
+static void test_archive_names_are_bytes(void **state)
+{
+	static const char *fmts[] = {"gnu", "pax"};
+	char *d = mkdir_tmp(), *l, *ar;
+
+	(void)state;
+	put_dir(d, "src", 0755);
+	put_file(d, "src/caf\xc3\xa9", "u", 0644);
+	put_file(d, "src/lat\xe9", "l", 0644);
+	for (size_t i = 0; i < 2; i++) {
+		struct ep_tree *t = new_tree();
+
+		ar = pathf("%s/%s.tar", d, fmts[i]);
+		sh("LC_ALL=C tar --format=%s --numeric-owner --owner=0 --group=0 -cf %s -C %s/src .",
+		   fmts[i], ar, d);
+		archive_ok(t, ar, "/", SDE);
+		l = list_tree(t);
+		assert_string_equal(l, "caf\xc3\xa9 f 0644 0/0 1767225600 1 [u]\n"
+				       "lat\xe9 f 0644 0/0 1767225600 1 [l]\n");
+		free(l);
+		free(ar);
+		ep_tree_free(t);
+	}
+	rm_tmp(d);
+}
+
 /* Writes an archive with lib/tar: entries no normal tool would produce. */
 static char *make_tar(const char *dir, const char *name, const struct ep_tar_header *hs, size_t n)
 {
@@ -750,6 +778,7 @@ int main(void)
 		cmocka_unit_test(test_special_files_refused),
 		cmocka_unit_test(test_changed_file),
 		cmocka_unit_test(test_archive_gnu),
+		cmocka_unit_test(test_archive_names_are_bytes),
 		cmocka_unit_test(test_archive_hostile),
 		cmocka_unit_test(test_archive_special_and_replace),
 		cmocka_unit_test(test_golden_profile1),
