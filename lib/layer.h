@@ -3,9 +3,10 @@
  *
  * A tree is a set of entries keyed by image path.  Entries come from `copy`
  * sources on the host (file data is read at write time) or from tar
- * archives (base rootfs, fetched archives; data is spooled to a temp file
- * when the archive is not already in profile order).  ep_tree_write()
- * emits them sorted by path bytes, with profile-1 metadata, into a sink. */
+ * archives (base rootfs, fetched archives; their file data is spooled, while
+ * the archive is read, to one unlinked temp file in spool_dir).  Only
+ * metadata is kept in memory.  ep_tree_write() emits the entries sorted by
+ * path bytes, with profile-1 metadata, into a sink. */
 #ifndef EP_LAYER_H
 #define EP_LAYER_H
 
@@ -19,7 +20,8 @@
 
 struct ep_tree;
 
-/* spool_dir: where archive data may be spooled (the store's tmp dir); copied. */
+/* spool_dir: where archive data is spooled (the store's tmp dir; NULL means
+ * $TMPDIR or /tmp); copied.  The caller frees the tree with ep_tree_free. */
 struct ep_tree *ep_tree_new(const char *spool_dir, struct ep_error *err);
 void ep_tree_free(struct ep_tree *t);
 
@@ -45,7 +47,11 @@ int ep_tree_add_copy(struct ep_tree *t, const char *src, const char *dest,
  * numeric owners, symlinks, hardlinks, devices and allowlisted xattrs are
  * kept; mtimes are clamped to clamp_mtime; names are normalized and an
  * entry that would leave the root ("..", absolute link targets are fine)
- * is an error naming it.  OCI whiteouts are kept as ordinary entries. */
+ * is an error naming it.  OCI whiteouts are kept as ordinary entries.
+ * The root entry ("./") is dropped; missing parents of dest are added as
+ * 0755 root directories.  Sockets are an error.  The xattr allowlist is
+ * security.capability only.  A hardlink whose target is not a regular file
+ * of the tree is an error at write/key time. */
 int ep_tree_add_archive(struct ep_tree *t, const char *archive, const char *dest,
 			int64_t clamp_mtime, struct ep_error *err);
 
@@ -62,7 +68,8 @@ int ep_tree_stat_key(struct ep_tree *t, ep_digest out, struct ep_error *err);
 int ep_tree_content_key(struct ep_tree *t, ep_digest out, struct ep_error *err);
 
 /* Writes the normalized tar to out and finishes out.  Files that changed
- * size since they were added are an error naming them. */
+ * size (or stopped being regular files) since they were added are an error
+ * naming them.  May be called more than once; the tree is not modified. */
 int ep_tree_write(struct ep_tree *t, struct ep_sink *out, struct ep_error *err);
 
 #endif
