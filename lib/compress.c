@@ -149,7 +149,8 @@ static int check_params(const struct ep_compress_params *p, struct ep_error *err
 	}
 	if (p->block_size < MIN_BLOCK || p->block_size > MAX_BLOCK)
 		return ep_error_set(err, EP_EINVAL, "%s: block size %zu is out of range %u..%u",
-				    ep_compression_name(p->kind), p->block_size, MIN_BLOCK, MAX_BLOCK);
+				    ep_compression_name(p->kind), p->block_size, MIN_BLOCK,
+				    MAX_BLOCK);
 	return 0;
 }
 
@@ -691,6 +692,10 @@ void ep_compress_sink_free(struct ep_sink *s)
 /* ---- decompression ---- */
 
 #define DEC_OUT_CHUNK (256u << 10)
+/* The libdeflate fast path buffers whole members: envpin's members come
+ * from 1 MiB blocks, so 2 MiB holds any of them (and several small ones).
+ * Bigger members (other tools' single-member layers) go to zlib. */
+#define FAST_CAP ((size_t)2 << 20)
 
 struct dec_sink {
 	struct ep_sink base;
@@ -701,6 +706,10 @@ struct dec_sink {
 	unsigned char *out;
 	z_stream zs;
 	bool zs_ok;
+	struct libdeflate_decompressor *ld; /* non-NULL while the fast path is on */
+	unsigned char *pend;                /* fast path: buffered compressed bytes */
+	size_t pend_len;
+	unsigned char *fast_out;
 	ZSTD_DStream *zd;
 	/* between members/frames: nothing of a started one is pending */
 	bool at_boundary;
@@ -738,7 +747,8 @@ static int gunzip_write(struct dec_sink *d, const void *buf, size_t len, struct 
 			if (zs->avail_in == 0)
 				return 0;
 			if (d->members > 0 && inflateReset(zs) != Z_OK)
-				return ep_error_set(err, EP_EENV, "gzip: cannot reset the inflater");
+				return ep_error_set(err, EP_EENV,
+						    "gzip: cannot reset the inflater");
 			d->at_boundary = false;
 		}
 		zs->next_out = d->out;
@@ -755,18 +765,19 @@ static int gunzip_write(struct dec_sink *d, const void *buf, size_t len, struct 
 			/* a bad header right after a complete member is what
 			 * trailing padding or garbage looks like */
 			if (d->members > 0 && zs->total_in <= 10)
-				return ep_error_set(err, EP_EMISMATCH,
-						    "gzip: invalid data: garbage after member %llu (%s)",
-						    (unsigned long long)d->members,
-						    zs->msg ? zs->msg : "bad header");
+				return ep_error_set(
+					err, EP_EMISMATCH,
+					"gzip: invalid data: garbage after member %llu (%s)",
+					(unsigned long long)d->members,
+					zs->msg ? zs->msg : "bad header");
 			return ep_error_set(err, EP_EMISMATCH, "gzip: invalid data: %s",
 					    zs->msg ? zs->msg : "corrupt stream");
 		}
 		if (rc == Z_MEM_ERROR)
 			return ep_error_oom(err);
 		if (rc != Z_OK && rc != Z_BUF_ERROR)
-			return ep_error_set(err, EP_EMISMATCH, "gzip: invalid data: inflate returned %d",
-					    rc);
+			return ep_error_set(err, EP_EMISMATCH,
+					    "gzip: invalid data: inflate returned %d", rc);
 		/* a full output buffer may hide more output of consumed input */
 		if (zs->avail_out != 0) {
 			if (zs->avail_in == 0 && len == 0)
@@ -803,6 +814,69 @@ static int unzstd_write(struct dec_sink *d, const void *buf, size_t len, struct 
 	}
 }
 
+/* Fast path: whole members decoded by libdeflate (about twice zlib's
+ * speed).  A member is tried only when the buffer is full or at finish, so a
+ * member is decoded at most once more than needed per refill.  Anything it
+ * cannot take (a member larger than FAST_CAP, bad data) is handed to zlib,
+ * from the start of that member, for the rest of the stream: zlib's
+ * messages then say what is wrong. */
+static int fast_drain(struct dec_sink *d, bool final, struct ep_error *err)
+{
+	size_t pos = 0;
+
+	while (pos < d->pend_len) {
+		size_t in_used = 0, out_n = 0;
+		enum libdeflate_result r;
+
+		r = libdeflate_gzip_decompress_ex(d->ld, d->pend + pos, d->pend_len - pos,
+						  d->fast_out, FAST_CAP, &in_used, &out_n);
+		if (r != LIBDEFLATE_SUCCESS) {
+			/* bad data may just be a member cut by the buffer's end */
+			if (r == LIBDEFLATE_BAD_DATA && !final && pos > 0)
+				break;
+			libdeflate_free_decompressor(d->ld);
+			d->ld = NULL;
+			break;
+		}
+		if (dec_emit(d, d->fast_out, out_n, err) < 0)
+			return -1;
+		pos += in_used;
+		d->members++;
+	}
+	memmove(d->pend, d->pend + pos, d->pend_len - pos);
+	d->pend_len -= pos;
+	d->at_boundary = d->pend_len == 0;
+	if (!d->ld && d->pend_len > 0) {
+		size_t n = d->pend_len;
+
+		d->pend_len = 0;
+		d->at_boundary = true; /* zlib starts on a member */
+		return gunzip_write(d, d->pend, n, err);
+	}
+	return 0;
+}
+
+static int gunzip_fast_write(struct dec_sink *d, const void *buf, size_t len, struct ep_error *err)
+{
+	const unsigned char *p = buf;
+
+	while (len > 0 && d->ld) {
+		size_t n = FAST_CAP - d->pend_len;
+
+		if (n > len)
+			n = len;
+		memcpy(d->pend + d->pend_len, p, n);
+		d->pend_len += n;
+		p += n;
+		len -= n;
+		if (d->pend_len == FAST_CAP && fast_drain(d, false, err) < 0)
+			return -1;
+	}
+	if (d->pend_len > 0)
+		d->at_boundary = false;
+	return len > 0 ? gunzip_write(d, p, len, err) : 0;
+}
+
 static int dec_write(struct ep_sink *s, const void *buf, size_t len, struct ep_error *err)
 {
 	struct dec_sink *d = (struct dec_sink *)s;
@@ -817,7 +891,7 @@ static int dec_write(struct ep_sink *s, const void *buf, size_t len, struct ep_e
 	d->total_in += len;
 	switch (d->kind) {
 	case EP_COMPRESS_GZIP:
-		rc = gunzip_write(d, buf, len, err);
+		rc = d->ld ? gunzip_fast_write(d, buf, len, err) : gunzip_write(d, buf, len, err);
 		break;
 	case EP_COMPRESS_ZSTD:
 		rc = unzstd_write(d, buf, len, err);
@@ -840,6 +914,10 @@ static int dec_finish(struct ep_sink *s, struct ep_error *err)
 		return ep_error_set(err, EP_EINVAL, "%s: finish after %s", name,
 				    d->finished ? "finish" : "an error");
 	d->finished = true;
+	if (d->ld && fast_drain(d, true, err) < 0) {
+		d->broken = true;
+		return -1;
+	}
 	if (d->kind != EP_COMPRESS_NONE) {
 		if (d->total_in == 0)
 			return ep_error_set(err, EP_EMISMATCH, "%s: truncated: empty stream", name);
@@ -860,6 +938,13 @@ static void dec_release(struct ep_sink *s)
 	d->zs_ok = false;
 	ZSTD_freeDStream(d->zd);
 	d->zd = NULL;
+	if (d->ld)
+		libdeflate_free_decompressor(d->ld);
+	d->ld = NULL;
+	free(d->pend);
+	d->pend = NULL;
+	free(d->fast_out);
+	d->fast_out = NULL;
 	free(d->out);
 	d->out = NULL;
 }
@@ -897,6 +982,15 @@ struct ep_sink *ep_decompress_sink_new(enum ep_compression kind, uint64_t max_ou
 			goto fail;
 		}
 		d->zs_ok = true;
+		d->pend = ep_malloc(FAST_CAP, err);
+		d->fast_out = d->pend ? ep_malloc(FAST_CAP, err) : NULL;
+		if (!d->fast_out)
+			goto fail;
+		d->ld = libdeflate_alloc_decompressor();
+		if (!d->ld) {
+			ep_error_oom(err);
+			goto fail;
+		}
 	} else {
 		size_t rc;
 

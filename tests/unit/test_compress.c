@@ -43,9 +43,10 @@ static void fill_random(unsigned char *p, size_t n, uint64_t seed)
 /* Text-like data from a small vocabulary: compresses about 3-4x. */
 static void fill_text(unsigned char *p, size_t n, uint64_t seed)
 {
-	static const char *words[] = {"lib",   "x86_64", "linux", "gnu", ".so", "\n",  "ELF",
-				      "\x7f",  "\0\0\0", "symbol", "GLIBC_2.34", " ", "/usr/",
-				      "torch", "cuda",   "fits",  "astro", "0123", "zz"};
+	static const char *words[] = {"lib",        "x86_64", "linux", "gnu",    ".so",
+				      "\n",         "ELF",    "\x7f",  "\0\0\0", "symbol",
+				      "GLIBC_2.34", " ",      "/usr/", "torch",  "cuda",
+				      "fits",       "astro",  "0123",  "zz"};
 	uint64_t s = seed | 1;
 	size_t i = 0;
 
@@ -183,8 +184,9 @@ static void test_names_and_media_types(void **state)
 	assert_int_equal(
 		ep_compression_from_media_type("application/vnd.docker.image.rootfs.diff.tar.gzip"),
 		EP_COMPRESS_GZIP);
-	assert_int_equal(ep_compression_from_media_type("application/vnd.docker.image.rootfs.diff.tar"),
-			 EP_COMPRESS_NONE);
+	assert_int_equal(
+		ep_compression_from_media_type("application/vnd.docker.image.rootfs.diff.tar"),
+		EP_COMPRESS_NONE);
 	assert_int_equal(ep_compression_from_media_type("application/vnd.oci.image.config.v1+json"),
 			 -1);
 	assert_int_equal(ep_compression_from_media_type(NULL), -1);
@@ -322,7 +324,8 @@ static void test_thread_independence(void **state)
 		struct ep_compress_params p = params(EP_COMPRESS_GZIP, gz_threads[i]);
 		size_t zlen;
 		/* vary the write size too: output must not depend on it */
-		unsigned char *z = compress_buf(&p, data, len, i == 0 ? len : 1000 + 3000 * i, &zlen);
+		unsigned char *z =
+			compress_buf(&p, data, len, i == 0 ? len : 1000 + 3000 * i, &zlen);
 
 		sha_of(z, zlen, i == 0 ? first : d);
 		if (i > 0 && strcmp(first, d) != 0)
@@ -410,6 +413,61 @@ static void test_system_tools(void **state)
 	free(data);
 }
 
+/* Streams by gzip(1): one member of several MiB (too big for the fast
+ * path), after members of ours (the fast path hands over mid-stream). */
+static void test_foreign_gzip(void **state)
+{
+	struct ep_error err = EP_ERROR_INIT;
+	struct ep_compress_params p = params(EP_COMPRESS_GZIP, 2);
+	size_t len = 5 * MIB + 17, ours_len, theirs_len = 0, all_len, blen;
+	unsigned char *data = mixed_data(len, 77), *ours, *theirs, *all, *back;
+	char path[] = "/tmp/test_compress.XXXXXX";
+	char cmd[256];
+	FILE *f;
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(ep_write_all(fd, data, len, &err), 0);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "gzip -6 -c '%s'", path);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	theirs = malloc(len + 65536);
+	assert_non_null(theirs);
+	theirs_len = fread(theirs, 1, len + 65536, f);
+	assert_int_equal(pclose(f), 0);
+	unlink(path);
+	assert_true(theirs_len > 3 * MIB && theirs_len < len);
+
+	back = NULL;
+	if (decompress_buf(EP_COMPRESS_GZIP, theirs, theirs_len, 65536, OUT_MAX, &back, &blen,
+			   &err) < 0)
+		fail_msg("gzip(1) stream: %s", err.msg);
+	assert_int_equal(blen, len);
+	assert_memory_equal(back, data, len);
+	free(back);
+
+	ours = compress_buf(&p, data, len, len, &ours_len);
+	all_len = ours_len + theirs_len;
+	all = malloc(all_len);
+	assert_non_null(all);
+	memcpy(all, ours, ours_len);
+	memcpy(all + ours_len, theirs, theirs_len);
+	back = NULL;
+	if (decompress_buf(EP_COMPRESS_GZIP, all, all_len, 1000003, OUT_MAX, &back, &blen, &err) <
+	    0)
+		fail_msg("ours + gzip(1): %s", err.msg);
+	assert_int_equal(blen, 2 * len);
+	assert_memory_equal(back, data, len);
+	assert_memory_equal(back + len, data, len);
+	free(back);
+	free(all);
+	free(ours);
+	free(theirs);
+	free(data);
+}
+
 static void expect_mismatch(enum ep_compression kind, const unsigned char *z, size_t zlen,
 			    const char *needle)
 {
@@ -430,7 +488,8 @@ static void expect_mismatch(enum ep_compression kind, const unsigned char *z, si
 
 static void test_corrupt_and_truncated(void **state)
 {
-	size_t len = MIB + 4321;
+	/* more than the 2 MiB that the gzip fast path buffers */
+	size_t len = 5 * MIB + 4321;
 	unsigned char *data = mixed_data(len, 11);
 
 	(void)state;
@@ -442,9 +501,9 @@ static void test_corrupt_and_truncated(void **state)
 		unsigned char *z = compress_buf(&p, data, len, len, &zlen);
 
 		/* gzip: any flipped byte fails (crc32 per member).  zstd
-		 * frames carry no checksum (the layer digests are the
-		 * check), so only structure is verified: corrupt the frame
-		 * header's reserved bit. */
+     * frames carry no checksum (the layer digests are the
+     * check), so only structure is verified: corrupt the frame
+     * header's reserved bit. */
 		size_t at = kind == EP_COMPRESS_GZIP ? zlen / 3 : 4;
 		unsigned char flip = kind == EP_COMPRESS_GZIP ? 0x55 : 0x08;
 
@@ -525,8 +584,8 @@ static void test_concatenated_streams(void **state)
 		memcpy(ab + al, b, bl);
 		for (size_t chunk = 1; chunk <= al + bl; chunk *= 37) {
 			back = NULL;
-			if (decompress_buf((enum ep_compression)kind, ab, al + bl, chunk, OUT_MAX, &back,
-					   &blen, &err) < 0)
+			if (decompress_buf((enum ep_compression)kind, ab, al + bl, chunk, OUT_MAX,
+					   &back, &blen, &err) < 0)
 				fail_msg("chunk %zu: %s", chunk, err.msg);
 			assert_int_equal(blen, 2 * len);
 			assert_memory_equal(back, data, 2 * len);
@@ -615,6 +674,7 @@ int main(void)
 		cmocka_unit_test(test_thread_independence),
 		cmocka_unit_test(test_gzip_golden),
 		cmocka_unit_test(test_system_tools),
+		cmocka_unit_test(test_foreign_gzip),
 		cmocka_unit_test(test_corrupt_and_truncated),
 		cmocka_unit_test(test_trailing_garbage),
 		cmocka_unit_test(test_concatenated_streams),
