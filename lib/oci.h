@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include <stdint.h>
+#include <stddef.h>
 
 #include "digest.h"
 #include "error.h"
@@ -38,6 +39,7 @@ struct ep_verify_item {
 	ep_digest diff_actual;
 	uint64_t size;
 	int ok;
+	char problem[320]; /* what is wrong, one line naming the blob ("" if ok) */
 };
 
 struct ep_verify_report {
