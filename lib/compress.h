@@ -27,6 +27,12 @@ enum ep_compression {
 	EP_COMPRESS_ZSTD = 2,
 };
 
+/* envpin's defaults (docs/compression.md says how they were chosen). */
+#define EP_GZIP_DEFAULT_LEVEL 1
+#define EP_GZIP_DEFAULT_BLOCK ((size_t)1 << 20)
+#define EP_ZSTD_DEFAULT_LEVEL 3
+#define EP_ZSTD_DEFAULT_BLOCK ((size_t)1 << 20)
+
 struct ep_compress_params {
 	enum ep_compression kind;
 	int level;         /* library level; defaults per kind */
