@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include <stdint.h>
+#include <stddef.h>
 
 #include "digest.h"
 #include "error.h"
@@ -38,6 +39,7 @@ struct ep_verify_item {
 	ep_digest diff_actual;
 	uint64_t size;
 	int ok;
+	char problem[320]; /* what is wrong, one line naming the blob ("" if ok) */
 };
 
 struct ep_verify_report {
@@ -61,9 +63,16 @@ int ep_verify_layout(const char *layout, const char *manifest_digest,
 /* Verifies an image made by any tool: `path` is an OCI layout directory, an
  * OCI archive (tar with index.json) or a docker-archive (tar with
  * manifest.json, from `docker save`).  want_digest selects the manifest in a
- * layout/OCI archive with several (NULL: there must be exactly one).  For
- * docker-archives the config digest is what is checked (Docker keeps no
- * manifest); rep->manifest_digest is then empty. */
+ * layout/OCI archive with several (NULL: there must be exactly one); it may
+ * also be a tag (matched against the ref.name / io.containerd.image.name
+ * annotations, or RepoTags / the config digest in a docker-archive).  An
+ * index.json entry that is a multi-platform index is followed to linux/amd64.
+ * A tar is read once as a stream; its member names are untrusted (absolute,
+ * "..", overlong or duplicate names: EP_EINVAL).  For docker-archives the
+ * config digest is what is checked (Docker keeps no manifest);
+ * rep->manifest_digest is then empty.  Errors as for ep_verify_layout.
+ * Layers of a layout are hashed on up to min(ncpu, 4) threads;
+ * ENVPIN_VERIFY_THREADS=N overrides.  See docs/verify.md. */
 int ep_verify_path(const char *path, const char *want_digest, struct ep_verify_report *rep,
 		   ep_progress_fn progress, void *pctx, struct ep_error *err);
 
@@ -83,7 +92,8 @@ int ep_export(const char *layout, const char *manifest_digest, const char *out_p
 
 /* {"digest","config_digest","media_type","created","architecture","os",
  *  "config":{...},"layers":[{"digest","diff_id","size","media_type"}],
- *  "size": total compressed} for image manifest_digest in layout.
+ *  "config_size", "size": manifest + config + layers as stored} for image
+ * manifest_digest in layout; manifest and config are digest-checked.
  * New reference. */
 json_t *ep_inspect(const char *layout, const char *manifest_digest, struct ep_error *err);
 
