@@ -154,3 +154,17 @@ busybox_oci() {
 	run curl -s -o /dev/null -w '%{http_code}' --cacert "$REGISTRY_DIR/ca.crt" "https://$addr/v2/"
 	[ "$output" = 401 ]
 }
+
+@test "bench/lib/oci-verify.sh: passes a good layout, fails on one flipped byte" {
+	need_busybox
+	need umoci jq
+	busybox_oci
+	"$BATS_TEST_DIRNAME/../../bench/lib/oci-verify.sh" "$T/oci"
+	layer=$(jq -r '.layers[0].digest | sub("^sha256:"; "")' "$T/oci/blobs/sha256/${BB_DIGEST#sha256:}")
+	f="$T/oci/blobs/sha256/$layer"
+	chmod u+w "$f"
+	printf '\xff' | dd of="$f" bs=1 seek=100 conv=notrunc status=none
+	run "$BATS_TEST_DIRNAME/../../bench/lib/oci-verify.sh" "$T/oci"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"$layer: FAILED"* ]]
+}
