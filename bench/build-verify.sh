@@ -150,7 +150,7 @@ envpin_note=""
 if [ ! -x "$ENVPIN" ]; then
 	envpin_note="no envpin binary at '$ENVPIN'"
 elif ! "$ENVPIN" --store "$W/probe-store" build -f "$ctx/manifest.json" --compress gzip >"$log" 2>"$log.err"; then
-	envpin_note="envpin build failed: $(cat "$log" "$log.err" | grep -v '^[[:space:]]*$' | tail -n 1)"
+	envpin_note="envpin build failed: $( (cat "$log" "$log.err" | grep -v '^[[:space:]]*$' || echo 'no message') | tail -n 1)"
 elif ! tail -n 1 "$log" | grep -Eq '^sha256:[0-9a-f]{64}$'; then
 	envpin_note="envpin build did not print a digest as its last line"
 else
