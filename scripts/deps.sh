@@ -7,7 +7,7 @@ libjansson-dev libcurl4-openssl-dev libssl-dev libarchive-dev zlib1g-dev libzstd
 libcmocka-dev bats jq zstd xz-utils
 docker.io docker-registry runc skopeo umoci buildah mmdebstrap
 fitsverify libcfitsio-dev python3 python3-astropy python3-numpy
-apache2-utils iproute2 procps util-linux time"
+apache2-utils iproute2 procps util-linux time busybox-static curl openssl"
 
 missing=""
 for p in $PKGS; do
