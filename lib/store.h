@@ -12,7 +12,8 @@
  * Nothing reaches blobs/ or index.json except through a transaction: blobs
  * are staged as temp files (fsynced), renamed into blobs/ at commit, then
  * index.json is replaced atomically.  A killed process leaves only a txn
- * directory, which the next open removes when no process holds it. */
+ * directory, which the next open removes when no process holds it.
+ * docs/store.md has the locking protocol and the crash-safety argument. */
 #ifndef EP_STORE_H
 #define EP_STORE_H
 
@@ -26,6 +27,7 @@
 struct ep_store {
 	char *root;
 	int lock_fd; /* shared flock on ROOT/lock for the store's lifetime */
+	int flags;   /* EP_STORE_* given to ep_store_open */
 };
 
 enum { EP_STORE_CREATE = 1, EP_STORE_EXCLUSIVE = 2 };
@@ -36,7 +38,12 @@ char *ep_store_default_root(struct ep_error *err);
 
 /* Opens (creating with EP_STORE_CREATE) the store at root and takes the
  * shared lock (exclusive with EP_STORE_EXCLUSIVE).  Opening without CREATE
- * a path that is not a store: EP_EINVAL naming it. */
+ * a path that is not a store: EP_EINVAL naming it.  A shared open waits for
+ * a running gc; an exclusive one gives up after about 2 s ("store ... is
+ * busy", EP_EENV).  Opening an existing store changes none of its files: it
+ * may create ROOT/lock and removes txn dirs of dead processes from tmp/.
+ * On failure *s is left released (ep_store_release is a no-op on it).
+ * The lock fds are O_CLOEXEC, but a fork()ed child shares them. */
 int ep_store_open(struct ep_store *s, const char *root, int flags, struct ep_error *err);
 void ep_store_release(struct ep_store *s);
 
@@ -53,8 +60,10 @@ int ep_store_resolve(struct ep_store *s, const char *image, ep_digest out, struc
 /* index.json's manifests array (new reference). */
 json_t *ep_store_images(struct ep_store *s, struct ep_error *err);
 
-/* Small JSON cache records under ROOT/cache (key: [a-z0-9_:-]+).
- * get returns NULL without error when absent. */
+/* Small JSON cache records under ROOT/cache (key: 1 to 200 of
+ * [a-z0-9_:.-]).  get returns NULL without error when absent, unreadable or
+ * invalid (a cache miss).  gc keeps every blob named by a "digest" member
+ * anywhere in a record. */
 json_t *ep_store_cache_get(struct ep_store *s, const char *key);
 
 struct ep_txn {
@@ -87,25 +96,37 @@ int ep_txn_add_blob_buf(struct ep_txn *t, const void *buf, size_t len, ep_digest
  * NULL with EP_EINVAL if neither. */
 char *ep_txn_blob_path(struct ep_txn *t, const char *digest, struct ep_error *err);
 
-/* Records a cache entry to be written at commit (takes a reference). */
+/* Records a cache entry to be written at commit.  The txn takes its own
+ * reference (json_incref); the caller still owns `record`. */
 int ep_txn_set_cache(struct ep_txn *t, const char *key, json_t *record, struct ep_error *err);
 
 /* Adds an image manifest to index.json at commit; tag may be NULL.  A tag
- * moves from any other image to this one. */
+ * moves from any other image to this one.  An image has one index entry
+ * and so at most one tag: a new tag replaces its old one, a NULL tag keeps
+ * it.  Tags: a letter or digit, then [A-Za-z0-9._:@/+-], at most 255, not
+ * starting with "sha256:".  At commit the manifest blob must be staged or
+ * stored, be a JSON object and have `size` bytes; its own mediaType (OCI or
+ * Docker) becomes the entry's. */
 int ep_txn_add_image(struct ep_txn *t, const char *manifest_digest, uint64_t size,
 		     const char *tag, struct ep_error *err);
 
 /* Renames staged blobs into blobs/ (fsync of blobs/sha256), writes cache
  * records, then replaces index.json under ROOT/index.lock.  On error the
  * store keeps its old index.json (blobs already renamed are unreferenced
- * and harmless; gc removes them). */
+ * and harmless; gc removes them).  Either way the txn is finished (its dir
+ * removed), so a following ep_txn_abort is a no-op.  Committing an image
+ * that index.json already holds unchanged leaves index.json's bytes. */
 int ep_txn_commit(struct ep_txn *t, struct ep_error *err);
 
-/* Removes the txn dir and everything staged; NULL/idempotent safe. */
+/* Removes the txn dir and everything staged; NULL/idempotent safe, and a
+ * no-op on a txn whose ep_txn_begin failed or that was committed. */
 void ep_txn_abort(struct ep_txn *t);
 
-/* Removes blobs not reachable from index.json and stale txn dirs; needs
- * EP_STORE_EXCLUSIVE.  *freed gets bytes removed. */
+/* Removes blobs not reachable from index.json (manifests, their configs,
+ * layers and blobs, index children recursively) or from a cache record,
+ * stale txn dirs and leftover temp files; needs EP_STORE_EXCLUSIVE
+ * (EP_EINVAL otherwise).  A manifest it cannot read stops gc before
+ * anything is removed.  *freed (may be NULL) gets bytes removed. */
 int ep_store_gc(struct ep_store *s, uint64_t *freed, struct ep_error *err);
 
 #endif
