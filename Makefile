@@ -55,8 +55,15 @@ else
 Q := @
 endif
 
+.DEFAULT_GOAL := all
+# Fragments for parts with their own build (runtime programs, ...): each may add
+# to EXTRA_TARGETS (built by `make`) and TEST_TARGETS (built before `make test`).
+EXTRA_TARGETS :=
+TEST_TARGETS :=
+-include $(sort $(wildcard mk/*.mk))
+
 .PHONY: all deps test demo bench install clean style help check-pkgs unit-bins
-all: envpin
+all: envpin $(EXTRA_TARGETS)
 
 check-pkgs:
 	@pkg-config --exists $(PKGS) || { echo "missing build dependencies: $$(for p in $(PKGS); do pkg-config --exists $$p || printf '%s ' $$p; done)"; echo "run 'make deps' (as root) to install them"; exit 1; }
@@ -87,7 +94,7 @@ deps:
 # test and demo install what they need first (make deps is idempotent and quick).
 test:
 	./scripts/deps.sh
-	$(MAKE) --no-print-directory $(BUILD)/envpin unit-bins
+	$(MAKE) --no-print-directory $(BUILD)/envpin unit-bins $(TEST_TARGETS)
 	ENVPIN=$(abspath $(BUILD)/envpin) UNIT_DIR=$(abspath $(BUILD)/tests/unit) SANITIZE=$(SANITIZE) \
 		./tests/run.sh $(TESTS)
 

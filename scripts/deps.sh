@@ -2,12 +2,8 @@
 # Installs every build and test dependency from Debian 12 packages.
 # Idempotent: does nothing when all are present.  Needs root.
 set -eu
-PKGS="build-essential pkg-config git ca-certificates
-libjansson-dev libcurl4-openssl-dev libssl-dev libarchive-dev zlib1g-dev libzstd-dev libdeflate-dev
-libcmocka-dev bats jq zstd xz-utils
-docker.io docker-registry runc skopeo umoci buildah mmdebstrap
-fitsverify libcfitsio-dev python3 python3-astropy python3-numpy
-apache2-utils iproute2 procps util-linux time busybox-static curl openssl"
+# The package lists are scripts/deps.d/*.txt (one name per line, # comments).
+PKGS=$(cat "$(dirname "$0")"/deps.d/*.txt | sed 's/#.*//' | tr -s ' \n' ' ')
 
 missing=""
 for p in $PKGS; do
