@@ -63,3 +63,35 @@ teardown() { common_teardown; }
 	run podman images --no-trunc --format '{{.ID}}'
 	[[ "$output" == *"${CFG#sha256:}"* ]]
 }
+
+@test "a real Docker Engine loads the docker archive and runs the payload with the configured env" {
+	[ "$(id -u)" = 0 ] || skip "dockerd needs root"
+	command -v dockerd >/dev/null || skip "docker.io is not installed"
+	"$TOP/tests/fixtures/busybox-rootfs.sh" "$T/base.tar"
+	sha=$(sha256sum "$T/base.tar" | cut -d' ' -f1)
+	cat >"$T/d.json" <<-JSON
+	{ "envpin": 1, "name": "dock", "source_date_epoch": 1767225600,
+	  "base": { "rootfs": "base.tar", "sha256": "$sha" },
+	  "layers": [ { "copy": [ { "src": "payload/", "dest": "/opt/p/" } ] } ],
+	  "config": { "env": { "GREETING": "from-the-manifest" }, "cmd": [ "/opt/p/run.sh" ] } }
+	JSON
+	D2=$("$ENVPIN" build -q -f "$T/d.json")
+	CFG2=$(jq -r .config.digest "$ENVPIN_STORE/blobs/sha256/${D2#sha256:}")
+	envpin export "$D2" --format docker --tag envpin/dock:1 -o "$T/dock.tar"
+	DD=$(mktemp -d /tmp/epd.XXXXXX)
+	"$TOP/tests/fixtures/dockerd.sh" start "$DD" >/dev/null
+	. "$DD/env"
+	run docker load -i "$T/dock.tar"
+	echo "$output"
+	load_status=$status
+	id=$(docker image inspect --format '{{.Id}}' envpin/dock:1 2>&1 || true)
+	run docker run --rm --network none envpin/dock:1
+	run_status=$status
+	run_output=$output
+	"$TOP/tests/fixtures/dockerd.sh" stop "$DD" >/dev/null 2>&1 || true
+	[ "$load_status" -eq 0 ]
+	[ "$id" = "$CFG2" ]
+	echo "$run_output"
+	[ "$run_status" -eq 0 ]
+	[[ "$run_output" == *"hello from payload: from-the-manifest"* ]]
+}
