@@ -8,10 +8,12 @@
 #include "image.h"
 #include "jsonutil.h"
 #include "oci.h"
+#include "rebuild.h"
 #include "util.h"
 
 static const char usage[] =
-	"usage: envpin verify [DIGEST] [--image PATH] [--json] [-q]\n\n"
+	"usage: envpin verify [DIGEST] [--image PATH] [--rebuild [-f MANIFEST] [--lock FILE]]\n"
+	"                     [--json] [-q]\n\n"
 	"Checks an image's integrity: the manifest, the config, every layer blob (compressed\n"
 	"digest and size) and every diff_id (the hash of the uncompressed layer), each blob read\n"
 	"once. Exits 0 when all match, 1 naming the first bad blob otherwise.\n\n"
@@ -19,8 +21,18 @@ static const char usage[] =
 	"      --image PATH  verify an image made by any tool instead: an OCI layout directory, an\n"
 	"                  OCI archive, or a `docker save` archive (DIGEST then selects the\n"
 	"                  manifest when the layout holds several)\n"
+	"      --rebuild   then rebuild the image from the manifest and its lock in a private\n"
+	"                  temporary store (nothing cached) and compare: identical bytes\n"
+	"                  (manifest digest), same content with other bytes (config digest and\n"
+	"                  every diff_id equal: a compressor difference, named), or different\n"
+	"                  content (the first differing layer and the paths that differ)\n"
+	"  -f, --file M    the manifest to rebuild (default: envpin.json)\n"
+	"      --lock FILE the lock to rebuild with (default: beside the manifest; never written)\n"
 	"      --json      print the report as JSON\n"
-	"  -q, --quiet     print only the verdict\n";
+	"  -q, --quiet     print only the verdict\n\n"
+	"Exit status: 0 verified (with --rebuild: identical, or same content with other\n"
+	"compressed bytes), 1 a blob is bad or the rebuild gives different content,\n"
+	"2 usage or unknown image.\n";
 
 static void print_item(const struct ep_verify_item *it, size_t li, size_t nl)
 {
@@ -62,23 +74,67 @@ static json_t *report_json(const struct ep_verify_report *rep, int ok, const cha
 	return j;
 }
 
+static void print_rebuild(json_t *r, int quiet)
+{
+	const char *verdict = json_string_value(json_object_get(r, "verdict"));
+	json_t *l, *p;
+	size_t i;
+
+	if (!quiet) {
+		printf("rebuild: %s\n", json_string_value(json_object_get(json_object_get(r, "rebuilt"), "digest")));
+		json_array_foreach(json_object_get(r, "layers"), i, l)
+			printf("  layer %zu: %s\n", i + 1,
+			       json_is_true(json_object_get(l, "same_bytes"))     ? "same bytes"
+			       : json_is_true(json_object_get(l, "same_content")) ? "same content, other bytes"
+										  : "DIFFERENT content");
+		json_array_foreach(json_object_get(r, "paths"), i, p)
+			printf("    %s\n      image:   %s\n      rebuilt: %s\n",
+			       json_string_value(json_object_get(p, "path")),
+			       json_string_value(json_object_get(p, "image")),
+			       json_string_value(json_object_get(p, "rebuilt")));
+		if (json_array_size(json_object_get(r, "config_fields"))) {
+			printf("  config fields that differ:");
+			json_array_foreach(json_object_get(r, "config_fields"), i, p)
+				printf(" %s", json_string_value(p));
+			printf("\n");
+		}
+	}
+	printf("rebuild verdict: %s\n  %s\n",
+	       !strcmp(verdict, "identical")      ? "IDENTICAL (same bytes)"
+	       : !strcmp(verdict, "same-content") ? "SAME CONTENT, DIFFERENT BYTES"
+						  : "DIFFERENT",
+	       json_string_value(json_object_get(r, "explanation")));
+}
+
 int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 {
-	enum { O_IMAGE = 256, O_JSON };
+	enum { O_IMAGE = 256, O_JSON, O_REBUILD, O_LOCK };
 	static const struct option opts[] = {
 		{"image", required_argument, NULL, O_IMAGE}, {"json", no_argument, NULL, O_JSON},
+		{"rebuild", no_argument, NULL, O_REBUILD},   {"file", required_argument, NULL, 'f'},
+		{"lock", required_argument, NULL, O_LOCK},
 		{"quiet", no_argument, NULL, 'q'},           {"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct ep_error err = EP_ERROR_INIT;
 	struct ep_verify_report rep;
 	struct ep_image_loc loc = {0};
-	const char *image_path = NULL, *arg = NULL;
-	int c, json = 0, quiet = 0, rc;
+	const char *image_path = NULL, *arg = NULL, *manifest = "envpin.json", *lock = NULL;
+	int c, json = 0, quiet = 0, rebuild = 0, rc;
+	cleanup_json json_t *rep_rebuild = NULL;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:qh", opts, NULL)) != -1) {
 		switch (c) {
+		case O_REBUILD:
+			rebuild = 1;
+			break;
+		case 'f':
+			manifest = optarg;
+			break;
+		case O_LOCK:
+			lock = optarg;
+			break;
 		case O_IMAGE:
 			image_path = optarg;
 			break;
@@ -101,6 +157,8 @@ int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
 	if (!arg && !image_path)
 		return cmd_usage_error(ctx, "name an image: a DIGEST in the store, or --image PATH");
+	if (rebuild && (image_path || !arg))
+		return cmd_usage_error(ctx, "--rebuild compares with an image in the store: name its DIGEST");
 
 	memset(&rep, 0, sizeof(rep));
 	if (image_path) {
@@ -118,8 +176,24 @@ int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 					      NULL, &err);
 		}
 	}
+	if (rc == 0 && rebuild) {
+		struct ep_build_opts bo;
+
+		memset(&bo, 0, sizeof(bo));
+		bo.manifest_path = manifest;
+		bo.lock_path = lock;
+		bo.progress = (ep_progress_fn)cmd_progress;
+		ep_compress_defaults(EP_COMPRESS_GZIP, &bo.compress);
+		if (!quiet && !json)
+			fprintf(stderr, "rebuilding from '%s' in a temporary store...\n", manifest);
+		if (ep_rebuild_compare(&ctx->store, loc.digest, &bo, &rep_rebuild, &err) < 0)
+			rc = -1;
+	}
 	if (json) {
 		cleanup_json json_t *j = report_json(&rep, rc == 0, rc == 0 ? NULL : err.msg);
+
+		if (rep_rebuild)
+			json_object_set(j, "rebuild", rep_rebuild);
 		cleanup_free char *text = ep_json_pretty(j, &err);
 
 		if (text)
@@ -139,6 +213,8 @@ int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 		printf("verified %s: %zu blobs, %.1f MB hashed\n",
 		       rep.manifest_digest[0] ? rep.manifest_digest : rep.config_digest, rep.n_items,
 		       (double)rep.bytes_hashed / 1e6);
+		if (rep_rebuild)
+			print_rebuild(rep_rebuild, quiet);
 	}
 	ep_verify_report_release(&rep);
 	ep_image_loc_release(&loc);
@@ -146,5 +222,7 @@ int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 		cmd_finish(0);
 		return cmd_fail(&err);
 	}
+	if (rep_rebuild && !strcmp(json_string_value(json_object_get(rep_rebuild, "verdict")), "different"))
+		return cmd_finish(EXIT_MISMATCH);
 	return cmd_finish(0);
 }
