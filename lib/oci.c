@@ -172,11 +172,13 @@ static json_t *parse_config(const char *buf, size_t len, const char *digest, ep_
 		ep_error_set(err, EP_EINVAL, "%s: missing 'rootfs.diff_ids'", what);
 		return NULL;
 	}
-	*n = json_array_size(ids);
-	out = ep_calloc(*n ? *n : 1, sizeof(*out), err);
+	/* *n and *diff_ids are set together, only on success: callers index
+	 * diff_ids by n even after a config that failed to parse. */
+	size_t count = json_array_size(ids);
+	out = ep_calloc(count ? count : 1, sizeof(*out), err);
 	if (!out)
 		return NULL;
-	for (size_t i = 0; i < *n; i++) {
+	for (size_t i = 0; i < count; i++) {
 		json_t *d = json_array_get(ids, i);
 
 		if (!json_is_string(d) || ep_digest_check(json_string_value(d), err) < 0) {
@@ -190,6 +192,7 @@ static json_t *parse_config(const char *buf, size_t len, const char *digest, ep_
 		}
 		snprintf(out[i], sizeof(out[i]), "%s", json_string_value(d));
 	}
+	*n = count;
 	*diff_ids = out;
 	return steal_pointer(&j);
 }
