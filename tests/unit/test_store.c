@@ -829,6 +829,85 @@ static void test_abort(void **state)
 	ep_store_release(&s);
 }
 
+static void test_stale_cleanup(void **state)
+{
+	struct fixture *f = *state;
+	struct ep_store s;
+	char p[1024];
+	int fd;
+
+	open_ok(&s, f->root, EP_STORE_CREATE);
+	ep_store_release(&s);
+	/* a dead txn (lock free), a finished one (no .lock), a new-* being
+	 * created (no .lock yet, young), a dead new-*, and a foreign file */
+	for (const char *const *d = (const char *const[]){"txn-dead01", "txn-fin001", "new-young1",
+							  "new-dead01", NULL};
+	     *d; d++) {
+		snprintf(p, sizeof(p), "%s/tmp/%s", f->root, *d);
+		assert_int_equal(mkdir(p, 0755), 0);
+		snprintf(p, sizeof(p), "%s/tmp/%s/blob-0", f->root, *d);
+		fd = open(p, O_WRONLY | O_CREAT, 0644);
+		assert_true(fd >= 0);
+		close(fd);
+		if (strcmp(*d, "txn-fin001") && strcmp(*d, "new-young1")) {
+			snprintf(p, sizeof(p), "%s/tmp/%s/.lock", f->root, *d);
+			fd = open(p, O_WRONLY | O_CREAT, 0644);
+			assert_true(fd >= 0);
+			close(fd);
+		}
+	}
+	spit(f->root, "tmp/foreign", "x");
+	open_ok(&s, f->root, 0);
+	ep_store_release(&s);
+	snprintf(p, sizeof(p), "%s/tmp", f->root);
+	assert_int_equal(count_entries(p, "txn-"), 0);
+	assert_int_equal(count_entries(p, "new-dead01"), 0);
+	assert_int_equal(count_entries(p, "new-young1"), 1);
+	assert_int_equal(count_entries(p, "foreign"), 1);
+}
+
+static void test_shared_waits_for_exclusive(void **state)
+{
+	struct fixture *f = *state;
+	struct ep_store s;
+	struct timespec t0, t1;
+	int pfd[2], st;
+	pid_t pid;
+	char c;
+	long ms;
+
+	open_ok(&s, f->root, EP_STORE_CREATE);
+	ep_store_release(&s);
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct ep_error e = EP_ERROR_INIT;
+		struct ep_store x;
+		struct timespec ts = {0, 400 * 1000 * 1000};
+
+		close(pfd[0]);
+		if (ep_store_open(&x, f->root, EP_STORE_EXCLUSIVE, &e) < 0 ||
+		    write(pfd[1], "r", 1) != 1)
+			_exit(1);
+		nanosleep(&ts, NULL);
+		_exit(0); /* the kernel drops the lock */
+	}
+	live_child = pid;
+	close(pfd[1]);
+	assert_int_equal(read(pfd[0], &c, 1), 1);
+	close(pfd[0]);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	open_ok(&s, f->root, 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ep_store_release(&s);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_true(ms >= 200);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	live_child = -1;
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -846,6 +925,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_concurrent_commits, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_kill_during_txn, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stale_cleanup, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_shared_waits_for_exclusive, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
