@@ -130,9 +130,9 @@ static int lock_store(int fd, const char *root, int exclusive, struct ep_error *
 		if (errno != EWOULDBLOCK && errno != EINTR)
 			return ep_error_errno(err, EP_EENV, errno, "lock store '%s'", root);
 		if (waited >= BUSY_WAIT_MS)
-			return ep_error_set(err, EP_EENV,
-					    "store '%s' is busy: another envpin process is using it",
-					    root);
+			return ep_error_set(
+			    err, EP_EENV, "store '%s' is busy: another envpin process is using it",
+			    root);
 		nanosleep(&ts, NULL);
 	}
 }
@@ -226,7 +226,8 @@ int ep_store_open(struct ep_store *s, const char *root, int flags, struct ep_err
 				return ep_error_wrap(err, "create store '%s'", r);
 		}
 	} else if (!is_regular(marker)) {
-		return ep_error_set(err, EP_EINVAL, "'%s' is not an envpin store (no oci-layout)", r);
+		return ep_error_set(err, EP_EINVAL, "'%s' is not an envpin store (no oci-layout)",
+				    r);
 	}
 	fd = open_lockfile(r, "lock", err);
 	if (fd < 0 || lock_store(fd, r, flags & EP_STORE_EXCLUSIVE, err) < 0)
@@ -237,7 +238,7 @@ int ep_store_open(struct ep_store *s, const char *root, int flags, struct ep_err
 		 * already committed to.  oci-layout goes last: it marks a
 		 * complete store. */
 		static const char empty_index[] =
-			"{\"manifests\":[],\"mediaType\":\"" MT_OCI_INDEX "\",\"schemaVersion\":2}";
+		    "{\"manifests\":[],\"mediaType\":\"" MT_OCI_INDEX "\",\"schemaVersion\":2}";
 		cleanup_close int ifd = open_lockfile(r, "index.lock", err);
 
 		if (ifd < 0)
@@ -291,30 +292,25 @@ static json_t *empty_index(void)
 
 static int check_descriptor(json_t *d, const char *path, size_t i, struct ep_error *err)
 {
-	json_t *mt = json_object_get(d, "mediaType");
 	json_t *dg = json_object_get(d, "digest");
 	json_t *sz = json_object_get(d, "size");
 	json_t *ann = json_object_get(d, "annotations");
 	json_t *ref = json_object_get(ann, REF_NAME);
+	const char *bad = NULL;
 
 	if (!json_is_object(d))
-		return ep_error_set(err, EP_EENV, "corrupt store index '%s': manifests[%zu] is not an object",
-				    path, i);
-	if (!json_is_string(mt))
-		return ep_error_set(err, EP_EENV,
-				    "corrupt store index '%s': manifests[%zu].mediaType is not a string",
-				    path, i);
-	if (!json_is_string(dg) || ep_digest_check(json_string_value(dg), NULL) < 0)
-		return ep_error_set(err, EP_EENV,
-				    "corrupt store index '%s': manifests[%zu].digest is not a sha256 digest",
-				    path, i);
-	if (!json_is_integer(sz) || json_integer_value(sz) < 0)
-		return ep_error_set(err, EP_EENV,
-				    "corrupt store index '%s': manifests[%zu].size is not a size", path, i);
-	if ((ann && !json_is_object(ann)) || (ref && !json_is_string(ref)))
-		return ep_error_set(err, EP_EENV,
-				    "corrupt store index '%s': manifests[%zu].annotations is invalid",
-				    path, i);
+		bad = " is not an object";
+	else if (!json_is_string(json_object_get(d, "mediaType")))
+		bad = ".mediaType is not a string";
+	else if (!json_is_string(dg) || ep_digest_check(json_string_value(dg), NULL) < 0)
+		bad = ".digest is not a sha256 digest";
+	else if (!json_is_integer(sz) || json_integer_value(sz) < 0)
+		bad = ".size is not a size";
+	else if ((ann && !json_is_object(ann)) || (ref && !json_is_string(ref)))
+		bad = ".annotations is invalid";
+	if (bad)
+		return ep_error_set(err, EP_EENV, "corrupt store index '%s': manifests[%zu]%s",
+				    path, i, bad);
 	return 0;
 }
 
@@ -352,15 +348,17 @@ static json_t *index_load(const struct ep_store *s, int missing_ok, struct ep_er
 	}
 	if (!json_is_object(j) || !json_is_integer(json_object_get(j, "schemaVersion")) ||
 	    json_integer_value(json_object_get(j, "schemaVersion")) != 2) {
-		ep_error_set(err, EP_EENV, "corrupt store index '%s': schemaVersion is not 2", path);
+		ep_error_set(err, EP_EENV, "corrupt store index '%s': schemaVersion is not 2",
+			     path);
 		return NULL;
 	}
 	m = json_object_get(j, "manifests");
 	if (!json_is_array(m)) {
-		ep_error_set(err, EP_EENV, "corrupt store index '%s': manifests is not an array", path);
+		ep_error_set(err, EP_EENV, "corrupt store index '%s': manifests is not an array",
+			     path);
 		return NULL;
 	}
-	json_array_foreach(m, i, d) {
+	json_array_foreach (m, i, d) {
 		if (check_descriptor(d, path, i, err) < 0)
 			return NULL;
 	}
@@ -410,7 +408,7 @@ int ep_store_resolve(struct ep_store *s, const char *image, ep_digest out, struc
 		return -1;
 	m = json_object_get(idx, "manifests");
 	if (!strncmp(image, "sha256:", 7) && ep_is_hex64(image + 7)) {
-		json_array_foreach(m, i, d) {
+		json_array_foreach (m, i, d) {
 			if (!strcmp(desc_digest(d), image)) {
 				memcpy(out, image, EP_DIGEST_LEN + 1);
 				return 0;
@@ -421,7 +419,7 @@ int ep_store_resolve(struct ep_store *s, const char *image, ep_digest out, struc
 	/* A tag names an image explicitly, so it wins over a digest prefix
 	 * that happens to look the same; "sha256:..." is never a tag here. */
 	if (strncmp(image, "sha256:", 7)) {
-		json_array_foreach(m, i, d) {
+		json_array_foreach (m, i, d) {
 			const char *tag = desc_tag(d);
 
 			if (tag && !strcmp(tag, image)) {
@@ -433,7 +431,7 @@ int ep_store_resolve(struct ep_store *s, const char *image, ep_digest out, struc
 	hex = strncmp(image, "sha256:", 7) ? image : image + 7;
 	if (!is_hex_prefix(hex))
 		goto unknown;
-	json_array_foreach(m, i, d) {
+	json_array_foreach (m, i, d) {
 		const char *dg = desc_digest(d);
 		size_t used = strlen(list);
 
@@ -454,8 +452,9 @@ int ep_store_resolve(struct ep_store *s, const char *image, ep_digest out, struc
 		return 0;
 	}
 	if (nfound > 1)
-		return ep_error_set(err, EP_EINVAL, "image '%s' is ambiguous: %zu images match (%s)",
-				    image, nfound, list);
+		return ep_error_set(err, EP_EINVAL,
+				    "image '%s' is ambiguous: %zu images match (%s)", image, nfound,
+				    list);
 unknown:
 	return ep_error_set(err, EP_EINVAL, "no image '%s' in the store (%s)", image, s->root);
 }
@@ -553,7 +552,8 @@ int ep_txn_begin(struct ep_store *s, struct ep_txn *t, struct ep_error *err)
 			t->dir_lock_fd = ep_steal_fd(&fd);
 			break;
 		}
-		if (errno != EWOULDBLOCK && errno != ENOENT && errno != EEXIST && errno != ENOTEMPTY) {
+		if (errno != EWOULDBLOCK && errno != ENOENT && errno != EEXIST &&
+		    errno != ENOTEMPTY) {
 			int e = errno;
 
 			ep_rm_rf(newdir, NULL);
@@ -593,7 +593,7 @@ static json_t *staged(struct ep_txn *t, const char *digest)
 	size_t i;
 	json_t *b;
 
-	json_array_foreach(t->blobs, i, b) {
+	json_array_foreach (t->blobs, i, b) {
 		if (!strcmp(json_string_value(json_object_get(b, "digest")), digest))
 			return b;
 	}
@@ -610,8 +610,8 @@ static int stage(struct ep_txn *t, const char *tmp_path, const char *digest, str
 			return ep_error_errno(err, EP_EENV, errno, "remove '%s'", tmp_path);
 		return 0;
 	}
-	if (json_array_append_new(t->blobs, json_pack("{s:s,s:s}", "tmp", tmp_path, "digest",
-						      digest)) < 0)
+	if (json_array_append_new(t->blobs,
+				  json_pack("{s:s,s:s}", "tmp", tmp_path, "digest", digest)) < 0)
 		return ep_error_oom(err);
 	return 0;
 }
@@ -700,19 +700,20 @@ static int tag_ok(const char *tag)
 	return 1;
 }
 
-int ep_txn_add_image(struct ep_txn *t, const char *manifest_digest, uint64_t size,
-		     const char *tag, struct ep_error *err)
+int ep_txn_add_image(struct ep_txn *t, const char *manifest_digest, uint64_t size, const char *tag,
+		     struct ep_error *err)
 {
 	json_t *img;
 
 	if (ep_digest_check(manifest_digest, err) < 0)
 		return -1;
 	if (tag && !tag_ok(tag))
-		return ep_error_set(err, EP_EINVAL,
-				    "invalid tag '%s' (want a letter or digit, then [A-Za-z0-9._:@/+-])",
-				    tag);
+		return ep_error_set(
+		    err, EP_EINVAL,
+		    "invalid tag '%s' (want a letter or digit, then [A-Za-z0-9._:@/+-])", tag);
 	if (tag && !strncmp(tag, "sha256:", 7))
-		return ep_error_set(err, EP_EINVAL, "invalid tag '%s': it looks like a digest", tag);
+		return ep_error_set(err, EP_EINVAL, "invalid tag '%s': it looks like a digest",
+				    tag);
 	if (size > (uint64_t)INT64_MAX)
 		return ep_error_set(err, EP_EINVAL, "manifest size %llu is too large",
 				    (unsigned long long)size);
@@ -725,8 +726,8 @@ int ep_txn_add_image(struct ep_txn *t, const char *manifest_digest, uint64_t siz
 
 /* The media type for an index entry, from the manifest itself (a pulled
  * Docker manifest stays one); also proves the blob is a JSON document. */
-static int manifest_media_type(struct ep_store *s, const char *digest, uint64_t size,
-			       char *mt, size_t mtsize, struct ep_error *err)
+static int manifest_media_type(struct ep_store *s, const char *digest, uint64_t size, char *mt,
+			       size_t mtsize, struct ep_error *err)
 {
 	cleanup_free char *path = ep_store_blob_path(s, digest, err);
 	cleanup_free char *buf = NULL;
@@ -737,7 +738,8 @@ static int manifest_media_type(struct ep_store *s, const char *digest, uint64_t 
 	if (!path)
 		return -1;
 	if (!is_regular(path))
-		return ep_error_set(err, EP_EINVAL, "image manifest '%s' is not in the store", digest);
+		return ep_error_set(err, EP_EINVAL, "image manifest '%s' is not in the store",
+				    digest);
 	buf = ep_read_file(path, EP_JSON_MAX_BYTES, &len, err);
 	if (!buf)
 		return ep_error_wrap(err, "image manifest '%s'", digest);
@@ -801,7 +803,7 @@ static int index_add(json_t *idx, const char *digest, json_int_t size, const cha
 	json_t *d, *mine = NULL;
 	size_t i;
 
-	json_array_foreach(m, i, d) {
+	json_array_foreach (m, i, d) {
 		const char *t = desc_tag(d);
 
 		if (strcmp(desc_digest(d), digest)) {
@@ -846,7 +848,7 @@ static int commit_blobs(struct ep_txn *t, struct ep_error *err)
 
 	if (!bdir || !b0 || mkdir_ok(b0, err) < 0 || mkdir_ok(bdir, err) < 0)
 		return -1;
-	json_array_foreach(t->blobs, i, b) {
+	json_array_foreach (t->blobs, i, b) {
 		const char *tmp = json_string_value(json_object_get(b, "tmp"));
 		const char *dg = json_string_value(json_object_get(b, "digest"));
 		cleanup_free char *dst = ep_store_blob_path(t->s, dg, err);
@@ -882,7 +884,7 @@ static int commit_cache(struct ep_txn *t, struct ep_error *err)
 		return -1;
 	if (json_object_size(t->cache) && mkdir_ok(cdir, err) < 0)
 		return -1;
-	json_object_foreach(t->cache, key, rec) {
+	json_object_foreach (t->cache, key, rec) {
 		cleanup_free char *path = ep_asprintf(err, "%s/%s.json", cdir, key);
 		cleanup_free char *text = NULL;
 		size_t len;
@@ -914,7 +916,7 @@ static int commit_index(struct ep_txn *t, struct ep_error *err)
 	mtbuf = ep_calloc(n, MT_MAX, err);
 	if (!mtbuf)
 		return -1;
-	json_array_foreach(t->images, i, img) {
+	json_array_foreach (t->images, i, img) {
 		if (manifest_media_type(t->s, json_string_value(json_object_get(img, "digest")),
 					(uint64_t)json_integer_value(json_object_get(img, "size")),
 					mtbuf + i * MT_MAX, MT_MAX, err) < 0)
@@ -930,7 +932,7 @@ static int commit_index(struct ep_txn *t, struct ep_error *err)
 	old = index_load(t->s, 1, err);
 	if (!old || !(idx = json_deep_copy(old)))
 		return old ? ep_error_oom(err) : -1;
-	json_array_foreach(t->images, i, img) {
+	json_array_foreach (t->images, i, img) {
 		if (index_add(idx, json_string_value(json_object_get(img, "digest")),
 			      json_integer_value(json_object_get(img, "size")),
 			      json_string_value(json_object_get(img, "tag")), mtbuf + i * MT_MAX,
@@ -1017,11 +1019,12 @@ static int mark_manifest(struct ep_store *s, json_t *live, const char *digest, c
 	if (!j || !json_is_object(j)) {
 		/* Not knowing what a manifest refers to, gc must not guess. */
 		if (is_known_manifest_type(mt))
-			return ep_error_set(err, EP_EENV, "cannot read manifest '%s'; nothing removed",
-					    digest);
+			return ep_error_set(err, EP_EENV,
+					    "cannot read manifest '%s'; nothing removed", digest);
 		return 0;
 	}
-	if (mark(live, json_string_value(json_object_get(json_object_get(j, "config"), "digest"))) < 0)
+	if (mark(live, json_string_value(json_object_get(json_object_get(j, "config"), "digest"))) <
+	    0)
 		return ep_error_oom(err);
 	if (mark_descs(s, live, json_object_get(j, "layers"), -1, err) < 0 ||
 	    mark_descs(s, live, json_object_get(j, "blobs"), -1, err) < 0)
@@ -1036,7 +1039,7 @@ static int mark_descs(struct ep_store *s, json_t *live, json_t *arr, int depth,
 	size_t i;
 	json_t *d;
 
-	json_array_foreach(arr, i, d) {
+	json_array_foreach (arr, i, d) {
 		const char *dg = json_string_value(json_object_get(d, "digest"));
 		const char *mt = json_string_value(json_object_get(d, "mediaType"));
 
@@ -1059,7 +1062,7 @@ static int mark_record(json_t *live, json_t *j, int depth)
 	if (depth > EP_JSON_MAX_DEPTH)
 		return 0;
 	if (json_is_object(j)) {
-		json_object_foreach(j, k, v) {
+		json_object_foreach (j, k, v) {
 			if (!strcmp(k, "digest") && json_is_string(v)) {
 				if (mark(live, json_string_value(v)) < 0)
 					return -1;
@@ -1068,7 +1071,7 @@ static int mark_record(json_t *live, json_t *j, int depth)
 			}
 		}
 	} else if (json_is_array(j)) {
-		json_array_foreach(j, i, v) {
+		json_array_foreach (j, i, v) {
 			if (mark_record(live, v, depth + 1) < 0)
 				return -1;
 		}

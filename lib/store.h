@@ -68,11 +68,11 @@ json_t *ep_store_cache_get(struct ep_store *s, const char *key);
 
 struct ep_txn {
 	struct ep_store *s;
-	char *dir;        /* ROOT/tmp/txn-XXXXXX */
-	int dir_lock_fd;  /* flock held on dir/.lock while alive */
-	json_t *blobs;    /* [{"tmp": path, "digest": d}] staged */
-	json_t *cache;    /* {key: record} to write at commit */
-	json_t *images;   /* [{"digest","size","tag"}] to add to index.json */
+	char *dir;	 /* ROOT/tmp/txn-XXXXXX */
+	int dir_lock_fd; /* flock held on dir/.lock while alive */
+	json_t *blobs;	 /* [{"tmp": path, "digest": d}] staged */
+	json_t *cache;	 /* {key: record} to write at commit */
+	json_t *images;	 /* [{"digest","size","tag"}] to add to index.json */
 	unsigned seq;
 };
 
@@ -107,8 +107,8 @@ int ep_txn_set_cache(struct ep_txn *t, const char *key, json_t *record, struct e
  * starting with "sha256:".  At commit the manifest blob must be staged or
  * stored, be a JSON object and have `size` bytes; its own mediaType (OCI or
  * Docker) becomes the entry's. */
-int ep_txn_add_image(struct ep_txn *t, const char *manifest_digest, uint64_t size,
-		     const char *tag, struct ep_error *err);
+int ep_txn_add_image(struct ep_txn *t, const char *manifest_digest, uint64_t size, const char *tag,
+		     struct ep_error *err);
 
 /* Renames staged blobs into blobs/ (fsync of blobs/sha256), writes cache
  * records, then replaces index.json under ROOT/index.lock.  On error the

@@ -29,6 +29,9 @@
 	"{\"manifests\":[],\"mediaType\":\"application/vnd.oci.image.index.v1+json\","             \
 	"\"schemaVersion\":2}"
 
+/* A child a failed assertion would leave behind; teardown kills it. */
+static pid_t live_child = -1;
+
 struct fixture {
 	char base[256];
 	char root[300];
@@ -53,6 +56,11 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
+	if (live_child > 0) {
+		kill(live_child, SIGKILL);
+		waitpid(live_child, NULL, 0);
+		live_child = -1;
+	}
 	ep_rm_rf(f->base, NULL);
 	free(f);
 	return 0;
@@ -287,13 +295,14 @@ static void test_corrupt_index(void **state)
 	ep_digest d;
 	char *big;
 	static const char *const bad[] = {
-		"{not json",
-		"{\"schemaVersion\":3,\"manifests\":[]}",
-		"{\"schemaVersion\":2,\"manifests\":{}}",
-		"{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"x\",\"digest\":\"sha256:../../etc\","
-		"\"size\":1}]}",
-		"{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"x\",\"digest\":\"sha256:"
-		"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\",\"size\":-1}]}",
+	    "{not json",
+	    "{\"schemaVersion\":3,\"manifests\":[]}",
+	    "{\"schemaVersion\":2,\"manifests\":{}}",
+	    "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"x\",\"digest\":\"sha256:../../"
+	    "etc\","
+	    "\"size\":1}]}",
+	    "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"x\",\"digest\":\"sha256:"
+	    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\",\"size\":-1}]}",
 	};
 
 	open_ok(&s, f->root, EP_STORE_CREATE);
@@ -381,8 +390,8 @@ static void test_commit(void **state)
 	assert_int_equal(json_integer_value(json_object_get(e, "size")), strlen(man_text));
 	assert_string_equal(json_string_value(json_object_get(e, "mediaType")),
 			    "application/vnd.oci.image.manifest.v1+json");
-	assert_string_equal(json_string_value(json_object_get(
-				    json_object_get(e, "annotations"), "org.opencontainers.image.ref.name")),
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "annotations"),
+							      "org.opencontainers.image.ref.name")),
 			    "demo:1");
 	json_decref(imgs);
 
@@ -453,10 +462,10 @@ static void test_tag_move(void **state)
 		if (!strcmp(dg, a))
 			assert_null(json_object_get(e, "annotations"));
 		else
-			assert_string_equal(json_string_value(json_object_get(
-						    json_object_get(e, "annotations"),
-						    "org.opencontainers.image.ref.name")),
-					    "x");
+			assert_string_equal(
+			    json_string_value(json_object_get(json_object_get(e, "annotations"),
+							      "org.opencontainers.image.ref.name")),
+			    "x");
 	}
 	json_decref(idx);
 	/* a new tag on an existing image replaces its tag, one entry stays */
@@ -581,10 +590,12 @@ static void test_gc(void **state)
 	assert_int_equal(ep_txn_begin(&s, &t, &err), 0);
 	assert_int_equal(ep_txn_add_blob_buf(&t, "config", 6, cfg, &err), 0);
 	assert_int_equal(ep_txn_add_blob_buf(&t, "layer", 5, layer, &err), 0);
-	snprintf(text, sizeof(text),
-		 "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
-		 "\"config\":{\"digest\":\"%s\",\"size\":6},\"layers\":[{\"digest\":\"%s\",\"size\":5}]}",
-		 cfg, layer);
+	snprintf(
+	    text, sizeof(text),
+	    "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+	    "\"config\":{\"digest\":\"%s\",\"size\":6},\"layers\":[{\"digest\":\"%s\",\"size\":5}]"
+	    "}",
+	    cfg, layer);
 	assert_int_equal(ep_txn_add_blob_buf(&t, text, strlen(text), man, &err), 0);
 	assert_int_equal(ep_txn_add_image(&t, man, strlen(text), "img", &err), 0);
 	/* an image index whose child manifest refers to another layer */
@@ -641,13 +652,14 @@ static void test_gc(void **state)
 	/* a manifest gc cannot read stops it before anything is removed */
 	snprintf(p, sizeof(p), "blobs/sha256/%s", ep_digest_hex(man));
 	spit(f->root, p, "{corrupt");
-	spit(f->root, "blobs/sha256/0000000000000000000000000000000000000000000000000000000000000000",
+	spit(f->root,
+	     "blobs/sha256/0000000000000000000000000000000000000000000000000000000000000000",
 	     "orphan");
 	ep_error_clear(&err);
 	assert_int_equal(ep_store_gc(&s, &freed, &err), -1);
 	assert_non_null(strstr(err.msg, "nothing removed"));
 	assert_true(ep_store_has_blob(
-		&s, "sha256:0000000000000000000000000000000000000000000000000000000000000000"));
+	    &s, "sha256:0000000000000000000000000000000000000000000000000000000000000000"));
 	ep_store_release(&s);
 }
 
@@ -765,6 +777,7 @@ static void test_kill_during_txn(void **state)
 		for (;;)
 			pause();
 	}
+	live_child = pid;
 	close(pfd[1]);
 	assert_int_equal(read(pfd[0], &c, 1), 1);
 	close(pfd[0]);
@@ -776,6 +789,7 @@ static void test_kill_during_txn(void **state)
 
 	assert_int_equal(kill(pid, SIGKILL), 0);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
+	live_child = -1;
 	assert_true(WIFSIGNALED(st));
 	assert_int_equal(count_entries(tmp, "txn-"), 1);
 	open_ok(&s, f->root, 0);
@@ -815,23 +829,104 @@ static void test_abort(void **state)
 	ep_store_release(&s);
 }
 
+static void test_stale_cleanup(void **state)
+{
+	struct fixture *f = *state;
+	struct ep_store s;
+	char p[1024];
+	int fd;
+
+	open_ok(&s, f->root, EP_STORE_CREATE);
+	ep_store_release(&s);
+	/* a dead txn (lock free), a finished one (no .lock), a new-* being
+	 * created (no .lock yet, young), a dead new-*, and a foreign file */
+	for (const char *const *d = (const char *const[]){"txn-dead01", "txn-fin001", "new-young1",
+							  "new-dead01", NULL};
+	     *d; d++) {
+		snprintf(p, sizeof(p), "%s/tmp/%s", f->root, *d);
+		assert_int_equal(mkdir(p, 0755), 0);
+		snprintf(p, sizeof(p), "%s/tmp/%s/blob-0", f->root, *d);
+		fd = open(p, O_WRONLY | O_CREAT, 0644);
+		assert_true(fd >= 0);
+		close(fd);
+		if (strcmp(*d, "txn-fin001") && strcmp(*d, "new-young1")) {
+			snprintf(p, sizeof(p), "%s/tmp/%s/.lock", f->root, *d);
+			fd = open(p, O_WRONLY | O_CREAT, 0644);
+			assert_true(fd >= 0);
+			close(fd);
+		}
+	}
+	spit(f->root, "tmp/foreign", "x");
+	open_ok(&s, f->root, 0);
+	ep_store_release(&s);
+	snprintf(p, sizeof(p), "%s/tmp", f->root);
+	assert_int_equal(count_entries(p, "txn-"), 0);
+	assert_int_equal(count_entries(p, "new-dead01"), 0);
+	assert_int_equal(count_entries(p, "new-young1"), 1);
+	assert_int_equal(count_entries(p, "foreign"), 1);
+}
+
+static void test_shared_waits_for_exclusive(void **state)
+{
+	struct fixture *f = *state;
+	struct ep_store s;
+	struct timespec t0, t1;
+	int pfd[2], st;
+	pid_t pid;
+	char c;
+	long ms;
+
+	open_ok(&s, f->root, EP_STORE_CREATE);
+	ep_store_release(&s);
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct ep_error e = EP_ERROR_INIT;
+		struct ep_store x;
+		struct timespec ts = {0, 400 * 1000 * 1000};
+
+		close(pfd[0]);
+		if (ep_store_open(&x, f->root, EP_STORE_EXCLUSIVE, &e) < 0 ||
+		    write(pfd[1], "r", 1) != 1)
+			_exit(1);
+		nanosleep(&ts, NULL);
+		_exit(0); /* the kernel drops the lock */
+	}
+	live_child = pid;
+	close(pfd[1]);
+	assert_int_equal(read(pfd[0], &c, 1), 1);
+	close(pfd[0]);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	open_ok(&s, f->root, 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ep_store_release(&s);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_true(ms >= 200);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	live_child = -1;
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_default_root),
-		cmocka_unit_test_setup_teardown(test_create_and_reopen, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_not_a_store, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_corrupt_index, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_commit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_idempotent_commit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_tag_move, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_resolve, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_gc, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_commits, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_kill_during_txn, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
+	    cmocka_unit_test(test_default_root),
+	    cmocka_unit_test_setup_teardown(test_create_and_reopen, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_not_a_store, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_corrupt_index, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_commit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_idempotent_commit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tag_move, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resolve, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_gc, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent_commits, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_kill_during_txn, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stale_cleanup, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_shared_waits_for_exclusive, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
