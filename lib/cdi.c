@@ -199,7 +199,9 @@ json_t *ep_cdi_load(const char *path, struct ep_error *err)
 		return NULL;
 	if (ends_with(path, ".yaml") || ends_with(path, ".yml"))
 		return yaml_to_json(buf, len, path, err);
-	return ep_json_loadb(buf, len, EP_CDI_MAX_BYTES, path, err);
+	cleanup_free char *what = ep_asprintf(err, "'%s'", path);
+
+	return what ? ep_json_loadb(buf, len, EP_CDI_MAX_BYTES, what, err) : NULL;
 }
 
 /* ---------- finding a spec ---------- */
