@@ -828,13 +828,33 @@ int ep_gpu_add_lib_links(struct ep_gpu_plan *p, struct ep_error *err)
 	return 0;
 }
 
+/* The toolkit walks $PATH; a host root other than "/" has no PATH of its
+ * own, so these dirs stand in for it (/usr/local/nvidia/bin: drivers
+ * injected by a container platform, as on the H100 test host). */
 static int find_bins(struct ep_gpu_plan *p, const char *root, struct ep_error *err)
 {
-	static const char *const dirs[] = {"/usr/bin", "/bin", "/usr/sbin"};
+	static const char *const dirs[] = {"/usr/bin",	"/usr/local/nvidia/bin", "/usr/local/bin",
+					   "/bin",	"/usr/sbin",		 "/sbin"};
+	const char *path = strcmp(root, "/") == 0 ? getenv("PATH") : NULL;
 
 	for (size_t i = 0; i < EP_ARRAY_SIZE(driver_bins); i++) {
-		for (size_t d = 0; d < EP_ARRAY_SIZE(dirs); d++) {
-			cleanup_free char *rel = ep_asprintf(err, "%s/%s", dirs[d], driver_bins[i]);
+		size_t nd = EP_ARRAY_SIZE(dirs);
+		const char *pp = path;
+
+		for (size_t d = 0; d < nd || (pp && *pp); d++) {
+			char dir[PATH_MAX];
+
+			if (d < nd) {
+				snprintf(dir, sizeof(dir), "%s", dirs[d]);
+			} else {
+				size_t n = strcspn(pp, ":");
+
+				snprintf(dir, sizeof(dir), "%.*s", (int)n, pp);
+				pp += n + (pp[n] == ':');
+				if (dir[0] != '/')
+					continue;
+			}
+			cleanup_free char *rel = ep_asprintf(err, "%s/%s", dir, driver_bins[i]);
 			cleanup_free char *h = rel ? ep_gpu_hpath(root, rel, err) : NULL;
 			struct stat st;
 

@@ -27,7 +27,7 @@
 #define LIBDIR "/usr/lib/x86_64-linux-gnu"
 
 static char base[256];
-static char tree[300], tree_nouvm[300], tree_cdi[300], tree_yaml[300], tree8[300], empty[300];
+static char tree[300], tree_h100[300], tree_nouvm[300], tree_cdi[300], tree_yaml[300], tree8[300], empty[300];
 static int have_nodes; /* the fixture could mknod (root) */
 
 static int fixture(const char *dir, const char *args)
@@ -51,6 +51,7 @@ static int group_setup(void **state)
 		return -1;
 	snprintf(tree, sizeof(tree), "%s/a", base);
 	snprintf(tree_nouvm, sizeof(tree_nouvm), "%s/nouvm", base);
+	snprintf(tree_h100, sizeof(tree_h100), "%s/h100", base);
 	snprintf(tree_cdi, sizeof(tree_cdi), "%s/cdi", base);
 	snprintf(tree_yaml, sizeof(tree_yaml), "%s/yaml", base);
 	snprintf(tree8, sizeof(tree8), "%s/g8", base);
@@ -65,7 +66,8 @@ static int group_setup(void **state)
 	}
 	have_nodes = rc == 0;
 	if (have_nodes && (fixture(tree_nouvm, "--no-uvm") != 0 || fixture(tree_cdi, "--cdi") != 0 ||
-			   fixture(tree_yaml, "--cdi-yaml") != 0 || fixture(tree8, "--gpus 8") != 0))
+			   fixture(tree_yaml, "--cdi-yaml") != 0 || fixture(tree8, "--gpus 8") != 0 ||
+			   fixture(tree_h100, "--gpus 1 --driver 580.159.04") != 0))
 		return -1;
 	return 0;
 }
@@ -502,6 +504,72 @@ static void test_cdi_hostile(void **state)
 	ep_gpu_plan_release(&p);
 }
 
+/* Texts captured on a real H100 host (driver 580.159.04, open kernel
+ * module, driver injected under /usr/local/nvidia by its platform). */
+static void test_h100_replica(void **state)
+{
+	NEED_NODES();
+	static const char version[] =
+		"NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04  Release "
+		"Build  (nixbld@)  \nGCC version:  gcc version 15.3.0 (GCC) \n";
+	static const char info[] = "Model: \t\t NVIDIA H100 80GB HBM3\nIRQ:   \t\t 41\n"
+				   "GPU UUID: \t GPU-fde9c672-ba5c-7fc3-60e6-be383752a594\n"
+				   "Video BIOS: \t 96.00.da.00.0c\nBus Type: \t PCIe\n"
+				   "DMA Size: \t 52 bits\nDMA Mask: \t 0xfffffffffffff\n"
+				   "Bus Location: \t 0000:00:06.0\nDevice Minor: \t 0\n"
+				   "GPU Firmware: \t 580.159.04\nGPU Excluded:\t No\n";
+	char path[512], to[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/proc/driver/nvidia/version", tree_h100);
+	assert_non_null(f = fopen(path, "w"));
+	fputs(version, f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/proc/driver/nvidia/gpus/0000:01:00.0/information",
+		 tree_h100);
+	assert_non_null(f = fopen(path, "w"));
+	fputs(info, f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/usr/local/nvidia/bin", tree_h100);
+	assert_int_equal(ep_mkdir_p(path, NULL), 0);
+	snprintf(path, sizeof(path), "%s/usr/bin/nvidia-smi", tree_h100);
+	snprintf(to, sizeof(to), "%s/usr/local/nvidia/bin/nvidia-smi", tree_h100);
+	assert_int_equal(rename(path, to), 0);
+
+	struct ep_gpu_plan p;
+	struct ep_error err = EP_ERROR_INIT;
+	char *needs13[] = {"NVIDIA_REQUIRE_CUDA=cuda>=13.0", NULL};
+
+	assert_int_equal(ep_gpu_plan(tree_h100, "GPU-fde9c672-ba5c-7fc3-60e6-be383752a594", needs13,
+				     &p, &err),
+			 0);
+	assert_string_equal(p.driver_version, "580.159.04");
+	assert_int_equal(p.cuda_driver_major, 13);
+	assert_int_equal(p.cuda_driver_minor, 0);
+	assert_string_equal(p.gpus[0].name, "NVIDIA H100 80GB HBM3");
+	assert_string_equal(p.gpus[0].bus_id, "0000:00:06.0");
+	assert_non_null(mnt(&p, LIBDIR "/libcuda.so.580.159.04"));
+	assert_string_equal(mnt(&p, "/usr/bin/nvidia-smi")->host_path, to);
+	ep_gpu_plan_release(&p);
+
+	/* The host's real ld.so.cache: as many entries as `ldconfig -p` printed
+	 * there ("520 libs found"), libcuda.so.1 twice (two dirs). */
+	struct ep_ldcache c;
+	const char *top = getenv("TOP");
+	int ncuda = 0;
+
+	snprintf(path, sizeof(path), "%s/tests/data/gpu/h100-ld.so.cache", top && *top ? top : ".");
+	assert_int_equal(ep_ldcache_load(path, &c, &err), 0);
+	assert_int_equal(c.n, 520);
+	for (size_t i = 0; i < c.n; i++)
+		if (strcmp(c.entries[i].key, "libcuda.so.1") == 0) {
+			ncuda++;
+			assert_int_equal(c.entries[i].flags, EP_LD_FLAG_ELF_LIBC6 | EP_LD_FLAG_X8664_LIB64);
+		}
+	assert_int_equal(ncuda, 2);
+	ep_ldcache_release(&c);
+}
+
 static void test_ldcache_real(void **state)
 {
 	NEED_NODES();
@@ -688,7 +756,7 @@ int main(void)
 		cmocka_unit_test(test_cdi_json),       cmocka_unit_test(test_cdi_yaml),
 		cmocka_unit_test(test_cdi_hostile),    cmocka_unit_test(test_ldcache_real),
 		cmocka_unit_test(test_ldcache_hostile), cmocka_unit_test(test_elf_soname),
-		cmocka_unit_test(test_perf_8gpus),
+		cmocka_unit_test(test_perf_8gpus),     cmocka_unit_test(test_h100_replica),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
