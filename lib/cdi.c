@@ -113,8 +113,8 @@ static json_t *y_node(struct yctx *y, yaml_event_t *ev, int depth)
 					     y->path);
 				goto fail;
 			}
-			cleanup_free char *key = strndup((const char *)e.data.scalar.value,
-							 e.data.scalar.length);
+			cleanup_free char *key =
+			    strndup((const char *)e.data.scalar.value, e.data.scalar.length);
 
 			yaml_event_delete(&e);
 			if (!key) {
@@ -333,7 +333,7 @@ static int apply_nodes(const json_t *nodes, const char *what, const char *root,
 
 	if (nodes && !json_is_array(nodes))
 		return ep_error_set(err, EP_EINVAL, "%s: deviceNodes is not a list", what);
-	json_array_foreach(nodes, i, n) {
+	json_array_foreach (nodes, i, n) {
 		const char *path = get_str(n, "path");
 		const char *hp = get_str(n, "hostPath");
 		const char *type = get_str(n, "type");
@@ -342,14 +342,18 @@ static int apply_nodes(const json_t *nodes, const char *what, const char *root,
 		int hmaj, hmin, hmode;
 
 		if (ep_gpu_check_cpath(path) < 0 || (hp && hp[0] != '/'))
-			return ep_error_set(err, EP_EINVAL, "%s: deviceNodes[%zu]: bad path", what, i);
-		if (get_u32(n, "major", &major, &hmaj) < 0 || get_u32(n, "minor", &minor, &hmin) < 0 ||
+			return ep_error_set(err, EP_EINVAL, "%s: deviceNodes[%zu]: bad path", what,
+					    i);
+		if (get_u32(n, "major", &major, &hmaj) < 0 ||
+		    get_u32(n, "minor", &minor, &hmin) < 0 ||
 		    get_u32(n, "fileMode", &mode, &hmode) < 0)
 			return ep_error_set(err, EP_EINVAL,
-					    "%s: deviceNodes[%zu]: bad major/minor/fileMode", what, i);
+					    "%s: deviceNodes[%zu]: bad major/minor/fileMode", what,
+					    i);
 		if (perm && strcmp(perm, "none") != 0 && strspn(perm, "rwm") != strlen(perm))
-			return ep_error_set(err, EP_EINVAL, "%s: deviceNodes[%zu]: bad permissions '%s'",
-					    what, i, perm);
+			return ep_error_set(err, EP_EINVAL,
+					    "%s: deviceNodes[%zu]: bad permissions '%s'", what, i,
+					    perm);
 		cleanup_free char *host = ep_gpu_hpath(root, hp ? hp : path, err);
 
 		if (!host)
@@ -357,13 +361,14 @@ static int apply_nodes(const json_t *nodes, const char *what, const char *root,
 		char t = type && *type ? type[0] : 0;
 
 		if (t && !strchr("bcup", t))
-			return ep_error_set(err, EP_EINVAL, "%s: deviceNodes[%zu]: bad type '%s'", what,
-					    i, type);
+			return ep_error_set(err, EP_EINVAL, "%s: deviceNodes[%zu]: bad type '%s'",
+					    what, i, type);
 		if (!t || !hmaj || !hmin || !hmode) {
 			struct stat st;
 
 			if (stat(host, &st) < 0)
-				return ep_error_errno(err, EP_EENV, errno, "%s: device '%s'", what, host);
+				return ep_error_errno(err, EP_EENV, errno, "%s: device '%s'", what,
+						      host);
 			if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
 				return ep_error_set(err, EP_EINVAL, "%s: '%s' is not a device node",
 						    what, host);
@@ -393,7 +398,7 @@ static int apply_mounts(const json_t *mounts, const char *what, const char *root
 
 	if (mounts && !json_is_array(mounts))
 		return ep_error_set(err, EP_EINVAL, "%s: mounts is not a list", what);
-	json_array_foreach(mounts, i, m) {
+	json_array_foreach (mounts, i, m) {
 		const char *hp = get_str(m, "hostPath"), *cp = get_str(m, "containerPath");
 		const char *type = get_str(m, "type");
 		const json_t *opts = json_object_get(m, "options"), *o;
@@ -402,19 +407,19 @@ static int apply_mounts(const json_t *mounts, const char *what, const char *root
 
 		if (!hp || ep_gpu_check_cpath(cp) < 0)
 			return ep_error_set(err, EP_EINVAL, "%s: mounts[%zu]: bad path", what, i);
-		json_array_foreach(opts, k, o) {
+		json_array_foreach (opts, k, o) {
 			const char *s = json_string_value(o);
 
 			if (!s || strchr(s, ',') || off + strlen(s) + 2 > sizeof(buf))
-				return ep_error_set(err, EP_EINVAL, "%s: mounts[%zu]: bad options", what,
-						    i);
-			off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%s", off ? "," : "",
-						s);
+				return ep_error_set(err, EP_EINVAL, "%s: mounts[%zu]: bad options",
+						    what, i);
+			off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%s",
+						off ? "," : "", s);
 		}
 		/* hostPath of a bind is a host path; of tmpfs & co. a source name. */
 		int bind = !type || strcmp(type, "bind") == 0 || strstr(buf, "bind");
-		cleanup_free char *host = bind && hp[0] == '/' ? ep_gpu_hpath(root, hp, err)
-							       : ep_strdup(hp, err);
+		cleanup_free char *host =
+		    bind && hp[0] == '/' ? ep_gpu_hpath(root, hp, err) : ep_strdup(hp, err);
 
 		if (!host)
 			return -1;
@@ -458,7 +463,7 @@ static int str_array(const json_t *a, char ***out, size_t *n, struct ep_error *e
 	*out = calloc(json_array_size(a) + 1, sizeof(char *));
 	if (!*out)
 		return ep_error_oom(err);
-	json_array_foreach(a, i, v) {
+	json_array_foreach (a, i, v) {
 		if (!json_is_string(v))
 			return ep_error_set(err, EP_EINVAL, "not a list of strings");
 		if (!((*out)[i] = ep_strdup(json_string_value(v), err)))
@@ -478,7 +483,7 @@ static int apply_hooks(const json_t *hooks, const char *what, struct ep_gpu_plan
 
 	if (hooks && !json_is_array(hooks))
 		return ep_error_set(err, EP_EINVAL, "%s: hooks is not a list", what);
-	json_array_foreach(hooks, i, h) {
+	json_array_foreach (hooks, i, h) {
 		const char *name = get_str(h, "hookName"), *path = get_str(h, "path");
 		int ok = 0;
 
@@ -520,7 +525,7 @@ static int apply_edits(const json_t *e, const char *what, const char *root, stru
 		return ep_error_set(err, EP_EINVAL, "%s: containerEdits is not an object", what);
 	if (env && !json_is_array(env))
 		return ep_error_set(err, EP_EINVAL, "%s: env is not a list", what);
-	json_array_foreach(env, i, v) {
+	json_array_foreach (env, i, v) {
 		const char *s = json_string_value(v);
 
 		if (!s || !strchr(s, '=') || s[0] == '=')
@@ -551,7 +556,7 @@ int ep_cdi_apply(const json_t *spec, const char *spec_path, const char *host_roo
 		const json_t *dev = NULL, *d;
 		size_t i;
 
-		json_array_foreach(devs, i, d) {
+		json_array_foreach (devs, i, d) {
 			const char *nm = get_str(d, "name");
 
 			if (nm && strcmp(nm, names[k]) == 0)
@@ -561,19 +566,19 @@ int ep_cdi_apply(const json_t *spec, const char *spec_path, const char *host_roo
 			char list[512] = "";
 			size_t off = 0;
 
-			json_array_foreach(devs, i, d) {
+			json_array_foreach (devs, i, d) {
 				const char *nm = get_str(d, "name");
 
 				if (nm && off + strlen(nm) + 3 < sizeof(list))
-					off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
-								off ? ", " : "", nm);
+					off += (size_t)snprintf(list + off, sizeof(list) - off,
+								"%s%s", off ? ", " : "", nm);
 			}
 			return ep_error_set(err, EP_EINVAL,
-					    "CDI spec '%s' has no device '%s' (it has: %s)", spec_path,
-					    names[k], list);
+					    "CDI spec '%s' has no device '%s' (it has: %s)",
+					    spec_path, names[k], list);
 		}
-		cleanup_free char *what = ep_asprintf(err, "CDI spec '%s' device '%s'", spec_path,
-						      names[k]);
+		cleanup_free char *what =
+		    ep_asprintf(err, "CDI spec '%s' device '%s'", spec_path, names[k]);
 
 		if (!what || apply_edits(json_object_get(dev, "containerEdits"), what, host_root, p,
 					 err) < 0)

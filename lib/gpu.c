@@ -36,16 +36,29 @@
 /* libnvidia-container's utility_libs + compute_libs (src/nvc_info.c):
  * NVIDIA_DRIVER_CAPABILITIES=compute,utility, the toolkit's default. */
 static const char *const driver_libs[] = {
-	"libnvidia-ml.so",	  "libnvidia-cfg.so",		 "libnvidia-nscq.so",
-	"libcuda.so",		  "libcudadebugger.so",		 "libnvidia-opencl.so",
-	"libnvidia-gpucomp.so",	  "libnvidia-ptxjitcompiler.so", "libnvidia-fatbinaryloader.so",
-	"libnvidia-allocator.so", "libnvidia-compiler.so",	 "libnvidia-pkcs11.so",
-	"libnvidia-pkcs11-openssl3.so", "libnvidia-nvvm.so",	 "libnvidia-tileiras.so",
+    "libnvidia-ml.so",
+    "libnvidia-cfg.so",
+    "libnvidia-nscq.so",
+    "libcuda.so",
+    "libcudadebugger.so",
+    "libnvidia-opencl.so",
+    "libnvidia-gpucomp.so",
+    "libnvidia-ptxjitcompiler.so",
+    "libnvidia-fatbinaryloader.so",
+    "libnvidia-allocator.so",
+    "libnvidia-compiler.so",
+    "libnvidia-pkcs11.so",
+    "libnvidia-pkcs11-openssl3.so",
+    "libnvidia-nvvm.so",
+    "libnvidia-tileiras.so",
 };
 /* utility_bins + compute_bins, minus nv-fabricmanager (a host daemon). */
 static const char *const driver_bins[] = {
-	"nvidia-smi",		   "nvidia-debugdump",	      "nvidia-persistenced",
-	"nvidia-cuda-mps-control", "nvidia-cuda-mps-server",
+    "nvidia-smi",
+    "nvidia-debugdump",
+    "nvidia-persistenced",
+    "nvidia-cuda-mps-control",
+    "nvidia-cuda-mps-server",
 };
 
 /* Minimum Linux x86_64 driver per CUDA toolkit GA release (NVIDIA CUDA
@@ -55,13 +68,13 @@ static const struct {
 	int major, minor;
 	const char *driver;
 } cuda_table[] = {
-	{7, 0, "346.46"},     {7, 5, "352.31"},	    {8, 0, "367.48"},	  {9, 0, "384.81"},
-	{9, 1, "390.46"},     {9, 2, "396.26"},	    {10, 0, "410.48"},	  {10, 1, "418.39"},
-	{10, 2, "440.33"},    {11, 0, "450.36.06"}, {11, 1, "455.23"},	  {11, 2, "460.27.03"},
-	{11, 3, "465.19.01"}, {11, 4, "470.42.01"}, {11, 5, "495.29.05"}, {11, 6, "510.39.01"},
-	{11, 7, "515.43.04"}, {11, 8, "520.61.05"}, {12, 0, "525.60.13"}, {12, 1, "530.30.02"},
-	{12, 2, "535.54.03"}, {12, 3, "545.23.06"}, {12, 4, "550.54.14"}, {12, 5, "555.42.02"},
-	{12, 6, "560.28.03"}, {12, 8, "570.26"},    {12, 9, "575.51.03"}, {13, 0, "580.65.06"},
+    {7, 0, "346.46"},	  {7, 5, "352.31"},	{8, 0, "367.48"},     {9, 0, "384.81"},
+    {9, 1, "390.46"},	  {9, 2, "396.26"},	{10, 0, "410.48"},    {10, 1, "418.39"},
+    {10, 2, "440.33"},	  {11, 0, "450.36.06"}, {11, 1, "455.23"},    {11, 2, "460.27.03"},
+    {11, 3, "465.19.01"}, {11, 4, "470.42.01"}, {11, 5, "495.29.05"}, {11, 6, "510.39.01"},
+    {11, 7, "515.43.04"}, {11, 8, "520.61.05"}, {12, 0, "525.60.13"}, {12, 1, "530.30.02"},
+    {12, 2, "535.54.03"}, {12, 3, "545.23.06"}, {12, 4, "550.54.14"}, {12, 5, "555.42.02"},
+    {12, 6, "560.28.03"}, {12, 8, "570.26"},	{12, 9, "575.51.03"}, {13, 0, "580.65.06"},
 };
 
 /* ---------- small helpers ---------- */
@@ -290,7 +303,7 @@ int ep_gpu_set_env(struct ep_gpu_plan *p, const char *kv, struct ep_error *err)
 }
 
 static int set_envf(struct ep_gpu_plan *p, struct ep_error *err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static int set_envf(struct ep_gpu_plan *p, struct ep_error *err, const char *fmt, ...)
 {
 	char *s = NULL;
@@ -499,8 +512,7 @@ static void gpus_free(struct ep_gpu_info *g, size_t n)
 
 /* All GPUs from R/proc/driver/nvidia/gpus/<bus>/information, minor order;
  * "GPU Excluded: Yes" ones are left out, as NVML leaves them out. */
-static int read_gpus(const char *root, struct ep_gpu_info **out, size_t *nout,
-		     struct ep_error *err)
+static int read_gpus(const char *root, struct ep_gpu_info **out, size_t *nout, struct ep_error *err)
 {
 	cleanup_free char *dir = ep_gpu_hpath(root, "/proc/driver/nvidia/gpus", err);
 	struct ep_gpu_info *g = NULL;
@@ -522,7 +534,8 @@ static int read_gpus(const char *root, struct ep_gpu_info **out, size_t *nout,
 		if (de->d_name[0] == '.')
 			continue;
 		cleanup_free char *ipath = ep_asprintf(err, "%s/%s/information", dir, de->d_name);
-		cleanup_free char *text = ipath ? ep_read_file(ipath, SMALL_FILE_MAX, NULL, err) : NULL;
+		cleanup_free char *text =
+		    ipath ? ep_read_file(ipath, SMALL_FILE_MAX, NULL, err) : NULL;
 
 		if (!text)
 			goto fail;
@@ -565,8 +578,8 @@ static int read_gpus(const char *root, struct ep_gpu_info **out, size_t *nout,
 		g[i].index = (int)i;
 		if (i > 0 && g[i].minor == g[i - 1].minor) {
 			gpus_free(g, n);
-			return ep_error_set(err, EP_EENV, "'%s': two GPUs with Device Minor %d", dir,
-					    g[i].minor);
+			return ep_error_set(err, EP_EENV, "'%s': two GPUs with Device Minor %d",
+					    dir, g[i].minor);
 		}
 	}
 	*out = g;
@@ -607,28 +620,32 @@ static int select_gpus(const struct ep_gpu_info *all, size_t n, const char *spec
 
 			if (len > 4 || idx >= n) {
 				if (n == 0)
-					return ep_error_set(err, EP_EINVAL,
-							    "GPU index %s does not exist: the host has no GPU",
-							    item);
-				return ep_error_set(err, EP_EINVAL,
-						    "GPU index %s does not exist: the host has %zu GPU%s (0-%zu)",
-						    item, n, n == 1 ? "" : "s", n - 1);
+					return ep_error_set(
+					    err, EP_EINVAL,
+					    "GPU index %s does not exist: the host has no GPU",
+					    item);
+				return ep_error_set(
+				    err, EP_EINVAL,
+				    "GPU index %s does not exist: the host has %zu GPU%s (0-%zu)",
+				    item, n, n == 1 ? "" : "s", n - 1);
 			}
 			k = idx;
 		} else {
 			for (size_t i = 0; i < n && k == SIZE_MAX; i++) {
 				const char *bus = all[i].bus_id;
 
-				if (strcasecmp(item, all[i].uuid) == 0 || strcasecmp(item, bus) == 0 ||
+				if (strcasecmp(item, all[i].uuid) == 0 ||
+				    strcasecmp(item, bus) == 0 ||
 				    (strlen(bus) == 12 + len - 8 && len > 8 &&
 				     strcasecmp(item, bus + 4) == 0)) /* "07:00.0" style */
 					k = i;
 			}
 			if (k == SIZE_MAX)
-				return ep_error_set(err, EP_EINVAL,
-						    "GPU '%s': unknown device (use an index, a GPU-UUID "
-						    "or 'all')",
-						    item);
+				return ep_error_set(
+				    err, EP_EINVAL,
+				    "GPU '%s': unknown device (use an index, a GPU-UUID "
+				    "or 'all')",
+				    item);
 		}
 		int dup = 0;
 
@@ -689,8 +706,8 @@ static const char *base_name(const char *p)
  * the result must be a regular file whose name ends in ".so.<ver>", else the
  * file "<prefix>.<ver>" in the same directory is tried (a cache written with
  * ldconfig -X, or a stale link).  Returns malloc'ed host path or NULL. */
-static char *resolve_lib(const char *root, const char *rroot, const char *value,
-			 const char *prefix, const char *ver)
+static char *resolve_lib(const char *root, const char *rroot, const char *value, const char *prefix,
+			 const char *ver)
 {
 	char *full = ep_gpu_hpath(root, value, NULL);
 	char suffix[80];
@@ -702,7 +719,8 @@ static char *resolve_lib(const char *root, const char *rroot, const char *value,
 	char *real = realpath(full, NULL);
 	size_t rl = strlen(rroot);
 
-	if (real && (strcmp(rroot, "/") == 0 || (strncmp(real, rroot, rl) == 0 && real[rl] == '/')) &&
+	if (real &&
+	    (strcmp(rroot, "/") == 0 || (strncmp(real, rroot, rl) == 0 && real[rl] == '/')) &&
 	    ends_with(real, suffix) && stat(real, &st) == 0 && S_ISREG(st.st_mode)) {
 		free(full);
 		return real;
@@ -760,8 +778,8 @@ static int find_libs(struct ep_gpu_plan *p, const char *root, const char *ver, s
 			continue; /* another driver version's leftover: never mix */
 		cleanup_free char *dest = ep_path_join(p->lib_dir, base_name(host), err);
 
-		if (!dest || ep_gpu_add_mount(p, host, dest, "bind", LIB_OPTS, EP_GPU_MOUNT_LIB,
-					      err) < 0) {
+		if (!dest ||
+		    ep_gpu_add_mount(p, host, dest, "bind", LIB_OPTS, EP_GPU_MOUNT_LIB, err) < 0) {
 			ep_ldcache_release(&c);
 			return -1;
 		}
@@ -770,11 +788,12 @@ static int find_libs(struct ep_gpu_plan *p, const char *root, const char *ver, s
 	}
 	ep_ldcache_release(&c);
 	if (!have_cuda || !have_ml)
-		return ep_error_set(err, EP_EENV,
-				    "no %s.%s in '%s': the driver's user-space libraries are missing "
-				    "or do not match the kernel module %s (install them, then run "
-				    "ldconfig)",
-				    have_cuda ? "libnvidia-ml.so" : "libcuda.so", ver, cpath, ver);
+		return ep_error_set(
+		    err, EP_EENV,
+		    "no %s.%s in '%s': the driver's user-space libraries are missing "
+		    "or do not match the kernel module %s (install them, then run "
+		    "ldconfig)",
+		    have_cuda ? "libnvidia-ml.so" : "libcuda.so", ver, cpath, ver);
 	return 0;
 }
 
@@ -800,8 +819,8 @@ int ep_gpu_add_lib_links(struct ep_gpu_plan *p, struct ep_error *err)
 		 * SONAME guess does; a bad SONAME must not name another dir. */
 		if (ep_elf_soname(m->host_path, &soname, &e2) != 1 || soname[0] == '.') {
 			free(soname);
-			soname = ep_asprintf(err, "%.*s.so.1",
-					     (int)(strlen(base) - strlen(suffix)), base);
+			soname = ep_asprintf(err, "%.*s.so.1", (int)(strlen(base) - strlen(suffix)),
+					     base);
 			if (!soname)
 				return -1;
 		}
@@ -833,8 +852,8 @@ int ep_gpu_add_lib_links(struct ep_gpu_plan *p, struct ep_error *err)
  * injected by a container platform, as on the H100 test host). */
 static int find_bins(struct ep_gpu_plan *p, const char *root, struct ep_error *err)
 {
-	static const char *const dirs[] = {"/usr/bin",	"/usr/local/nvidia/bin", "/usr/local/bin",
-					   "/bin",	"/usr/sbin",		 "/sbin"};
+	static const char *const dirs[] = {
+	    "/usr/bin", "/usr/local/nvidia/bin", "/usr/local/bin", "/bin", "/usr/sbin", "/sbin"};
 	const char *path = strcmp(root, "/") == 0 ? getenv("PATH") : NULL;
 
 	for (size_t i = 0; i < EP_ARRAY_SIZE(driver_bins); i++) {
@@ -864,8 +883,8 @@ static int find_bins(struct ep_gpu_plan *p, const char *root, struct ep_error *e
 				continue;
 			cleanup_free char *dest = ep_asprintf(err, "/usr/bin/%s", driver_bins[i]);
 
-			if (!dest || ep_gpu_add_mount(p, h, dest, "bind", LIB_OPTS, EP_GPU_MOUNT_BIN,
-						      err) < 0)
+			if (!dest || ep_gpu_add_mount(p, h, dest, "bind", LIB_OPTS,
+						      EP_GPU_MOUNT_BIN, err) < 0)
 				return -1;
 			break;
 		}
@@ -937,9 +956,9 @@ static int find_ipc(struct ep_gpu_plan *p, const char *root, struct ep_error *er
 		const char *host, *dest;
 		int dir;
 	} ipc[] = {
-		{"/run/nvidia-persistenced/socket", "/run/nvidia-persistenced/socket", 0},
-		{"/var/run/nvidia-persistenced/socket", "/run/nvidia-persistenced/socket", 0},
-		{"/tmp/nvidia-mps", "/tmp/nvidia-mps", 1},
+	    {"/run/nvidia-persistenced/socket", "/run/nvidia-persistenced/socket", 0},
+	    {"/var/run/nvidia-persistenced/socket", "/run/nvidia-persistenced/socket", 0},
+	    {"/tmp/nvidia-mps", "/tmp/nvidia-mps", 1},
 	};
 
 	for (size_t i = 0; i < EP_ARRAY_SIZE(ipc); i++) {
@@ -954,8 +973,8 @@ static int find_ipc(struct ep_gpu_plan *p, const char *root, struct ep_error *er
 
 		for (size_t j = 0; j < p->n_mounts; j++)
 			have |= strcmp(p->mounts[j].path, ipc[i].dest) == 0;
-		if (!have &&
-		    ep_gpu_add_mount(p, h, ipc[i].dest, "bind", IPC_OPTS, EP_GPU_MOUNT_IPC, err) < 0)
+		if (!have && ep_gpu_add_mount(p, h, ipc[i].dest, "bind", IPC_OPTS, EP_GPU_MOUNT_IPC,
+					      err) < 0)
 			return -1;
 	}
 	return 0;
@@ -1145,7 +1164,8 @@ static int require_eval(const char *expr, const char *driver, int cmaj, int cmin
 			if (f + fl > p + tl)
 				fl = (size_t)(p + tl - f);
 			if (fl == 0)
-				return ep_error_set(err, EP_EINVAL, "invalid requirement '%s'", expr);
+				return ep_error_set(err, EP_EINVAL, "invalid requirement '%s'",
+						    expr);
 			int r = eval_factor(f, fl, driver, cmaj, cmin, exact, brand, err);
 
 			if (r < 0)
@@ -1193,7 +1213,8 @@ static int check_requirements(const struct ep_gpu_plan *p, char *const *env, str
 	for (size_t pass = 0; pass < 2; pass++) {
 		for (size_t i = 0; pass == 0 && env && env[i]; i++) {
 			if (strncmp(env[i], "NVIDIA_REQUIRE_", 15) != 0 ||
-			    strncmp(env[i], "NVIDIA_REQUIRE_JETPACK", 22) == 0 || !strchr(env[i], '='))
+			    strncmp(env[i], "NVIDIA_REQUIRE_JETPACK", 22) == 0 ||
+			    !strchr(env[i], '='))
 				continue;
 			n_req++;
 		}
@@ -1228,8 +1249,9 @@ static int check_requirements(const struct ep_gpu_plan *p, char *const *env, str
 
 				if (p->n_gpus)
 					brand_of(p->gpus[g].name, brand, sizeof(brand));
-				int r = require_eval(expr, p->driver_version, p->cuda_driver_major,
-						     p->cuda_driver_minor, p->cuda_known, brand, err);
+				int r =
+				    require_eval(expr, p->driver_version, p->cuda_driver_major,
+						 p->cuda_driver_minor, p->cuda_known, brand, err);
 
 				if (r < 0)
 					return ep_error_wrap(err, "image %s", var);
@@ -1243,13 +1265,13 @@ static int check_requirements(const struct ep_gpu_plan *p, char *const *env, str
 				if (c && sscanf(c + 6, "%u.%u", &a, &b) >= 1)
 					md = min_driver_for((int)a, (int)b);
 				return ep_error_set(
-					err, EP_EENV,
-					"the driver %s supports CUDA %d.%d, the image needs '%s' (%s): "
-					"%s%s%suse an image for an older CUDA, or set "
-					"NVIDIA_DISABLE_REQUIRE=1",
-					p->driver_version, p->cuda_driver_major, p->cuda_driver_minor,
-					expr, var, md ? "install driver >= " : "", md ? md : "",
-					md ? ", " : "");
+				    err, EP_EENV,
+				    "the driver %s supports CUDA %d.%d, the image needs '%s' (%s): "
+				    "%s%s%suse an image for an older CUDA, or set "
+				    "NVIDIA_DISABLE_REQUIRE=1",
+				    p->driver_version, p->cuda_driver_major, p->cuda_driver_minor,
+				    expr, var, md ? "install driver >= " : "", md ? md : "",
+				    md ? ", " : "");
 			}
 			if (pass == 1)
 				break;
@@ -1282,10 +1304,11 @@ static int plan_build(const struct ep_gpu_opts *o, const char *root, struct ep_g
 
 	if (!vtext) {
 		if (e2.errnum == ENOENT)
-			return ep_error_set(err, EP_EENV,
-					    "no NVIDIA driver found: '%s' is missing (is the nvidia "
-					    "kernel module loaded?)",
-					    vpath);
+			return ep_error_set(
+			    err, EP_EENV,
+			    "no NVIDIA driver found: '%s' is missing (is the nvidia "
+			    "kernel module loaded?)",
+			    vpath);
 		return ep_error_set(err, EP_EENV, "no NVIDIA driver found: %s", e2.msg);
 	}
 	if (parse_driver_version(vtext, ver, sizeof(ver)) < 0)
@@ -1303,10 +1326,11 @@ static int plan_build(const struct ep_gpu_opts *o, const char *root, struct ep_g
 		return -1;
 	if (n_all == 0) {
 		gpus_free(all, n_all);
-		return ep_error_set(err, EP_EENV,
-				    "the NVIDIA driver %s is loaded but lists no GPU under '%s/proc/"
-				    "driver/nvidia/gpus'",
-				    ver, strcmp(root, "/") ? root : "");
+		return ep_error_set(
+		    err, EP_EENV,
+		    "the NVIDIA driver %s is loaded but lists no GPU under '%s/proc/"
+		    "driver/nvidia/gpus'",
+		    ver, strcmp(root, "/") ? root : "");
 	}
 	if (select_gpus(all, n_all, o->gpus, sel, &n_sel, err) < 0) {
 		gpus_free(all, n_all);
@@ -1355,7 +1379,7 @@ static int plan_build(const struct ep_gpu_opts *o, const char *root, struct ep_g
 			json_t *devs = json_object_get(spec, "devices"), *d;
 			size_t k;
 
-			json_array_foreach(devs, k, d)
+			json_array_foreach (devs, k, d)
 				has_all |= json_is_string(json_object_get(d, "name")) &&
 					   strcmp(json_string_value(json_object_get(d, "name")),
 						  "all") == 0;
@@ -1387,11 +1411,12 @@ static int plan_build(const struct ep_gpu_opts *o, const char *root, struct ep_g
 		     "run 'nvidia-modprobe -c=255' (or nvidia-smi) on the host", err) < 0)
 		return -1;
 	if (devtext && uvm_major < 0)
-		return ep_error_set(err, EP_EENV,
-				    "the nvidia-uvm kernel module is not loaded (no 'nvidia-uvm' in "
-				    "'%s/proc/devices'): CUDA needs it; run 'nvidia-modprobe -u -c=0' "
-				    "on the host",
-				    strcmp(root, "/") ? root : "");
+		return ep_error_set(
+		    err, EP_EENV,
+		    "the nvidia-uvm kernel module is not loaded (no 'nvidia-uvm' in "
+		    "'%s/proc/devices'): CUDA needs it; run 'nvidia-modprobe -u -c=0' "
+		    "on the host",
+		    strcmp(root, "/") ? root : "");
 	if (add_node(p, root, "/dev/nvidia-uvm", uvm_major, 0, 0,
 		     "CUDA needs it; run 'nvidia-modprobe -u -c=0' on the host", err) < 0)
 		return -1;
@@ -1488,21 +1513,21 @@ json_t *ep_gpu_plan_to_json(const struct ep_gpu_plan *p)
 	json_object_set_new(j, "shm_size", json_integer((json_int_t)p->shm_size));
 	json_object_set_new(j, "gpus", a = json_array());
 	for (size_t i = 0; i < p->n_gpus; i++)
-		json_array_append_new(a, json_pack("{s:i,s:i,s:s,s:s,s:s}", "index", p->gpus[i].index,
-						   "minor", p->gpus[i].minor, "uuid",
-						   p->gpus[i].uuid ? p->gpus[i].uuid : "", "name",
-						   p->gpus[i].name ? p->gpus[i].name : "", "bus_id",
-						   p->gpus[i].bus_id ? p->gpus[i].bus_id : ""));
+		json_array_append_new(
+		    a, json_pack("{s:i,s:i,s:s,s:s,s:s}", "index", p->gpus[i].index, "minor",
+				 p->gpus[i].minor, "uuid", p->gpus[i].uuid ? p->gpus[i].uuid : "",
+				 "name", p->gpus[i].name ? p->gpus[i].name : "", "bus_id",
+				 p->gpus[i].bus_id ? p->gpus[i].bus_id : ""));
 	json_object_set_new(j, "devices", a = json_array());
 	for (size_t i = 0; i < p->n_devices; i++) {
 		const struct ep_gpu_device *d = &p->devices[i];
 		char t[2] = {d->type, 0}, mode[8];
 
 		snprintf(mode, sizeof(mode), "0%o", d->file_mode);
-		json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:s}", "path", d->path,
-						   "host_path", d->host_path, "type", t, "major",
-						   (json_int_t)d->major, "minor", (json_int_t)d->minor,
-						   "file_mode", mode, "access", d->access));
+		json_array_append_new(
+		    a, json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:s}", "path", d->path, "host_path",
+				 d->host_path, "type", t, "major", (json_int_t)d->major, "minor",
+				 (json_int_t)d->minor, "file_mode", mode, "access", d->access));
 	}
 	static const char *const kinds[] = {"lib", "bin", "firmware", "ipc", "other"};
 
@@ -1533,8 +1558,9 @@ json_t *ep_gpu_plan_to_json(const struct ep_gpu_plan *p)
 
 		for (size_t k = 0; k < p->hooks[i].n_args; k++)
 			json_array_append_new(args, json_string(p->hooks[i].args[k]));
-		json_array_append_new(a, json_pack("{s:s,s:s,s:o}", "hook_name", p->hooks[i].hook_name,
-						   "path", p->hooks[i].path, "args", args));
+		json_array_append_new(a,
+				      json_pack("{s:s,s:s,s:o}", "hook_name", p->hooks[i].hook_name,
+						"path", p->hooks[i].path, "args", args));
 	}
 	json_object_set_new(j, "cdi_devices", a = json_array());
 	for (size_t i = 0; i < p->n_cdi_devices; i++)

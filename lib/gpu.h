@@ -28,12 +28,12 @@
  * Every string in the plan is owned by the plan (ep_gpu_plan_release). */
 
 struct ep_gpu_device {
-	char *path;        /* path in the container, e.g. "/dev/nvidia0" */
-	char *host_path;   /* path on the host (under host root) */
-	char type;         /* 'c' (or 'b' from a CDI spec) */
+	char *path;	 /* path in the container, e.g. "/dev/nvidia0" */
+	char *host_path; /* path on the host (under host root) */
+	char type;	 /* 'c' (or 'b' from a CDI spec) */
 	uint32_t major, minor;
 	uint32_t file_mode; /* e.g. 0666 */
-	char access[4];    /* cgroup allow rule access: "rw" ("rwm" from CDI) */
+	char access[4];	    /* cgroup allow rule access: "rw" ("rwm" from CDI) */
 };
 
 enum ep_gpu_mount_kind {
@@ -45,75 +45,85 @@ enum ep_gpu_mount_kind {
 };
 
 struct ep_gpu_mount {
-	char *host_path;   /* under host root */
-	char *path;        /* in the container */
+	char *host_path; /* under host root */
+	char *path;	 /* in the container */
 	int read_only;
 	/* Added for the engines (issue 4): */
-	char *type;        /* "bind" (always, except CDI specs may say otherwise) */
-	char *options;     /* comma list for OCI mounts[].options,
-			    * e.g. "ro,nosuid,nodev,rbind,rprivate" */
+	char *type;    /* "bind" (always, except CDI specs may say otherwise) */
+	char *options; /* comma list for OCI mounts[].options,
+			* e.g. "ro,nosuid,nodev,rbind,rprivate" */
 	enum ep_gpu_mount_kind kind;
 };
 
-struct ep_gpu_link {   /* symlinks to create in the container (SONAME links) */
-	char *path;        /* e.g. "/usr/lib/x86_64-linux-gnu/libcuda.so.1" */
-	char *target;      /* e.g. "libcuda.so.550.54.15" (relative, same dir) */
+struct ep_gpu_link {  /* symlinks to create in the container (SONAME links) */
+	char *path;   /* e.g. "/usr/lib/x86_64-linux-gnu/libcuda.so.1" */
+	char *target; /* e.g. "libcuda.so.550.54.15" (relative, same dir) */
 };
 
 /* A small file the engine writes and bind-mounts read-only at path. */
 struct ep_gpu_file {
-	char *path;        /* in the container, e.g. "/proc/driver/nvidia/params" */
-	char *content;     /* NUL-terminated; len bytes */
+	char *path;    /* in the container, e.g. "/proc/driver/nvidia/params" */
+	char *content; /* NUL-terminated; len bytes */
 	size_t len;
-	uint32_t mode;     /* 0444 */
-	int in_proc;       /* path is under /proc: runc refuses OCI mounts there,
-			    * so apply it from a createContainer hook, or skip it
-			    * (see docs/gpu.md "/proc/driver/nvidia") */
+	uint32_t mode; /* 0444 */
+	int in_proc;   /* path is under /proc: runc refuses OCI mounts there,
+			* so apply it from a createContainer hook, or skip it
+			* (see docs/gpu.md "/proc/driver/nvidia") */
 };
 
 /* An OCI hook from a CDI spec (containerEdits.hooks). */
 struct ep_gpu_hook {
-	char *hook_name;   /* "createContainer", "prestart", ... */
-	char *path;        /* absolute, on the host */
-	char **args; size_t n_args; /* argv including argv[0] */
-	char **env; size_t n_env;
-	int timeout;       /* seconds, 0 = none */
+	char *hook_name; /* "createContainer", "prestart", ... */
+	char *path;	 /* absolute, on the host */
+	char **args;
+	size_t n_args; /* argv including argv[0] */
+	char **env;
+	size_t n_env;
+	int timeout; /* seconds, 0 = none */
 };
 
 struct ep_gpu_info {
-	char *uuid;        /* "GPU-..." if known */
-	char *name;        /* model name if known */
-	int minor;         /* /dev/nvidiaN */
+	char *uuid; /* "GPU-..." if known */
+	char *name; /* model name if known */
+	int minor;  /* /dev/nvidiaN */
 	char *bus_id;
 	/* Added: */
-	int index;         /* position in minor order: what "0,1" selects */
+	int index; /* position in minor order: what "0,1" selects */
 };
 
 struct ep_gpu_plan {
 	char *host_root;
-	char *driver_version;     /* "550.54.15" */
+	char *driver_version;			  /* "550.54.15" */
 	int cuda_driver_major, cuda_driver_minor; /* max CUDA the driver supports, if known */
-	struct ep_gpu_info *gpus; size_t n_gpus;  /* the selected GPUs */
-	struct ep_gpu_device *devices; size_t n_devices;
-	struct ep_gpu_mount *mounts; size_t n_mounts;
-	struct ep_gpu_link *links; size_t n_links;
-	char **env; size_t n_env;  /* "NVIDIA_VISIBLE_DEVICES=0", ... */
-	uint64_t shm_size;         /* bytes for /dev/shm */
-	int from_cdi;              /* 1 if a CDI spec provided the edits */
+	struct ep_gpu_info *gpus;
+	size_t n_gpus; /* the selected GPUs */
+	struct ep_gpu_device *devices;
+	size_t n_devices;
+	struct ep_gpu_mount *mounts;
+	size_t n_mounts;
+	struct ep_gpu_link *links;
+	size_t n_links;
+	char **env;
+	size_t n_env;	   /* "NVIDIA_VISIBLE_DEVICES=0", ... */
+	uint64_t shm_size; /* bytes for /dev/shm */
+	int from_cdi;	   /* 1 if a CDI spec provided the edits */
 	/* Added for the engines (issue 4): */
-	char *lib_dir;             /* container dir of the driver libraries */
-	char *visible_devices;     /* normalized selection: "all" or "0,1" (indexes) */
-	struct ep_gpu_file *files; size_t n_files;
-	struct ep_gpu_hook *hooks; size_t n_hooks;   /* only from CDI specs */
-	char *cdi_spec;            /* path of the CDI spec used (host view), or NULL */
-	char **cdi_devices; size_t n_cdi_devices; /* "nvidia.com/gpu=0": fully
-			    * qualified CDI names for `podman/docker --device`
-			    * when from_cdi (the engine has the same spec) */
-	int ldconfig;              /* 1: run ldconfig for lib_dir in the container
-			    * (optional on Debian-like images: their loader
-			    * searches the multiarch dir without a cache entry) */
-	int cuda_known;            /* 0: the driver is newer than envpin's table;
-			    * cuda_driver_* is a lower bound */
+	char *lib_dir;	       /* container dir of the driver libraries */
+	char *visible_devices; /* normalized selection: "all" or "0,1" (indexes) */
+	struct ep_gpu_file *files;
+	size_t n_files;
+	struct ep_gpu_hook *hooks;
+	size_t n_hooks; /* only from CDI specs */
+	char *cdi_spec; /* path of the CDI spec used (host view), or NULL */
+	char **cdi_devices;
+	size_t n_cdi_devices; /* "nvidia.com/gpu=0": fully
+			       * qualified CDI names for `podman/docker --device`
+			       * when from_cdi (the engine has the same spec) */
+	int ldconfig;	      /* 1: run ldconfig for lib_dir in the container
+			       * (optional on Debian-like images: their loader
+			       * searches the multiarch dir without a cache entry) */
+	int cuda_known;	      /* 0: the driver is newer than envpin's table;
+			       * cuda_driver_* is a lower bound */
 };
 void ep_gpu_plan_release(struct ep_gpu_plan *p);
 
@@ -130,13 +140,13 @@ int ep_gpu_plan(const char *host_root, const char *gpus, char *const *image_env,
 
 /* The same with every knob.  Zeroed fields take the defaults. */
 struct ep_gpu_opts {
-	const char *host_root;     /* NULL: ep_gpu_host_root() */
-	const char *gpus;          /* NULL, "", "none", "void": empty plan */
+	const char *host_root; /* NULL: ep_gpu_host_root() */
+	const char *gpus;      /* NULL, "", "none", "void": empty plan */
 	char *const *image_env;
-	const char *lib_dir;       /* container lib dir; NULL: "/usr/lib/x86_64-linux-gnu"
-				    * (see ep_gpu_lib_dir_for_rootfs) */
-	uint64_t shm_size;         /* 0: min(1 GiB, host RAM / 2) */
-	int no_cdi;                /* 1: ignore CDI specs, discover everything */
+	const char *lib_dir; /* container lib dir; NULL: "/usr/lib/x86_64-linux-gnu"
+			      * (see ep_gpu_lib_dir_for_rootfs) */
+	uint64_t shm_size;   /* 0: min(1 GiB, host RAM / 2) */
+	int no_cdi;	     /* 1: ignore CDI specs, discover everything */
 };
 int ep_gpu_plan_opts(const struct ep_gpu_opts *opts, struct ep_gpu_plan *plan,
 		     struct ep_error *err);

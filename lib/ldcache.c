@@ -52,16 +52,17 @@ int ep_ldcache_parse(char *buf, size_t len, struct ep_ldcache *c, struct ep_erro
 		/* The new-format cache follows the old entries, 8-aligned. */
 		if (nold > (len - OLD_HDR_SIZE) / OLD_ENTRY_SIZE) {
 			free(buf);
-			return ep_error_set(err, EP_EINVAL,
-					    "ld.so.cache: old-format table of %u entries is truncated",
-					    nold);
+			return ep_error_set(
+			    err, EP_EINVAL,
+			    "ld.so.cache: old-format table of %u entries is truncated", nold);
 		}
 		start = OLD_HDR_SIZE + (size_t)nold * OLD_ENTRY_SIZE;
 		start = (start + 7) & ~(size_t)7;
 	}
 	if (start > len || len - start < NEW_HDR_SIZE ||
 	    memcmp(buf + start, NEW_MAGIC, sizeof(NEW_MAGIC) - 1) != 0 ||
-	    memcmp(buf + start + sizeof(NEW_MAGIC) - 1, NEW_VERSION, sizeof(NEW_VERSION) - 1) != 0) {
+	    memcmp(buf + start + sizeof(NEW_MAGIC) - 1, NEW_VERSION, sizeof(NEW_VERSION) - 1) !=
+		0) {
 		free(buf);
 		return ep_error_set(err, EP_EINVAL,
 				    "ld.so.cache: no '" NEW_MAGIC NEW_VERSION "' header");
@@ -73,7 +74,8 @@ int ep_ldcache_parse(char *buf, size_t len, struct ep_ldcache *c, struct ep_erro
 	if (nlibs > (avail - NEW_HDR_SIZE) / NEW_ENTRY_SIZE) {
 		free(buf);
 		return ep_error_set(err, EP_EINVAL,
-				    "ld.so.cache: table of %u entries is larger than the file", nlibs);
+				    "ld.so.cache: table of %u entries is larger than the file",
+				    nlibs);
 	}
 	struct ep_ldcache_entry *e = calloc(nlibs ? nlibs : 1, sizeof(*e));
 
@@ -90,8 +92,9 @@ int ep_ldcache_parse(char *buf, size_t len, struct ep_ldcache *c, struct ep_erro
 		if (!e[i].key || !e[i].value) {
 			free(e);
 			free(buf);
-			return ep_error_set(err, EP_EINVAL,
-					    "ld.so.cache: entry %u has a string offset out of range", i);
+			return ep_error_set(
+			    err, EP_EINVAL,
+			    "ld.so.cache: entry %u has a string offset out of range", i);
 		}
 	}
 	c->buf = buf;
@@ -219,7 +222,8 @@ int ep_elf_soname(const char *path, char **soname, struct ep_error *err)
 	if (!have_so)
 		return 0;
 	if (!have_strtab || so >= strsz)
-		return ep_error_set(err, EP_EINVAL, "'%s': DT_SONAME outside the string table", path);
+		return ep_error_set(err, EP_EINVAL, "'%s': DT_SONAME outside the string table",
+				    path);
 	/* DT_STRTAB is a virtual address: map it through the PT_LOAD segments. */
 	uint64_t off = UINT64_MAX;
 
@@ -232,7 +236,8 @@ int ep_elf_soname(const char *path, char **soname, struct ep_error *err)
 		}
 	}
 	if (off == UINT64_MAX || off > size || so > size - off)
-		return ep_error_set(err, EP_EINVAL, "'%s': DT_STRTAB not in a loaded segment", path);
+		return ep_error_set(err, EP_EINVAL, "'%s': DT_STRTAB not in a loaded segment",
+				    path);
 	off += so;
 	char name[SONAME_MAX];
 	size_t n = sizeof(name);

@@ -27,7 +27,8 @@
 #define LIBDIR "/usr/lib/x86_64-linux-gnu"
 
 static char base[256];
-static char tree[300], tree_h100[300], tree_nouvm[300], tree_cdi[300], tree_yaml[300], tree8[300], empty[300];
+static char tree[300], tree_h100[300], tree_nouvm[300], tree_cdi[300], tree_yaml[300], tree8[300],
+    empty[300];
 static int have_nodes; /* the fixture could mknod (root) */
 
 static int fixture(const char *dir, const char *args)
@@ -65,9 +66,10 @@ static int group_setup(void **state)
 		return -1;
 	}
 	have_nodes = rc == 0;
-	if (have_nodes && (fixture(tree_nouvm, "--no-uvm") != 0 || fixture(tree_cdi, "--cdi") != 0 ||
-			   fixture(tree_yaml, "--cdi-yaml") != 0 || fixture(tree8, "--gpus 8") != 0 ||
-			   fixture(tree_h100, "--gpus 1 --driver 580.159.04") != 0))
+	if (have_nodes &&
+	    (fixture(tree_nouvm, "--no-uvm") != 0 || fixture(tree_cdi, "--cdi") != 0 ||
+	     fixture(tree_yaml, "--cdi-yaml") != 0 || fixture(tree8, "--gpus 8") != 0 ||
+	     fixture(tree_h100, "--gpus 1 --driver 580.159.04") != 0))
 		return -1;
 	return 0;
 }
@@ -164,9 +166,9 @@ static void test_plan_fake_tree(void **state)
 
 	/* Every driver library, read-only, with its SONAME link. */
 	static const char *const libs[] = {
-		"libcuda",	     "libnvidia-ml",	   "libnvidia-ptxjitcompiler",
-		"libcudadebugger",   "libnvidia-nvvm",	   "libnvidia-gpucomp",
-		"libnvidia-allocator", "libnvidia-cfg",	   "libnvidia-opencl",
+	    "libcuda",		"libnvidia-ml",	     "libnvidia-ptxjitcompiler", "libcudadebugger",
+	    "libnvidia-nvvm",	"libnvidia-gpucomp", "libnvidia-allocator",	 "libnvidia-cfg",
+	    "libnvidia-opencl",
 	};
 	size_t nlib = 0;
 
@@ -257,8 +259,8 @@ static void test_select(void **state)
 	assert_string_equal(env(&p, "NVIDIA_VISIBLE_DEVICES"), "1");
 	ep_gpu_plan_release(&p);
 
-	assert_int_equal(ep_gpu_plan(tree, "gpu-00000000-0000-0000-0000-000000000000", NULL, &p, &err),
-			 0);
+	assert_int_equal(
+	    ep_gpu_plan(tree, "gpu-00000000-0000-0000-0000-000000000000", NULL, &p, &err), 0);
 	assert_int_equal(p.n_gpus, 1);
 	assert_non_null(dev(&p, "/dev/nvidia0"));
 	assert_null(dev(&p, "/dev/nvidia1"));
@@ -354,14 +356,14 @@ static void test_cuda_table(void **state)
 	assert_int_equal(ep_gpu_require_eval("cuda>=12.4", VER, 12, 4, "nvidia", &err), 1);
 	assert_int_equal(ep_gpu_require_eval("cuda>=12.5", VER, 12, 4, "nvidia", &err), 0);
 	/* OR of terms, AND of factors (NVIDIA's image strings). */
-	assert_int_equal(ep_gpu_require_eval("cuda>=12.8 brand=tesla,driver>=550,driver<551", VER, 12,
-					     4, "tesla", &err),
+	assert_int_equal(ep_gpu_require_eval("cuda>=12.8 brand=tesla,driver>=550,driver<551", VER,
+					     12, 4, "tesla", &err),
 			 1);
-	assert_int_equal(ep_gpu_require_eval("cuda>=12.8 brand=tesla,driver>=550,driver<551", VER, 12,
-					     4, "geforce", &err),
+	assert_int_equal(ep_gpu_require_eval("cuda>=12.8 brand=tesla,driver>=550,driver<551", VER,
+					     12, 4, "geforce", &err),
 			 0);
-	assert_int_equal(ep_gpu_require_eval("cuda>=12.8 brand=tesla,driver>=470,driver<471", VER, 12,
-					     4, "tesla", &err),
+	assert_int_equal(ep_gpu_require_eval("cuda>=12.8 brand=tesla,driver>=470,driver<471", VER,
+					     12, 4, "tesla", &err),
 			 0);
 	assert_int_equal(ep_gpu_require_eval("cuda~12", VER, 12, 4, "tesla", &err), -1);
 	assert_int_equal(err.code, EP_EINVAL);
@@ -379,7 +381,8 @@ static void test_driver_too_old(void **state)
 			    NULL};
 	char *legacy[] = {"CUDA_VERSION=12.9.1", NULL};
 	char *disabled[] = {"NVIDIA_REQUIRE_CUDA=cuda>=12.8", "NVIDIA_DISABLE_REQUIRE=true", NULL};
-	char *branch[] = {"NVIDIA_REQUIRE_CUDA=cuda>=12.8 brand=nvidia,driver>=550,driver<551", NULL};
+	char *branch[] = {"NVIDIA_REQUIRE_CUDA=cuda>=12.8 brand=nvidia,driver>=550,driver<551",
+			  NULL};
 
 	assert_int_equal(ep_gpu_plan(tree, "all", needs128, &p, &err), -1);
 	assert_int_equal(err.code, EP_EENV);
@@ -473,9 +476,9 @@ static void test_cdi_hostile(void **state)
 	static const struct {
 		const char *name, *text, *msg;
 	} cases[] = {
-		{"a.yaml", "a: &x [1]\nb: *x\n", "aliases"},
-		{"b.yaml", "kind: [unclosed\n", "b.yaml':"},
-		{"c.json", "{\"kind\": ", "c.json':"},
+	    {"a.yaml", "a: &x [1]\nb: *x\n", "aliases"},
+	    {"b.yaml", "kind: [unclosed\n", "b.yaml':"},
+	    {"c.json", "{\"kind\": ", "c.json':"},
 	};
 
 	for (size_t i = 0; i < EP_ARRAY_SIZE(cases); i++) {
@@ -493,8 +496,8 @@ static void test_cdi_hostile(void **state)
 	}
 	/* A containerPath that climbs is refused. */
 	json_t *spec = json_pack("{s:s,s:s,s:[],s:{s:[{s:s,s:s}]}}", "cdiVersion", "0.5.0", "kind",
-				 "nvidia.com/gpu", "devices", "containerEdits", "mounts", "hostPath",
-				 "/x", "containerPath", "/usr/../../etc/passwd");
+				 "nvidia.com/gpu", "devices", "containerEdits", "mounts",
+				 "hostPath", "/x", "containerPath", "/usr/../../etc/passwd");
 	struct ep_gpu_plan p = {0};
 
 	ep_error_clear(&err);
@@ -510,8 +513,8 @@ static void test_h100_replica(void **state)
 {
 	NEED_NODES();
 	static const char version[] =
-		"NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04  Release "
-		"Build  (nixbld@)  \nGCC version:  gcc version 15.3.0 (GCC) \n";
+	    "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04  Release "
+	    "Build  (nixbld@)  \nGCC version:  gcc version 15.3.0 (GCC) \n";
 	static const char info[] = "Model: \t\t NVIDIA H100 80GB HBM3\nIRQ:   \t\t 41\n"
 				   "GPU UUID: \t GPU-fde9c672-ba5c-7fc3-60e6-be383752a594\n"
 				   "Video BIOS: \t 96.00.da.00.0c\nBus Type: \t PCIe\n"
@@ -540,9 +543,9 @@ static void test_h100_replica(void **state)
 	struct ep_error err = EP_ERROR_INIT;
 	char *needs13[] = {"NVIDIA_REQUIRE_CUDA=cuda>=13.0", NULL};
 
-	assert_int_equal(ep_gpu_plan(tree_h100, "GPU-fde9c672-ba5c-7fc3-60e6-be383752a594", needs13,
-				     &p, &err),
-			 0);
+	assert_int_equal(
+	    ep_gpu_plan(tree_h100, "GPU-fde9c672-ba5c-7fc3-60e6-be383752a594", needs13, &p, &err),
+	    0);
 	assert_string_equal(p.driver_version, "580.159.04");
 	assert_int_equal(p.cuda_driver_major, 13);
 	assert_int_equal(p.cuda_driver_minor, 0);
@@ -564,7 +567,8 @@ static void test_h100_replica(void **state)
 	for (size_t i = 0; i < c.n; i++)
 		if (strcmp(c.entries[i].key, "libcuda.so.1") == 0) {
 			ncuda++;
-			assert_int_equal(c.entries[i].flags, EP_LD_FLAG_ELF_LIBC6 | EP_LD_FLAG_X8664_LIB64);
+			assert_int_equal(c.entries[i].flags,
+					 EP_LD_FLAG_ELF_LIBC6 | EP_LD_FLAG_X8664_LIB64);
 		}
 	assert_int_equal(ncuda, 2);
 	ep_ldcache_release(&c);
@@ -749,14 +753,14 @@ static void test_perf_8gpus(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_plan_fake_tree), cmocka_unit_test(test_none_is_empty),
-		cmocka_unit_test(test_select),	       cmocka_unit_test(test_bad_selection),
-		cmocka_unit_test(test_no_driver),      cmocka_unit_test(test_missing_uvm),
-		cmocka_unit_test(test_cuda_table),     cmocka_unit_test(test_driver_too_old),
-		cmocka_unit_test(test_cdi_json),       cmocka_unit_test(test_cdi_yaml),
-		cmocka_unit_test(test_cdi_hostile),    cmocka_unit_test(test_ldcache_real),
-		cmocka_unit_test(test_ldcache_hostile), cmocka_unit_test(test_elf_soname),
-		cmocka_unit_test(test_perf_8gpus),     cmocka_unit_test(test_h100_replica),
+	    cmocka_unit_test(test_plan_fake_tree),  cmocka_unit_test(test_none_is_empty),
+	    cmocka_unit_test(test_select),	    cmocka_unit_test(test_bad_selection),
+	    cmocka_unit_test(test_no_driver),	    cmocka_unit_test(test_missing_uvm),
+	    cmocka_unit_test(test_cuda_table),	    cmocka_unit_test(test_driver_too_old),
+	    cmocka_unit_test(test_cdi_json),	    cmocka_unit_test(test_cdi_yaml),
+	    cmocka_unit_test(test_cdi_hostile),	    cmocka_unit_test(test_ldcache_real),
+	    cmocka_unit_test(test_ldcache_hostile), cmocka_unit_test(test_elf_soname),
+	    cmocka_unit_test(test_perf_8gpus),	    cmocka_unit_test(test_h100_replica),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
