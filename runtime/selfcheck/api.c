@@ -174,11 +174,16 @@ static void *load_lib(struct sc_api *a, const char *const *names, char *path, ch
 	void *h;
 
 	err[0] = '\0';
+	/* ENVPIN_CUDA_LIB_PATH_ONLY=1: those directories and nothing else, to
+	 * certify exactly one set of libraries (and to test a missing one) */
+	int only = getenv("ENVPIN_CUDA_LIB_PATH_ONLY") && strcmp(getenv("ENVPIN_CUDA_LIB_PATH_ONLY"), "1") == 0;
+	if (only)
+		n = n_env;
 	for (size_t d = 0; d < n_env; d++)
 		for (const char *const *nm = names; *nm; nm++)
 			if ((h = try_dir(a, dirs[d], *nm, path, err)))
 				return h;
-	for (const char *const *nm = names; *nm; nm++) {
+	for (const char *const *nm = names; *nm && !only; nm++) {
 		h = dlopen(*nm, RTLD_NOW | RTLD_GLOBAL);
 		if (h) {
 			loaded_path(h, *nm, path);
@@ -199,8 +204,12 @@ static void *load_lib(struct sc_api *a, const char *const *names, char *path, ch
 	err[0] = '\0';
 	for (const char *const *nm = names; *nm; nm++)
 		appendf(err, SC_API_ERR_MAX, "%s%s", nm == names ? "" : ", ", *nm);
-	appendf(err, SC_API_ERR_MAX, ": not found by the dynamic loader nor in %zu searched director%s", n,
-		n == 1 ? "y" : "ies");
+	if (only)
+		appendf(err, SC_API_ERR_MAX, ": not found in $ENVPIN_CUDA_LIB_PATH (%zu director%s)", n,
+			n == 1 ? "y" : "ies");
+	else
+		appendf(err, SC_API_ERR_MAX, ": not found by the dynamic loader nor in %zu searched director%s", n,
+			n == 1 ? "y" : "ies");
 	appendf(err, SC_API_ERR_MAX, "%s", tail);
 	return NULL;
 }

@@ -121,7 +121,8 @@ struct sc_api {
  * search (ld.so.cache, LD_LIBRARY_PATH), then /usr/local/cuda/lib64 and the
  * nvidia/<pkg>/lib directories of Python wheels (site-packages and
  * dist-packages under /usr/local/lib, /usr/lib, /opt/conda, $VIRTUAL_ENV).
- * Newer major versions are tried first in each place. */
+ * Newer major versions are tried first in each place.  With
+ * ENVPIN_CUDA_LIB_PATH_ONLY=1 only $ENVPIN_CUDA_LIB_PATH is searched. */
 int sc_api_load_driver(struct sc_api *a);
 int sc_api_load_cudart(struct sc_api *a);
 int sc_api_load_cublas(struct sc_api *a);
