@@ -224,7 +224,7 @@ static void *load_lib(struct sc_api *a, const char *const *names, char *path, ch
 		}                                                                              \
 	} while (0)
 
-int sc_api_load_driver(struct sc_api *a)
+static int load_driver(struct sc_api *a)
 {
 	const char *path = a->cuda_path;
 
@@ -255,7 +255,7 @@ int sc_api_load_driver(struct sc_api *a)
 	return 0;
 }
 
-int sc_api_load_cudart(struct sc_api *a)
+static int load_cudart(struct sc_api *a)
 {
 	static const char *const names[] = {"libcudart.so.13", "libcudart.so.12", "libcudart.so.11.0",
 					    "libcudart.so", NULL};
@@ -279,7 +279,7 @@ int sc_api_load_cudart(struct sc_api *a)
 	return 0;
 }
 
-int sc_api_load_cublas(struct sc_api *a)
+static int load_cublas(struct sc_api *a)
 {
 	static const char *const names[] = {"libcublas.so.13", "libcublas.so.12", "libcublas.so.11",
 					    "libcublas.so", NULL};
@@ -296,7 +296,7 @@ int sc_api_load_cublas(struct sc_api *a)
 	return 0;
 }
 
-int sc_api_load_cudnn(struct sc_api *a)
+static int load_cudnn(struct sc_api *a)
 {
 	static const char *const names[] = {"libcudnn.so.9", "libcudnn.so.8", "libcudnn.so", NULL};
 	const char *path = a->cudnn_path;
@@ -323,6 +323,24 @@ int sc_api_load_cudnn(struct sc_api *a)
 	SYM(a->cudnn, cudnnConvolutionForward, "cudnnConvolutionForward", a->cudnn_err);
 	return 0;
 }
+
+/* A library without the symbols is as good as missing: unload it so no
+ * check calls through a half-filled table. */
+#define LOADER(name, field)                                  \
+	int sc_api_load_##name(struct sc_api *a)             \
+	{                                                    \
+		if (load_##name(a) == 0)                     \
+			return 0;                            \
+		if (a->field) {                              \
+			dlclose(a->field);                   \
+			a->field = NULL;                     \
+		}                                            \
+		return -1;                                   \
+	}
+LOADER(driver, cuda)
+LOADER(cudart, cudart)
+LOADER(cublas, cublas)
+LOADER(cudnn, cudnn)
 
 const char *sc_cuda_strerror(const struct sc_api *a, int rc)
 {
