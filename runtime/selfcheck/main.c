@@ -289,24 +289,65 @@ static void check_libraries(struct sc_api *a, struct sc_report *r, int gpu, stru
 			     r->cudnn_version);
 }
 
+/* Appends dir to the ':'-list buf unless present. */
+static void path_add(char *buf, size_t cap, const char *dir)
+{
+	size_t dl = strlen(dir), len = strlen(buf);
+
+	for (const char *p = buf; *p;) {
+		size_t n = strcspn(p, ":");
+		if (n == dl && strncmp(p, dir, n) == 0)
+			return;
+		p += n + (p[n] == ':');
+	}
+	if (len + dl + 2 <= cap)
+		snprintf(buf + len, cap - len, "%s%s", len ? ":" : "", dir);
+}
+
 /* Re-executes with LD_LIBRARY_PATH naming the directories libraries were
  * found in by the search, once; returns only when that is not needed or
- * exec failed (then the run goes on, possibly without cuDNN's
- * sub-libraries, which the conv checks will name). */
+ * exec failed (then the run goes on, and a library that cannot find its
+ * own dependencies is named by the check that needs it).  Besides those
+ * directories: all of $ENVPIN_CUDA_LIB_PATH, and for a Python wheel every
+ * sibling nvidia/<pkg>/lib, where cuDNN finds nvrtc and cuBLAS finds
+ * cublasLt. */
 static void maybe_reexec(const struct sc_api *a, char **argv)
 {
-	const char *old = getenv("LD_LIBRARY_PATH");
-	char *val;
+	static char val[16384];
+	const char *old = getenv("LD_LIBRARY_PATH"), *env = getenv("ENVPIN_CUDA_LIB_PATH");
+	char dir[PATH_MAX], pat[PATH_MAX + 8];
 
 	if (!*a->found_dirs || getenv("ENVPIN_SELFCHECK_REEXEC"))
 		return;
-	if (asprintf(&val, "%s%s%s", a->found_dirs, old && *old ? ":" : "", old ? old : "") < 0)
-		return;
+	val[0] = '\0';
+	for (const char *p = a->found_dirs; *p;) {
+		size_t n = strcspn(p, ":");
+		if (n < sizeof dir) {
+			memcpy(dir, p, n);
+			dir[n] = '\0';
+			path_add(val, sizeof val, dir);
+			char *w = strstr(dir, "/nvidia/");
+			glob_t g;
+			if (w) {
+				w[8] = '\0';
+				snprintf(pat, sizeof pat, "%s*/lib", dir);
+				if (glob(pat, GLOB_ONLYDIR, NULL, &g) == 0) {
+					for (size_t i = 0; i < g.gl_pathc; i++)
+						path_add(val, sizeof val, g.gl_pathv[i]);
+					globfree(&g);
+				}
+			}
+		}
+		p += n + (p[n] == ':');
+	}
+	if (env && *env)
+		path_add(val, sizeof val, env);
+	if (old && *old)
+		path_add(val, sizeof val, old);
 	if (setenv("LD_LIBRARY_PATH", val, 1) == 0 && setenv("ENVPIN_SELFCHECK_REEXEC", "1", 1) == 0) {
 		fflush(NULL);
 		execv("/proc/self/exe", argv);
 	}
-	free(val);
 }
 
 static void skip_all(struct sc_check **cs, size_t n, const char *why)
