@@ -9,7 +9,7 @@
 #include "report.h"
 
 /* Tolerances, reasons in docs/selfcheck.md. */
-#define SC_TOL_GEMM_FP32 1e-5
+#define SC_TOL_GEMM_FP32 5e-5 /* ~1e-5 expected; TF32 gives ~1.4e-3 */
 #define SC_TOL_GEMM_TF32 1e-2 /* sanity bound; ~1e-3 expected */
 #define SC_TOL_CONV_FP32 1e-5
 #define SC_TOL_CONV_FP16 1e-2
