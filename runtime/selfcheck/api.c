@@ -14,7 +14,8 @@
 
 #define MAX_DIRS 64
 
-static void appendf(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void appendf(char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void appendf(char *buf, size_t cap, const char *fmt, ...)
 {
 	size_t len = strlen(buf);
@@ -75,18 +76,18 @@ static size_t fallback_dirs(char (*dirs)[PATH_MAX], size_t n, size_t max)
 	 * (nvidia-cublas-cu12, nvidia-cudnn-cu12, ...; nvidia/cu13 for CUDA 13)
 	 * are not on the loader's path, torch finds them by RPATH. */
 	static const char *const patterns[] = {
-		"/usr/local/cuda/lib64",
-		"/usr/local/cuda/lib",
-		"/usr/local/lib/python3*/dist-packages/nvidia/*/lib",
-		"/usr/local/lib/python3*/site-packages/nvidia/*/lib",
-		"/usr/lib/python3/dist-packages/nvidia/*/lib",
-		"/usr/lib/python3*/site-packages/nvidia/*/lib",
-		"/opt/conda/lib/python3*/site-packages/nvidia/*/lib",
+	    "/usr/local/cuda/lib64",
+	    "/usr/local/cuda/lib",
+	    "/usr/local/lib/python3*/dist-packages/nvidia/*/lib",
+	    "/usr/local/lib/python3*/site-packages/nvidia/*/lib",
+	    "/usr/lib/python3/dist-packages/nvidia/*/lib",
+	    "/usr/lib/python3*/site-packages/nvidia/*/lib",
+	    "/opt/conda/lib/python3*/site-packages/nvidia/*/lib",
 	};
 	static const char *const env_patterns[][2] = {
-		{"VIRTUAL_ENV", "/lib/python3*/site-packages/nvidia/*/lib"},
-		{"CONDA_PREFIX", "/lib/python3*/site-packages/nvidia/*/lib"},
-		{"HOME", "/.local/lib/python3*/site-packages/nvidia/*/lib"},
+	    {"VIRTUAL_ENV", "/lib/python3*/site-packages/nvidia/*/lib"},
+	    {"CONDA_PREFIX", "/lib/python3*/site-packages/nvidia/*/lib"},
+	    {"HOME", "/.local/lib/python3*/site-packages/nvidia/*/lib"},
 	};
 	char pat[PATH_MAX];
 
@@ -94,7 +95,8 @@ static size_t fallback_dirs(char (*dirs)[PATH_MAX], size_t n, size_t max)
 		n = glob_dirs(dirs, n, max, patterns[i]);
 	for (size_t i = 0; i < sizeof env_patterns / sizeof env_patterns[0]; i++) {
 		const char *v = getenv(env_patterns[i][0]);
-		if (v && *v == '/' && snprintf(pat, sizeof pat, "%s%s", v, env_patterns[i][1]) < (int)sizeof pat)
+		if (v && *v == '/' &&
+		    snprintf(pat, sizeof pat, "%s%s", v, env_patterns[i][1]) < (int)sizeof pat)
 			n = glob_dirs(dirs, n, max, pat);
 	}
 	return n;
@@ -144,7 +146,8 @@ static void preload_sibling(const char *dir, const char *name)
 	char p[PATH_MAX];
 
 	if (strncmp(name, "libcublas.so", 12) == 0 &&
-	    snprintf(p, sizeof p, "%s/libcublasLt%s", dir, name + 9) < (int)sizeof p && access(p, F_OK) == 0)
+	    snprintf(p, sizeof p, "%s/libcublasLt%s", dir, name + 9) < (int)sizeof p &&
+	    access(p, F_OK) == 0)
 		(void)dlopen(p, RTLD_NOW | RTLD_GLOBAL);
 }
 
@@ -176,7 +179,8 @@ static void *load_lib(struct sc_api *a, const char *const *names, char *path, ch
 	err[0] = '\0';
 	/* ENVPIN_CUDA_LIB_PATH_ONLY=1: those directories and nothing else, to
 	 * certify exactly one set of libraries (and to test a missing one) */
-	int only = getenv("ENVPIN_CUDA_LIB_PATH_ONLY") && strcmp(getenv("ENVPIN_CUDA_LIB_PATH_ONLY"), "1") == 0;
+	int only = getenv("ENVPIN_CUDA_LIB_PATH_ONLY") &&
+		   strcmp(getenv("ENVPIN_CUDA_LIB_PATH_ONLY"), "1") == 0;
 	if (only)
 		n = n_env;
 	for (size_t d = 0; d < n_env; d++)
@@ -205,23 +209,25 @@ static void *load_lib(struct sc_api *a, const char *const *names, char *path, ch
 	for (const char *const *nm = names; *nm; nm++)
 		appendf(err, SC_API_ERR_MAX, "%s%s", nm == names ? "" : ", ", *nm);
 	if (only)
-		appendf(err, SC_API_ERR_MAX, ": not found in $ENVPIN_CUDA_LIB_PATH (%zu director%s)", n,
+		appendf(err, SC_API_ERR_MAX,
+			": not found in $ENVPIN_CUDA_LIB_PATH (%zu director%s)", n,
 			n == 1 ? "y" : "ies");
 	else
-		appendf(err, SC_API_ERR_MAX, ": not found by the dynamic loader nor in %zu searched director%s", n,
+		appendf(err, SC_API_ERR_MAX,
+			": not found by the dynamic loader nor in %zu searched director%s", n,
 			n == 1 ? "y" : "ies");
 	appendf(err, SC_API_ERR_MAX, "%s", tail);
 	return NULL;
 }
 
-#define SYM(h, field, sym, err)                                                                \
-	do {                                                                                   \
-		*(void **)&a->field = dlsym((h), (sym));                                        \
-		if (!a->field) {                                                               \
-			(err)[0] = '\0';                                              \
-			appendf((err), SC_API_ERR_MAX, "'%s' has no symbol '%s'", path, (sym)); \
-			return -1;                                                     \
-		}                                                                              \
+#define SYM(h, field, sym, err)                                                                    \
+	do {                                                                                       \
+		*(void **)&a->field = dlsym((h), (sym));                                           \
+		if (!a->field) {                                                                   \
+			(err)[0] = '\0';                                                           \
+			appendf((err), SC_API_ERR_MAX, "'%s' has no symbol '%s'", path, (sym));    \
+			return -1;                                                                 \
+		}                                                                                  \
 	} while (0)
 
 static int load_driver(struct sc_api *a)
@@ -257,8 +263,8 @@ static int load_driver(struct sc_api *a)
 
 static int load_cudart(struct sc_api *a)
 {
-	static const char *const names[] = {"libcudart.so.13", "libcudart.so.12", "libcudart.so.11.0",
-					    "libcudart.so", NULL};
+	static const char *const names[] = {"libcudart.so.13", "libcudart.so.12",
+					    "libcudart.so.11.0", "libcudart.so", NULL};
 	const char *path = a->cudart_path;
 
 	a->cudart = load_lib(a, names, a->cudart_path, a->cudart_err);
@@ -314,28 +320,31 @@ static int load_cudnn(struct sc_api *a)
 	SYM(a->cudnn, cudnnCreateFilterDescriptor, "cudnnCreateFilterDescriptor", a->cudnn_err);
 	SYM(a->cudnn, cudnnDestroyFilterDescriptor, "cudnnDestroyFilterDescriptor", a->cudnn_err);
 	SYM(a->cudnn, cudnnSetFilter4dDescriptor, "cudnnSetFilter4dDescriptor", a->cudnn_err);
-	SYM(a->cudnn, cudnnCreateConvolutionDescriptor, "cudnnCreateConvolutionDescriptor", a->cudnn_err);
-	SYM(a->cudnn, cudnnDestroyConvolutionDescriptor, "cudnnDestroyConvolutionDescriptor", a->cudnn_err);
-	SYM(a->cudnn, cudnnSetConvolution2dDescriptor, "cudnnSetConvolution2dDescriptor", a->cudnn_err);
-	SYM(a->cudnn, cudnnSetConvolutionMathType, "cudnnSetConvolutionMathType", a->cudnn_err);
-	SYM(a->cudnn, cudnnGetConvolutionForwardWorkspaceSize, "cudnnGetConvolutionForwardWorkspaceSize",
+	SYM(a->cudnn, cudnnCreateConvolutionDescriptor, "cudnnCreateConvolutionDescriptor",
 	    a->cudnn_err);
+	SYM(a->cudnn, cudnnDestroyConvolutionDescriptor, "cudnnDestroyConvolutionDescriptor",
+	    a->cudnn_err);
+	SYM(a->cudnn, cudnnSetConvolution2dDescriptor, "cudnnSetConvolution2dDescriptor",
+	    a->cudnn_err);
+	SYM(a->cudnn, cudnnSetConvolutionMathType, "cudnnSetConvolutionMathType", a->cudnn_err);
+	SYM(a->cudnn, cudnnGetConvolutionForwardWorkspaceSize,
+	    "cudnnGetConvolutionForwardWorkspaceSize", a->cudnn_err);
 	SYM(a->cudnn, cudnnConvolutionForward, "cudnnConvolutionForward", a->cudnn_err);
 	return 0;
 }
 
 /* A library without the symbols is as good as missing: unload it so no
  * check calls through a half-filled table. */
-#define LOADER(name, field)                                  \
-	int sc_api_load_##name(struct sc_api *a)             \
-	{                                                    \
-		if (load_##name(a) == 0)                     \
-			return 0;                            \
-		if (a->field) {                              \
-			dlclose(a->field);                   \
-			a->field = NULL;                     \
-		}                                            \
-		return -1;                                   \
+#define LOADER(name, field)                                                                        \
+	int sc_api_load_##name(struct sc_api *a)                                                   \
+	{                                                                                          \
+		if (load_##name(a) == 0)                                                           \
+			return 0;                                                                  \
+		if (a->field) {                                                                    \
+			dlclose(a->field);                                                         \
+			a->field = NULL;                                                           \
+		}                                                                                  \
+		return -1;                                                                         \
 	}
 LOADER(driver, cuda)
 LOADER(cudart, cudart)

@@ -14,7 +14,11 @@
 #define SC_API_ERR_MAX 1024
 
 /* CUDA runtime */
-enum { SC_cudaMemcpyHostToDevice = 1, SC_cudaMemcpyDeviceToHost = 2, SC_cudaMemcpyDeviceToDevice = 3 };
+enum {
+	SC_cudaMemcpyHostToDevice = 1,
+	SC_cudaMemcpyDeviceToHost = 2,
+	SC_cudaMemcpyDeviceToDevice = 3
+};
 /* cuBLAS: cublasOperation_t, cublasMath_t, libraryPropertyType */
 enum { SC_CUBLAS_OP_N = 0 };
 enum { SC_CUBLAS_DEFAULT_MATH = 0, SC_CUBLAS_PEDANTIC_MATH = 2, SC_CUBLAS_TF32_TENSOR_OP_MATH = 3 };

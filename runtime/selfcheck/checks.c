@@ -30,31 +30,32 @@ static void *xcalloc(size_t n, size_t size)
 
 /* Runs a CUDA runtime call; on error writes "device D: CALL: message" to
  * why and jumps to out. */
-#define CUDA(call)                                                                              \
-	do {                                                                                    \
-		int rc_ = (call);                                                               \
-		if (rc_ != 0) {                                                                 \
-			snprintf(why, sizeof why, "device %d: %s: %s (%d)", d, #call,           \
-				 sc_cuda_strerror(a, rc_), rc_);                                \
-			goto out;                                                               \
-		}                                                                               \
+#define CUDA(call)                                                                                 \
+	do {                                                                                       \
+		int rc_ = (call);                                                                  \
+		if (rc_ != 0) {                                                                    \
+			snprintf(why, sizeof why, "device %d: %s: %s (%d)", d, #call,              \
+				 sc_cuda_strerror(a, rc_), rc_);                                   \
+			goto out;                                                                  \
+		}                                                                                  \
 	} while (0)
-#define CUBLAS(call)                                                                            \
-	do {                                                                                    \
-		int rc_ = (call);                                                               \
-		if (rc_ != 0) {                                                                 \
-			snprintf(why, sizeof why, "device %d: %s: cublas status %d", d, #call, rc_); \
-			goto out;                                                               \
-		}                                                                               \
+#define CUBLAS(call)                                                                               \
+	do {                                                                                       \
+		int rc_ = (call);                                                                  \
+		if (rc_ != 0) {                                                                    \
+			snprintf(why, sizeof why, "device %d: %s: cublas status %d", d, #call,     \
+				 rc_);                                                             \
+			goto out;                                                                  \
+		}                                                                                  \
 	} while (0)
-#define CUDNN(call)                                                                             \
-	do {                                                                                    \
-		int rc_ = (call);                                                               \
-		if (rc_ != 0) {                                                                 \
-			snprintf(why, sizeof why, "device %d: %s: %s (%d)", d, #call,           \
-				 sc_cudnn_strerror(a, rc_), rc_);                               \
-			goto out;                                                               \
-		}                                                                               \
+#define CUDNN(call)                                                                                \
+	do {                                                                                       \
+		int rc_ = (call);                                                                  \
+		if (rc_ != 0) {                                                                    \
+			snprintf(why, sizeof why, "device %d: %s: %s (%d)", d, #call,              \
+				 sc_cudnn_strerror(a, rc_), rc_);                                  \
+			goto out;                                                                  \
+		}                                                                                  \
 	} while (0)
 
 static void err_figs(struct sc_check *c, const struct sc_err *e, double tol)
@@ -88,7 +89,8 @@ void sc_check_roundtrip(const struct sc_api *a, int ndev, struct sc_check *c)
 		CUDA(a->cudaSetDevice(d));
 		/* pinned memory is what bandwidthTest uses; fall back to
 		 * pageable rather than fail when the lock limit is low */
-		if (a->cudaMallocHost((void **)&src, n) != 0 || a->cudaMallocHost((void **)&dst, n) != 0) {
+		if (a->cudaMallocHost((void **)&src, n) != 0 ||
+		    a->cudaMallocHost((void **)&dst, n) != 0) {
 			if (src)
 				a->cudaFreeHost(src);
 			src = xcalloc(1, n);
@@ -114,7 +116,8 @@ void sc_check_roundtrip(const struct sc_api *a, int ndev, struct sc_check *c)
 			size_t i = 0;
 			while (i < n && src[i] == dst[i])
 				i++;
-			snprintf(why, sizeof why, "device %d: data differs after the round trip at byte %zu", d, i);
+			snprintf(why, sizeof why,
+				 "device %d: data differs after the round trip at byte %zu", d, i);
 			ok = 0;
 		}
 		if (t1 > t0)
@@ -141,7 +144,9 @@ void sc_check_roundtrip(const struct sc_api *a, int ndev, struct sc_check *c)
 	sc_fig_num(c, "h2d_gbps", h2d);
 	sc_fig_num(c, "d2h_gbps", d2h);
 	if (ok)
-		sc_check_set(c, SC_PASS, "%zu bytes host->device->device->host bit-exact on %d device(s)", n, ndev);
+		sc_check_set(c, SC_PASS,
+			     "%zu bytes host->device->device->host bit-exact on %d device(s)", n,
+			     ndev);
 	else
 		sc_check_set(c, SC_FAIL, "%s", why);
 	return;
@@ -193,19 +198,22 @@ void sc_check_gemm(const struct sc_api *a, int ndev, int n, struct sc_check *c32
 		CUBLAS(a->cublasCreate(&h));
 
 		CUBLAS(a->cublasSetMathMode(h, SC_CUBLAS_DEFAULT_MATH));
-		CUBLAS(a->cublasSgemm(h, SC_CUBLAS_OP_N, SC_CUBLAS_OP_N, n, n, n, &alpha, dA, n, dB, n, &beta, dC, n));
+		CUBLAS(a->cublasSgemm(h, SC_CUBLAS_OP_N, SC_CUBLAS_OP_N, n, n, n, &alpha, dA, n, dB,
+				      n, &beta, dC, n));
 		CUDA(a->cudaMemcpy(C1, dC, nn * sizeof(float), SC_cudaMemcpyDeviceToHost));
 		sc_compare(C1, ref, nn, &e);
 		worst_of(&e32, &e, &first32);
 
 		CUDA(a->cudaMemset(dC, 0, nn * sizeof(float)));
-		CUBLAS(a->cublasSgemm(h, SC_CUBLAS_OP_N, SC_CUBLAS_OP_N, n, n, n, &alpha, dA, n, dB, n, &beta, dC, n));
+		CUBLAS(a->cublasSgemm(h, SC_CUBLAS_OP_N, SC_CUBLAS_OP_N, n, n, n, &alpha, dA, n, dB,
+				      n, &beta, dC, n));
 		CUDA(a->cudaMemcpy(C2, dC, nn * sizeof(float), SC_cudaMemcpyDeviceToHost));
 		if (memcmp(C1, C2, nn * sizeof(float)) != 0)
 			identical = 0;
 
 		CUBLAS(a->cublasSetMathMode(h, SC_CUBLAS_TF32_TENSOR_OP_MATH));
-		CUBLAS(a->cublasSgemm(h, SC_CUBLAS_OP_N, SC_CUBLAS_OP_N, n, n, n, &alpha, dA, n, dB, n, &beta, dC, n));
+		CUBLAS(a->cublasSgemm(h, SC_CUBLAS_OP_N, SC_CUBLAS_OP_N, n, n, n, &alpha, dA, n, dB,
+				      n, &beta, dC, n));
 		CUDA(a->cudaMemcpy(C2, dC, nn * sizeof(float), SC_cudaMemcpyDeviceToHost));
 		sc_compare(C2, ref, nn, &e);
 		worst_of(&etf, &e, &firsttf);
@@ -244,20 +252,27 @@ done:
 		err_figs(c32, &e32, SC_TOL_GEMM_FP32);
 		err_figs(ctf, &etf, SC_TOL_GEMM_TF32);
 		if (sc_err_within(&e32, SC_TOL_GEMM_FP32))
-			sc_check_set(c32, SC_PASS, "FP32 SGEMM %dx%dx%d, TF32 off: relative error %.3g <= %g", n, n, n,
-				     e32.rel, SC_TOL_GEMM_FP32);
+			sc_check_set(c32, SC_PASS,
+				     "FP32 SGEMM %dx%dx%d, TF32 off: relative error %.3g <= %g", n,
+				     n, n, e32.rel, SC_TOL_GEMM_FP32);
 		else
-			sc_check_set(c32, SC_FAIL, "FP32 SGEMM %dx%dx%d, TF32 off: relative error %.3g > %g (%zu non-finite)",
+			sc_check_set(c32, SC_FAIL,
+				     "FP32 SGEMM %dx%dx%d, TF32 off: relative error %.3g > %g (%zu "
+				     "non-finite)",
 				     n, n, n, e32.rel, SC_TOL_GEMM_FP32, e32.n_nonfinite);
 		/* TF32 keeps 10 mantissa bits: an error at FP32 level means the
 		 * tensor-core path was not taken (pre-Ampere, or overridden) */
-		int engaged = isfinite(etf.rel) && etf.rel > SC_TOL_GEMM_FP32 && etf.rel > e32.rel * 4;
+		int engaged =
+		    isfinite(etf.rel) && etf.rel > SC_TOL_GEMM_FP32 && etf.rel > e32.rel * 4;
 		sc_fig_bool(ctf, "tf32_engaged", engaged);
 		if (sc_err_within(&etf, SC_TOL_GEMM_TF32))
-			sc_check_set(ctf, SC_PASS, "SGEMM with TF32 allowed: relative error %.3g (expected ~1e-3 when TF32 is used%s)",
+			sc_check_set(ctf, SC_PASS,
+				     "SGEMM with TF32 allowed: relative error %.3g (expected ~1e-3 "
+				     "when TF32 is used%s)",
 				     etf.rel, engaged ? "" : "; TF32 was not used");
 		else
-			sc_check_set(ctf, SC_FAIL, "SGEMM with TF32 allowed: relative error %.3g > %g", etf.rel,
+			sc_check_set(ctf, SC_FAIL,
+				     "SGEMM with TF32 allowed: relative error %.3g > %g", etf.rel,
 				     SC_TOL_GEMM_TF32);
 		sc_fig_str(det, "gemm", "%s", identical ? "identical" : "differs");
 	}
@@ -285,12 +300,14 @@ static void conv_free(const struct sc_api *a, struct conv_bufs *b)
 void sc_check_conv(const struct sc_api *a, int ndev, struct sc_check *c32, struct sc_check *c16,
 		   struct sc_check *det)
 {
-	const struct sc_conv_shape sh = {.n = 2, .c = 8, .h = 64, .w = 64, .k = 16, .r = 3, .s = 3, .pad_h = 1, .pad_w = 1};
+	const struct sc_conv_shape sh = {
+	    .n = 2, .c = 8, .h = 64, .w = 64, .k = 16, .r = 3, .s = 3, .pad_h = 1, .pad_w = 1};
 	const int oh = sc_conv_out_h(&sh), ow = sc_conv_out_w(&sh);
 	const size_t nx = sc_conv_x_len(&sh), nw = sc_conv_w_len(&sh), ny = sc_conv_y_len(&sh);
 	float *x = xcalloc(nx, sizeof *x), *w = xcalloc(nw, sizeof *w);
 	float *xr = xcalloc(nx, sizeof *xr), *wr = xcalloc(nw, sizeof *wr);
-	uint16_t *xh = xcalloc(nx, sizeof *xh), *wh = xcalloc(nw, sizeof *wh), *yh = xcalloc(ny, sizeof *yh);
+	uint16_t *xh = xcalloc(nx, sizeof *xh), *wh = xcalloc(nw, sizeof *wh),
+		 *yh = xcalloc(ny, sizeof *yh);
 	float *y1 = xcalloc(ny, sizeof *y1), *y2 = xcalloc(ny, sizeof *y2);
 	double *ref32 = xcalloc(ny, sizeof *ref32), *ref16 = xcalloc(ny, sizeof *ref16);
 	const float alpha = 1.0f, beta = 0.0f;
@@ -325,11 +342,15 @@ void sc_check_conv(const struct sc_api *a, int ndev, struct sc_check *c32, struc
 		CUDNN(a->cudnnCreateConvolutionDescriptor(&cd));
 
 		/* FP32, FMA math: no tensor cores, so no TF32 either */
-		CUDNN(a->cudnnSetTensor4dDescriptor(xd, SC_CUDNN_TENSOR_NCHW, SC_CUDNN_DATA_FLOAT, sh.n, sh.c, sh.h, sh.w));
-		CUDNN(a->cudnnSetFilter4dDescriptor(wd, SC_CUDNN_DATA_FLOAT, SC_CUDNN_TENSOR_NCHW, sh.k, sh.c, sh.r, sh.s));
-		CUDNN(a->cudnnSetTensor4dDescriptor(yd, SC_CUDNN_TENSOR_NCHW, SC_CUDNN_DATA_FLOAT, sh.n, sh.k, oh, ow));
+		CUDNN(a->cudnnSetTensor4dDescriptor(xd, SC_CUDNN_TENSOR_NCHW, SC_CUDNN_DATA_FLOAT,
+						    sh.n, sh.c, sh.h, sh.w));
+		CUDNN(a->cudnnSetFilter4dDescriptor(wd, SC_CUDNN_DATA_FLOAT, SC_CUDNN_TENSOR_NCHW,
+						    sh.k, sh.c, sh.r, sh.s));
+		CUDNN(a->cudnnSetTensor4dDescriptor(yd, SC_CUDNN_TENSOR_NCHW, SC_CUDNN_DATA_FLOAT,
+						    sh.n, sh.k, oh, ow));
 		CUDNN(a->cudnnSetConvolution2dDescriptor(cd, sh.pad_h, sh.pad_w, 1, 1, 1, 1,
-							 SC_CUDNN_CROSS_CORRELATION, SC_CUDNN_DATA_FLOAT));
+							 SC_CUDNN_CROSS_CORRELATION,
+							 SC_CUDNN_DATA_FLOAT));
 		if (a->cudnnSetConvolutionMathType(cd, SC_CUDNN_FMA_MATH) != 0) {
 			fma = 0; /* cuDNN 7: DEFAULT never used TF32 there */
 			CUDNN(a->cudnnSetConvolutionMathType(cd, SC_CUDNN_DEFAULT_MATH));
@@ -339,17 +360,20 @@ void sc_check_conv(const struct sc_api *a, int ndev, struct sc_check *c32, struc
 		CUDA(a->cudaMalloc(&b.y, ny * sizeof(float)));
 		CUDA(a->cudaMemcpy(b.x, x, nx * sizeof(float), SC_cudaMemcpyHostToDevice));
 		CUDA(a->cudaMemcpy(b.w, w, nw * sizeof(float), SC_cudaMemcpyHostToDevice));
-		CUDNN(a->cudnnGetConvolutionForwardWorkspaceSize(h, xd, wd, cd, yd, SC_CUDNN_FWD_ALGO_IMPLICIT_GEMM, &ws));
+		CUDNN(a->cudnnGetConvolutionForwardWorkspaceSize(
+		    h, xd, wd, cd, yd, SC_CUDNN_FWD_ALGO_IMPLICIT_GEMM, &ws));
 		if (ws)
 			CUDA(a->cudaMalloc(&b.ws, ws));
-		CUDNN(a->cudnnConvolutionForward(h, &alpha, xd, b.x, wd, b.w, cd, SC_CUDNN_FWD_ALGO_IMPLICIT_GEMM, b.ws,
-						 ws, &beta, yd, b.y));
+		CUDNN(a->cudnnConvolutionForward(h, &alpha, xd, b.x, wd, b.w, cd,
+						 SC_CUDNN_FWD_ALGO_IMPLICIT_GEMM, b.ws, ws, &beta,
+						 yd, b.y));
 		CUDA(a->cudaMemcpy(y1, b.y, ny * sizeof(float), SC_cudaMemcpyDeviceToHost));
 		sc_compare(y1, ref32, ny, &e);
 		worst_of(&e32, &e, &first32);
 		CUDA(a->cudaMemset(b.y, 0, ny * sizeof(float)));
-		CUDNN(a->cudnnConvolutionForward(h, &alpha, xd, b.x, wd, b.w, cd, SC_CUDNN_FWD_ALGO_IMPLICIT_GEMM, b.ws,
-						 ws, &beta, yd, b.y));
+		CUDNN(a->cudnnConvolutionForward(h, &alpha, xd, b.x, wd, b.w, cd,
+						 SC_CUDNN_FWD_ALGO_IMPLICIT_GEMM, b.ws, ws, &beta,
+						 yd, b.y));
 		CUDA(a->cudaMemcpy(y2, b.y, ny * sizeof(float), SC_cudaMemcpyDeviceToHost));
 		if (memcmp(y1, y2, ny * sizeof(float)) != 0)
 			identical = 0;
@@ -358,31 +382,39 @@ void sc_check_conv(const struct sc_api *a, int ndev, struct sc_check *c32, struc
 		/* FP16 storage, FP32 accumulation (PSEUDO_HALF_CONFIG), tensor
 		 * cores allowed; the precomputed implicit GEMM is the usual
 		 * FP16 path, plain implicit GEMM the fallback every cuDNN has */
-		CUDNN(a->cudnnSetTensor4dDescriptor(xd, SC_CUDNN_TENSOR_NCHW, SC_CUDNN_DATA_HALF, sh.n, sh.c, sh.h, sh.w));
-		CUDNN(a->cudnnSetFilter4dDescriptor(wd, SC_CUDNN_DATA_HALF, SC_CUDNN_TENSOR_NCHW, sh.k, sh.c, sh.r, sh.s));
-		CUDNN(a->cudnnSetTensor4dDescriptor(yd, SC_CUDNN_TENSOR_NCHW, SC_CUDNN_DATA_HALF, sh.n, sh.k, oh, ow));
+		CUDNN(a->cudnnSetTensor4dDescriptor(xd, SC_CUDNN_TENSOR_NCHW, SC_CUDNN_DATA_HALF,
+						    sh.n, sh.c, sh.h, sh.w));
+		CUDNN(a->cudnnSetFilter4dDescriptor(wd, SC_CUDNN_DATA_HALF, SC_CUDNN_TENSOR_NCHW,
+						    sh.k, sh.c, sh.r, sh.s));
+		CUDNN(a->cudnnSetTensor4dDescriptor(yd, SC_CUDNN_TENSOR_NCHW, SC_CUDNN_DATA_HALF,
+						    sh.n, sh.k, oh, ow));
 		CUDNN(a->cudnnSetConvolution2dDescriptor(cd, sh.pad_h, sh.pad_w, 1, 1, 1, 1,
-							 SC_CUDNN_CROSS_CORRELATION, SC_CUDNN_DATA_FLOAT));
+							 SC_CUDNN_CROSS_CORRELATION,
+							 SC_CUDNN_DATA_FLOAT));
 		CUDNN(a->cudnnSetConvolutionMathType(cd, SC_CUDNN_TENSOR_OP_MATH));
 		CUDA(a->cudaMalloc(&b.x, nx * 2));
 		CUDA(a->cudaMalloc(&b.w, nw * 2));
 		CUDA(a->cudaMalloc(&b.y, ny * 2));
 		CUDA(a->cudaMemcpy(b.x, xh, nx * 2, SC_cudaMemcpyHostToDevice));
 		CUDA(a->cudaMemcpy(b.w, wh, nw * 2, SC_cudaMemcpyHostToDevice));
-		static const int algos[] = {SC_CUDNN_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, SC_CUDNN_FWD_ALGO_IMPLICIT_GEMM};
+		static const int algos[] = {SC_CUDNN_FWD_ALGO_IMPLICIT_PRECOMP_GEMM,
+					    SC_CUDNN_FWD_ALGO_IMPLICIT_GEMM};
 		algo16 = -1;
 		for (size_t i = 0; i < sizeof algos / sizeof algos[0] && algo16 < 0; i++) {
-			int rc = a->cudnnGetConvolutionForwardWorkspaceSize(h, xd, wd, cd, yd, algos[i], &ws);
+			int rc = a->cudnnGetConvolutionForwardWorkspaceSize(h, xd, wd, cd, yd,
+									    algos[i], &ws);
 			if (rc == 0 && ws && a->cudaMalloc(&b.ws, ws) != 0)
 				rc = -1;
 			if (rc == 0)
-				rc = a->cudnnConvolutionForward(h, &alpha, xd, b.x, wd, b.w, cd, algos[i], b.ws, ws, &beta,
-								yd, b.y);
+				rc = a->cudnnConvolutionForward(h, &alpha, xd, b.x, wd, b.w, cd,
+								algos[i], b.ws, ws, &beta, yd, b.y);
 			if (rc == 0)
 				algo16 = algos[i];
 			else
-				snprintf(why16, sizeof why16, "device %d: FP16 convolution (algo %d): %s", d, algos[i],
-					 rc < 0 ? "out of device memory" : sc_cudnn_strerror(a, rc));
+				snprintf(why16, sizeof why16,
+					 "device %d: FP16 convolution (algo %d): %s", d, algos[i],
+					 rc < 0 ? "out of device memory"
+						: sc_cudnn_strerror(a, rc));
 			if (b.ws) {
 				a->cudaFree(b.ws);
 				b.ws = NULL;
@@ -425,15 +457,17 @@ out:
 	if (h)
 		a->cudnnDestroy(h);
 done:
-	sc_fig_str(c32, "shape", "N=%d C=%d H=%d W=%d K=%d %dx%d pad %d", sh.n, sh.c, sh.h, sh.w, sh.k, sh.r, sh.s,
-		   sh.pad_h);
+	sc_fig_str(c32, "shape", "N=%d C=%d H=%d W=%d K=%d %dx%d pad %d", sh.n, sh.c, sh.h, sh.w,
+		   sh.k, sh.r, sh.s, sh.pad_h);
 	sc_fig_str(c32, "algo", "IMPLICIT_GEMM");
 	sc_fig_str(c32, "math_type", "%s", fma ? "CUDNN_FMA_MATH" : "CUDNN_DEFAULT_MATH");
 	sc_fig_str(c16, "math_type", "CUDNN_TENSOR_OP_MATH");
 	sc_fig_str(c16, "compute_type", "FLOAT");
 	if (algo16 >= 0)
-		sc_fig_str(c16, "algo", "%s", algo16 == SC_CUDNN_FWD_ALGO_IMPLICIT_PRECOMP_GEMM ? "IMPLICIT_PRECOMP_GEMM"
-												 : "IMPLICIT_GEMM");
+		sc_fig_str(c16, "algo", "%s",
+			   algo16 == SC_CUDNN_FWD_ALGO_IMPLICIT_PRECOMP_GEMM
+			       ? "IMPLICIT_PRECOMP_GEMM"
+			       : "IMPLICIT_GEMM");
 	if (failed == 1) {
 		sc_check_set(c32, SC_FAIL, "%s", why);
 		sc_check_set(c16, SC_FAIL, "%s", why);
@@ -441,21 +475,27 @@ done:
 	} else {
 		err_figs(c32, &e32, SC_TOL_CONV_FP32);
 		if (sc_err_within(&e32, SC_TOL_CONV_FP32))
-			sc_check_set(c32, SC_PASS, "cuDNN FP32 convolution: relative error %.3g <= %g", e32.rel,
+			sc_check_set(c32, SC_PASS,
+				     "cuDNN FP32 convolution: relative error %.3g <= %g", e32.rel,
 				     SC_TOL_CONV_FP32);
 		else
-			sc_check_set(c32, SC_FAIL, "cuDNN FP32 convolution: relative error %.3g > %g (%zu non-finite)",
-				     e32.rel, SC_TOL_CONV_FP32, e32.n_nonfinite);
+			sc_check_set(
+			    c32, SC_FAIL,
+			    "cuDNN FP32 convolution: relative error %.3g > %g (%zu non-finite)",
+			    e32.rel, SC_TOL_CONV_FP32, e32.n_nonfinite);
 		sc_fig_str(det, "conv", "%s", identical ? "identical" : "differs");
 		if (failed == 2) {
 			sc_check_set(c16, SC_FAIL, "%s", why);
 		} else {
 			err_figs(c16, &e16, SC_TOL_CONV_FP16);
 			if (sc_err_within(&e16, SC_TOL_CONV_FP16))
-				sc_check_set(c16, SC_PASS, "cuDNN FP16 convolution: relative error %.3g <= %g", e16.rel,
-					     SC_TOL_CONV_FP16);
+				sc_check_set(c16, SC_PASS,
+					     "cuDNN FP16 convolution: relative error %.3g <= %g",
+					     e16.rel, SC_TOL_CONV_FP16);
 			else
-				sc_check_set(c16, SC_FAIL, "cuDNN FP16 convolution: relative error %.3g > %g (%zu non-finite)",
+				sc_check_set(c16, SC_FAIL,
+					     "cuDNN FP16 convolution: relative error %.3g > %g "
+					     "(%zu non-finite)",
 					     e16.rel, SC_TOL_CONV_FP16, e16.n_nonfinite);
 		}
 	}
@@ -478,7 +518,7 @@ static const char *ptx_isa_for(int major, int minor)
 	static const struct {
 		int cc;
 		const char *isa;
-	} t[] = {{80, "7.0"}, {86, "7.1"}, {87, "7.4"}, {89, "7.8"}, {90, "7.8"}, {100, "8.6"},
+	} t[] = {{80, "7.0"},  {86, "7.1"},  {87, "7.4"},  {89, "7.8"},	 {90, "7.8"}, {100, "8.6"},
 		 {101, "8.6"}, {103, "8.8"}, {110, "9.0"}, {120, "8.7"}, {121, "8.8"}};
 	int cc = major * 10 + minor;
 
@@ -537,7 +577,8 @@ static int run_probe(const struct sc_api *a, const char *ptx, char *why, size_t 
 		snprintf(why, cap, "cuModuleGetFunction: %s (%d)", sc_cu_strerror(a, rc), rc);
 		goto out;
 	}
-	if ((rc = a->cudaMalloc(&out, sizeof host)) != 0 || (rc = a->cudaMemset(out, 0, sizeof host)) != 0) {
+	if ((rc = a->cudaMalloc(&out, sizeof host)) != 0 ||
+	    (rc = a->cudaMemset(out, 0, sizeof host)) != 0) {
 		snprintf(why, cap, "cudaMalloc: %s (%d)", sc_cuda_strerror(a, rc), rc);
 		goto out;
 	}
@@ -553,7 +594,8 @@ static int run_probe(const struct sc_api *a, const char *ptx, char *why, size_t 
 	}
 	for (uint32_t i = 0; i < 256; i++)
 		if (host[i] != 3 * i + 7) {
-			snprintf(why, cap, "the probe kernel wrote %u at %u, expected %u", host[i], i, 3 * i + 7);
+			snprintf(why, cap, "the probe kernel wrote %u at %u, expected %u", host[i],
+				 i, 3 * i + 7);
 			goto out;
 		}
 	ret = 0;
@@ -581,7 +623,8 @@ void sc_check_cc(const struct sc_api *a, struct sc_report *r, struct sc_check *c
 		}
 		snprintf(list + len, sizeof list - len, "%ssm_%d%d", len ? "," : "", major, minor);
 		if ((rc = a->cudaSetDevice(i)) != 0 || (rc = a->cudaFree(NULL)) != 0) {
-			snprintf(why, sizeof why, "device %d: context: %s (%d)", i, sc_cuda_strerror(a, rc), rc);
+			snprintf(why, sizeof why, "device %d: context: %s (%d)", i,
+				 sc_cuda_strerror(a, rc), rc);
 			ok = 0;
 			break;
 		}
@@ -592,24 +635,30 @@ void sc_check_cc(const struct sc_api *a, struct sc_report *r, struct sc_check *c
 		const char *used = NULL;
 		char target[32];
 		snprintf(target, sizeof target, "sm_%d%d", major, minor);
-		if (sc_probe_ptx(major, minor, ptx, sizeof ptx) == 0 && run_probe(a, ptx, why1, sizeof why1) == 0) {
+		if (sc_probe_ptx(major, minor, ptx, sizeof ptx) == 0 &&
+		    run_probe(a, ptx, why1, sizeof why1) == 0) {
 			used = target;
-		} else if (major * 10 + minor > 75 && probe_ptx_text("6.4", 75, ptx, sizeof ptx) == 0 &&
+		} else if (major * 10 + minor > 75 &&
+			   probe_ptx_text("6.4", 75, ptx, sizeof ptx) == 0 &&
 			   run_probe(a, ptx, why, sizeof why) == 0) {
 			used = "sm_75 (forward JIT)";
 		}
 		len = strlen(targets);
-		snprintf(targets + len, sizeof targets - len, "%s%s", len ? "," : "", used ? used : "none");
+		snprintf(targets + len, sizeof targets - len, "%s%s", len ? "," : "",
+			 used ? used : "none");
 		if (!used) {
-			snprintf(why, sizeof why, "device %d (sm_%d%d): PTX JIT probe failed: %s", i, major, minor, why1);
+			snprintf(why, sizeof why, "device %d (sm_%d%d): PTX JIT probe failed: %s",
+				 i, major, minor, why1);
 			ok = 0;
 			break;
 		}
 	}
 	sc_fig_str(c, "device_archs", "%s", list);
 	sc_fig_str(c, "probe_targets", "%s", targets);
-	sc_fig_str(c, "method", "PTX kernel JIT-compiled by the driver for each device, launched, output verified; "
-				"cuBLAS/cuDNN kernels proven by the GEMM and convolution checks");
+	sc_fig_str(
+	    c, "method",
+	    "PTX kernel JIT-compiled by the driver for each device, launched, output verified; "
+	    "cuBLAS/cuDNN kernels proven by the GEMM and convolution checks");
 	if (ok)
 		sc_check_set(c, SC_PASS, "kernels load and run on %s", list);
 	else

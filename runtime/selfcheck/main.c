@@ -28,24 +28,24 @@
 #endif
 
 static const char usage[] =
-	"usage: envpin-selfcheck [--json] [--expect-gpus N] [--require-gpu] [--gemm-size N]\n"
-	"\n"
-	"Checks that the CUDA runtime, cuBLAS and cuDNN of this image work on the\n"
-	"GPUs passed through: device nodes, driver library, driver >= runtime,\n"
-	"device count, a 32 MiB bit-exact memory round trip, FP32 GEMM (TF32 off\n"
-	"and on) and cuDNN FP32/FP16 convolution against CPU references, two\n"
-	"bitwise-identical deterministic runs, and a kernel JIT-compiled for each\n"
-	"device's compute capability.  Without a GPU every GPU check is skipped.\n"
-	"\n"
-	"  --json            one JSON object instead of key=value lines\n"
-	"  --expect-gpus N   the device count must be exactly N (default: at least 1)\n"
-	"  --require-gpu     fail (exit 1) when no GPU is available\n"
-	"  --gemm-size N     GEMM size (default 1024; 64..4096)\n"
-	"  --help, --version\n"
-	"\n"
-	"Libraries are searched in $ENVPIN_CUDA_LIB_PATH, then by the dynamic loader,\n"
-	"then in /usr/local/cuda and Python wheels (site-packages/nvidia/*/lib).\n"
-	"Exit status: 0 every check passed or was skipped, 1 a check failed, 2 usage.\n";
+    "usage: envpin-selfcheck [--json] [--expect-gpus N] [--require-gpu] [--gemm-size N]\n"
+    "\n"
+    "Checks that the CUDA runtime, cuBLAS and cuDNN of this image work on the\n"
+    "GPUs passed through: device nodes, driver library, driver >= runtime,\n"
+    "device count, a 32 MiB bit-exact memory round trip, FP32 GEMM (TF32 off\n"
+    "and on) and cuDNN FP32/FP16 convolution against CPU references, two\n"
+    "bitwise-identical deterministic runs, and a kernel JIT-compiled for each\n"
+    "device's compute capability.  Without a GPU every GPU check is skipped.\n"
+    "\n"
+    "  --json            one JSON object instead of key=value lines\n"
+    "  --expect-gpus N   the device count must be exactly N (default: at least 1)\n"
+    "  --require-gpu     fail (exit 1) when no GPU is available\n"
+    "  --gemm-size N     GEMM size (default 1024; 64..4096)\n"
+    "  --help, --version\n"
+    "\n"
+    "Libraries are searched in $ENVPIN_CUDA_LIB_PATH, then by the dynamic loader,\n"
+    "then in /usr/local/cuda and Python wheels (site-packages/nvidia/*/lib).\n"
+    "Exit status: 0 every check passed or was skipped, 1 a check failed, 2 usage.\n";
 
 struct opts {
 	int json;
@@ -70,10 +70,13 @@ static int parse_int(const char *s, int lo, int hi, int *out)
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
-		{"json", no_argument, NULL, 'j'},     {"expect-gpus", required_argument, NULL, 'e'},
-		{"require-gpu", no_argument, NULL, 'r'}, {"gemm-size", required_argument, NULL, 'g'},
-		{"help", no_argument, NULL, 'h'},     {"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	    {"json", no_argument, NULL, 'j'},
+	    {"expect-gpus", required_argument, NULL, 'e'},
+	    {"require-gpu", no_argument, NULL, 'r'},
+	    {"gemm-size", required_argument, NULL, 'g'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	int ch;
 
@@ -88,7 +91,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case 'e':
 			if (parse_int(optarg, 0, 1024, &o->expect_gpus) < 0) {
-				fprintf(stderr, "envpin-selfcheck: invalid --expect-gpus '%s'\n", optarg);
+				fprintf(stderr, "envpin-selfcheck: invalid --expect-gpus '%s'\n",
+					optarg);
 				return -1;
 			}
 			break;
@@ -97,7 +101,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case 'g':
 			if (parse_int(optarg, 64, 4096, &o->gemm_n) < 0) {
-				fprintf(stderr, "envpin-selfcheck: invalid --gemm-size '%s' (64..4096)\n", optarg);
+				fprintf(stderr,
+					"envpin-selfcheck: invalid --gemm-size '%s' (64..4096)\n",
+					optarg);
 				return -1;
 			}
 			break;
@@ -123,7 +129,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
 struct nodes {
 	int ctl, uvm, dxg; /* present */
-	int n_gpu;         /* /dev/nvidiaN */
+	int n_gpu;	   /* /dev/nvidiaN */
 	char problems[512];
 	char list[512];
 };
@@ -141,15 +147,16 @@ static void node_probe(const char *path, int *present, struct nodes *nd)
 	snprintf(nd->list + len, sizeof nd->list - len, "%s%s", len ? "," : "", path);
 	len = strlen(nd->problems);
 	if (!S_ISCHR(st.st_mode)) {
-		snprintf(nd->problems + len, sizeof nd->problems - len, "%s'%s' is not a character device", len ? "; " : "",
-			 path);
+		snprintf(nd->problems + len, sizeof nd->problems - len,
+			 "%s'%s' is not a character device", len ? "; " : "", path);
 		return;
 	}
 	/* EPERM with the node present is the device cgroup refusing it */
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
-		snprintf(nd->problems + len, sizeof nd->problems - len, "%scannot open '%s': %s%s", len ? "; " : "", path,
-			 strerror(errno), errno == EPERM ? " (device cgroup denies it)" : "");
+		snprintf(nd->problems + len, sizeof nd->problems - len, "%scannot open '%s': %s%s",
+			 len ? "; " : "", path, strerror(errno),
+			 errno == EPERM ? " (device cgroup denies it)" : "");
 	else
 		close(fd);
 }
@@ -181,7 +188,9 @@ static void check_nodes(const struct nodes *nd, struct sc_check *c)
 	sc_fig_str(c, "nodes", "%s", nd->list);
 	sc_fig_int(c, "gpu_nodes", nd->n_gpu);
 	if (!nd->ctl && !nd->n_gpu && !nd->dxg) {
-		sc_check_set(c, SC_SKIP, "no NVIDIA device nodes (/dev/nvidiactl, /dev/nvidia[0-9]*): no GPU passed through");
+		sc_check_set(c, SC_SKIP,
+			     "no NVIDIA device nodes (/dev/nvidiactl, /dev/nvidia[0-9]*): no GPU "
+			     "passed through");
 		return;
 	}
 	if (nd->dxg && !nd->ctl) {
@@ -194,12 +203,13 @@ static void check_nodes(const struct nodes *nd, struct sc_check *c)
 	if (!nd->ctl)
 		strcat(miss, " /dev/nvidiactl");
 	if (!nd->uvm)
-		strcat(miss, " /dev/nvidia-uvm (CUDA needs it: nvidia-modprobe -u -c=0 on the host)");
+		strcat(miss,
+		       " /dev/nvidia-uvm (CUDA needs it: nvidia-modprobe -u -c=0 on the host)");
 	if (!nd->n_gpu)
 		strcat(miss, " /dev/nvidia[0-9]*");
 	if (*miss || *nd->problems)
-		sc_check_set(c, SC_FAIL, "%s%s%s%s", *miss ? "missing:" : "", miss, *miss && *nd->problems ? "; " : "",
-			     nd->problems);
+		sc_check_set(c, SC_FAIL, "%s%s%s%s", *miss ? "missing:" : "", miss,
+			     *miss && *nd->problems ? "; " : "", nd->problems);
 	else
 		sc_check_set(c, SC_PASS, "%s present and openable", nd->list);
 }
@@ -241,12 +251,16 @@ static void check_driver(struct sc_api *a, int gpu, struct sc_check *c)
 		sc_fig_bool(c, "libnvidia_ml", h != NULL);
 	}
 	if (!gpu) {
-		sc_check_set(c, SC_SKIP, "%s", a->cuda ? "no device nodes: libcuda.so.1 present but no GPU passed through"
-						       : "no GPU: libcuda.so.1 not found (the host driver is not passed through)");
+		sc_check_set(
+		    c, SC_SKIP, "%s",
+		    a->cuda
+			? "no device nodes: libcuda.so.1 present but no GPU passed through"
+			: "no GPU: libcuda.so.1 not found (the host driver is not passed through)");
 		return;
 	}
 	if (!a->cuda)
-		sc_check_set(c, SC_FAIL, "device nodes present but the driver library is not: %s", a->cuda_err);
+		sc_check_set(c, SC_FAIL, "device nodes present but the driver library is not: %s",
+			     a->cuda_err);
 	else
 		sc_check_set(c, SC_PASS, "libcuda.so.1 loaded from '%s'", a->cuda_path);
 }
@@ -268,25 +282,29 @@ static void check_libraries(struct sc_api *a, struct sc_report *r, int gpu, stru
 	if (a->cublas) {
 		int ma = 0, mi = 0, pa = 0;
 		sc_fig_str(c, "cublas", "%s", a->cublas_path);
-		if (a->cublasGetProperty(SC_MAJOR_VERSION, &ma) == 0 && a->cublasGetProperty(SC_MINOR_VERSION, &mi) == 0 &&
+		if (a->cublasGetProperty(SC_MAJOR_VERSION, &ma) == 0 &&
+		    a->cublasGetProperty(SC_MINOR_VERSION, &mi) == 0 &&
 		    a->cublasGetProperty(SC_PATCH_LEVEL, &pa) == 0)
-			snprintf(r->cublas_version, sizeof r->cublas_version, "%d.%d.%d", ma, mi, pa);
+			snprintf(r->cublas_version, sizeof r->cublas_version, "%d.%d.%d", ma, mi,
+				 pa);
 	} else {
 		strcat(strcat(missing, *missing ? "; " : ""), a->cublas_err);
 	}
 	if (a->cudnn) {
 		sc_fig_str(c, "cudnn", "%s", a->cudnn_path);
-		sc_format_cudnn_version((long)a->cudnnGetVersion(), r->cudnn_version, sizeof r->cudnn_version);
+		sc_format_cudnn_version((long)a->cudnnGetVersion(), r->cudnn_version,
+					sizeof r->cudnn_version);
 	} else {
 		strcat(strcat(missing, *missing ? "; " : ""), a->cudnn_err);
 	}
 	if (!gpu)
-		sc_check_set(c, SC_SKIP, "no GPU%s%s", *missing ? "; " : " (libraries present)", missing);
+		sc_check_set(c, SC_SKIP, "no GPU%s%s", *missing ? "; " : " (libraries present)",
+			     missing);
 	else if (*missing)
 		sc_check_set(c, SC_FAIL, "%s", missing);
 	else
-		sc_check_set(c, SC_PASS, "CUDA runtime %s, cuBLAS %s, cuDNN %s", r->runtime_version, r->cublas_version,
-			     r->cudnn_version);
+		sc_check_set(c, SC_PASS, "CUDA runtime %s, cuBLAS %s, cuDNN %s", r->runtime_version,
+			     r->cublas_version, r->cudnn_version);
 }
 
 /* Appends dir to the ':'-list buf unless present. */
@@ -344,7 +362,8 @@ static void maybe_reexec(const struct sc_api *a, char **argv)
 		path_add(val, sizeof val, env);
 	if (old && *old)
 		path_add(val, sizeof val, old);
-	if (setenv("LD_LIBRARY_PATH", val, 1) == 0 && setenv("ENVPIN_SELFCHECK_REEXEC", "1", 1) == 0) {
+	if (setenv("LD_LIBRARY_PATH", val, 1) == 0 &&
+	    setenv("ENVPIN_SELFCHECK_REEXEC", "1", 1) == 0) {
 		fflush(NULL);
 		execv("/proc/self/exe", argv);
 	}
@@ -376,8 +395,10 @@ static void enumerate_devices(struct sc_api *a, struct sc_report *r, char *why, 
 			d->name[0] = '\0';
 		if (a->cuDeviceGetUuid(u, dev) == 0)
 			snprintf(d->uuid, sizeof d->uuid,
-				 "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
-				 u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+				 "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%"
+				 "02x%02x",
+				 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10],
+				 u[11], u[12], u[13], u[14], u[15]);
 		if (a->cuDeviceGetAttribute(&ma, SC_CU_DEVICE_ATTRIBUTE_CC_MAJOR, dev) == 0 &&
 		    a->cuDeviceGetAttribute(&mi, SC_CU_DEVICE_ATTRIBUTE_CC_MINOR, dev) == 0)
 			snprintf(d->cc, sizeof d->cc, "%d.%d", ma, mi);
@@ -412,7 +433,8 @@ int main(int argc, char **argv)
 	struct sc_check *c_c16 = sc_check_add(&rep, "conv_fp16");
 	struct sc_check *c_det = sc_check_add(&rep, "determinism");
 	struct sc_check *c_cc = sc_check_add(&rep, "compute_capability");
-	struct sc_check *after_libs[] = {c_ver, c_count, c_mem, c_g32, c_gtf, c_c32, c_c16, c_det, c_cc};
+	struct sc_check *after_libs[] = {c_ver, c_count, c_mem, c_g32, c_gtf,
+					 c_c32, c_c16,	 c_det, c_cc};
 	struct sc_check *compute[] = {c_mem, c_g32, c_gtf, c_c32, c_c16, c_det, c_cc};
 
 	scan_nodes(&nd);
@@ -429,7 +451,8 @@ int main(int argc, char **argv)
 
 	if (!gpu || !api.cuda) {
 		snprintf(why, sizeof why, "%s",
-			 !gpu ? (api.cuda ? "no GPU: no NVIDIA device nodes" : "no GPU: no NVIDIA device nodes and no libcuda.so.1")
+			 !gpu ? (api.cuda ? "no GPU: no NVIDIA device nodes"
+					  : "no GPU: no NVIDIA device nodes and no libcuda.so.1")
 			      : "the driver library libcuda.so.1 is not available");
 		skip_all(after_libs, sizeof after_libs / sizeof after_libs[0], why);
 		if (o.require_gpu)
@@ -442,7 +465,8 @@ int main(int argc, char **argv)
 	if ((rc = api.cuInit(0)) != 0) {
 		snprintf(why, sizeof why, "cuInit: %s (%d)", sc_cu_strerror(&api, rc), rc);
 		sc_check_set(c_count, SC_FAIL, "%s", why);
-		skip_all(compute, sizeof compute / sizeof compute[0], "the CUDA driver did not initialise");
+		skip_all(compute, sizeof compute / sizeof compute[0],
+			 "the CUDA driver did not initialise");
 		if (api.cuDriverGetVersion(&drv) == 0)
 			sc_format_cuda_version(drv, rep.driver_version, sizeof rep.driver_version);
 		sc_check_set(c_ver, SC_SKIP, "the CUDA driver did not initialise");
@@ -453,7 +477,8 @@ int main(int argc, char **argv)
 	enumerate_devices(&api, &rep, why, sizeof why);
 
 	if (!api.cudart) {
-		skip_all(after_libs, sizeof after_libs / sizeof after_libs[0], "the CUDA runtime (libcudart) is not loaded");
+		skip_all(after_libs, sizeof after_libs / sizeof after_libs[0],
+			 "the CUDA runtime (libcudart) is not loaded");
 		goto print;
 	}
 	api.cudaRuntimeGetVersion(&rt);
@@ -462,25 +487,28 @@ int main(int argc, char **argv)
 	sc_fig_int(c_ver, "driver", drv);
 	sc_fig_int(c_ver, "runtime", rt);
 	if (drv >= rt && rt > 0)
-		sc_check_set(c_ver, SC_PASS, "driver supports CUDA %s >= runtime %s", rep.driver_version,
-			     rep.runtime_version);
-	else
-		sc_check_set(c_ver, SC_FAIL,
-			     "driver supports CUDA %s < the image's runtime %s: update the host driver "
-			     "(minor-version compatibility may run some code, but not newer PTX)",
+		sc_check_set(c_ver, SC_PASS, "driver supports CUDA %s >= runtime %s",
 			     rep.driver_version, rep.runtime_version);
+	else
+		sc_check_set(
+		    c_ver, SC_FAIL,
+		    "driver supports CUDA %s < the image's runtime %s: update the host driver "
+		    "(minor-version compatibility may run some code, but not newer PTX)",
+		    rep.driver_version, rep.runtime_version);
 
 	rc = api.cudaGetDeviceCount(&ndev);
 	sc_fig_int(c_count, "count", rc == 0 ? ndev : 0);
 	sc_fig_int(c_count, "expected", o.expect_gpus);
 	sc_fig_int(c_count, "gpu_nodes", nd.n_gpu);
 	if (rc != 0) {
-		sc_check_set(c_count, SC_FAIL, "cudaGetDeviceCount: %s (%d)", sc_cuda_strerror(&api, rc), rc);
+		sc_check_set(c_count, SC_FAIL, "cudaGetDeviceCount: %s (%d)",
+			     sc_cuda_strerror(&api, rc), rc);
 		ndev = 0;
 	} else if (ndev == 0) {
 		sc_check_set(c_count, SC_FAIL, "no CUDA device visible (zero is not a pass)");
 	} else if (o.expect_gpus >= 0 && ndev != o.expect_gpus) {
-		sc_check_set(c_count, SC_FAIL, "%d CUDA device(s), expected %d", ndev, o.expect_gpus);
+		sc_check_set(c_count, SC_FAIL, "%d CUDA device(s), expected %d", ndev,
+			     o.expect_gpus);
 	} else {
 		sc_check_set(c_count, SC_PASS, "%d CUDA device(s)", ndev);
 	}
@@ -513,9 +541,13 @@ int main(int argc, char **argv)
 		if (n == 0)
 			sc_check_set(c_det, SC_SKIP, "neither cuBLAS nor cuDNN is loaded");
 		else if (bad)
-			sc_check_set(c_det, SC_FAIL, "two runs of the same GEMM / convolution (IMPLICIT_GEMM) differ or failed");
+			sc_check_set(c_det, SC_FAIL,
+				     "two runs of the same GEMM / convolution (IMPLICIT_GEMM) "
+				     "differ or failed");
 		else
-			sc_check_set(c_det, SC_PASS, "two runs bitwise identical (GEMM TF32 off; convolution IMPLICIT_GEMM)");
+			sc_check_set(c_det, SC_PASS,
+				     "two runs bitwise identical (GEMM TF32 off; convolution "
+				     "IMPLICIT_GEMM)");
 	}
 	sc_check_cc(&api, &rep, c_cc);
 

@@ -166,8 +166,19 @@ void sc_conv_ref(const struct sc_conv_shape *sh, const float *x, const float *w,
 								int ix = ox + s - sh->pad_w;
 								if (ix < 0 || ix >= sh->w)
 									continue;
-								acc += (double)x[(((size_t)n * sh->c + c) * sh->h + iy) * sh->w + ix] *
-								       (double)w[(((size_t)k * sh->c + c) * sh->r + r) * sh->s + s];
+								acc +=
+								    (double)
+									x[(((size_t)n * sh->c + c) *
+									       sh->h +
+									   iy) *
+									      sh->w +
+									  ix] *
+								    (double)
+									w[(((size_t)k * sh->c + c) *
+									       sh->r +
+									   r) *
+									      sh->s +
+									  s];
 							}
 						}
 					y[(((size_t)n * sh->k + k) * oh + oy) * ow + ox] = acc;

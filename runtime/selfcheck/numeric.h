@@ -34,7 +34,7 @@ void sc_gemm_ref(size_t m, size_t n, size_t k, const float *a, const float *b, d
  * dilation, zero padding.  x is NCHW, w is KCRS, y is N K OH OW. */
 struct sc_conv_shape {
 	int n, c, h, w; /* input */
-	int k, r, s;    /* filters: k outputs, r x s window */
+	int k, r, s;	/* filters: k outputs, r x s window */
 	int pad_h, pad_w;
 };
 /* Output height and width; 0 if the shape is invalid. */

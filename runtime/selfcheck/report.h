@@ -62,11 +62,11 @@ struct sc_check *sc_check_add(struct sc_report *r, const char *name);
 
 /* Sets status and a printf-style detail (truncated to SC_DETAIL_MAX). */
 void sc_check_set(struct sc_check *c, enum sc_status st, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Figures; a second figure with the same key replaces the first. */
 void sc_fig_str(struct sc_check *c, const char *key, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 void sc_fig_num(struct sc_check *c, const char *key, double v);
 void sc_fig_int(struct sc_check *c, const char *key, long long v);
 void sc_fig_bool(struct sc_check *c, const char *key, int v);

@@ -66,8 +66,8 @@ static void test_half(void **state)
 	assert_int_equal(sc_float_to_half(0x1p-24f), 0x0001); /* smallest subnormal */
 	assert_int_equal(sc_float_to_half(0x1p-25f), 0x0000); /* tie to even: zero */
 	assert_int_equal(sc_float_to_half(0x1.8p-25f), 0x0001);
-	assert_int_equal(sc_float_to_half(0x1p-14f), 0x0400); /* smallest normal */
-	assert_int_equal(sc_float_to_half(1.0f + 0x1p-11f), 0x3c00); /* tie, even below */
+	assert_int_equal(sc_float_to_half(0x1p-14f), 0x0400);	       /* smallest normal */
+	assert_int_equal(sc_float_to_half(1.0f + 0x1p-11f), 0x3c00);   /* tie, even below */
 	assert_int_equal(sc_float_to_half(1.0f + 0x1.8p-10f), 0x3c02); /* tie, odd below: up */
 	uint16_t n = sc_float_to_half(NAN);
 	assert_int_equal(n & 0x7c00, 0x7c00);
@@ -103,7 +103,8 @@ static void test_gemm_ref(void **state)
 
 static void test_conv_ref_hand(void **state)
 {
-	const struct sc_conv_shape sh = {.n = 1, .c = 1, .h = 3, .w = 3, .k = 1, .r = 3, .s = 3, .pad_h = 1, .pad_w = 1};
+	const struct sc_conv_shape sh = {
+	    .n = 1, .c = 1, .h = 3, .w = 3, .k = 1, .r = 3, .s = 3, .pad_h = 1, .pad_w = 1};
 	const float x[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
 	const float ones[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
 	/* only the top-left tap: cross-correlation reads x[oy-1][ox-1];
@@ -129,10 +130,10 @@ static void test_conv_ref_channels(void **state)
 {
 	/* N=2, C=2, 2x2 input, K=2 filters of 1x1 without padding */
 	const struct sc_conv_shape sh = {.n = 2, .c = 2, .h = 2, .w = 2, .k = 2, .r = 1, .s = 1};
-	const float x[16] = {1, 2, 3, 4, 10, 20, 30, 40, /* image 0: c0, c1 */
-			     -1, -2, -3, -4, 0, 0, 0, 1};  /* image 1 */
-	const float w[4] = {1, 1,   /* k0 = c0 + c1 */
-			    2, -1}; /* k1 = 2 c0 - c1 */
+	const float x[16] = {1,	 2,  3,	 4,  10, 20, 30, 40, /* image 0: c0, c1 */
+			     -1, -2, -3, -4, 0,	 0,  0,	 1}; /* image 1 */
+	const float w[4] = {1, 1,			     /* k0 = c0 + c1 */
+			    2, -1};			     /* k1 = 2 c0 - c1 */
 	double y[16];
 	const double want[16] = {11, 22, 33, 44, -8, -16, -24, -32, -1, -2, -3, -3, -2, -4, -6, -9};
 
@@ -236,7 +237,7 @@ static void test_report(void **state)
 	sc_fig_bool(c, "tf32", 1);
 	sc_fig_str(c, "path", "/a b");
 	sc_fig_str(c, "status", "shadow"); /* may not replace the real status */
-	sc_fig_int(c, "n", 2048);            /* replaces */
+	sc_fig_int(c, "n", 2048);	   /* replaces */
 	struct sc_device *d = sc_device_add(&r);
 	snprintf(d->name, sizeof d->name, "NVIDIA H100");
 	snprintf(d->cc, sizeof d->cc, "9.0");
@@ -246,12 +247,16 @@ static void test_report(void **state)
 	out = render(&r, 1);
 	assert_non_null(strstr(out, "{\"checks\":[{\"name\":\"gemm_fp32\",\"status\":\"pass\","));
 	assert_non_null(strstr(out, "\"detail\":\"say \\\"hi\\\"\\\\\\nnext\\u0001\\u00ff\""));
-	assert_non_null(strstr(out, "\"rel_err\":1.5e-07,\"bad\":null,\"big\":null,\"n\":2048,\"tf32\":true,"
-				    "\"path\":\"/a b\"}"));
+	assert_non_null(
+	    strstr(out, "\"rel_err\":1.5e-07,\"bad\":null,\"big\":null,\"n\":2048,\"tf32\":true,"
+			"\"path\":\"/a b\"}"));
 	assert_null(strstr(out, "shadow"));
-	assert_non_null(strstr(out, "{\"name\":\"conv_fp16\",\"status\":\"skip\",\"detail\":\"\"}"));
+	assert_non_null(
+	    strstr(out, "{\"name\":\"conv_fp16\",\"status\":\"skip\",\"detail\":\"\"}"));
 	assert_non_null(strstr(out, "\"driver_version\":null,\"runtime_version\":\"12.4\""));
-	assert_non_null(strstr(out, "\"devices\":[{\"index\":0,\"name\":\"NVIDIA H100\",\"uuid\":\"\",\"cc\":\"9.0\"}]"));
+	assert_non_null(strstr(
+	    out,
+	    "\"devices\":[{\"index\":0,\"name\":\"NVIDIA H100\",\"uuid\":\"\",\"cc\":\"9.0\"}]"));
 	assert_non_null(strstr(out, "\"result\":\"pass\"}\n"));
 	free(out);
 
@@ -309,11 +314,11 @@ static void test_probe_ptx(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rng_known),     cmocka_unit_test(test_fill),
-		cmocka_unit_test(test_half),          cmocka_unit_test(test_gemm_ref),
-		cmocka_unit_test(test_conv_ref_hand), cmocka_unit_test(test_conv_ref_channels),
-		cmocka_unit_test(test_compare),       cmocka_unit_test(test_versions),
-		cmocka_unit_test(test_report),        cmocka_unit_test(test_probe_ptx),
+	    cmocka_unit_test(test_rng_known),	  cmocka_unit_test(test_fill),
+	    cmocka_unit_test(test_half),	  cmocka_unit_test(test_gemm_ref),
+	    cmocka_unit_test(test_conv_ref_hand), cmocka_unit_test(test_conv_ref_channels),
+	    cmocka_unit_test(test_compare),	  cmocka_unit_test(test_versions),
+	    cmocka_unit_test(test_report),	  cmocka_unit_test(test_probe_ptx),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
