@@ -180,4 +180,10 @@ refuse() {
 	for k in file hdu bitpix shape n nan min max sum compressed; do
 		[[ "$output" == *"'$k'"* ]]
 	done
+	# a name that needs JSON escaping comes back intact
+	cp "$M/b8.fits" "$T/q\"uo\\te"$'\t'".fits"
+	run bash -c "'$DESCRIBE' \"\$1\" | $PY -c 'import json,sys; print(repr(json.load(sys.stdin)[\"file\"]))'" _ "$T/q\"uo\\te"$'\t'".fits"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "'$T/q\"uo\\\\te\\t.fits'" ]
 }
