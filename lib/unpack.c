@@ -209,7 +209,7 @@ struct unpacker {
 	enum state st;
 	unsigned char hdr[BLOCK];
 	size_t hdr_len;
-	int zero_blocks;
+	int zero_blocks, fresh;
 	uint64_t trailer;
 
 	int ext_type;
@@ -1124,7 +1124,7 @@ static void reset_entry_state(struct unpacker *u)
 	free(u->long_name);
 	free(u->long_link);
 	u->long_name = u->long_link = NULL;
-	u->e.raw[0] = 0;
+	u->fresh = 1; /* the next header starts a new entry (raw kept for messages until then) */
 }
 
 static int charge(struct unpacker *u, uint64_t size, struct ep_error *err)
@@ -1147,6 +1147,8 @@ static int process_header(struct unpacker *u, struct ep_error *err)
 	char name[PATH_MAX + 256];
 	const char *src;
 
+	if (u->fresh)
+		e->raw[0] = 0, u->fresh = 0;
 	/* Until a name is known, errors name the header's own name field. */
 	if (!e->raw[0])
 		set_raw(e, (const char *)h, strnlen((const char *)h, 100));
