@@ -1636,6 +1636,12 @@ int ep_unpack_image(const char *layout, const char *manifest_digest, const char 
 
 		if (!dg || ep_digest_check(dg, err) < 0)
 			goto fail;
+		/* Without a diff_id nothing vouches for the content: refuse. */
+		if (!diff) {
+			ep_error_set(err, EP_EINVAL, "layer %zu %s: the config has no diff_id for it",
+				     i + 1, dg);
+			goto fail;
+		}
 		blob = ep_asprintf(err, "%s/blobs/sha256/%s", layout, ep_digest_hex(dg));
 		if (!blob)
 			goto fail;

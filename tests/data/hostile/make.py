@@ -351,6 +351,9 @@ def cases(sent):
         [tar(f("x"))], R, "the content is none", media="lying-gzip")
     add("diff-id-mismatch", "config diff_id does not match the layer", [tar(f("x"))], R,
         "diff_id mismatch", rc=1, diff_override=lambda ds: ["sha256:" + "0" * 64 for _ in ds])
+    add("diff-ids-short", "the config lists fewer diff_ids than layers", [tar(f("a")),
+                                                                            tar(f("b"))], R,
+        "no diff_id", diff_override=lambda ds: ds[:1])
     return C
 
 
