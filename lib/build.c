@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "debian.h"
 #include "jsonutil.h"
 #include "layer.h"
 #include "sink.h"
@@ -371,6 +372,90 @@ static int do_base_rootfs(struct bctx *b, int resolve_only, struct ep_error *err
 	json_decref(rec);
 	rel = ep_asprintf(err, "envpin: base rootfs sha256:%s", base->sha256);
 	return rel ? add_history(b, rel, 0, err) : -1;
+}
+
+/* The debian base: mmdebstrap from the mirror, normalized like any archive.
+ * The cache is keyed by the manifest's inputs; the package set the mirror
+ * served is part of the lock input, so --locked notices a moved mirror. */
+static int do_base_debian(struct bctx *b, int resolve_only, struct ep_error *err)
+{
+	struct ep_base *base = &b->m->base;
+	cleanup_json json_t *input = ep_debian_input(base, err);
+	cleanup_json json_t *pkgs = NULL;
+	cleanup_free char *by = NULL;
+	json_t *rec, *locked = lock_input(b, "base", 0);
+	char key[80];
+	int cached = 1;
+
+	if (!input)
+		return -1;
+	json_object_set_new(input, "source_date_epoch", json_integer(b->m->source_date_epoch));
+	if (layer_cache_key(b, input, key, err) < 0)
+		return -1;
+	rec = cache_lookup(b, key);
+	if (rec && json_is_array(json_object_get(rec, "packages"))) {
+		pkgs = json_incref(json_object_get(rec, "packages"));
+	} else {
+		cleanup_free char *work = ep_path_join(b->txn.dir, "debian", err);
+		cleanup_free char *tar = NULL;
+		struct ep_tree *tree;
+
+		json_decref(rec);
+		rec = NULL;
+		cached = 0;
+		if (!work || ep_mkdir_p(work, err) < 0 || !(tar = ep_path_join(work, "rootfs.tar", err)))
+			return -1;
+		if (b->o->progress)
+			b->o->progress(b->o->pctx, "mmdebstrap", 0, 0);
+		if (ep_debian_rootfs(base, b->m->source_date_epoch, work, tar, &pkgs, err) < 0)
+			return ep_error_wrap(err, "%s: base debian", b->m->path);
+		if (!resolve_only) {
+			tree = ep_tree_new(b->spool, err);
+			if (!tree)
+				return -1;
+			if (ep_tree_add_archive(tree, tar, "/", b->m->source_date_epoch, err) < 0 ||
+			    !(rec = write_layer(b, tree, "base debian", err))) {
+				ep_tree_free(tree);
+				return ep_error_wrap(err, "base debian");
+			}
+			ep_tree_free(tree);
+			json_object_set(rec, "packages", pkgs);
+			if (ep_txn_set_cache(&b->txn, key, rec, err) < 0) {
+				json_decref(rec);
+				return -1;
+			}
+		}
+		unlink(tar);
+	}
+	json_object_set(input, "packages", pkgs);
+	if (b->o->locked && locked && json_is_array(json_object_get(locked, "packages"))) {
+		cleanup_free char *d = ep_debian_diff(json_object_get(locked, "packages"), pkgs);
+
+		if (d) {
+			json_decref(rec);
+			return ep_error_set(err, EP_EINVAL, "--locked: base debian differs from the lock '%s': %s",
+					    b->r->lock_path, d);
+		}
+	}
+	if (check_locked(b, "base", input, locked, err) < 0) {
+		json_decref(rec);
+		return -1;
+	}
+	if (json_object_set(b->inputs, "base", input) < 0) {
+		json_decref(rec);
+		return ep_error_oom(err);
+	}
+	if (resolve_only) {
+		json_decref(rec);
+		return 0;
+	}
+	if (use_record(b, "base debian", rec, cached, err) < 0) {
+		json_decref(rec);
+		return -1;
+	}
+	json_decref(rec);
+	by = ep_asprintf(err, "envpin: base debian %s (%zu packages)", base->suite, json_array_size(pkgs));
+	return by ? add_history(b, by, 0, err) : -1;
 }
 
 /* Copies a blob from a foreign layout into the txn, checking its digest. */
@@ -844,7 +929,7 @@ static void bctx_release(struct bctx *b)
 /* Refuses what this version cannot build yet, before anything is written. */
 static int check_supported(struct bctx *b, struct ep_error *err)
 {
-	if (b->m->base.kind == EP_BASE_IMAGE || b->m->base.kind == EP_BASE_DEBIAN)
+	if (b->m->base.kind == EP_BASE_IMAGE)
 		return ep_error_set(err, EP_EINVAL, "%s: base: kind '%s' is not supported by this envpin yet",
 				    b->m->path, base_kind_name(b->m->base.kind));
 	for (size_t i = 0; i < b->m->n_steps; i++)
@@ -869,6 +954,9 @@ static int run_steps(struct bctx *b, int resolve_only, struct ep_error *err)
 		break;
 	case EP_BASE_OCI:
 		rc = do_base_oci(b, resolve_only, err);
+		break;
+	case EP_BASE_DEBIAN:
+		rc = do_base_debian(b, resolve_only, err);
 		break;
 	default:
 		return ep_error_set(err, EP_EINVAL, "base kind not supported");

@@ -1,0 +1,210 @@
+#include "debian.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define LOG_TAIL 1500
+#define PKGLIST_MAX (4u << 20)
+
+json_t *ep_debian_input(const struct ep_base *base, struct ep_error *err)
+{
+	json_t *inc = json_array();
+	json_t *j;
+
+	if (!inc) {
+		ep_error_oom(err);
+		return NULL;
+	}
+	for (size_t i = 0; i < base->n_packages; i++)
+		json_array_append_new(inc, json_string(base->packages[i]));
+	j = json_pack("{s:s, s:s, s:s, s:s, s:o}", "kind", "debian", "suite", base->suite, "variant",
+		      base->variant ? base->variant : "minbase", "mirror",
+		      base->mirror ? base->mirror : EP_DEBIAN_DEFAULT_MIRROR, "include", inc);
+	if (!j)
+		ep_error_oom(err);
+	return j;
+}
+
+static char *log_tail(const char *path)
+{
+	size_t len;
+	char *buf = ep_read_file(path, 64u << 20, &len, NULL);
+	char *t;
+
+	if (!buf)
+		return NULL;
+	t = strdup(len > LOG_TAIL ? buf + len - LOG_TAIL : buf);
+	free(buf);
+	return t;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static json_t *read_pkglist(const char *path, struct ep_error *err)
+{
+	size_t len, n = 0, cap = 0;
+	cleanup_free char *buf = ep_read_file(path, PKGLIST_MAX, &len, err);
+	char **lines = NULL, *save = NULL, *line;
+	json_t *out;
+
+	if (!buf)
+		return NULL;
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (!*line)
+			continue;
+		if (n == cap) {
+			char **nl = ep_realloc(lines, (cap = cap ? cap * 2 : 256) * sizeof(*nl), err);
+
+			if (!nl) {
+				free(lines);
+				return NULL;
+			}
+			lines = nl;
+		}
+		lines[n++] = line;
+	}
+	qsort(lines, n, sizeof(*lines), cmp_str);
+	out = json_array();
+	for (size_t i = 0; out && i < n; i++)
+		json_array_append_new(out, json_string(lines[i]));
+	free(lines);
+	if (!out || json_array_size(out) != n) {
+		json_decref(out);
+		ep_error_set(err, EP_EENV, "package list '%s' is not valid UTF-8", path);
+		return NULL;
+	}
+	if (n == 0) {
+		json_decref(out);
+		ep_error_set(err, EP_EENV, "mmdebstrap installed no packages (empty list '%s')", path);
+		return NULL;
+	}
+	return out;
+}
+
+int ep_debian_rootfs(const struct ep_base *base, int64_t sde, const char *work_dir,
+		     const char *out_tar, json_t **packages, struct ep_error *err)
+{
+	cleanup_free char *log = ep_path_join(work_dir, "mmdebstrap.log", err);
+	cleanup_free char *list = ep_path_join(work_dir, "packages.txt", err);
+	cleanup_free char *variant = NULL, *include = NULL, *hook = NULL, *sde_env = NULL;
+	size_t inc_len = 1;
+	const char *argv[16];
+	int n = 0, status, fd;
+	pid_t pid;
+
+	if (!log || !list)
+		return -1;
+	for (size_t i = 0; i < base->n_packages; i++)
+		inc_len += strlen(base->packages[i]) + 1;
+	include = ep_calloc(1, inc_len + 16, err);
+	if (!include)
+		return -1;
+	strcpy(include, "--include=");
+	for (size_t i = 0; i < base->n_packages; i++) {
+		if (i)
+			strcat(include, ",");
+		strcat(include, base->packages[i]);
+	}
+	variant = ep_asprintf(err, "--variant=%s", base->variant ? base->variant : "minbase");
+	/* The hook runs inside mmdebstrap with the chroot as $1; the list
+	 * path is ours (no user input reaches this string). */
+	hook = ep_asprintf(err,
+			   "--customize-hook=chroot \"$1\" dpkg-query -W -f '${Package}=${Version}:${Architecture}\\n' > '%s'",
+			   list);
+	sde_env = ep_asprintf(err, "SOURCE_DATE_EPOCH=%lld", (long long)sde);
+	if (!variant || !hook || !sde_env)
+		return -1;
+	argv[n++] = "mmdebstrap";
+	argv[n++] = "--quiet";
+	argv[n++] = variant;
+	if (base->n_packages)
+		argv[n++] = include;
+	argv[n++] = hook;
+	argv[n++] = "--format=tar";
+	argv[n++] = base->suite;
+	argv[n++] = out_tar;
+	argv[n++] = base->mirror ? base->mirror : EP_DEBIAN_DEFAULT_MIRROR;
+	argv[n] = NULL;
+
+	fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return ep_error_errno(err, EP_EENV, errno, "create '%s'", log);
+	pid = fork();
+	if (pid < 0) {
+		close(fd);
+		return ep_error_errno(err, EP_EENV, errno, "fork");
+	}
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDONLY);
+
+		if (nul >= 0)
+			dup2(nul, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		putenv(sde_env);
+		/* Locale and timezone of the host must not leak into the tar. */
+		setenv("LC_ALL", "C.UTF-8", 1);
+		setenv("TZ", "UTC", 1);
+		execvp(argv[0], (char *const *)argv);
+		dprintf(2, "cannot run mmdebstrap: %s\n", strerror(errno));
+		_exit(127);
+	}
+	close(fd);
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR)
+			return ep_error_errno(err, EP_EENV, errno, "wait for mmdebstrap");
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		cleanup_free char *tail = log_tail(log);
+
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+			return ep_error_set(err, EP_EENV,
+					    "mmdebstrap is not installed (run 'make deps' or apt-get install mmdebstrap)");
+		return ep_error_set(err, EP_EENV, "mmdebstrap %s %s failed (%s %d); end of its log:\n%s",
+				    base->suite, base->mirror ? base->mirror : EP_DEBIAN_DEFAULT_MIRROR,
+				    WIFEXITED(status) ? "exit status" : "signal",
+				    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+				    tail ? tail : "(no log)");
+	}
+	*packages = read_pkglist(list, err);
+	return *packages ? 0 : -1;
+}
+
+char *ep_debian_diff(json_t *locked, json_t *now)
+{
+	size_t i = 0, j = 0;
+
+	while (i < json_array_size(locked) || j < json_array_size(now)) {
+		const char *a = json_string_value(json_array_get(locked, i));
+		const char *b = json_string_value(json_array_get(now, j));
+		size_t na = a ? strcspn(a, "=") : 0, nb = b ? strcspn(b, "=") : 0;
+		int c;
+
+		if (a && b && !strcmp(a, b)) {
+			i++, j++;
+			continue;
+		}
+		if (!a)
+			return ep_asprintf(NULL, "the mirror now also installs %s", b);
+		if (!b)
+			return ep_asprintf(NULL, "the mirror no longer installs %s", a);
+		c = strncmp(a, b, na < nb ? na : nb);
+		if (c == 0 && na == nb)
+			return ep_asprintf(NULL, "package %.*s: the lock has %s, the mirror now serves %s",
+					   (int)na, a, a + na + 1, b + nb + 1);
+		if (c < 0 || (c == 0 && na < nb))
+			return ep_asprintf(NULL, "the mirror no longer installs %s", a);
+		return ep_asprintf(NULL, "the mirror now also installs %s", b);
+	}
+	return NULL;
+}

@@ -1,0 +1,34 @@
+/* lib/debian.h - the `debian` base: a Debian root filesystem made by
+ * mmdebstrap from a mirror, with SOURCE_DATE_EPOCH set so that the same
+ * inputs give the same tar.  The mirror is not under our control, so what
+ * it served is recorded: every installed package with its version and
+ * architecture goes into the lock, and --locked refuses a mirror that now
+ * serves other versions. */
+#ifndef EP_DEBIAN_H
+#define EP_DEBIAN_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "manifest.h"
+
+/* Default mirror when the manifest names none. */
+#define EP_DEBIAN_DEFAULT_MIRROR "http://deb.debian.org/debian"
+
+/* The lock input of a debian base, without the resolved package list:
+ * {"kind":"debian","suite","variant","mirror","include":[...]}.  New ref. */
+json_t *ep_debian_input(const struct ep_base *base, struct ep_error *err);
+
+/* Runs mmdebstrap into out_tar (a path in a private temp dir; work_dir
+ * holds the log and the package list).  *packages gets the installed set as
+ * a sorted array of "name=version:arch" strings (new reference).  A failure
+ * is EP_EENV with the last lines of mmdebstrap's log. */
+int ep_debian_rootfs(const struct ep_base *base, int64_t source_date_epoch, const char *work_dir,
+		     const char *out_tar, json_t **packages, struct ep_error *err);
+
+/* Compares two package lists; returns NULL if equal, else a malloc'ed
+ * message naming the first package that differs. */
+char *ep_debian_diff(json_t *locked, json_t *now);
+
+#endif
