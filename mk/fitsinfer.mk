@@ -20,10 +20,13 @@ else
 TORCH_LIBDIR ?= $(TORCH_PREFIX)/lib
 TORCH_RPATH := -Wl,-rpath,$(TORCH_LIBDIR)
 endif
-TORCH_INC := -isystem $(TORCH_PREFIX)/include -isystem $(TORCH_PREFIX)/include/torch/csrc/api/include
+# -isystem /usr/include would break libstdc++'s #include_next.
+TORCH_INC := $(if $(filter /usr,$(TORCH_PREFIX)),,-isystem $(TORCH_PREFIX)/include) \
+	-isystem $(TORCH_PREFIX)/include/torch/csrc/api/include
 # A CUDA build of libtorch registers its CUDA backend from libtorch_cuda.so,
 # which nothing references by symbol: keep it linked.
-TORCH_CUDA_LIBS := $(if $(wildcard $(TORCH_LIBDIR)/libtorch_cuda.so),-Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed)
+FI_COMMA := ,
+TORCH_CUDA_LIBS := $(if $(wildcard $(TORCH_LIBDIR)/libtorch_cuda.so),-Wl$(FI_COMMA)--no-as-needed -ltorch_cuda -lc10_cuda -Wl$(FI_COMMA)--as-needed)
 TORCH_LIBS := -L$(TORCH_LIBDIR) $(TORCH_RPATH) $(TORCH_CUDA_LIBS) -ltorch -ltorch_cpu -lc10
 
 FI_DIR := runtime/fitsinfer

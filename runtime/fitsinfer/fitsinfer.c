@@ -40,8 +40,9 @@ static const char usage_text[] =
 	"--smoke runs the FITS inference smoke test on one image: validity mask, mesh background\n"
 	"and RMS, significance, a PSF matched filter and 3x3 max-pool peak finding in libtorch,\n"
 	"sub-pixel refinement, and SExtractor's CLASS_STAR network (read from --nnw, default\n"
-	DEFAULT_NNW ").  With a DIR, the image is DIR/sky.fits.fz (else DIR/sky.fits)\n"
-	"and the truth DIR/truth.csv (cosmic rays may be in it or in DIR/cosmics.csv).\n"
+	DEFAULT_NNW ").  With a DIR, the image is DIR/sky.fits.fz (else DIR/sky.fits),\n"
+	"the truth DIR/sky.truth.csv and the cosmic rays DIR/sky.cosmics.csv, as written by\n"
+	"`envpin-skygen -o DIR/sky`.  Without a truth catalogue the science checks are skipped.\n"
 	"  --device cpu|cuda|both  where the model runs (default both: CPU, then CUDA when\n"
 	"                          available; without CUDA the GPU checks are skipped)\n"
 	"  --strict                on CUDA, run with TF32 off only (default: TF32 off, then\n"
@@ -651,10 +652,10 @@ static int resolve_inputs(struct ctx *c, char *err, size_t errlen)
 			snprintf(err, errlen, "'%s' holds no sky.fits.fz or sky.fits", p);
 			return -1;
 		}
-		snprintf(c->truth_path, sizeof(c->truth_path), "%s/truth.csv", p);
+		snprintf(c->truth_path, sizeof(c->truth_path), "%s/sky.truth.csv", p);
 		if (!exists(c->truth_path))
 			c->truth_path[0] = 0;
-		snprintf(c->cosmics_path, sizeof(c->cosmics_path), "%s/cosmics.csv", p);
+		snprintf(c->cosmics_path, sizeof(c->cosmics_path), "%s/sky.cosmics.csv", p);
 		if (!exists(c->cosmics_path))
 			c->cosmics_path[0] = 0;
 	} else {
