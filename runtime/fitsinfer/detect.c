@@ -19,7 +19,7 @@ int fi_psf_kernel(double fwhm, double beta, int ks, float *k)
 {
 	if (!(fwhm > 0) || ks < 1 || ks % 2 == 0 || ks > 63)
 		return -1;
-	int r = ks / 2, sub = 5;
+	int r = ks / 2, sub = 11;
 	double alpha = beta > 0 ? fwhm / (2 * sqrt(pow(2, 1 / beta) - 1)) : 0;
 	double sig = fwhm / (2 * sqrt(2 * log(2)));
 	double norm = 0;

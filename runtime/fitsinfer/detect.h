@@ -13,7 +13,7 @@
 /* Pixel-integrated PSF kernel of ks x ks (ks odd), centred, normalised to unit
  * L2 norm so that filtering an image in sigma units (white noise) gives a
  * significance map in sigma: a Moffat profile of the given FWHM (pixels) and
- * beta, or a Gaussian when beta <= 0.  5x5 sub-sampling per pixel.
+ * beta, or a Gaussian when beta <= 0.  11x11 sub-sampling per pixel.
  * Returns 0, or -1 for bad arguments. */
 int fi_psf_kernel(double fwhm, double beta, int ks, float *k);
 
