@@ -176,7 +176,7 @@ assert a == b, (a, b)
 	mkdir -p "$T/lib"
 	echo 'int ts_dummy(void) { return 0; }' >"$T/d.c"
 	cc -shared -fPIC -o "$T/lib/libtorch_cpu.so" -Wl,-soname,libtorch_cpu.so.999 "$T/d.c"
-	cc -shared -fPIC -o "$T/shim.so" "$T/d.c" -L"$T/lib" -ltorch_cpu
+	cc -shared -fPIC -o "$T/shim.so" "$T/d.c" -L"$T/lib" -Wl,--no-as-needed -ltorch_cpu
 	rm "$T/lib/libtorch_cpu.so"
 	ENVPIN_FITSINFER_SHIM="$T/shim.so" run finf --smoke "$SKY"
 	[ "$status" -eq 1 ]
