@@ -79,23 +79,32 @@ int main(int argc, char **argv)
 	}
 	for (int i = optind; i < argc; i++) {
 		struct fi_image img;
-		char err[1024], json[4096];
+		char err[1024];
+		/* each byte of the name may need 6 when escaped */
+		size_t jlen = 1024 + 6 * strlen(argv[i]);
+		char *json = malloc(jlen);
+
+		if (!json) {
+			fprintf(stderr, "envpin-fitsdescribe: out of memory\n");
+			return 3;
+		}
 
 		if (fi_read_image(argv[i], max_pixels, &img, err, sizeof(err)) < 0) {
 			fprintf(stderr, "envpin-fitsdescribe: %s\n", err);
+			free(json);
 			rc = 2;
 			continue;
 		}
-		if (fi_describe_json(argv[i], &img, json, sizeof(json)) < 0) {
+		if (fi_describe_json(argv[i], &img, json, jlen) < 0) {
 			fprintf(stderr, "envpin-fitsdescribe: '%s': description too long\n", argv[i]);
-			fi_image_free(&img);
-			rc = 2;
-			continue;
-		}
-		puts(json);
-		if (dump_path && dump(dump_path, &img) < 0)
 			rc = 3;
+		} else {
+			puts(json);
+			if (dump_path && dump(dump_path, &img) < 0)
+				rc = 3;
+		}
 		fi_image_free(&img);
+		free(json);
 	}
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, "envpin-fitsdescribe: cannot write to stdout: %s\n", strerror(errno));

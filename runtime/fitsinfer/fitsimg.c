@@ -40,9 +40,6 @@ static void fits_err(char *errbuf, size_t errlen, const char *spec, const char *
 		if (l > 0 && !strstr(spec, msg) && strcmp(msg, text) != 0)
 			memcpy(detail, msg, l + 1);
 	}
-	for (char *p = text; *p; p++) /* cfitsio capitalises some status texts */
-		if (p == text && *p >= 'A' && *p <= 'Z')
-			*p = (char)(*p - 'A' + 'a');
 	if (detail[0])
 		seterr(errbuf, errlen, "'%s': %s: %s (cfitsio status %d: %s)", spec, what, text, status,
 		       detail);
@@ -203,7 +200,10 @@ int fi_read_image(const char *spec, size_t max_pixels, struct fi_image *img, cha
 	 * NaN, and decodes tile compression.  A null value of 0 would switch the
 	 * null check off, so NaN is required. */
 	if (fits_read_pix(f, TFLOAT, fpixel, (LONGLONG)n, &nul, data, &anynul, &st)) {
-		fits_err(errbuf, errlen, spec, "cannot read the pixels", st);
+		fits_err(errbuf, errlen, spec,
+			 (st == END_OF_FILE || st == READ_ERROR) ? "cannot read the pixels (truncated file?)"
+								 : "cannot read the pixels",
+			 st);
 		free(data);
 		close_quietly(f);
 		return -1;

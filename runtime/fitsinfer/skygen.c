@@ -457,7 +457,7 @@ int main(int argc, char **argv)
 	};
 	long nx = 512, ny = 512, nstar = -1, ngal = -1, ncos = -1, seed = 1;
 	const char *prefix = NULL;
-	int c;
+	int c, rc = 3;
 
 	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		int bad = 0;
@@ -526,7 +526,7 @@ int main(int argc, char **argv)
 
 	if (!fd.model || !src || !pix) {
 		fprintf(stderr, "envpin-skygen: out of memory\n");
-		return 3;
+		goto out;
 	}
 	rng_seed((uint64_t)seed);
 	/* the catalogue first, in a fixed order: stars, the saturated star, galaxies */
@@ -552,7 +552,7 @@ int main(int argc, char **argv)
 	for (long i = 0; i < nsrc; i++)
 		if ((src[i].is_gal ? render_galaxy(&fd, &src[i]) : render_star(&fd, &src[i])) < 0) {
 			fprintf(stderr, "envpin-skygen: out of memory\n");
-			return 3;
+			goto out;
 		}
 	/* noise, pixel by pixel in row order: Poisson in electrons on sky +
 	 * sources, Gaussian read noise, then 16-bit ADC rounding and clipping */
@@ -567,7 +567,7 @@ int main(int argc, char **argv)
 	/* cosmic rays: 1-4 pixel tracks, not seen through the PSF */
 	f = open_out(prefix, ".cosmics.csv", path, sizeof(path));
 	if (!f)
-		return 3;
+		goto out;
 	fprintf(f, "cr_id,x,y,adu\n");
 	static const int dirs[4][2] = {{1, 0}, {0, 1}, {1, 1}, {1, -1}};
 	for (long k = 0; k < ncos; k++) {
@@ -586,13 +586,13 @@ int main(int argc, char **argv)
 		}
 	}
 	if (close_out(f, path) < 0)
-		return 3;
+		goto out;
 	for (long y = 0; y < ny; y++)
 		pix[(size_t)y * nx + badcol] = 0; /* physical 0 = BLANK */
 
 	f = open_out(prefix, ".truth.csv", path, sizeof(path));
 	if (!f)
-		return 3;
+		goto out;
 	/* x, y 1-based FITS pixel coordinates; flux and peak in ADU above sky,
 	 * noiseless; snr is the background-limited matched-filter SNR
 	 * sqrt(sum m^2)/sigma_sky of the source's own model m */
@@ -609,7 +609,7 @@ int main(int argc, char **argv)
 			s->theta);
 	}
 	if (close_out(f, path) < 0)
-		return 3;
+		goto out;
 
 	char fits[4200], fz[4200];
 	snprintf(fits, sizeof(fits), "%s.fits", prefix);
@@ -618,15 +618,16 @@ int main(int argc, char **argv)
 		       badcol) < 0 ||
 	    write_fits(fz, 1, pix, nx, ny, (uint64_t)seed, nstar + (nstar > 0), ngal, ncrpix, badcol) <
 		    0)
-		return 3;
+		goto out;
 	printf("{\"fits\":\"%s\",\"fz\":\"%s\",\"truth\":\"%s.truth.csv\",\"cosmics\":\"%s.cosmics.csv\","
 	       "\"nx\":%ld,\"ny\":%ld,\"seed\":%ld,\"stars\":%ld,\"galaxies\":%ld,\"cosmic_pixels\":%ld,"
 	       "\"badcol\":%ld}\n",
 	       fits, fz, prefix, prefix, nx, ny, seed, nstar + (nstar > 0), ngal, ncrpix, badcol + 1);
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		rc = 0;
+out:
 	free(fd.model);
 	free(src);
 	free(pix);
-	if (fflush(stdout) != 0 || ferror(stdout))
-		return 3;
-	return 0;
+	return rc;
 }
