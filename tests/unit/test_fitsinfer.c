@@ -1,7 +1,7 @@
 /* Unit tests: the numeric parts of envpin-fitsinfer (runtime/fitsinfer:
  * background, matched filter, peaks, refinement, matching and scoring, the
  * CLASS_STAR network parser and forward pass).  libtorch is not needed here:
- * the bats test t510 runs the model itself against these C references. */
+ * the bats test t530 runs the model itself against these C references. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
