@@ -34,10 +34,12 @@ ifeq ($(DEVELOPER),1)
 WARN += -Werror
 endif
 
+# Binaries that go into images must not depend on where the checkout is.
+REPRO_FLAGS := -ffile-prefix-map=$(CURDIR)=.
 GIT_REV := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(WARN) $(CFLAGS) $(SANFLAGS) \
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(WARN) $(CFLAGS) $(SANFLAGS) $(REPRO_FLAGS) \
 	-Ilib $(PKG_CFLAGS) -DEP_VERSION='"$(VERSION)"' -DEP_GIT_REV='"$(GIT_REV)"' -MMD -MP
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
 LIBS := $(PKG_LIBS) -lpthread

@@ -51,7 +51,7 @@ $(FITSINFER): $(FI_MAIN_OBJ) $(FI_CORE_OBJ) $(FI_READER_OBJ)
 $(FI_SHIM_OBJ): $(FI_DIR)/torch_shim.cpp $(FI_DIR)/torch_shim.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CXX     $<")
-	$(Q)$(CXX) -std=c++17 -O2 -g -fPIC -Wall -Wextra $(if $(filter 1,$(DEVELOPER)),-Werror) \
+	$(Q)$(CXX) -std=c++17 -O2 -g -fPIC -Wall -Wextra $(REPRO_FLAGS) $(if $(filter 1,$(DEVELOPER)),-Werror) \
 		$(TORCH_INC) $(TORCH_CXXFLAGS) -c -o $@ $<
 
 $(FI_SHIM): $(FI_SHIM_OBJ)
