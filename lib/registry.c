@@ -584,6 +584,7 @@ static int reg_do(struct reg *g, struct ep_http *h, const struct ep_http_req *q0
 		    r->location) {
 			char *next;
 			cleanup_free char *nhost = NULL;
+			long st = r->status;
 
 			if (++hops > MAX_HOPS) {
 				ep_http_resp_release(r);
@@ -604,7 +605,7 @@ static int reg_do(struct reg *g, struct ep_http *h, const struct ep_http_req *q0
 				return ep_error_set(err, EP_EENV,
 						    "%s %s: refusing redirect to '%.200s' (not https)",
 						    q.method, q0->url, url);
-			if (r->status == 303)
+			if (st == 303)
 				q.method = "GET";
 			continue;
 		}
@@ -1212,7 +1213,8 @@ static int pull_image(struct ep_store *s, const struct ep_ref *ref, const char *
 
 		if (ep_txn_add_blob_buf(&txn, d.text, d.len, md, err) < 0)
 			goto out;
-		if (!tag) {
+		/* a digest-only pull keeps whatever tag the image has */
+		if (!tag && ref->tag) {
 			name = ep_ref_format(ref, err);
 			if (!name)
 				goto out;
@@ -1310,14 +1312,16 @@ static int upload_blob(struct reg *g, struct ep_http *h, const char *repo, struc
 	struct ep_http_req q = {.method = "HEAD", .upload_fd = -1, .allow_http = g->allow_http};
 	struct ep_http_resp r;
 	const char *ct[] = {"Content-Type: application/octet-stream", NULL};
+	long st;
 
 	if (!url)
 		return -1;
 	q.url = url;
 	if (reg_do(g, h, &q, &r, err) < 0)
 		return ep_error_wrap(err, "blob %s", b->digest);
+	st = r.status;
 	ep_http_resp_release(&r);
-	if (r.status == 200) {
+	if (st == 200) {
 		b->skip = 1;
 		return 0;
 	}

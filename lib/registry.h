@@ -47,7 +47,7 @@ struct ep_pull_result {
 
 /* Pulls ref_s (tag or digest) into the store: manifest, config and layers,
  * each verified; the image is added to index.json with tag `tag` (NULL: the
- * canonical reference).  Nothing is stored unless the whole pull succeeds. */
+ * canonical reference "HOST/REPO:TAG"; a digest-only reference adds no tag).  Nothing is stored unless the whole pull succeeds. */
 int ep_pull(struct ep_store *s, const char *ref_s, const char *tag,
 	    const struct ep_registry_opts *o, struct ep_pull_result *res, struct ep_error *err);
 
