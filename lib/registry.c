@@ -995,13 +995,28 @@ static char *get_small_blob(struct reg *g, struct ep_http *h, const char *repo, 
 			return NULL;
 		}
 		ep_http_resp_release(&r);
-		if (ms.len != size || ep_sha256_buf(ms.data ? ms.data : "", ms.len, got, err) < 0 ||
-		    strcmp(got, digest)) {
+		if (ms.len != size) {
+			size_t got_len = ms.len;
+
+			ep_sink_release(&ms.base);
+			if (attempt + 1 < MAX_ATTEMPTS)
+				continue;
+			ep_error_set(err, EP_EMISMATCH,
+				     "blob %s: truncated: the registry sent %zu of %llu bytes", digest,
+				     got_len, (unsigned long long)size);
+			return NULL;
+		}
+		if (ep_sha256_buf(ms.data ? ms.data : "", ms.len, got, err) < 0) {
+			ep_sink_release(&ms.base);
+			return NULL;
+		}
+		if (strcmp(got, digest)) {
 			ep_sink_release(&ms.base);
 			if (attempt + 1 < 2)
 				continue;
-			ep_error_set(err, EP_EMISMATCH, "blob %s: got %zu bytes hashing to %s", digest,
-				     ms.len, got);
+			ep_error_set(err, EP_EMISMATCH,
+				     "blob %s: the downloaded bytes hash to %s (twice); nothing was stored",
+				     digest, got);
 			return NULL;
 		}
 		if (!ms.data)
