@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http.h"
@@ -164,6 +165,82 @@ static int is_zip(const char *file, struct ep_error *err)
 	return m[0] == 'P' && m[1] == 'K' && (m[2] == 3 || m[2] == 5) && (m[3] == 4 || m[3] == 6);
 }
 
+struct dirset {
+	char **v;
+	size_t n;
+};
+
+static int dirset_has(const struct dirset *d, const char *p, size_t len)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (strlen(d->v[i]) == len && !memcmp(d->v[i], p, len))
+			return 1;
+	return 0;
+}
+
+static int dirset_add(struct dirset *d, const char *p, size_t len, struct ep_error *err)
+{
+	char **nv = ep_realloc(d->v, (d->n + 1) * sizeof(*nv), err);
+
+	if (!nv)
+		return -1;
+	d->v = nv;
+	d->v[d->n] = strndup(p, len);
+	if (!d->v[d->n])
+		return ep_error_oom(err);
+	d->n++;
+	return 0;
+}
+
+static void dirset_release(struct dirset *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->v[i]);
+	free(d->v);
+}
+
+/* Zip archives often leave out directory entries; a tar of the same tree
+ * has them.  Emitting the missing parents (0755) makes both give one layer. */
+static int add_parents(struct archive *out, struct dirset *seen, const char *path, int is_dir,
+		       time_t mtime, struct ep_error *err)
+{
+	size_t len = strlen(path);
+
+	while (len && path[len - 1] == '/')
+		len--;
+	if (is_dir && !dirset_has(seen, path, len) && dirset_add(seen, path, len, err) < 0)
+		return -1;
+	for (size_t i = 1; i < len; i++) {
+		struct archive_entry *de;
+		char name[4096];
+
+		if (path[i] != '/' || dirset_has(seen, path, i))
+			continue;
+		if (i >= sizeof(name) - 1)
+			return ep_error_set(err, EP_EINVAL, "zip entry name too long");
+		memcpy(name, path, i);
+		name[i] = '/';
+		name[i + 1] = '\0';
+		de = archive_entry_new();
+		if (!de)
+			return ep_error_oom(err);
+		archive_entry_set_pathname(de, name);
+		archive_entry_set_filetype(de, AE_IFDIR);
+		archive_entry_set_perm(de, 0755);
+		/* the latest time ustar holds: clamping then gives source_date_epoch,
+		 * as it does for the directories of a tar made now */
+		archive_entry_set_mtime(de, mtime > 0x7fffffff ? mtime : 0x7fffffff, 0);
+		if (archive_write_header(out, de) < ARCHIVE_WARN) {
+			archive_entry_free(de);
+			return ep_error_set(err, EP_EENV, "tar writer: %s", archive_error_string(out));
+		}
+		archive_entry_free(de);
+		if (dirset_add(seen, path, i, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* zip -> pax tar, so that lib/layer's one archive importer (and its
  * normalization and path checks) handles both. */
 static char *zip_to_tar(const char *zip, const char *spool_dir, struct ep_error *err)
@@ -174,6 +251,7 @@ static char *zip_to_tar(const char *zip, const char *spool_dir, struct ep_error 
 	cleanup_close int fd = -1;
 	char buf[1 << 16];
 	char *ret = NULL;
+	struct dirset seen = {0};
 	int r;
 
 	if (!in || !out || !tar) {
@@ -200,6 +278,13 @@ static char *zip_to_tar(const char *zip, const char *spool_dir, struct ep_error 
 			ep_error_set(err, EP_EINVAL, "zip '%s': %s", zip, archive_error_string(in));
 			goto out_unlink;
 		}
+		if (!archive_entry_pathname(ae)) {
+			ep_error_set(err, EP_EINVAL, "zip '%s': an entry has no usable name", zip);
+			goto out_unlink;
+		}
+		if (add_parents(out, &seen, archive_entry_pathname(ae),
+				archive_entry_filetype(ae) == AE_IFDIR, archive_entry_mtime(ae), err) < 0)
+			goto out_unlink;
 		if (archive_write_header(out, ae) < ARCHIVE_WARN) {
 			ep_error_set(err, EP_EINVAL, "zip '%s': entry '%s': %s", zip,
 				     archive_entry_pathname(ae), archive_error_string(out));
@@ -229,6 +314,7 @@ static char *zip_to_tar(const char *zip, const char *spool_dir, struct ep_error 
 out_unlink:
 	unlink(tar);
 out:
+	dirset_release(&seen);
 	archive_read_free(in);
 	archive_write_free(out);
 	return ret;

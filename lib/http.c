@@ -1,5 +1,6 @@
 #include "http.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <openssl/evp.h>
@@ -387,6 +388,9 @@ char *ep_url_origin(const char *url, struct ep_error *err)
 		ep_error_set(err, EP_EINVAL, "'%.200s' is not a valid URL", url);
 	else
 		out = ep_asprintf(err, "%s://%s:%s", scheme, host, port);
+	/* host names compare case-insensitively: one spelling per origin */
+	for (char *p = out; p && *p; p++)
+		*p = (char)tolower((unsigned char)*p);
 	curl_free(scheme);
 	curl_free(host);
 	curl_free(port);

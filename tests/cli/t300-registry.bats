@@ -144,7 +144,8 @@ blob_of() { # REPO: the layer digest
 }
 
 @test "proxy flips a byte: pull fails naming the blob, the store is unchanged" {
-	envpin pull "$ADDR/fix/v2:v1" >/dev/null # a store with something in it
+	small_manifest
+	envpin build -q -f "$T/m.json" >/dev/null # a store with something in it
 	before=$(tree_state "$ENVPIN_STORE")
 	start_proxy "$T/px" --upstream "http://$ADDR" --mode flip
 	run timeout 60 "$ENVPIN" pull "$PADDR/fix/oci:v1"
