@@ -32,6 +32,7 @@ static const struct command commands[] = {
 	{"inspect", cmd_inspect, 0, "show an image's digests, config and layers"},
 	{"images", cmd_images, 0, "list the images in the store"},
 	{"gc", cmd_gc, 0, "remove unreferenced blobs and leftovers of killed builds"},
+	{"run", cmd_run, 0, "run an image: runc (native), docker or podman; GPUs and $PWD"},
 	{"version", cmd_version, 0, "print version and the library versions that affect digests"},
 };
 
