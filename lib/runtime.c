@@ -1121,10 +1121,15 @@ static int prepare_rootfs(int root_fd, const struct ep_run_opts *o, const struct
 }
 
 static volatile sig_atomic_t g_child = 0;
+static volatile sig_atomic_t g_stops = 0;
 
 static void forward_signal(int sig, siginfo_t *si, void *uc)
 {
 	(void)uc;
+	/* A process 1 without a handler ignores INT and TERM (docker run does
+	 * the same); the third one kills the container. */
+	if (sig == SIGINT || sig == SIGTERM)
+		g_stops++;
 	/* a signal from the terminal reached runc as well (same process group) */
 	if (si && si->si_code == SI_KERNEL)
 		return;
@@ -1242,11 +1247,18 @@ static int exec_runc(const struct bundle *b, int *status, struct ep_error *err)
 		_exit(errno == ENOENT ? 127 : 126);
 	}
 	g_child = pid;
-	while (waitpid(pid, &st, 0) < 0)
+	g_stops = 0;
+	while (waitpid(pid, &st, 0) < 0) {
 		if (errno != EINTR) {
 			st = 0x7f00;
 			break;
 		}
+		if (g_stops >= 3) {
+			char *kill_argv[] = {"runc", "--root", b->runc_root, "kill", (char *)b->id, "KILL", NULL};
+			g_stops = -100;
+			run_quiet(kill_argv, 1);
+		}
+	}
 	g_child = 0;
 	for (size_t i = 0; i < EP_ARRAY_SIZE(forwarded); i++)
 		sigaction(forwarded[i], &old[i], NULL);
