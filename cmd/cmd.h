@@ -55,6 +55,7 @@ int cmd_export(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_inspect(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_images(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_gc(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_unpack(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_version(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_run(int argc, char **argv, struct cmd_ctx *ctx);
 

@@ -31,6 +31,7 @@ static const struct command commands[] = {
 	{"export", cmd_export, 0, "write an image archive for docker/podman load and skopeo"},
 	{"inspect", cmd_inspect, 0, "show an image's digests, config and layers"},
 	{"images", cmd_images, 0, "list the images in the store"},
+	{"unpack", cmd_unpack, 0, "flatten an image into a directory (untrusted layers, safely)"},
 	{"gc", cmd_gc, 0, "remove unreferenced blobs and leftovers of killed builds"},
 	{"run", cmd_run, 0, "run an image: runc (native), docker or podman; GPUs and $PWD"},
 	{"version", cmd_version, 0, "print version and the library versions that affect digests"},

@@ -1,0 +1,30 @@
+/* lib/gpu_internal.h - plan builders shared by lib/gpu.c and lib/cdi.c.
+ * Not an API: every function appends to a plan, replacing an entry with the
+ * same container path (CDI's rule), and takes copies of its strings. */
+#ifndef EP_GPU_INTERNAL_H
+#define EP_GPU_INTERNAL_H
+
+#include "gpu.h"
+
+/* root + abs ("/" root: abs itself).  Caller frees. */
+char *ep_gpu_hpath(const char *root, const char *abs, struct ep_error *err);
+
+int ep_gpu_add_device(struct ep_gpu_plan *p, const char *path, const char *host_path, char type,
+		      uint32_t major, uint32_t minor, uint32_t mode, const char *access,
+		      struct ep_error *err);
+int ep_gpu_add_mount(struct ep_gpu_plan *p, const char *host_path, const char *path,
+		     const char *type, const char *options, enum ep_gpu_mount_kind kind,
+		     struct ep_error *err);
+int ep_gpu_add_link(struct ep_gpu_plan *p, const char *path, const char *target,
+		    struct ep_error *err);
+/* "K=V": replaces an existing K. */
+int ep_gpu_set_env(struct ep_gpu_plan *p, const char *kv, struct ep_error *err);
+
+/* Adds SONAME links (and libcuda.so) for every library mount in p whose
+ * file name ends in .so.<driver version>; reads the ELF on the host. */
+int ep_gpu_add_lib_links(struct ep_gpu_plan *p, struct ep_error *err);
+
+/* A container path must be absolute, without "." or ".." components. */
+int ep_gpu_check_cpath(const char *path);
+
+#endif
