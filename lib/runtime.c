@@ -769,11 +769,45 @@ json_t *ep_runtime_spec(const struct ep_spec_params *p, struct ep_error *err)
 		/* runc refuses bind mounts inside /proc (docs/run.md) */
 		if (under_proc(gpu->mounts[i].path))
 			continue;
-		if (add_mount(mounts, gpu->mounts[i].path, "bind", gpu->mounts[i].host_path,
-			      gpu->mounts[i].read_only ? "rbind,rprivate,ro,nosuid,nodev"
-						       : "rbind,rprivate,nosuid,nodev",
+		const char *mo = gpu->mounts[i].options;
+		if (!mo || !*mo)
+			mo = gpu->mounts[i].read_only ? "rbind,rprivate,ro,nosuid,nodev"
+						      : "rbind,rprivate,nosuid,nodev";
+		if (add_mount(mounts, gpu->mounts[i].path,
+			      gpu->mounts[i].type ? gpu->mounts[i].type : "bind",
+			      gpu->mounts[i].host_path, mo, err) < 0)
+			return NULL;
+	}
+	/* plan files were written to BUNDLE/gpu-files/N by the caller */
+	for (size_t i = 0; gpu && p->gpu_files_dir && i < gpu->n_files; i++) {
+		char src[PATH_MAX];
+
+		if (gpu->files[i].in_proc)
+			continue;
+		snprintf(src, sizeof(src), "%s/%zu", p->gpu_files_dir, i);
+		if (add_mount(mounts, gpu->files[i].path, "bind", src, "rbind,rprivate,ro,nosuid,nodev",
 			      err) < 0)
 			return NULL;
+	}
+	if (gpu && gpu->n_hooks) {
+		/* only from a CDI spec, which the host's administrator wrote */
+		json_t *hooks = json_object();
+		for (size_t i = 0; hooks && i < gpu->n_hooks; i++) {
+			const struct ep_gpu_hook *h = &gpu->hooks[i];
+			json_t *list = json_object_get(hooks, h->hook_name), *hj;
+			if (!list) {
+				list = json_array();
+				json_object_set_new(hooks, h->hook_name, list);
+			}
+			hj = json_pack("{s:s,s:o,s:o}", "path", h->path, "args",
+				       str_array((const char *const *)h->args, h->n_args), "env",
+				       str_array((const char *const *)h->env, h->n_env));
+			if (hj && h->timeout > 0)
+				json_object_set_new(hj, "timeout", json_integer(h->timeout));
+			json_array_append_new(list, hj);
+		}
+		if (!hooks || json_object_set_new(spec, "hooks", hooks) < 0)
+			return ep_error_oom(err), NULL;
 	}
 
 	devices = json_array();
@@ -789,7 +823,8 @@ json_t *ep_runtime_spec(const struct ep_spec_params *p, struct ep_error *err)
 						(int)(d->file_mode ? d->file_mode : 0666), "uid", 0, "gid", 0));
 		json_array_append_new(rules, json_pack("{s:b,s:s,s:I,s:I,s:s}", "allow", 1, "type", type,
 						       "major", (json_int_t)d->major, "minor",
-						       (json_int_t)d->minor, "access", "rwm"));
+						       (json_int_t)d->minor, "access",
+						       d->access[0] ? d->access : "rwm"));
 	}
 	linux_ = json_pack("{s:[{s:s},{s:s},{s:s},{s:s}],s:o,s:o,s:o,s:{s:o},s:o}", "namespaces",
 			   "type", "pid", "type", "ipc", "type", "uts", "type", "mount", "maskedPaths",
@@ -1268,6 +1303,88 @@ static int exec_runc(const struct bundle *b, int *status, struct ep_error *err)
 	return 0;
 }
 
+static int host_has_driver(const char *host_root)
+{
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s/proc/driver/nvidia/version", host_root);
+	if (access(p, F_OK) == 0)
+		return 1;
+	snprintf(p, sizeof(p), "%s/dev/nvidiactl", host_root);
+	return access(p, F_OK) == 0;
+}
+
+/* NULL-terminated K=V list of the image Env, for ep_gpu_plan. */
+static char **image_env(const json_t *cfg)
+{
+	const json_t *env = json_object_get(cfg, "Env");
+	size_t n = json_array_size(env), k = 0;
+	char **v = calloc(n + 1, sizeof(*v));
+
+	for (size_t i = 0; v && i < n; i++) {
+		const char *s = json_string_value(json_array_get(env, i));
+		if (s)
+			v[k++] = (char *)s;
+	}
+	return v;
+}
+
+/* The GPU plan for --gpus (auto: all when the host has a driver).  rootfs
+ * (may be NULL) picks the container's lib dir.  *have is 0 for no GPU. */
+static int make_plan(const char *gpus, const json_t *cfg, const char *rootfs,
+		     struct ep_gpu_plan *plan, int *have, struct ep_error *err)
+{
+	cleanup_free char *root = NULL;
+	cleanup_free char **ienv = NULL;
+	struct ep_gpu_opts go = {0};
+
+	*have = 0;
+	if (!gpus || !*gpus)
+		gpus = "auto";
+	if (!strcmp(gpus, "none"))
+		return 0;
+	root = ep_gpu_host_root(err);
+	if (!root)
+		return -1;
+	if (!strcmp(gpus, "auto")) {
+		if (!host_has_driver(root))
+			return 0;
+		gpus = "all";
+	}
+	ienv = image_env(cfg);
+	if (!ienv)
+		return ep_error_oom(err);
+	go.host_root = root;
+	go.gpus = gpus;
+	go.image_env = ienv;
+	go.lib_dir = rootfs ? ep_gpu_lib_dir_for_rootfs(rootfs) : NULL;
+	if (ep_gpu_plan_opts(&go, plan, err) < 0)
+		return ep_error_wrap(err, "--gpus %s", gpus);
+	*have = 1;
+	return 0;
+}
+
+static int write_gpu_files(const char *dir, const struct ep_gpu_plan *gpu, struct ep_error *err)
+{
+	if (!gpu || !gpu->n_files)
+		return 0;
+	if (mkdir(dir, 0755) < 0)
+		return ep_error_errno(err, EP_EENV, errno, "mkdir '%s'", dir);
+	for (size_t i = 0; i < gpu->n_files; i++) {
+		char p[PATH_MAX];
+		cleanup_close int fd = -1;
+
+		if (gpu->files[i].in_proc)
+			continue;
+		snprintf(p, sizeof(p), "%s/%zu", dir, i);
+		fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+			  gpu->files[i].mode ? gpu->files[i].mode : 0444);
+		if (fd < 0 || ep_write_all(fd, gpu->files[i].content, gpu->files[i].len, err) < 0)
+			return fd < 0 ? ep_error_errno(err, EP_EENV, errno, "create '%s'", p) : -1;
+	}
+	return 0;
+}
+
 /* What ep_layer_rootfs gives, top layer first. */
 static int layer_dirs(struct ep_store *s, const json_t *layers, char ***out, size_t *n,
 		      struct ep_error *err)
@@ -1319,9 +1436,12 @@ static int write_spec(const char *dir, const json_t *spec, struct ep_error *err)
 }
 
 static int run_native(struct ep_store *s, const struct ep_image_loc *loc, const json_t *info,
-		      const struct ep_run_opts *o, const struct ep_gpu_plan *gpu, int tty, int *status,
-		      struct ep_error *err)
+		      const struct ep_run_opts *o, int tty, int *status, struct ep_error *err)
 {
+	struct ep_gpu_plan plan;
+	const struct ep_gpu_plan *gpu = NULL;
+	int have_plan = 0;
+	cleanup_free char *gpu_files = NULL;
 	const json_t *cfg = json_object_get(info, "config");
 	struct bundle b;
 	char **lowers = NULL;
@@ -1383,6 +1503,15 @@ static int run_native(struct ep_store *s, const struct ep_image_loc *loc, const 
 		ep_error_errno(err, EP_EENV, errno, "open '%s'", b.rootfs);
 		goto out;
 	}
+	memset(&plan, 0, sizeof(plan));
+	if (make_plan(o->gpus, cfg, b.rootfs, &plan, &have_plan, err) < 0)
+		goto out;
+	if (have_plan) {
+		gpu = &plan;
+		gpu_files = ep_path_join(b.dir, "gpu-files", err);
+		if (!gpu_files || write_gpu_files(gpu_files, gpu, err) < 0)
+			goto out;
+	}
 	if (prepare_rootfs(root_fd, o, gpu, workspace != NULL, err) < 0 ||
 	    ep_runtime_user(root_fd,
 			    o->user ? o->user : json_string_value(json_object_get(cfg, "User")), &uid,
@@ -1401,6 +1530,7 @@ static int run_native(struct ep_store *s, const struct ep_image_loc *loc, const 
 	sp.extra_gids = extra;
 	sp.n_extra_gids = n_extra;
 	sp.tty = tty;
+	sp.gpu_files_dir = gpu_files;
 	spec = ep_runtime_spec(&sp, err);
 	if (!spec || write_spec(b.dir, spec, err) < 0)
 		goto out;
@@ -1430,6 +1560,8 @@ out:
 			;
 	bundle_release(&b);
 	free_strv(lowers, n_lowers);
+	if (have_plan)
+		ep_gpu_plan_release(&plan);
 	return rc;
 }
 
@@ -1623,7 +1755,8 @@ static int run_cli(const char *bin, const struct ep_image_loc *loc, const json_t
 		int hostroot = gpu->host_root && strcmp(gpu->host_root, "/");
 
 		if (podman && gpu->from_cdi && !hostroot) {
-			argv_add(&a, "--device=nvidia.com/gpu=all");
+			for (size_t i = 0; i < gpu->n_cdi_devices; i++)
+				argv_addf(&a, "--device=%s", gpu->cdi_devices[i]);
 		} else if (!podman && !hostroot && toolkit_present()) {
 			if (!strcmp(gpus, "all"))
 				argv_add(&a, "--gpus=all");
@@ -1674,32 +1807,6 @@ static int run_cli(const char *bin, const struct ep_image_loc *loc, const json_t
 
 /* ------------------------------------------------------------------ */
 
-static int host_has_driver(const char *host_root)
-{
-	char p[PATH_MAX];
-
-	snprintf(p, sizeof(p), "%s/proc/driver/nvidia/version", host_root);
-	if (access(p, F_OK) == 0)
-		return 1;
-	snprintf(p, sizeof(p), "%s/dev/nvidiactl", host_root);
-	return access(p, F_OK) == 0;
-}
-
-/* NULL-terminated K=V list of the image Env, for ep_gpu_plan. */
-static char **image_env(const json_t *cfg)
-{
-	const json_t *env = json_object_get(cfg, "Env");
-	size_t n = json_array_size(env), k = 0;
-	char **v = calloc(n + 1, sizeof(*v));
-
-	for (size_t i = 0; v && i < n; i++) {
-		const char *s = json_string_value(json_array_get(env, i));
-		if (s)
-			v[k++] = (char *)s;
-	}
-	return v;
-}
-
 int ep_run(struct ep_store *s, const char *image, const struct ep_run_opts *o, int *status,
 	   struct ep_error *err)
 {
@@ -1737,29 +1844,9 @@ int ep_run(struct ep_store *s, const char *image, const struct ep_run_opts *o, i
 	info = ep_inspect(loc.layout, loc.digest, err);
 	if (!info)
 		goto out;
-	if (strcmp(gpus, "none")) {
-		cleanup_free char *root = ep_gpu_host_root(err);
-		cleanup_free char **ienv = NULL;
-
-		if (!root)
-			goto out;
-		if (!strcmp(gpus, "auto")) {
-			if (!host_has_driver(root))
-				goto no_gpu;
-			gpus = "all";
-		}
-		ienv = image_env(json_object_get(info, "config"));
-		if (!ienv) {
-			ep_error_oom(err);
-			goto out;
-		}
-		if (ep_gpu_plan(root, gpus, ienv, &gpu, err) < 0) {
-			ep_error_wrap(err, "--gpus %s", gpus);
-			goto out;
-		}
-		have_plan = 1;
-	}
-no_gpu:
+	if (engine != EP_ENGINE_NATIVE &&
+	    make_plan(gpus, json_object_get(info, "config"), NULL, &gpu, &have_plan, err) < 0)
+		goto out;
 	switch (engine) {
 	case EP_ENGINE_DOCKER:
 		rc = run_cli("docker", &loc, info, o, have_plan ? &gpu : NULL, gpus, tty, s, status, err);
@@ -1768,7 +1855,7 @@ no_gpu:
 		rc = run_cli("podman", &loc, info, o, have_plan ? &gpu : NULL, gpus, tty, s, status, err);
 		break;
 	default:
-		rc = run_native(s, &loc, info, o, have_plan ? &gpu : NULL, tty, status, err);
+		rc = run_native(s, &loc, info, o, tty, status, err);
 		break;
 	}
 out:

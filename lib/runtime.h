@@ -120,6 +120,7 @@ struct ep_spec_params {
 	size_t n_extra_gids;
 	int tty;                         /* resolved: 0 or 1 */
 	const char *host_root;           /* prefix for /etc/hosts etc. sources, NULL for "/" */
+	const char *gpu_files_dir;       /* where gpu->files[i] were written as "<i>" */
 };
 
 /* The OCI runtime spec (config.json) for runc: namespaces pid, ipc, uts,
@@ -127,8 +128,10 @@ struct ep_spec_params {
  * seccomp deny-list, masked and read-only /proc and /sys paths, rlimits
  * from getrlimit (never above the hard limit), the workspace, -v mounts,
  * /etc/hosts, /etc/resolv.conf and /etc/hostname read-only from the host,
- * and the GPU plan's devices (with cgroup allow rules), mounts (ro, nosuid,
- * nodev) and /dev/shm size.  New reference. */
+ * and the GPU plan's devices (with cgroup allow rules), mounts (the plan's
+ * type and options), files (bind-mounted read-only; those under /proc are
+ * skipped: runc refuses mounts there), CDI hooks and /dev/shm size.  New
+ * reference. */
 json_t *ep_runtime_spec(const struct ep_spec_params *p, struct ep_error *err);
 
 /* Parses "-v SRC:DST[:ro|:rw]": *src gets SRC made absolute against the
