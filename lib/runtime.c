@@ -1068,7 +1068,7 @@ static int mount_overlay(struct bundle *b, char **lowers, size_t n, struct ep_er
 			    strchr(lowers[i] + plen + 1, '/'))
 				plen = 0;
 	}
-	len = strlen(upper) + strlen(work) + 64;
+	len = strlen(upper) + strlen(work) + 80;
 	for (size_t i = 0; i < n; i++)
 		len += strlen(lowers[i]) + 1;
 	opts = ep_malloc(len, err);
@@ -1093,7 +1093,14 @@ static int mount_overlay(struct bundle *b, char **lowers, size_t n, struct ep_er
 		if (cwd < 0 || chdir(pdir) < 0)
 			return ep_error_errno(err, EP_EENV, errno, "chdir '%s'", pdir);
 	}
+	/* volatile: the upper dir is thrown away, so overlayfs need not sync
+	 * it at unmount (that sync cost ~15 ms per start here); Linux >= 5.10 */
+	strcat(opts, ",volatile");
 	rc = mount("overlay", b->rootfs, "overlay", MS_NOSUID | MS_NODEV, opts);
+	if (rc < 0 && errno == EINVAL) {
+		opts[strlen(opts) - strlen(",volatile")] = '\0';
+		rc = mount("overlay", b->rootfs, "overlay", MS_NOSUID | MS_NODEV, opts);
+	}
 	e = errno;
 	if (cwd >= 0 && fchdir(cwd) < 0)
 		return ep_error_errno(err, EP_EENV, errno, "fchdir back");
