@@ -60,5 +60,6 @@ int cmd_pull(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_push(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_login(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_version(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_run(int argc, char **argv, struct cmd_ctx *ctx);
 
 #endif
