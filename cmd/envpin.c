@@ -35,6 +35,7 @@ static const struct command commands[] = {
 	{"pull", cmd_pull, 0, "download an image from a registry, verifying every blob"},
 	{"push", cmd_push, 0, "upload an image to a registry"},
 	{"login", cmd_login, 0, "store credentials for a registry"},
+	{"check", cmd_check, 0, "certify an image here: CUDA/cuDNN self-check + FITS smoke test"},
 	{"gc", cmd_gc, 0, "remove unreferenced blobs and leftovers of killed builds"},
 	{"run", cmd_run, 0, "run an image: runc (native), docker or podman; GPUs and $PWD"},
 	{"version", cmd_version, 0, "print version and the library versions that affect digests"},

@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "check.h"
 #include "cmd.h"
 #include "runtime.h"
 #include "util.h"
@@ -30,7 +32,11 @@ static const char run_usage[] =
 	"      --rm                   remove everything after exit (the default)\n"
 	"      --keep                 keep the bundle (config.json, the container's writes)\n"
 	"  -t, --tty yes|no|auto      a terminal (default auto: when stdin is one)\n"
-	"      --no-workspace         do not mount the current directory\n\n"
+	"      --no-workspace         do not mount the current directory\n"
+	"      --entrypoint-none      ignore the image's Entrypoint: CMD is the whole command\n"
+	"      --certify              first run `envpin check` on IMAGE with the same GPUs and\n"
+	"                             engine, and refuse to start when it fails\n"
+	"      --require-gpu          with --certify: the GPU checks must run and pass\n\n"
 	"exit status: the container's; 125 envpin failed, 126 the command cannot be\n"
 	"executed, 127 the command was not found.\n";
 
@@ -47,7 +53,7 @@ static int add(const char ***v, size_t *n, const char *s)
 
 int cmd_run(int argc, char **argv, struct cmd_ctx *ctx)
 {
-	enum { O_GPUS = 256, O_ENGINE, O_NAME, O_RM, O_KEEP, O_NOWS };
+	enum { O_GPUS = 256, O_ENGINE, O_NAME, O_RM, O_KEEP, O_NOWS, O_CERTIFY, O_REQGPU, O_NOEP };
 	static const struct option opts[] = {
 		{"gpus", required_argument, NULL, O_GPUS},
 		{"engine", required_argument, NULL, O_ENGINE},
@@ -61,6 +67,9 @@ int cmd_run(int argc, char **argv, struct cmd_ctx *ctx)
 		{"keep", no_argument, NULL, O_KEEP},
 		{"tty", optional_argument, NULL, 't'},
 		{"no-workspace", no_argument, NULL, O_NOWS},
+		{"entrypoint-none", no_argument, NULL, O_NOEP},
+		{"certify", no_argument, NULL, O_CERTIFY},
+		{"require-gpu", no_argument, NULL, O_REQGPU},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -69,7 +78,7 @@ int cmd_run(int argc, char **argv, struct cmd_ctx *ctx)
 	cleanup_free const char **vols = NULL;
 	cleanup_free const char **envs = NULL;
 	cleanup_free const char **ports = NULL;
-	int c, status = EP_RUN_EFAIL, e;
+	int c, status = EP_RUN_EFAIL, e, certify = 0, require_gpu = 0;
 
 	ep_run_opts_init(&o);
 	optind = 1;
@@ -115,6 +124,15 @@ int cmd_run(int argc, char **argv, struct cmd_ctx *ctx)
 		case O_NOWS:
 			o.no_workspace = 1;
 			break;
+		case O_NOEP:
+			o.no_entrypoint = 1;
+			break;
+		case O_CERTIFY:
+			certify = 1;
+			break;
+		case O_REQGPU:
+			require_gpu = 1;
+			break;
 		case 't':
 			if (!optarg || !strcmp(optarg, "yes") || !strcmp(optarg, "true"))
 				o.tty = 1;
@@ -149,6 +167,30 @@ int cmd_run(int argc, char **argv, struct cmd_ctx *ctx)
 			optind++;
 		o.cmd = argv + optind;
 		o.n_cmd = (size_t)(argc - optind);
+		if (certify) {
+			struct check_opts co = {o.gpus, o.engine, require_gpu, 0};
+			cleanup_json json_t *cert = NULL;
+
+			if (check_image(ctx, image, &co, &cert, &err) < 0) {
+				fprintf(stderr, "envpin: refusing to start: the check could not run: %s\n", err.msg);
+				return EP_RUN_EFAIL;
+			}
+			if (strcmp(json_string_value(json_object_get(cert, "result")), "pass")) {
+				/* The report goes to stderr: stdout belongs to the container. */
+				fflush(stdout);
+				int saved = dup(1);
+				if (saved >= 0 && dup2(2, 1) >= 0) {
+					print_cert_summary(cert, 0);
+					fflush(stdout);
+					dup2(saved, 1);
+				}
+				if (saved >= 0)
+					close(saved);
+				fprintf(stderr, "envpin: refusing to start %s: its check failed\n", image);
+				return EP_RUN_EFAIL;
+			}
+			fprintf(stderr, "envpin: %s certified on this machine\n", image);
+		}
 		if (cmd_open_store(ctx, 0, &err) < 0 || ep_run(&ctx->store, image, &o, &status, &err) < 0) {
 			fprintf(stderr, "envpin: %s\n", err.msg[0] ? err.msg : "run failed");
 			return status ? status : EP_RUN_EFAIL;

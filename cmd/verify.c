@@ -4,6 +4,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cert.h"
+#include "check.h"
 #include "cmd.h"
 #include "image.h"
 #include "jsonutil.h"
@@ -26,6 +28,10 @@ static const char usage[] =
 	"                  (manifest digest), same content with other bytes (config digest and\n"
 	"                  every diff_id equal: a compressor difference, named), or different\n"
 	"                  content (the first differing layer and the paths that differ)\n"
+	"      --certify CERT  then certify the image on this machine (as envpin check)\n"
+	"                  and compare the FITS smoke test's fingerprint with CERT's, field\n"
+	"                  by field within the tolerances CERT carries\n"
+	"      --require-gpu, --gpus SPEC, --engine E   as for envpin check\n"
 	"  -f, --file M    the manifest to rebuild (default: envpin.json)\n"
 	"      --lock FILE the lock to rebuild with (default: beside the manifest; never written)\n"
 	"      --json      print the report as JSON\n"
@@ -106,13 +112,46 @@ static void print_rebuild(json_t *r, int quiet)
 	       json_string_value(json_object_get(r, "explanation")));
 }
 
+static void print_certify(json_t *ref, json_t *now, json_t *cmp, int quiet)
+{
+	const char *rd = json_string_value(json_object_get(json_object_get(ref, "image"), "config_digest"));
+	const char *nd = json_string_value(json_object_get(json_object_get(now, "image"), "config_digest"));
+	json_t *f;
+	size_t i;
+
+	print_cert_summary(now, quiet);
+	if (rd && nd && strcmp(rd, nd))
+		printf("note: the certificate was made for another image (config %s)\n", rd);
+	if (!quiet)
+		json_array_foreach(json_object_get(cmp, "fields"), i, f) {
+			if (json_is_number(json_object_get(f, "delta")))
+				printf("  fingerprint %-15s %s  (delta %.3g, allowed %.3g)\n",
+				       json_string_value(json_object_get(f, "name")),
+				       json_is_true(json_object_get(f, "ok")) ? "ok " : "BAD",
+				       json_number_value(json_object_get(f, "delta")),
+				       json_number_value(json_object_get(f, "allowed")));
+			else
+				printf("  fingerprint %-15s %s  (must be equal)\n",
+				       json_string_value(json_object_get(f, "name")),
+				       json_is_true(json_object_get(f, "ok")) ? "ok " : "BAD");
+		}
+	printf("certify: fingerprint %s the certificate's (made on %s, %s)\n",
+	       json_is_true(json_object_get(cmp, "match")) ? "MATCHES" : "DOES NOT MATCH",
+	       json_string_value(json_object_get(json_object_get(ref, "host"), "os")) ?: "?",
+	       json_string_value(json_object_get(ref, "created")) ?: "?");
+}
+
 int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 {
-	enum { O_IMAGE = 256, O_JSON, O_REBUILD, O_LOCK };
+	enum { O_IMAGE = 256, O_JSON, O_REBUILD, O_LOCK, O_CERTIFY };
 	static const struct option opts[] = {
 		{"image", required_argument, NULL, O_IMAGE}, {"json", no_argument, NULL, O_JSON},
 		{"rebuild", no_argument, NULL, O_REBUILD},   {"file", required_argument, NULL, 'f'},
 		{"lock", required_argument, NULL, O_LOCK},
+		{"certify", required_argument, NULL, O_CERTIFY},
+		{"require-gpu", no_argument, NULL, CHECK_O_REQUIRE_GPU},
+		{"gpus", required_argument, NULL, CHECK_O_GPUS},
+		{"engine", required_argument, NULL, CHECK_O_ENGINE},
 		{"quiet", no_argument, NULL, 'q'},           {"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -121,11 +160,22 @@ int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 	struct ep_image_loc loc = {0};
 	const char *image_path = NULL, *arg = NULL, *manifest = "envpin.json", *lock = NULL;
 	int c, json = 0, quiet = 0, rebuild = 0, rc;
-	cleanup_json json_t *rep_rebuild = NULL;
+	cleanup_json json_t *rep_rebuild = NULL, *cert_ref = NULL, *cert_now = NULL, *fp_cmp = NULL;
+	const char *certify = NULL;
+	struct check_opts co = {0};
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "f:qh", opts, NULL)) != -1) {
+		int r = parse_check_opt(c, optarg, &co, ctx);
+
+		if (r == EXIT_USAGE)
+			return EXIT_USAGE;
+		if (r == 0)
+			continue;
 		switch (c) {
+		case O_CERTIFY:
+			certify = optarg;
+			break;
 		case O_REBUILD:
 			rebuild = 1;
 			break;
@@ -157,6 +207,17 @@ int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
 	if (!arg && !image_path)
 		return cmd_usage_error(ctx, "name an image: a DIGEST in the store, or --image PATH");
+	if (certify && (image_path || !arg))
+		return cmd_usage_error(ctx, "--certify runs an image in the store: name its DIGEST");
+	if (certify) {
+		cert_ref = ep_json_load_file(certify, EP_JSON_MAX_BYTES, &err);
+		if (!cert_ref)
+			return cmd_fail(&err);
+		if (!json_is_object(json_object_get(cert_ref, "fingerprint"))) {
+			ep_error_set(&err, EP_EINVAL, "'%s' is not an envpin certificate with a fingerprint", certify);
+			return cmd_fail(&err);
+		}
+	}
 	if (rebuild && (image_path || !arg))
 		return cmd_usage_error(ctx, "--rebuild compares with an image in the store: name its DIGEST");
 
@@ -189,8 +250,21 @@ int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 		if (ep_rebuild_compare(&ctx->store, loc.digest, &bo, &rep_rebuild, &err) < 0)
 			rc = -1;
 	}
+	if (rc == 0 && certify) {
+		co.quiet = quiet || json;
+		if (check_image(ctx, loc.digest, &co, &cert_now, &err) < 0)
+			rc = -1;
+		else if (!(fp_cmp = ep_cert_compare_fingerprints(json_object_get(cert_ref, "fingerprint"),
+								 json_object_get(cert_now, "fingerprint"), &err)))
+			rc = -1;
+	}
 	if (json) {
 		cleanup_json json_t *j = report_json(&rep, rc == 0, rc == 0 ? NULL : err.msg);
+
+		if (cert_now) {
+			json_object_set(j, "certificate", cert_now);
+			json_object_set(j, "fingerprint_comparison", fp_cmp);
+		}
 
 		if (rep_rebuild)
 			json_object_set(j, "rebuild", rep_rebuild);
@@ -215,6 +289,8 @@ int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 		       (double)rep.bytes_hashed / 1e6);
 		if (rep_rebuild)
 			print_rebuild(rep_rebuild, quiet);
+		if (cert_now)
+			print_certify(cert_ref, cert_now, fp_cmp, quiet);
 	}
 	ep_verify_report_release(&rep);
 	ep_image_loc_release(&loc);
@@ -223,6 +299,9 @@ int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 		return cmd_fail(&err);
 	}
 	if (rep_rebuild && !strcmp(json_string_value(json_object_get(rep_rebuild, "verdict")), "different"))
+		return cmd_finish(EXIT_MISMATCH);
+	if (cert_now && (!json_is_true(json_object_get(fp_cmp, "match")) ||
+			 strcmp(json_string_value(json_object_get(cert_now, "result")), "pass")))
 		return cmd_finish(EXIT_MISMATCH);
 	return cmd_finish(0);
 }

@@ -131,7 +131,18 @@ json_t *ep_cert_build(const struct ep_cert_inputs *in, struct ep_error *err)
 			json_object_set_new(libs, "cublas", json_string(v));
 		if ((v = json_string_value(json_object_get(sc, "cudnn_version"))))
 			json_object_set_new(libs, "cudnn", json_string(v));
-		add_checks(checks, "selfcheck", sc, &n_fail, &n_gpu_ok, &n_gpu_skip);
+		{
+			int before = n_fail;
+
+			add_checks(checks, "selfcheck", sc, &n_fail, &n_gpu_ok, &n_gpu_skip);
+			if (n_fail == before && (in->selfcheck_error || in->selfcheck_status != 0)) {
+				json_array_append_new(checks, json_pack("{s:s, s:s, s:s, s:b, s:s}", "name", "selfcheck",
+									"program", "selfcheck", "status", "fail", "gpu", 0,
+									"detail", in->selfcheck_error ? in->selfcheck_error
+									: "the self-check exited with a failure"));
+				n_fail++;
+			}
+		}
 	} else {
 		json_object_set_new(cert, "driver", json_null());
 		json_object_set_new(cert, "gpus", json_array());
@@ -152,7 +163,22 @@ json_t *ep_cert_build(const struct ep_cert_inputs *in, struct ep_error *err)
 							     (strstr(k, "version") || !strcmp(k, "torch")))
 				json_object_set(libs, k, v);
 		}
-		add_checks(checks, "fitsinfer", fi, &n_fail, &n_gpu_ok, &n_gpu_skip);
+		{
+			int before = n_fail;
+
+			add_checks(checks, "fitsinfer", fi, &n_fail, &n_gpu_ok, &n_gpu_skip);
+			/* A fatal error (missing library, bad model) ends the program
+			 * before its checks: record it as a failed check of its own. */
+			if (n_fail == before && (in->fitsinfer_error || in->fitsinfer_status != 0 ||
+						 !json_is_string(json_object_get(fi, "result")) ||
+						 strcmp(json_string_value(json_object_get(fi, "result")), "pass"))) {
+				json_array_append_new(checks, json_pack("{s:s, s:s, s:s, s:b, s:s}", "name", "fitsinfer",
+									"program", "fitsinfer", "status", "fail", "gpu", 0,
+									"detail", in->fitsinfer_error ? in->fitsinfer_error
+									: "the smoke test did not pass"));
+				n_fail++;
+			}
+		}
 		json_object_set(cert, "fingerprint", json_object_get(fi, "fingerprint") ? json_object_get(fi, "fingerprint") : json_null());
 		json_object_set_new(cert, "smoke", json_pack("{s:O?, s:O?, s:O?}", "input", json_object_get(fi, "input"),
 							      "background", json_object_get(fi, "background"),

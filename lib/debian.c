@@ -91,8 +91,25 @@ static json_t *read_pkglist(const char *path, struct ep_error *err)
 	return out;
 }
 
+static int debian_rootfs_once(const struct ep_base *base, int64_t sde, const char *work_dir,
+			      const char *out_tar, json_t **packages, struct ep_error *err);
+
+/* A mirror that fails a download once (a reset, a 503) usually serves the
+ * second try; the result is checked by the lock either way. */
 int ep_debian_rootfs(const struct ep_base *base, int64_t sde, const char *work_dir,
 		     const char *out_tar, json_t **packages, struct ep_error *err)
+{
+	if (debian_rootfs_once(base, sde, work_dir, out_tar, packages, err) == 0)
+		return 0;
+	if (err && strstr(err->msg, "not installed"))
+		return -1;
+	unlink(out_tar);
+	ep_error_clear(err);
+	return debian_rootfs_once(base, sde, work_dir, out_tar, packages, err);
+}
+
+static int debian_rootfs_once(const struct ep_base *base, int64_t sde, const char *work_dir,
+			      const char *out_tar, json_t **packages, struct ep_error *err)
 {
 	cleanup_free char *log = ep_path_join(work_dir, "mmdebstrap.log", err);
 	cleanup_free char *list = ep_path_join(work_dir, "packages.txt", err);
@@ -151,6 +168,9 @@ int ep_debian_rootfs(const struct ep_base *base, int64_t sde, const char *work_d
 			dup2(nul, 0);
 		dup2(fd, 1);
 		dup2(fd, 2);
+		/* Descriptors inherited from our caller (a test harness keeps fd 3
+		 * open) confuse apt's download methods. */
+		close_range(3, ~0U, 0);
 		putenv(sde_env);
 		/* Locale and timezone of the host must not leak into the tar. */
 		setenv("LC_ALL", "C.UTF-8", 1);

@@ -120,13 +120,14 @@ static int append_str_array(json_t *out, const json_t *arr, struct ep_error *err
 }
 
 json_t *ep_runtime_args(const json_t *image_cfg, char *const *cmd, size_t n_cmd,
-			struct ep_error *err)
+			int no_entrypoint, struct ep_error *err)
 {
 	cleanup_json json_t *args = json_array();
 
 	if (!args)
 		return ep_error_oom(err), NULL;
-	if (append_str_array(args, json_object_get(image_cfg, "Entrypoint"), err) < 0)
+	if (!no_entrypoint &&
+	    append_str_array(args, json_object_get(image_cfg, "Entrypoint"), err) < 0)
 		return NULL;
 	if (n_cmd) {
 		for (size_t i = 0; i < n_cmd; i++)
@@ -678,7 +679,7 @@ json_t *ep_runtime_spec(const struct ep_spec_params *p, struct ep_error *err)
 	char opt[256];
 	char hostp[PATH_MAX];
 
-	args = ep_runtime_args(p->image_cfg, o->cmd, o->n_cmd, err);
+	args = ep_runtime_args(p->image_cfg, o->cmd, o->n_cmd, o->no_entrypoint, err);
 	if (!args)
 		return NULL;
 	env = ep_runtime_env(p->image_cfg, gpu, o->env, o->n_env, p->tty, err);
@@ -1791,6 +1792,8 @@ static int run_cli(const char *bin, const struct ep_image_loc *loc, const json_t
 		  (unsigned long long)(gpu && gpu->shm_size ? gpu->shm_size : DEFAULT_SHM));
 	for (size_t i = 0; i < o->n_env; i++)
 		argv_addf(&a, "--env=%s", o->env[i]);
+	if (o->no_entrypoint)
+		argv_add(&a, "--entrypoint=");
 	argv_add(&a, ref);
 	for (size_t i = 0; i < o->n_cmd; i++)
 		argv_add(&a, o->cmd[i]);

@@ -67,6 +67,7 @@ struct ep_run_opts {
 	int keep;              /* keep the bundle (config.json, upper dir) after exit */
 	int tty;               /* -1: when stdin is a terminal; 0 no; 1 yes */
 	int no_workspace;      /* do not mount $PWD at /workspace */
+	int no_entrypoint;     /* ignore the image's Entrypoint: cmd is the whole command */
 };
 void ep_run_opts_init(struct ep_run_opts *o);
 
@@ -91,7 +92,7 @@ int ep_runtime_check_cpath(const char *path, const char *what, struct ep_error *
  * is EP_EINVAL ("no command").  image_cfg is the image config's "config"
  * object (may be NULL). */
 json_t *ep_runtime_args(const json_t *image_cfg, char *const *cmd, size_t n_cmd,
-			struct ep_error *err);
+			int no_entrypoint, struct ep_error *err);
 
 /* The environment: image Env, then the GPU plan's, then user -e (later
  * wins; "K" takes envpin's own value, or is dropped if unset).  PATH gets

@@ -19,3 +19,4 @@ image-inputs:
 		$(REL)/bin/envpin-fitsdescribe $(DEFAULT_STAGE)/bin/
 	$(REL)/bin/envpin-skygen -o $(DEFAULT_STAGE)/share/smoke/sky >/dev/null
 	chmod 0644 $(DEFAULT_STAGE)/share/smoke/*
+TEST_TARGETS += image-inputs

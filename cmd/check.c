@@ -1,0 +1,349 @@
+/* cmd/check.c - envpin check: run the self-check and the FITS smoke test
+ * inside an image (through ep_run) and write the certificate.  Also the
+ * shared piece behind `verify --certify` and `run --certify`. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cert.h"
+#include "check.h"
+#include "cmd.h"
+#include "image.h"
+#include "jsonutil.h"
+#include "oci.h"
+#include "runtime.h"
+#include "util.h"
+
+#define OUTPUT_MAX (16u << 20)
+#define SELFCHECK "/opt/envpin/bin/envpin-selfcheck"
+#define FITSINFER "/opt/envpin/bin/envpin-fitsinfer"
+#define SMOKE_DIR "/opt/envpin/share/smoke"
+
+static const char usage[] =
+	"usage: envpin check IMAGE [--require-gpu] [--gpus auto|all|none|LIST]\n"
+	"                    [--engine native|docker|podman|auto] [-o CERT] [--json] [-q]\n\n"
+	"Certifies an image on this machine: runs the CUDA/cuDNN self-check\n"
+	"(" SELFCHECK ") and the FITS inference smoke test\n"
+	"(" FITSINFER ") inside it with `envpin run`, and writes the certificate:\n"
+	"image digests, host, driver, GPUs, library versions, every check with its status\n"
+	"and figures, and a fingerprint of the smoke test's outputs.\n"
+	"Without a GPU the GPU checks are 'skip' (never 'pass').\n\n"
+	"      --require-gpu   fail unless the GPU checks ran and passed\n"
+	"      --gpus SPEC     GPUs to pass through (default auto: all when the host has a driver)\n"
+	"      --engine E      as for envpin run (default auto)\n"
+	"  -o, --output CERT   write the certificate there (JSON)\n"
+	"      --json          print the certificate on stdout\n"
+	"  -q, --quiet         print only the verdict\n\n"
+	"exit status: 0 certified, 1 a check failed (or --require-gpu without a GPU),\n"
+	"2 usage or unknown image, 3 environment failure.\n";
+
+/* Reads a memfd back from the start, bounded. */
+static char *slurp(int fd, size_t *len)
+{
+	off_t end = lseek(fd, 0, SEEK_END);
+	char *buf;
+	ssize_t n;
+	size_t got = 0;
+
+	if (end < 0 || (size_t)end > OUTPUT_MAX || lseek(fd, 0, SEEK_SET) < 0)
+		return NULL;
+	buf = malloc((size_t)end + 1);
+	if (!buf)
+		return NULL;
+	while (got < (size_t)end && (n = read(fd, buf + got, (size_t)end - got)) > 0)
+		got += (size_t)n;
+	buf[got] = '\0';
+	*len = got;
+	return buf;
+}
+
+/* Runs argv in the image in a child whose stdout/stderr go to memfds, so
+ * the engine (which may exec) cannot take over this process. */
+static int run_captured(struct ep_store *s, const char *image, const struct check_opts *co,
+			char *const *argv, size_t argc, char **out, size_t *out_len, char **errout,
+			int *status, struct ep_error *err)
+{
+	int ofd = memfd_create("envpin-check-out", MFD_CLOEXEC);
+	int efd = memfd_create("envpin-check-err", MFD_CLOEXEC);
+	pid_t pid;
+	int ws;
+	size_t elen;
+
+	if (ofd < 0 || efd < 0) {
+		if (ofd >= 0)
+			close(ofd);
+		if (efd >= 0)
+			close(efd);
+		return ep_error_errno(err, EP_EENV, errno, "memfd_create");
+	}
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		close(ofd);
+		close(efd);
+		return ep_error_errno(err, EP_EENV, errno, "fork");
+	}
+	if (pid == 0) {
+		struct ep_run_opts o;
+		struct ep_error e = EP_ERROR_INIT;
+		int st = EP_RUN_EFAIL;
+
+		dup2(ofd, 1);
+		dup2(efd, 2);
+		ep_run_opts_init(&o);
+		o.engine = co->engine;
+		o.gpus = co->gpus;
+		o.cmd = argv;
+		o.n_cmd = argc;
+		o.tty = 0;
+		o.no_workspace = 1;
+		/* The programs' own output, not the image's entrypoint, is what we read. */
+		o.no_entrypoint = 1;
+		if (ep_run(s, image, &o, &st, &e) < 0)
+			fprintf(stderr, "envpin: %s\n", e.msg);
+		fflush(NULL);
+		_exit(st & 0xff);
+	}
+	while (waitpid(pid, &ws, 0) < 0) {
+		if (errno != EINTR) {
+			close(ofd);
+			close(efd);
+			return ep_error_errno(err, EP_EENV, errno, "wait");
+		}
+	}
+	*status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+	*out = slurp(ofd, out_len);
+	*errout = slurp(efd, &elen);
+	close(ofd);
+	close(efd);
+	if (!*out)
+		return ep_error_set(err, EP_EENV, "output of '%s' in the image is too large or unreadable", argv[0]);
+	return 0;
+}
+
+/* Last line(s) of a program's stderr, for a message naming the cause. */
+static char *tail_of(const char *text)
+{
+	size_t n = text ? strlen(text) : 0;
+	const char *p;
+	int lines = 0;
+
+	while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' '))
+		n--;
+	p = text ? text + n : NULL;
+	while (p && p > text && lines < 3) {
+		p--;
+		if (*p == '\n')
+			lines++;
+	}
+	if (p && *p == '\n')
+		p++;
+	return p ? strndup(p, (size_t)(text + n - p)) : strdup("(no output)");
+}
+
+static json_t *run_program(struct ep_store *s, const char *image, const struct check_opts *co,
+			   char *const *argv, size_t argc, int *status, char **why, struct ep_error *err)
+{
+	cleanup_free char *out = NULL, *errout = NULL;
+	size_t len = 0;
+	json_t *j;
+
+	*why = NULL;
+	if (run_captured(s, image, co, argv, argc, &out, &len, &errout, status, err) < 0)
+		return NULL;
+	j = len ? ep_json_loadb(out, len, OUTPUT_MAX, argv[0], NULL) : NULL;
+	if (!j || !json_is_object(j)) {
+		cleanup_free char *t = tail_of(errout && *errout ? errout : out);
+
+		json_decref(j);
+		*why = ep_asprintf(err, "%s did not run in the image (exit status %d): %s", argv[0], *status,
+				   t ? t : "(no output)");
+		return NULL;
+	}
+	/* A program that ran but reported a fatal error says why in "error". */
+	if (json_is_string(json_object_get(j, "error")))
+		*why = ep_asprintf(err, "%s: %s", argv[0], json_string_value(json_object_get(j, "error")));
+	return j;
+}
+
+int check_image(struct cmd_ctx *ctx, const char *image, const struct check_opts *co, json_t **cert,
+		struct ep_error *err)
+{
+	struct ep_image_loc loc;
+	cleanup_json json_t *info = NULL, *sc = NULL, *fi = NULL;
+	cleanup_free char *sc_why = NULL, *fi_why = NULL;
+	char *sc_argv[] = {SELFCHECK, "--json", NULL};
+	char *fi_argv[] = {FITSINFER, "--smoke", SMOKE_DIR, "--json", NULL};
+	struct ep_cert_inputs in;
+	int sc_status = 0, fi_status = 0;
+
+	if (cmd_open_store(ctx, 0, err) < 0 || ep_image_locate(&ctx->store, image, &loc, err) < 0)
+		return -1;
+	info = ep_inspect(loc.layout, loc.digest, err);
+	if (!info) {
+		ep_image_loc_release(&loc);
+		return -1;
+	}
+	if (!co->quiet)
+		fprintf(stderr, "check: running the self-check in %.19s...\n", loc.digest);
+	sc = run_program(&ctx->store, loc.digest, co, sc_argv, 2, &sc_status, &sc_why, err);
+	if (!sc && !sc_why)
+		goto fail;
+	if (!co->quiet)
+		fprintf(stderr, "check: running the FITS smoke test...\n");
+	fi = run_program(&ctx->store, loc.digest, co, fi_argv, 4, &fi_status, &fi_why, err);
+	if (!fi && !fi_why)
+		goto fail;
+	memset(&in, 0, sizeof(in));
+	in.digest = loc.digest;
+	in.config_digest = json_string_value(json_object_get(info, "config_digest"));
+	in.tag = loc.tag;
+	in.selfcheck = sc;
+	in.selfcheck_error = sc_why;
+	in.selfcheck_status = sc_status;
+	in.fitsinfer = fi;
+	in.fitsinfer_error = fi_why;
+	in.fitsinfer_status = fi_status;
+	in.gpus = co->gpus ? co->gpus : "auto";
+	in.engine = ep_engine_name(co->engine);
+	in.require_gpu = co->require_gpu;
+	*cert = ep_cert_build(&in, err);
+	ep_image_loc_release(&loc);
+	return *cert ? 0 : -1;
+fail:
+	ep_image_loc_release(&loc);
+	return -1;
+}
+
+void print_cert_summary(json_t *cert, int quiet)
+{
+	json_t *c;
+	size_t i;
+
+	if (!quiet) {
+		printf("image   %s\n", json_string_value(json_object_get(json_object_get(cert, "image"), "digest")));
+		printf("host    %s, kernel %s\n",
+		       json_string_value(json_object_get(json_object_get(cert, "host"), "os")) ?: "?",
+		       json_string_value(json_object_get(json_object_get(cert, "host"), "kernel")) ?: "?");
+		printf("driver  %s\n",
+		       json_string_value(json_object_get(json_object_get(cert, "driver"), "version")) ?: "(none)");
+		json_array_foreach(json_object_get(cert, "checks"), i, c) {
+			const char *st = json_string_value(json_object_get(c, "status"));
+			const char *d = json_string_value(json_object_get(c, "detail"));
+
+			printf("  %-4s  %-10s %-28s %s\n", st ? st : "?",
+			       json_string_value(json_object_get(c, "program")) ?: "",
+			       json_string_value(json_object_get(c, "name")) ?: "",
+			       st && strcmp(st, "pass") && d ? d : "");
+		}
+	}
+	printf("check: %s", !strcmp(json_string_value(json_object_get(cert, "result")), "pass") ? "PASS" : "FAIL");
+	json_array_foreach(json_object_get(cert, "reasons"), i, c)
+		printf("%s%s", i ? "; " : " (", json_string_value(json_object_get(c, "reason")));
+	if (json_array_size(json_object_get(cert, "reasons")))
+		printf(")");
+	printf(" — %lld failed, %lld GPU checks passed, %lld GPU checks skipped\n",
+	       (long long)json_integer_value(json_object_get(json_object_get(cert, "summary"), "failed")),
+	       (long long)json_integer_value(json_object_get(json_object_get(cert, "summary"), "gpu_passed")),
+	       (long long)json_integer_value(json_object_get(json_object_get(cert, "summary"), "gpu_skipped")));
+}
+
+int write_cert(const char *path, json_t *cert, struct ep_error *err)
+{
+	cleanup_free char *text = ep_json_pretty(cert, err);
+
+	if (!text)
+		return -1;
+	return ep_write_file_atomic(path, text, strlen(text), 0644, err);
+}
+
+int parse_check_opt(int c, const char *arg, struct check_opts *co, struct cmd_ctx *ctx)
+{
+	int e;
+
+	switch (c) {
+	case CHECK_O_GPUS:
+		co->gpus = arg;
+		return 0;
+	case CHECK_O_ENGINE:
+		e = ep_engine_parse(arg);
+		if (e < 0)
+			return cmd_usage_error(ctx, "unknown engine '%s'", arg);
+		co->engine = (enum ep_engine)e;
+		return 0;
+	case CHECK_O_REQUIRE_GPU:
+		co->require_gpu = 1;
+		return 0;
+	}
+	return 1;
+}
+
+int cmd_check(int argc, char **argv, struct cmd_ctx *ctx)
+{
+	static const struct option opts[] = {
+		{"require-gpu", no_argument, NULL, CHECK_O_REQUIRE_GPU},
+		{"gpus", required_argument, NULL, CHECK_O_GPUS},
+		{"engine", required_argument, NULL, CHECK_O_ENGINE},
+		{"output", required_argument, NULL, 'o'},
+		{"json", no_argument, NULL, 'j'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct ep_error err = EP_ERROR_INIT;
+	struct check_opts co = {0};
+	cleanup_json json_t *cert = NULL;
+	const char *out = NULL;
+	int c, json = 0, r;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "o:qh", opts, NULL)) != -1) {
+		r = parse_check_opt(c, optarg, &co, ctx);
+		if (r == EXIT_USAGE)
+			return EXIT_USAGE;
+		if (r == 0)
+			continue;
+		switch (c) {
+		case 'o':
+			out = optarg;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'q':
+			co.quiet = 1;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return cmd_finish(0);
+		default:
+			return cmd_usage_error(ctx, "unknown option");
+		}
+	}
+	if (optind + 1 != argc)
+		return cmd_usage_error(ctx, "name exactly one IMAGE");
+	if (json)
+		co.quiet = 1;
+	if (check_image(ctx, argv[optind], &co, &cert, &err) < 0)
+		return cmd_fail(&err);
+	if (out && write_cert(out, cert, &err) < 0)
+		return cmd_fail(&err);
+	if (json) {
+		cleanup_free char *text = ep_json_pretty(cert, &err);
+
+		if (!text)
+			return cmd_fail(&err);
+		fputs(text, stdout);
+	} else {
+		print_cert_summary(cert, co.quiet);
+		if (out)
+			printf("certificate written to %s\n", out);
+	}
+	return cmd_finish(strcmp(json_string_value(json_object_get(cert, "result")), "pass") ? EXIT_MISMATCH : 0);
+}

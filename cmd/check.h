@@ -1,0 +1,28 @@
+/* cmd/check.h - the certification steps shared by check, verify --certify
+ * and run --certify. */
+#ifndef EP_CMD_CHECK_H
+#define EP_CMD_CHECK_H
+
+#include <jansson.h>
+
+#include "cmd.h"
+#include "runtime.h"
+
+enum { CHECK_O_GPUS = 300, CHECK_O_ENGINE, CHECK_O_REQUIRE_GPU };
+
+struct check_opts {
+	const char *gpus;       /* NULL: auto */
+	enum ep_engine engine;
+	int require_gpu;
+	int quiet;
+};
+
+/* Runs both programs inside image and builds the certificate (*cert new). */
+int check_image(struct cmd_ctx *ctx, const char *image, const struct check_opts *co, json_t **cert,
+		struct ep_error *err);
+void print_cert_summary(json_t *cert, int quiet);
+int write_cert(const char *path, json_t *cert, struct ep_error *err);
+/* Handles the shared options; 0 handled, 1 not ours, EXIT_USAGE on error. */
+int parse_check_opt(int c, const char *arg, struct check_opts *co, struct cmd_ctx *ctx);
+
+#endif

@@ -1,0 +1,109 @@
+#!/usr/bin/env bats
+# envpin check on the offline default image: FITS checks pass, GPU checks skip
+# (this machine has no GPU), --require-gpu fails, broken images fail naming
+# the cause; verify --certify compares fingerprints; run --certify gates.
+# The default image is built once for the file (mmdebstrap from the mirror).
+
+load helpers
+
+setup_file() {
+	export ENVPIN_STORE="$BATS_FILE_TMPDIR/store" ENVPIN_PROGRESS=0
+	[ -x "$TOP/manifests/default/opt/envpin/bin/envpin-selfcheck" ] ||
+		make -C "$TOP" --no-print-directory image-inputs >/dev/null
+	"$ENVPIN" build -q -f "$TOP/manifests/default.json" --lock "$BATS_FILE_TMPDIR/default.lock.json" \
+		-o "$BATS_FILE_TMPDIR/layout" >"$BATS_FILE_TMPDIR/digest"
+}
+
+setup() {
+	T=$(mktemp -d "$BATS_FILE_TMPDIR/t.XXXXXX")
+	export ENVPIN_STORE="$BATS_FILE_TMPDIR/store" ENVPIN_PROGRESS=0
+	D=$(cat "$BATS_FILE_TMPDIR/digest")
+	cd "$T"
+}
+
+@test "check on the default image: FITS checks pass, GPU checks skip, certificate written" {
+	run envpin check "$D" -o "$T/cert.json"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"check: PASS"* ]]
+	c="$T/cert.json"
+	[ "$(jq -r .result "$c")" = pass ]
+	[ "$(jq -r .image.digest "$c")" = "$D" ]
+	[[ "$(jq -r .image.config_digest "$c")" == sha256:* ]]
+	[ -n "$(jq -r .host.kernel "$c")" ]
+	# without a GPU every GPU check is a skip, never a pass
+	[ "$(jq '[.checks[] | select(.gpu and .status == "pass")] | length' "$c")" = 0 ]
+	[ "$(jq '[.checks[] | select(.gpu and .status == "skip")] | length' "$c")" -ge 10 ]
+	# the FITS science checks ran on the CPU and passed
+	[ "$(jq -r '.checks[] | select(.name == "cpu.completeness_snr20") | .status' "$c")" = pass ]
+	[ "$(jq -r '.checks[] | select(.name == "cpu.class_accuracy_snr20") | .status' "$c")" = pass ]
+	[ "$(jq -r .libraries.torch "$c")" = 1.13.0 ]
+	[ "$(jq '.fingerprint.n_det' "$c")" -gt 150 ]
+	[[ "$(jq -r .fingerprint.pixhash "$c")" == fnv1a64:* ]]
+}
+
+@test "check --require-gpu fails without a GPU and says why" {
+	run envpin check "$D" --require-gpu
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"--require-gpu"* ]]
+}
+
+@test "verify --certify: the same image's fingerprint matches; a doctored one does not" {
+	envpin check "$D" -q -o "$T/cert.json" >/dev/null
+	run envpin verify "$D" --certify "$T/cert.json"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"fingerprint MATCHES"* ]]
+	jq '.fingerprint.sum_x += 10' "$T/cert.json" >"$T/bad.json"
+	run envpin verify "$D" --certify "$T/bad.json"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"sum_x"*"BAD"* ]]
+	[[ "$output" == *"DOES NOT MATCH"* ]]
+	jq '.fingerprint.pixhash = "fnv1a64:0000000000000000"' "$T/cert.json" >"$T/bad2.json"
+	run envpin verify "$D" --certify "$T/bad2.json" --json
+	[ "$status" -eq 1 ]
+	[ "$(echo "$output" | jq .fingerprint_comparison.match)" = false ]
+}
+
+# broken LAYER_JSON: an image on top of the default one with one more layer
+broken() {
+	mkdir -p "$T/b"
+	cat >"$T/b/m.json" <<-JSON
+	{ "envpin": 1, "name": "broken", "source_date_epoch": 1767225600,
+	  "base": { "oci": "$BATS_FILE_TMPDIR/layout", "digest": "$D" },
+	  "layers": [ $1 ] }
+	JSON
+	"$ENVPIN" build -q -f "$T/b/m.json"
+}
+
+@test "a corrupted library in the image fails the check, naming it" {
+	printf 'not a shared object\n' >"$T/garbage.so"
+	mkdir -p "$T/b" && cp "$T/garbage.so" "$T/b/"
+	B=$(broken '{ "copy": [ { "src": "garbage.so", "dest": "/usr/lib/x86_64-linux-gnu/libc10.so.1.13.0" } ] }')
+	run envpin check "$B"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"libc10.so.1.13"* ]]
+	[[ "$output" == *"check: FAIL"* ]]
+}
+
+@test "a corrupted CLASS_STAR model fails the check, naming it" {
+	mkdir -p "$T/b"
+	printf 'NNW\n# corrupted\n10 10 1\ngarbage\n' >"$T/b/default.nnw"
+	B=$(broken '{ "copy": [ { "src": "default.nnw", "dest": "/usr/share/source-extractor/default.nnw" } ] }')
+	run envpin check "$B"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"default.nnw"* ]]
+}
+
+@test "run --certify starts the container only when the check passes" {
+	run envpin run --certify "$D" -- /bin/sh -c 'echo started-after-certification'
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"started-after-certification"* ]]
+	run envpin run --certify --require-gpu "$D" -- /bin/sh -c 'echo should-not-start'
+	[ "$status" -ne 0 ]
+	[[ "$output" != *"should-not-start"* ]]
+	[[ "$output" == *"refusing to start"* ]]
+}
