@@ -32,6 +32,7 @@ static const struct command commands[] = {
 	{"inspect", cmd_inspect, 0, "show an image's digests, config and layers"},
 	{"images", cmd_images, 0, "list the images in the store"},
 	{"unpack", cmd_unpack, 0, "flatten an image into a directory (untrusted layers, safely)"},
+	{"dockerfile", cmd_dockerfile, 0, "print a Dockerfile equivalent to a manifest"},
 	{"gc", cmd_gc, 0, "remove unreferenced blobs and leftovers of killed builds"},
 	{"version", cmd_version, 0, "print version and the library versions that affect digests"},
 };
