@@ -704,8 +704,8 @@ static int do_pip_step(struct bctx *b, size_t si, int resolve_only, struct ep_er
 		return ep_error_oom(err);
 	for (size_t i = 0; i < st->n; i++)
 		json_array_append_new(req, json_string(st->words[i]));
-	if (!json_is_object(locked) || json_object_get(locked, "kind") == NULL ||
-	    strcmp(json_string_value(json_object_get(locked, "kind")) ?: "", "pip"))
+	if (!json_is_string(json_object_get(locked, "kind")) ||
+	    strcmp(json_string_value(json_object_get(locked, "kind")), "pip") != 0)
 		locked = NULL;
 	if (pip_target(b, locked, &t, err) < 0)
 		return ep_error_wrap(err, "%s:%d: %s", b->m->path, st->line, what);

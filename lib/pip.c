@@ -290,10 +290,10 @@ static json_t *sorted_set(json_t *arr, struct ep_error *err)
 	for (size_t i = 0; out && i < n; i++) {
 		if (i && !strcmp(json_string_value(json_object_get(v[i], "filename")),
 				 json_string_value(json_object_get(v[i - 1], "filename")))) {
-			json_decref(out);
-			free(v);
 			ep_error_set(err, EP_EINVAL, "pip resolved wheel '%s' twice",
 				     json_string_value(json_object_get(v[i], "filename")));
+			json_decref(out);
+			free(v);
 			return NULL;
 		}
 		json_array_append(out, v[i]);

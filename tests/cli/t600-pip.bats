@@ -135,3 +135,71 @@ manifest() {
 	[[ $output == *"envpin-no-such-package-xyz"* ]]
 	[[ $output == *"layers[0] pip"* ]]
 }
+
+# mkwheel FILE [hostile]: a wheel with a package, a #!python script, data,
+# and console/gui entry points (or, with "hostile", an entry leaving the root).
+mkwheel() {
+	/usr/bin/python3 - "$1" "${2:-}" <<-'PY'
+	import sys, zipfile
+	z = zipfile.ZipFile(sys.argv[1], "w")
+	def add(name, data, mode=0o644):
+	    i = zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0))
+	    i.external_attr = (0o100000 | mode) << 16
+	    z.writestr(i, data)
+	add("demo/__init__.py", "def main():\n    print('demo main')\n    return 0\nclass C:\n    @staticmethod\n    def run():\n        return 3\n")
+	add("demo/tool.sh", "#!/bin/sh\necho tool\n", 0o755)
+	add("demo-1.0.data/scripts/demo-script", "#!python\nimport demo\ndemo.main()\n")
+	add("demo-1.0.data/data/share/demo/readme.txt", "hi\n")
+	add("demo-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")
+	add("demo-1.0.dist-info/entry_points.txt", "[console_scripts]\ndemo = demo:main\ndemo-c = demo:C.run [extra]\n[other]\nx = y:z\n")
+	add("demo-1.0.dist-info/RECORD", "")
+	if sys.argv[2] == "hostile":
+	    add("../../etc/evil", "x")
+	z.close()
+	PY
+}
+
+# Installs a local wheel through a hand-written lock (the wheel is put in
+# the store as a blob, so no download happens).
+@test "pip: wheel unpacking: .data dirs, #!python scripts, entry points, exec bits; hostile names refused" {
+	printf '{"envpin":1,"name":"b","source_date_epoch":1767225600,"base":{"rootfs":"py.tar","sha256":"%s"}}\n' "$PYSHA" >b.json
+	run envpin build -f b.json
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	for kind in good hostile; do
+		mkwheel "demo-$kind.whl" "$kind"
+		sha=$(sha256sum "demo-$kind.whl" | cut -d' ' -f1)
+		cp "demo-$kind.whl" "$ENVPIN_STORE/blobs/sha256/$sha"
+		manifest "$kind.json" demo==1.0
+		cat >"$kind.lock.json" <<-JSON
+		{ "lockVersion": 1, "inputs": { "layers": [ { "kind": "pip", "requirements": [ "demo==1.0" ],
+		  "python": "3.11", "glibc": "2.28",
+		  "wheels": [ { "name": "demo", "version": "1.0", "filename": "demo-1.0-py3-none-any.whl", "sha256": "$sha" } ] } ] } }
+		JSON
+	done
+	run envpin build -f hostile.json
+	[ "$status" -eq 2 ]
+	[[ $output == *"demo-1.0-py3-none-any.whl"* ]] && [[ $output == *"'../../etc/evil' leaves its directory"* ]]
+
+	run envpin build -f good.json
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	run envpin unpack "${lines[-1]}" root
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	sp=root/usr/local/lib/python3.11/dist-packages
+	[ "$(stat -c %a $sp/demo/tool.sh)" = 755 ] && [ "$(stat -c %a $sp/demo/__init__.py)" = 644 ]
+	[ "$(cat root/usr/local/share/demo/readme.txt)" = hi ]
+	[ "$(head -1 root/usr/local/bin/demo-script)" = '#!/usr/bin/python3' ]
+	[ "$(stat -c %a root/usr/local/bin/demo-script)" = 755 ]
+	[ "$(stat -c %a root/usr/local/bin/demo)" = 755 ]
+	grep -qx 'from demo import C' root/usr/local/bin/demo-c
+	grep -qx '    sys.exit(C.run())' root/usr/local/bin/demo-c
+	[ ! -e root/usr/local/bin/x ]
+	[ "$(cat $sp/demo-1.0.dist-info/INSTALLER)" = envpin ]
+	if [ "$(id -u)" = 0 ]; then
+		run chroot root /usr/local/bin/demo
+		[ "$status" -eq 0 ] && [ "$output" = "demo main" ]
+		run chroot root /usr/local/bin/demo-c
+		[ "$status" -eq 3 ]
+		run chroot root /usr/local/bin/demo-script
+		[ "$output" = "demo main" ]
+	fi
+}
