@@ -12,25 +12,25 @@
 #include "util.h"
 
 static const char usage[] =
-	"usage: envpin dockerfile [-f MANIFEST] [--lock FILE | --no-lock] [-o FILE]\n\n"
-	"Prints a Dockerfile equivalent to the manifest: FROM for the base (a debian base\n"
-	"becomes debian:SUITE-slim plus apt-get install), COPY for copy layers, RUN pip install\n"
-	"--require-hashes for pip layers, ENV/LABEL/EXPOSE/USER/WORKDIR/ENTRYPOINT/CMD for the\n"
-	"config. Pins come from the lock (NAME.lock.json beside NAME.json) when it exists:\n"
-	"package versions, the base image digest, every wheel's sha256. The output depends\n"
-	"only on the manifest and the lock, so it can be checked in and compared.\n\n"
-	"  -f, --file MANIFEST   the manifest (default: envpin.json)\n"
-	"      --lock FILE       take pins from this lock (it must exist)\n"
-	"      --no-lock         ignore any lock\n"
-	"  -o, --output FILE     write the Dockerfile to FILE instead of stdout\n";
+    "usage: envpin dockerfile [-f MANIFEST] [--lock FILE | --no-lock] [-o FILE]\n\n"
+    "Prints a Dockerfile equivalent to the manifest: FROM for the base (a debian base\n"
+    "becomes debian:SUITE-slim plus apt-get install), COPY for copy layers, RUN pip install\n"
+    "--require-hashes for pip layers, ENV/LABEL/EXPOSE/USER/WORKDIR/ENTRYPOINT/CMD for the\n"
+    "config. Pins come from the lock (NAME.lock.json beside NAME.json) when it exists:\n"
+    "package versions, the base image digest, every wheel's sha256. The output depends\n"
+    "only on the manifest and the lock, so it can be checked in and compared.\n\n"
+    "  -f, --file MANIFEST   the manifest (default: envpin.json)\n"
+    "      --lock FILE       take pins from this lock (it must exist)\n"
+    "      --no-lock         ignore any lock\n"
+    "  -o, --output FILE     write the Dockerfile to FILE instead of stdout\n";
 
 int cmd_dockerfile(int argc, char **argv, struct cmd_ctx *ctx)
 {
 	enum { O_LOCK = 256, O_NO_LOCK };
 	static const struct option opts[] = {
-		{"file", required_argument, NULL, 'f'}, {"lock", required_argument, NULL, O_LOCK},
-		{"no-lock", no_argument, NULL, O_NO_LOCK}, {"output", required_argument, NULL, 'o'},
-		{"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+	    {"file", required_argument, NULL, 'f'},    {"lock", required_argument, NULL, O_LOCK},
+	    {"no-lock", no_argument, NULL, O_NO_LOCK}, {"output", required_argument, NULL, 'o'},
+	    {"help", no_argument, NULL, 'h'},	       {NULL, 0, NULL, 0},
 	};
 	struct ep_error err = EP_ERROR_INIT;
 	const char *mpath = "envpin.json", *lpath = NULL, *out = NULL;

@@ -19,8 +19,8 @@ static int safe_word(const char *s)
 	if (!*s)
 		return 0;
 	for (; *s; s++)
-		if (!(('a' <= *s && *s <= 'z') || ('A' <= *s && *s <= 'Z') || ('0' <= *s && *s <= '9') ||
-		      strchr("/._-+=:@%,~", *s)))
+		if (!(('a' <= *s && *s <= 'z') || ('A' <= *s && *s <= 'Z') ||
+		      ('0' <= *s && *s <= '9') || strchr("/._-+=:@%,~", *s)))
 			return 0;
 	return 1;
 }
@@ -77,7 +77,8 @@ static const char **sorted_keys(json_t *obj, size_t *n, struct ep_error *err)
 	*n = 0;
 	if (!keys)
 		return NULL;
-	json_object_foreach(obj, k, v) keys[(*n)++] = k;
+	json_object_foreach (obj, k, v)
+		keys[(*n)++] = k;
 	qsort(keys, *n, sizeof(*keys), cmp_key);
 	return keys;
 }
@@ -88,7 +89,7 @@ static const char *locked_version(json_t *pkgs, const char *name, char *buf, siz
 	size_t i, nl = strlen(name);
 	json_t *v;
 
-	json_array_foreach(pkgs, i, v) {
+	json_array_foreach (pkgs, i, v) {
 		const char *s = json_string_value(v);
 		const char *colon;
 
@@ -105,11 +106,14 @@ static const char *locked_version(json_t *pkgs, const char *name, char *buf, siz
 
 static void apt_line(FILE *f, char *const *pkgs, size_t n, json_t *locked_pkgs, int add_pip)
 {
-	fputs("RUN apt-get update && \\\n    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends", f);
+	fputs("RUN apt-get update && \\\n    DEBIAN_FRONTEND=noninteractive apt-get install -y "
+	      "--no-install-recommends",
+	      f);
 	for (size_t i = 0; i < n; i++) {
 		char ver[256];
-		const char *v = strchr(pkgs[i], '=') ? NULL
-						     : locked_version(locked_pkgs, pkgs[i], ver, sizeof(ver));
+		const char *v = strchr(pkgs[i], '=')
+				    ? NULL
+				    : locked_version(locked_pkgs, pkgs[i], ver, sizeof(ver));
 
 		fputs(" \\\n      ", f);
 		sh_word(f, pkgs[i]);
@@ -136,7 +140,8 @@ static void do_base(FILE *f, const struct ep_manifest *m, json_t *lock, int has_
 	case EP_BASE_ROOTFS: {
 		const char *p = json_string_value(json_object_get(raw, "rootfs"));
 
-		fprintf(f, "# base: a root filesystem tar, sha256:%s\nFROM scratch\nADD ", b->sha256);
+		fprintf(f, "# base: a root filesystem tar, sha256:%s\nFROM scratch\nADD ",
+			b->sha256);
 		sh_word(f, p ? p : b->path);
 		fputs(" /\n", f);
 		break;
@@ -144,8 +149,10 @@ static void do_base(FILE *f, const struct ep_manifest *m, json_t *lock, int has_
 	case EP_BASE_OCI: {
 		const char *p = json_string_value(json_object_get(raw, "oci"));
 
-		fprintf(f, "# base: image %s of the OCI layout '%s'; give it as a build context:\n"
-			   "#   docker buildx build --build-context base=oci-layout://%s@%s .\nFROM base\n",
+		fprintf(f,
+			"# base: image %s of the OCI layout '%s'; give it as a build context:\n"
+			"#   docker buildx build --build-context base=oci-layout://%s@%s .\nFROM "
+			"base\n",
 			b->digest, p ? p : b->path, p ? p : b->path, b->digest);
 		break;
 	}
@@ -166,7 +173,8 @@ static void do_base(FILE *f, const struct ep_manifest *m, json_t *lock, int has_
 			b->mirror ? b->mirror : "");
 		fprintf(f, "FROM debian:%s%s\n", b->suite, minbase ? "-slim" : "");
 		if (b->n_packages || has_pip)
-			apt_line(f, b->packages, b->n_packages, json_object_get(lb, "packages"), has_pip);
+			apt_line(f, b->packages, b->n_packages, json_object_get(lb, "packages"),
+				 has_pip);
 		break;
 	}
 	}
@@ -205,8 +213,8 @@ static void do_fetch(FILE *f, const struct ep_step *st, size_t si)
 			continue;
 		}
 		/* ADD unpacks local tars only; envpin unpacks fetched archives */
-		fprintf(f, "ADD --checksum=sha256:%s %s /tmp/envpin-fetch-%zu-%zu\n", x->sha256, x->url, si,
-			i);
+		fprintf(f, "ADD --checksum=sha256:%s %s /tmp/envpin-fetch-%zu-%zu\n", x->sha256,
+			x->url, si, i);
 		fprintf(f, "RUN mkdir -p %s && ", x->dest);
 		if (strlen(x->url) > 4 && !strcmp(x->url + strlen(x->url) - 4, ".zip"))
 			fprintf(f, "unzip -q /tmp/envpin-fetch-%zu-%zu -d %s", si, i, x->dest);
@@ -240,7 +248,7 @@ static void do_pip(FILE *f, const struct ep_step *st, json_t *locked)
 	}
 	fputs("# the wheels the lock pins (envpin unpacks them itself; Docker needs pip)\n", f);
 	fputs("RUN printf '%s\\n'", f);
-	json_array_foreach(wheels, i, w) {
+	json_array_foreach (wheels, i, w) {
 		const char *n = json_string_value(json_object_get(w, "name"));
 		const char *v = json_string_value(json_object_get(w, "version"));
 		const char *h = json_string_value(json_object_get(w, "sha256"));
@@ -253,7 +261,8 @@ static void do_pip(FILE *f, const struct ep_step *st, json_t *locked)
 		free(line);
 	}
 	fputs(" \\\n      > /tmp/envpin-requirements.txt && \\\n"
-	      "    python3 -m pip install --no-cache-dir --no-deps --require-hashes --break-system-packages \\\n"
+	      "    python3 -m pip install --no-cache-dir --no-deps --require-hashes "
+	      "--break-system-packages \\\n"
 	      "      -r /tmp/envpin-requirements.txt && \\\n    rm /tmp/envpin-requirements.txt\n",
 	      f);
 }
@@ -292,7 +301,8 @@ static int do_config(FILE *f, json_t *c, struct ep_error *err)
 	if ((v = json_object_get(c, "exposed_ports"))) {
 		json_t *p;
 
-		json_array_foreach(v, i, p) fprintf(f, "EXPOSE %s\n", json_string_value(p));
+		json_array_foreach (v, i, p)
+			fprintf(f, "EXPOSE %s\n", json_string_value(p));
 	}
 	if ((v = json_object_get(c, "user")))
 		fprintf(f, "USER %s\n", json_string_value(v));
@@ -331,7 +341,8 @@ char *ep_dockerfile(const struct ep_manifest *m, json_t *lock, struct ep_error *
 		"# Build context: the manifest's directory.  Docker gives an equivalent image;\n"
 		"# 'envpin build' gives the pinned, bit-for-bit reproducible one.\n"
 		"ARG SOURCE_DATE_EPOCH=%lld\n",
-		slash ? slash + 1 : m->path, lock ? " with its lock" : "", (long long)m->source_date_epoch);
+		slash ? slash + 1 : m->path, lock ? " with its lock" : "",
+		(long long)m->source_date_epoch);
 	do_base(o.f, m, lock, has_pip && m->base.kind == EP_BASE_DEBIAN);
 	for (size_t i = 0; i < m->n_steps; i++) {
 		const struct ep_step *st = &m->steps[i];

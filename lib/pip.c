@@ -52,7 +52,8 @@ int ep_pip_check_version(const char *what, const char *v, struct ep_error *err)
 			p++, b++;
 	}
 	if (!a || !b || a > 3 || b > 3 || *p)
-		return ep_error_set(err, EP_EINVAL, "%s: '%s' is not a version like '3.11'", what, v);
+		return ep_error_set(err, EP_EINVAL, "%s: '%s' is not a version like '3.11'", what,
+				    v);
 	return 0;
 }
 
@@ -63,7 +64,7 @@ int ep_pip_target_from_packages(json_t *packages, struct ep_pip_target *t)
 	json_t *v;
 	int set = 0;
 
-	json_array_foreach(packages, i, v) {
+	json_array_foreach (packages, i, v) {
 		const char *s = json_string_value(v);
 		int maj, min, len = 0;
 
@@ -136,11 +137,12 @@ static int run_logged(const char *const *argv, char *const *env, const char *log
 		cleanup_free char *tail = log_tail(log);
 
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-			return ep_error_set(err, EP_EENV,
-					    "cannot run '%s' (set ENVPIN_HOST_PYTHON to a python3 with pip)",
-					    argv[0]);
-		return ep_error_set(err, EP_EENV, "%s failed (%s %d); end of pip's log '%s':\n%s", what,
-				    WIFEXITED(status) ? "exit status" : "signal",
+			return ep_error_set(
+			    err, EP_EENV,
+			    "cannot run '%s' (set ENVPIN_HOST_PYTHON to a python3 with pip)",
+			    argv[0]);
+		return ep_error_set(err, EP_EENV, "%s failed (%s %d); end of pip's log '%s':\n%s",
+				    what, WIFEXITED(status) ? "exit status" : "signal",
 				    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), log,
 				    tail ? tail : "(no log)");
 	}
@@ -197,16 +199,17 @@ static int av_target(struct pip_argv *a, const struct ep_pip_target *t, struct e
 	char abi[16], plat[64];
 	int maj, min, gmaj, gmin;
 
-	if (sscanf(t->python, "%d.%d", &maj, &min) != 2 || sscanf(t->glibc, "%d.%d", &gmaj, &gmin) != 2 ||
-	    gmaj != 2)
-		return ep_error_set(err, EP_EINVAL, "pip target python '%s' glibc '%s' is not usable",
-				    t->python, t->glibc);
+	if (sscanf(t->python, "%d.%d", &maj, &min) != 2 ||
+	    sscanf(t->glibc, "%d.%d", &gmaj, &gmin) != 2 || gmaj != 2)
+		return ep_error_set(err, EP_EINVAL,
+				    "pip target python '%s' glibc '%s' is not usable", t->python,
+				    t->glibc);
 	snprintf(abi, sizeof(abi), "cp%d%d", maj, min);
 	if (av_add(a, "--only-binary=:all:", err) < 0 || av_add(a, "--implementation", err) < 0 ||
 	    av_add(a, "cp", err) < 0 || av_add(a, "--python-version", err) < 0 ||
 	    av_add(a, t->python, err) < 0 || av_add(a, "--abi", err) < 0 ||
-	    av_addf(a, err, abi) < 0 || av_add(a, "--abi", err) < 0 ||
-	    av_add(a, "abi3", err) < 0 || av_add(a, "--abi", err) < 0 || av_add(a, "none", err) < 0)
+	    av_addf(a, err, abi) < 0 || av_add(a, "--abi", err) < 0 || av_add(a, "abi3", err) < 0 ||
+	    av_add(a, "--abi", err) < 0 || av_add(a, "none", err) < 0)
 		return -1;
 	/* pip takes --platform literally: every manylinux level the image's
 	 * glibc can run, newest first, and the legacy aliases. */
@@ -215,11 +218,11 @@ static int av_target(struct pip_argv *a, const struct ep_pip_target *t, struct e
 		if (av_add(a, "--platform", err) < 0 || av_addf(a, err, plat) < 0)
 			return -1;
 	}
-	if (gmin >= 17 && (av_add(a, "--platform", err) < 0 ||
-			   av_add(a, "manylinux2014_x86_64", err) < 0))
+	if (gmin >= 17 &&
+	    (av_add(a, "--platform", err) < 0 || av_add(a, "manylinux2014_x86_64", err) < 0))
 		return -1;
-	if (gmin >= 12 && (av_add(a, "--platform", err) < 0 ||
-			   av_add(a, "manylinux2010_x86_64", err) < 0))
+	if (gmin >= 12 &&
+	    (av_add(a, "--platform", err) < 0 || av_add(a, "manylinux2010_x86_64", err) < 0))
 		return -1;
 	if (av_add(a, "--platform", err) < 0 || av_add(a, "manylinux1_x86_64", err) < 0)
 		return -1;
@@ -345,18 +348,20 @@ json_t *ep_pip_resolve(char *const *reqs, size_t n, const struct ep_pip_target *
 		return NULL;
 	inst = json_object_get(doc, "install");
 	if (!json_is_array(inst))
-		return ep_error_set(err, EP_EENV, "pip's report '%s' has no install list", report), NULL;
+		return ep_error_set(err, EP_EENV, "pip's report '%s' has no install list", report),
+		       NULL;
 	out = json_array();
 	if (!out)
 		return ep_error_oom(err), NULL;
-	json_array_foreach(inst, i, it) {
+	json_array_foreach (inst, i, it) {
 		json_t *di = json_object_get(it, "download_info");
 		json_t *md = json_object_get(it, "metadata");
 		const char *url = json_string_value(json_object_get(di, "url"));
 		const char *name = json_string_value(json_object_get(md, "name"));
 		const char *ver = json_string_value(json_object_get(md, "version"));
 		json_t *ai = json_object_get(di, "archive_info");
-		const char *sha = json_string_value(json_object_get(json_object_get(ai, "hashes"), "sha256"));
+		const char *sha =
+		    json_string_value(json_object_get(json_object_get(ai, "hashes"), "sha256"));
 		const char *h = json_string_value(json_object_get(ai, "hash"));
 		cleanup_free char *fname = NULL;
 		json_t *w;
@@ -364,17 +369,21 @@ json_t *ep_pip_resolve(char *const *reqs, size_t n, const struct ep_pip_target *
 		if (!sha && h && !strncmp(h, "sha256=", 7))
 			sha = h + 7;
 		if (!url || !name || !ver)
-			return ep_error_set(err, EP_EENV, "pip's report '%s': entry %zu is incomplete", report,
-					    i), NULL;
+			return ep_error_set(err, EP_EENV,
+					    "pip's report '%s': entry %zu is incomplete", report,
+					    i),
+			       NULL;
 		if (!sha || !ep_is_hex64(sha))
 			return ep_error_set(err, EP_EINVAL,
-					    "the index gives no sha256 for '%s'; envpin pins wheels by sha256",
-					    url), NULL;
+					    "the index gives no sha256 for '%s'; envpin pins "
+					    "wheels by sha256",
+					    url),
+			       NULL;
 		fname = url_filename(url, err);
 		if (!fname)
 			return NULL;
-		w = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", name, "version", ver, "filename", fname,
-			      "url", url, "sha256", sha);
+		w = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", name, "version", ver, "filename",
+			      fname, "url", url, "sha256", sha);
 		if (!w || json_array_append_new(out, w) < 0)
 			return ep_error_oom(err), NULL;
 	}
@@ -399,17 +408,21 @@ static int check_set(json_t *wheels, struct ep_error *err)
 
 	if (!json_is_array(wheels) || !json_array_size(wheels))
 		return ep_error_set(err, EP_EINVAL, "wheel set is not a non-empty array");
-	json_array_foreach(wheels, i, w) {
+	json_array_foreach (wheels, i, w) {
 		const char *f = wstr(w, "filename");
 		const char *s = wstr(w, "sha256");
 
 		if (!f || !s || !wstr(w, "name") || !wstr(w, "version"))
-			return ep_error_set(err, EP_EINVAL, "wheel %zu: name, version, filename and sha256 are required", i);
+			return ep_error_set(
+			    err, EP_EINVAL,
+			    "wheel %zu: name, version, filename and sha256 are required", i);
 		if (!ep_is_hex64(s))
-			return ep_error_set(err, EP_EINVAL, "wheel '%s': sha256 '%s' is not 64 hex digits", f, s);
+			return ep_error_set(err, EP_EINVAL,
+					    "wheel '%s': sha256 '%s' is not 64 hex digits", f, s);
 		if (!*f || *f == '.' || *f == '-' || strchr(f, '/') || strlen(f) < 5 ||
 		    strcmp(f + strlen(f) - 4, ".whl"))
-			return ep_error_set(err, EP_EINVAL, "wheel %zu: '%s' is not a wheel file name", i, f);
+			return ep_error_set(err, EP_EINVAL,
+					    "wheel %zu: '%s' is not a wheel file name", i, f);
 	}
 	return 0;
 }
@@ -429,7 +442,7 @@ int ep_pip_fetch(struct ep_store *s, json_t *wheels, const struct ep_pip_target 
 
 	if (!log || !cache || check_set(wheels, err) < 0)
 		return -1;
-	json_array_foreach(wheels, i, w) {
+	json_array_foreach (wheels, i, w) {
 		char d[EP_DIGEST_LEN + 1];
 
 		snprintf(d, sizeof(d), "sha256:%s", wstr(w, "sha256"));
@@ -450,7 +463,7 @@ int ep_pip_fetch(struct ep_store *s, json_t *wheels, const struct ep_pip_target 
 	    av_add(&a, "--no-deps", err) < 0 || av_add(&a, "--dest", err) < 0 ||
 	    av_add(&a, dl, err) < 0 || av_target(&a, t, err) < 0)
 		goto out;
-	json_array_foreach(wheels, i, w) {
+	json_array_foreach (wheels, i, w) {
 		char d[EP_DIGEST_LEN + 1];
 
 		snprintf(d, sizeof(d), "sha256:%s", wstr(w, "sha256"));
@@ -465,7 +478,8 @@ int ep_pip_fetch(struct ep_store *s, json_t *wheels, const struct ep_pip_target 
 			if (!req || a.n_owned >= EP_ARRAY_SIZE(a.owned)) {
 				free(req);
 				if (req)
-					ep_error_set(err, EP_EINVAL, "too many wheels without a URL");
+					ep_error_set(err, EP_EINVAL,
+						     "too many wheels without a URL");
 				goto out;
 			}
 			a.owned[a.n_owned++] = req;
@@ -475,7 +489,7 @@ int ep_pip_fetch(struct ep_store *s, json_t *wheels, const struct ep_pip_target 
 	}
 	if (run_logged(a.v, env, log, "pip download", err) < 0)
 		goto out;
-	json_array_foreach(wheels, i, w) {
+	json_array_foreach (wheels, i, w) {
 		char want[EP_DIGEST_LEN + 1];
 		cleanup_free char *path = NULL, *tmp = NULL;
 		cleanup_json json_t *rec = NULL;
@@ -499,12 +513,14 @@ int ep_pip_fetch(struct ep_store *s, json_t *wheels, const struct ep_pip_target 
 		if (!path || !tmp)
 			goto out;
 		if (ep_sha256_file(path, have, NULL, err) < 0) {
-			ep_error_wrap(err, "pip download did not produce '%s'", wstr(w, "filename"));
+			ep_error_wrap(err, "pip download did not produce '%s'",
+				      wstr(w, "filename"));
 			goto out;
 		}
 		if (strcmp(have, want) != 0) {
 			ep_error_set(err, EP_EMISMATCH,
-				     "wheel '%s' does not match its pin:\n  pinned:     %s\n  downloaded: %s\n  from %s",
+				     "wheel '%s' does not match its pin:\n  pinned:     %s\n  "
+				     "downloaded: %s\n  from %s",
 				     wstr(w, "filename"), want, have,
 				     wstr(w, "url") ? wstr(w, "url") : "the index");
 			goto out;
@@ -575,8 +591,8 @@ static int stage_dir(struct stage *st, const char *rel, size_t len, struct ep_er
 			n = (size_t)(end - c);
 		if (n == 0 || n >= sizeof(name)) {
 			close(fd);
-			return ep_error_set(err, EP_EINVAL, "wheel '%s': bad path '%.*s'", st->wheel,
-					    (int)len, rel);
+			return ep_error_set(err, EP_EINVAL, "wheel '%s': bad path '%.*s'",
+					    st->wheel, (int)len, rel);
 		}
 		memcpy(name, c, n);
 		name[n] = '\0';
@@ -614,9 +630,10 @@ static int stage_file(struct stage *st, const char *rel, int exec, struct archiv
 	/* A later wheel replaces an earlier one's file (pip does the same:
 	 * nvidia-* wheels all carry nvidia/__init__.py). */
 	if (unlinkat(dfd, slash ? slash + 1 : rel, 0) < 0 && errno != ENOENT)
-		return ep_error_errno(err, EP_EINVAL, errno, "wheel '%s': replace '%s'", st->wheel, rel);
-	fd = openat(dfd, slash ? slash + 1 : rel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		    exec ? 0755 : 0644);
+		return ep_error_errno(err, EP_EINVAL, errno, "wheel '%s': replace '%s'", st->wheel,
+				      rel);
+	fd = openat(dfd, slash ? slash + 1 : rel,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, exec ? 0755 : 0644);
 	if (fd < 0)
 		return ep_error_errno(err, EP_EENV, errno, "create '%s'", rel);
 	if (fchmod(fd, exec ? 0755 : 0644) < 0)
@@ -629,14 +646,14 @@ static int stage_file(struct stage *st, const char *rel, int exec, struct archiv
 		size_t skip = 0;
 
 		if (n < 0)
-			return ep_error_set(err, EP_EINVAL, "wheel '%s': entry '%s': %s", st->wheel, rel,
-					    archive_error_string(a));
+			return ep_error_set(err, EP_EINVAL, "wheel '%s': entry '%s': %s", st->wheel,
+					    rel, archive_error_string(a));
 		if (n == 0)
 			break;
 		st->bytes += (uint64_t)n;
 		if (st->bytes > MAX_WHEEL_BYTES)
-			return ep_error_set(err, EP_EINVAL, "wheel '%s' expands past %llu bytes", st->wheel,
-					    (unsigned long long)MAX_WHEEL_BYTES);
+			return ep_error_set(err, EP_EINVAL, "wheel '%s' expands past %llu bytes",
+					    st->wheel, (unsigned long long)MAX_WHEEL_BYTES);
 		/* scripts: "#!python" (PEP 427) becomes the image's interpreter */
 		if (script && first && n >= 8 && !memcmp(buf, "#!python", 8)) {
 			const char *nl = memchr(buf, '\n', (size_t)n);
@@ -663,8 +680,8 @@ static int write_small(struct stage *st, const char *rel, const char *text, int 
 		return -1;
 	if (unlinkat(dfd, slash ? slash + 1 : rel, 0) < 0 && errno != ENOENT)
 		return ep_error_errno(err, EP_EENV, errno, "replace '%s'", rel);
-	fd = openat(dfd, slash ? slash + 1 : rel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		    (mode_t)mode);
+	fd = openat(dfd, slash ? slash + 1 : rel,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
 	if (fd < 0 || fchmod(fd, (mode_t)mode) < 0)
 		return ep_error_errno(err, EP_EENV, errno, "create '%s'", rel);
 	return ep_write_all(fd, text, strlen(text), err);
@@ -692,7 +709,8 @@ static int entry_points(struct stage *st, const char *ep_rel, struct ep_error *e
 	size_t len;
 
 	if (fd < 0)
-		return errno == ENOENT ? 0 : ep_error_errno(err, EP_EENV, errno, "open '%s'", ep_rel);
+		return errno == ENOENT ? 0
+				       : ep_error_errno(err, EP_EENV, errno, "open '%s'", ep_rel);
 	{
 		cleanup_free char *p = NULL;
 
@@ -715,7 +733,8 @@ static int entry_points(struct stage *st, const char *ep_rel, struct ep_error *e
 		if (!*line || *line == '#' || *line == ';')
 			continue;
 		if (*line == '[') {
-			in_scripts = !strcmp(line, "[console_scripts]") || !strcmp(line, "[gui_scripts]");
+			in_scripts =
+			    !strcmp(line, "[console_scripts]") || !strcmp(line, "[gui_scripts]");
 			continue;
 		}
 		if (!in_scripts || !(eq = strchr(line, '=')))
@@ -731,17 +750,20 @@ static int entry_points(struct stage *st, const char *ep_rel, struct ep_error *e
 		val[strcspn(val, " \t[")] = '\0';
 		colon = strchr(val, ':');
 		if (!*name || strchr(name, '/') || *name == '.' || strlen(name) > 255 || !colon ||
-		    !ident_ok(val, (size_t)(colon - val), 1) || !ident_ok(colon + 1, strlen(colon + 1), 1))
-			return ep_error_set(err, EP_EINVAL, "wheel '%s': entry point '%s = %s' is not valid",
+		    !ident_ok(val, (size_t)(colon - val), 1) ||
+		    !ident_ok(colon + 1, strlen(colon + 1), 1))
+			return ep_error_set(err, EP_EINVAL,
+					    "wheel '%s': entry point '%s = %s' is not valid",
 					    st->wheel, name, val);
 		*colon = '\0';
 		attr_head = strcspn(colon + 1, ".");
-		script = ep_asprintf(err,
-				     "#!/usr/bin/python3\n# -*- coding: utf-8 -*-\nimport re\nimport sys\n"
-				     "from %s import %.*s\nif __name__ == '__main__':\n"
-				     "    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
-				     "    sys.exit(%s())\n",
-				     val, (int)attr_head, colon + 1, colon + 1);
+		script = ep_asprintf(
+		    err,
+		    "#!/usr/bin/python3\n# -*- coding: utf-8 -*-\nimport re\nimport sys\n"
+		    "from %s import %.*s\nif __name__ == '__main__':\n"
+		    "    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
+		    "    sys.exit(%s())\n",
+		    val, (int)attr_head, colon + 1, colon + 1);
 		rel = ep_asprintf(err, "usr/local/bin/%s", name);
 		if (!script || !rel || write_small(st, rel, script, 0755, err) < 0)
 			return -1;
@@ -797,7 +819,8 @@ static int install_one(struct stage *st, const char *blob, json_t *w, const char
 		int exec = (archive_entry_mode(ae) & 0111) != 0;
 
 		if (ar < ARCHIVE_WARN) {
-			ep_error_set(err, EP_EINVAL, "wheel '%s': %s", fname, archive_error_string(a));
+			ep_error_set(err, EP_EINVAL, "wheel '%s': %s", fname,
+				     archive_error_string(a));
 			goto out;
 		}
 		if (!name || !*name)
@@ -806,13 +829,13 @@ static int install_one(struct stage *st, const char *blob, json_t *w, const char
 		if (ft == AE_IFDIR || name[nlen - 1] == '/')
 			continue; /* directories come with their files */
 		if (ft != AE_IFREG) {
-			ep_error_set(err, EP_EINVAL, "wheel '%s': entry '%s' is not a regular file", fname,
-				     name);
+			ep_error_set(err, EP_EINVAL, "wheel '%s': entry '%s' is not a regular file",
+				     fname, name);
 			goto out;
 		}
 		if (!safe_rel(name)) {
-			ep_error_set(err, EP_EINVAL, "wheel '%s': entry '%s' leaves its directory", fname,
-				     name);
+			ep_error_set(err, EP_EINVAL, "wheel '%s': entry '%s' leaves its directory",
+				     fname, name);
 			goto out;
 		}
 		if (!strncmp(name, data_dir, data_len)) {
@@ -821,22 +844,25 @@ static int install_one(struct stage *st, const char *blob, json_t *w, const char
 			const char *rest = sub[sl] ? sub + sl + 1 : "";
 
 			if (!*rest) {
-				ep_error_set(err, EP_EINVAL, "wheel '%s': entry '%s' has no place", fname, name);
+				ep_error_set(err, EP_EINVAL, "wheel '%s': entry '%s' has no place",
+					     fname, name);
 				goto out;
 			}
-			if ((sl == 7 && !strncmp(sub, "purelib", 7)) || (sl == 7 && !strncmp(sub, "platlib", 7))) {
+			if ((sl == 7 && !strncmp(sub, "purelib", 7)) ||
+			    (sl == 7 && !strncmp(sub, "platlib", 7))) {
 				rel = ep_asprintf(err, "%s/%s", site, rest);
 			} else if (sl == 7 && !strncmp(sub, "scripts", 7)) {
 				rel = ep_asprintf(err, "usr/local/bin/%s", rest);
 				script = 1;
 				exec = 1;
 			} else if (sl == 7 && !strncmp(sub, "headers", 7)) {
-				rel = ep_asprintf(err, "usr/local/include/python%s/%s/%s", t->python, wstr(w, "name"),
-						  rest);
+				rel = ep_asprintf(err, "usr/local/include/python%s/%s/%s",
+						  t->python, wstr(w, "name"), rest);
 			} else if (sl == 4 && !strncmp(sub, "data", 4)) {
 				rel = ep_asprintf(err, "usr/local/%s", rest);
 			} else {
-				ep_error_set(err, EP_EINVAL, "wheel '%s': unknown data directory in '%s'", fname,
+				ep_error_set(err, EP_EINVAL,
+					     "wheel '%s': unknown data directory in '%s'", fname,
 					     name);
 				goto out;
 			}
@@ -846,13 +872,16 @@ static int install_one(struct stage *st, const char *blob, json_t *w, const char
 			rel = ep_asprintf(err, "%s/%s", site, name);
 			/* the top-level NAME-VER.dist-info/METADATA names the dir */
 			if (sl && !strcmp(sl, "/METADATA") && sl - name > 10 &&
-			    !strncmp(sl - 10, ".dist-info", 10) && (size_t)(sl - name) < sizeof(info_dir))
-				snprintf(info_dir, sizeof(info_dir), "%.*s", (int)(sl - name), name);
+			    !strncmp(sl - 10, ".dist-info", 10) &&
+			    (size_t)(sl - name) < sizeof(info_dir))
+				snprintf(info_dir, sizeof(info_dir), "%.*s", (int)(sl - name),
+					 name);
 		}
 		if (!rel)
 			goto out;
 		if (!safe_rel(rel)) {
-			ep_error_set(err, EP_EINVAL, "wheel '%s': entry '%s' leaves its directory", fname, name);
+			ep_error_set(err, EP_EINVAL, "wheel '%s': entry '%s' leaves its directory",
+				     fname, name);
 			goto out;
 		}
 		if (stage_file(st, rel, exec, a, script, err) < 0)
@@ -895,7 +924,7 @@ int ep_pip_install(struct ep_store *s, json_t *wheels, const struct ep_pip_targe
 	st.root = open(stage_dir_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (st.root < 0)
 		return ep_error_errno(err, EP_EENV, errno, "open '%s'", stage_dir_path);
-	json_array_foreach(wheels, i, w) {
+	json_array_foreach (wheels, i, w) {
 		char d[EP_DIGEST_LEN + 1];
 		cleanup_free char *blob = NULL;
 
@@ -904,7 +933,8 @@ int ep_pip_install(struct ep_store *s, json_t *wheels, const struct ep_pip_targe
 		if (!blob)
 			goto out;
 		if (!ep_store_has_blob(s, d)) {
-			ep_error_set(err, EP_EENV, "wheel '%s' (%s) is not in the store", wstr(w, "filename"), d);
+			ep_error_set(err, EP_EENV, "wheel '%s' (%s) is not in the store",
+				     wstr(w, "filename"), d);
 			goto out;
 		}
 		if (install_one(&st, blob, w, site, t, err) < 0)

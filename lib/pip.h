@@ -18,7 +18,7 @@
  * decides which files pip picks). */
 struct ep_pip_target {
 	char python[16]; /* "3.11": cp311 wheels, installed under python3.11 */
-	char glibc[16];  /* "2.36": manylinux_2_N wheels with N <= 36 */
+	char glibc[16];	 /* "2.36": manylinux_2_N wheels with N <= 36 */
 };
 
 /* Defaults when nothing says otherwise: Debian 12 (bookworm). */
