@@ -57,6 +57,10 @@ int cmd_images(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_gc(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_unpack(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_dockerfile(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_pull(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_push(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_login(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_version(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_run(int argc, char **argv, struct cmd_ctx *ctx);
 
 #endif

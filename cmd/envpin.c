@@ -33,7 +33,11 @@ static const struct command commands[] = {
 	{"images", cmd_images, 0, "list the images in the store"},
 	{"unpack", cmd_unpack, 0, "flatten an image into a directory (untrusted layers, safely)"},
 	{"dockerfile", cmd_dockerfile, 0, "print a Dockerfile equivalent to a manifest"},
+	{"pull", cmd_pull, 0, "download an image from a registry, verifying every blob"},
+	{"push", cmd_push, 0, "upload an image to a registry"},
+	{"login", cmd_login, 0, "store credentials for a registry"},
 	{"gc", cmd_gc, 0, "remove unreferenced blobs and leftovers of killed builds"},
+	{"run", cmd_run, 0, "run an image: runc (native), docker or podman; GPUs and $PWD"},
 	{"version", cmd_version, 0, "print version and the library versions that affect digests"},
 };
 

@@ -9,9 +9,12 @@
 #include <unistd.h>
 
 #include "debian.h"
+#include "fetch.h"
 #include "jsonutil.h"
 #include "layer.h"
 #include "pip.h"
+#include "ref.h"
+#include "registry.h"
 #include "sink.h"
 #include "util.h"
 
@@ -252,23 +255,6 @@ static int pinned_file_sha256(struct bctx *b, const char *path, ep_digest out, s
 	return 0;
 }
 
-static const char *base_kind_name(enum ep_base_kind k)
-{
-	switch (k) {
-	case EP_BASE_SCRATCH:
-		return "scratch";
-	case EP_BASE_ROOTFS:
-		return "rootfs";
-	case EP_BASE_OCI:
-		return "oci";
-	case EP_BASE_IMAGE:
-		return "image";
-	case EP_BASE_DEBIAN:
-		return "debian";
-	}
-	return "?";
-}
-
 static const char *step_kind_name(enum ep_step_kind k)
 {
 	switch (k) {
@@ -505,22 +491,19 @@ static int import_blob(struct bctx *b, const char *layout, const char *digest, s
 	return ep_txn_add_blob_file(&b->txn, tmp, digest, err);
 }
 
-static int do_base_oci(struct bctx *b, int resolve_only, struct ep_error *err)
+/* The layers and config of image `digest` in the OCI layout at path (an oci
+ * base, or the store itself for an image base) become the base. */
+static int base_from_layout(struct bctx *b, const char *path, const char *digest, int resolve_only,
+			    struct ep_error *err)
 {
-	struct ep_base *base = &b->m->base;
-	cleanup_json json_t *input = NULL, *man = NULL, *cfg = NULL;
+	struct ep_base base_s = {.path = (char *)path, .digest = (char *)digest};
+	struct ep_base *base = &base_s;
+	cleanup_json json_t *man = NULL, *cfg = NULL;
 	cleanup_free char *mtext = NULL, *ctext = NULL;
 	const char *cdigest;
 	json_t *layers, *diff_ids, *l, *hist;
 	size_t len, i;
 
-	input = json_pack("{s:s, s:s}", "kind", "oci", "digest", base->digest);
-	if (!input)
-		return ep_error_oom(err);
-	if (check_locked(b, "base", input, lock_input(b, "base", 0), err) < 0)
-		return -1;
-	if (json_object_set(b->inputs, "base", input) < 0)
-		return ep_error_oom(err);
 	mtext = ep_layout_read_blob(base->path, base->digest, EP_MAX_MANIFEST_BYTES, &len, err);
 	if (!mtext)
 		return ep_error_wrap(err, "base oci '%s'", base->path);
@@ -569,6 +552,129 @@ static int do_base_oci(struct bctx *b, int resolve_only, struct ep_error *err)
 			return -1;
 	}
 	return 0;
+}
+
+static int do_base_oci(struct bctx *b, int resolve_only, struct ep_error *err)
+{
+	struct ep_base *base = &b->m->base;
+	cleanup_json json_t *input = NULL;
+
+	input = json_pack("{s:s, s:s}", "kind", "oci", "digest", base->digest);
+	if (!input)
+		return ep_error_oom(err);
+	if (check_locked(b, "base", input, lock_input(b, "base", 0), err) < 0)
+		return -1;
+	if (json_object_set(b->inputs, "base", input) < 0)
+		return ep_error_oom(err);
+	return base_from_layout(b, base->path, base->digest, resolve_only, err);
+}
+
+/* base.image: the tag is resolved to a manifest digest (linux/amd64) on every
+ * build and lock, so --locked notices a moved tag; the image is pulled into
+ * the store (verified) and then used like an oci base. */
+static int do_base_image(struct bctx *b, int resolve_only, struct ep_error *err)
+{
+	struct ep_base *base = &b->m->base;
+	struct ep_registry_opts ro = {.progress = b->o->progress, .pctx = b->o->pctx};
+	cleanup_json json_t *input = NULL;
+	cleanup_free char *where = NULL;
+	ep_digest d;
+
+	if (ep_registry_resolve(b->s, base->image, &ro, d, err) < 0)
+		return ep_error_wrap(err, "%s: base.image", b->m->path);
+	input = json_pack("{s:s, s:s, s:s}", "kind", "image", "ref", base->image, "digest", d);
+	where = ep_asprintf(err, "base.image '%s'", base->image);
+	if (!input || !where)
+		return ep_error_oom(err);
+	if (check_locked(b, where, input, lock_input(b, "base", 0), err) < 0)
+		return -1;
+	if (json_object_set(b->inputs, "base", input) < 0)
+		return ep_error_oom(err);
+	if (resolve_only)
+		return 0;
+	if (!ep_store_has_blob(b->s, d)) {
+		struct ep_ref ref;
+		struct ep_pull_result pr;
+		cleanup_free char *pinned = NULL;
+		int rc;
+
+		if (ep_ref_parse(base->image, &ref, err) < 0)
+			return -1;
+		free(ref.tag);
+		ref.tag = NULL;
+		snprintf(ref.digest, sizeof(ref.digest), "%s", d);
+		pinned = ep_ref_format(&ref, err);
+		ep_ref_release(&ref);
+		if (!pinned)
+			return -1;
+		rc = ep_pull(b->s, pinned, NULL, &ro, &pr, err);
+		if (rc < 0)
+			return ep_error_wrap(err, "base.image");
+	}
+	return base_from_layout(b, b->s->root, d, 0, err);
+}
+
+static int do_fetch_step(struct bctx *b, size_t si, int resolve_only, struct ep_error *err)
+{
+	struct ep_step *st = &b->m->steps[si];
+	cleanup_json json_t *input = json_pack("{s:s, s:[]}", "kind", "fetch", "items");
+	struct ep_tree *tree = NULL;
+	char what[64], key[80], by[160];
+	json_t *rec = NULL;
+	int rc = -1, cached = 1;
+
+	if (!input)
+		return ep_error_oom(err);
+	snprintf(what, sizeof(what), "layers[%zu] fetch", si);
+	for (size_t i = 0; i < st->n; i++) {
+		struct ep_fetch *f = &st->fetch[i];
+
+		if (json_array_append_new(json_object_get(input, "items"),
+					  json_pack("{s:s, s:s, s:s, s:b}", "url", f->url, "sha256",
+						    f->sha256, "dest", f->dest, "extract", f->extract)) < 0)
+			return ep_error_oom(err);
+	}
+	if (check_locked(b, what, input, lock_input(b, "layers", si), err) < 0)
+		return -1;
+	if (json_array_append(json_object_get(b->inputs, "layers"), input) < 0)
+		return ep_error_oom(err);
+	if (resolve_only)
+		return 0;
+	if (layer_cache_key(b, input, key, err) < 0)
+		return -1;
+	rec = cache_lookup(b, key);
+	if (!rec) {
+		cached = 0;
+		tree = ep_tree_new(b->spool, err);
+		if (!tree)
+			return -1;
+		for (size_t i = 0; i < st->n; i++) {
+			struct ep_fetch *f = &st->fetch[i];
+			cleanup_free char *file = NULL;
+
+			if (b->o->progress)
+				b->o->progress(b->o->pctx, what, 0, 0);
+			if (ep_fetch_url(&b->txn, f->url, f->sha256, NULL, &file, err) < 0 ||
+			    ep_fetch_add(tree, file, f->url, f->dest, f->extract, b->m->source_date_epoch,
+					 b->spool, err) < 0) {
+				ep_error_wrap(err, "%s:%d: layers[%zu].fetch[%zu]", b->m->path, f->line, si, i);
+				goto out;
+			}
+		}
+		rec = write_layer(b, tree, what, err);
+		if (!rec || ep_txn_set_cache(&b->txn, key, rec, err) < 0) {
+			ep_error_wrap(err, "%s:%d: layers[%zu]", b->m->path, st->line, si);
+			goto out;
+		}
+	}
+	if (use_record(b, what, rec, cached, err) < 0)
+		goto out;
+	snprintf(by, sizeof(by), "envpin: layers[%zu] fetch (%zu item%s)", si, st->n, st->n == 1 ? "" : "s");
+	rc = add_history(b, by, 0, err);
+out:
+	json_decref(rec);
+	ep_tree_free(tree);
+	return rc;
 }
 
 static int do_copy_step(struct bctx *b, size_t si, int resolve_only, struct ep_error *err)
@@ -1064,11 +1170,9 @@ static void bctx_release(struct bctx *b)
 /* Refuses what this version cannot build yet, before anything is written. */
 static int check_supported(struct bctx *b, struct ep_error *err)
 {
-	if (b->m->base.kind == EP_BASE_IMAGE)
-		return ep_error_set(err, EP_EINVAL, "%s: base: kind '%s' is not supported by this envpin yet",
-				    b->m->path, base_kind_name(b->m->base.kind));
 	for (size_t i = 0; i < b->m->n_steps; i++)
-		if (b->m->steps[i].kind != EP_STEP_COPY && b->m->steps[i].kind != EP_STEP_PIP)
+		if (b->m->steps[i].kind != EP_STEP_COPY && b->m->steps[i].kind != EP_STEP_FETCH &&
+		    b->m->steps[i].kind != EP_STEP_PIP)
 			return ep_error_set(err, EP_EINVAL,
 					    "%s:%d: layers[%zu]: step '%s' is not supported by this envpin yet",
 					    b->m->path, b->m->steps[i].line, i,
@@ -1093,15 +1197,21 @@ static int run_steps(struct bctx *b, int resolve_only, struct ep_error *err)
 	case EP_BASE_DEBIAN:
 		rc = do_base_debian(b, resolve_only, err);
 		break;
+	case EP_BASE_IMAGE:
+		rc = do_base_image(b, resolve_only, err);
+		break;
 	default:
 		return ep_error_set(err, EP_EINVAL, "base kind not supported");
 	}
 	if (rc < 0)
 		return -1;
 	for (size_t i = 0; i < b->m->n_steps; i++) {
-		rc = b->m->steps[i].kind == EP_STEP_PIP ? do_pip_step(b, i, resolve_only, err)
-							: do_copy_step(b, i, resolve_only, err);
-		if (rc < 0)
+		int (*step)(struct bctx *, size_t, int, struct ep_error *) =
+			b->m->steps[i].kind == EP_STEP_FETCH ? do_fetch_step
+			: b->m->steps[i].kind == EP_STEP_PIP ? do_pip_step
+							     : do_copy_step;
+
+		if (step(b, i, resolve_only, err) < 0)
 			return -1;
 	}
 	return 0;

@@ -1,0 +1,1634 @@
+#include "registry.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "jsonutil.h"
+#include "util.h"
+
+#define MAX_ATTEMPTS 5
+#define MAX_HOPS 10
+#define TOKEN_MAX (64u << 10)
+#define RETRY_AFTER_CAP_MS 10000
+
+static const char accept_manifests[] =
+	"Accept: " EP_MT_OCI_MANIFEST ", " EP_MT_OCI_INDEX ", " EP_MT_DOCKER_MANIFEST ", " EP_MT_DOCKER_LIST;
+
+/* One registry host; shared by the transfer threads (auth under mu). */
+struct reg {
+	const struct ep_registry_opts *o;
+	char *host;        /* for credentials and certs.d */
+	char *base;        /* "https://api_host" */
+	char *origin;      /* base with explicit port: credentials go only here */
+	char *ca_file;
+	int allow_http;
+	char *basic;       /* base64(user:pass) or NULL */
+	char *scope;       /* space-separated scopes asked for with a token */
+	pthread_mutex_t mu;
+	char *auth;        /* "Authorization: ..." in use, or NULL */
+	unsigned auth_gen; /* bumps when auth changes */
+	pthread_mutex_t pmu; /* progress */
+	uint64_t pdone, ptotal;
+	const char *pwhat;
+};
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static long backoff_ms(int attempt, const char *retry_after)
+{
+	long ms = 250L << (attempt < 6 ? attempt : 6);
+
+	if (retry_after && isdigit((unsigned char)retry_after[0]))
+		ms = strtol(retry_after, NULL, 10) * 1000;
+	return ms > RETRY_AFTER_CAP_MS ? RETRY_AFTER_CAP_MS : ms;
+}
+
+char *ep_docker_config_path(struct ep_error *err)
+{
+	const char *d = getenv("DOCKER_CONFIG");
+	const char *home = getenv("HOME");
+
+	if (d && *d)
+		return ep_path_join(d, "config.json", err);
+	if (!home || !*home) {
+		ep_error_set(err, EP_EENV, "HOME is not set; cannot find the docker config");
+		return NULL;
+	}
+	return ep_asprintf(err, "%s/.docker/config.json", home);
+}
+
+/* auths.HOST.auth of the docker config, checked to be base64 of "user:pass". */
+static char *lookup_credentials(const char *host, struct ep_error *err)
+{
+	cleanup_free char *path = ep_docker_config_path(NULL);
+	cleanup_json json_t *cfg = NULL;
+	const char *keys[5];
+	size_t nk = 0;
+	char https_host[300];
+
+	if (!path || access(path, F_OK) < 0)
+		return NULL;
+	cfg = ep_json_load_file(path, 1u << 20, err);
+	if (!cfg)
+		return NULL;
+	snprintf(https_host, sizeof(https_host), "https://%s", host);
+	keys[nk++] = host;
+	keys[nk++] = https_host;
+	if (!strcmp(host, "docker.io")) {
+		keys[nk++] = "https://index.docker.io/v1/";
+		keys[nk++] = "index.docker.io";
+	}
+	for (size_t i = 0; i < nk; i++) {
+		const char *a = json_string_value(
+			json_object_get(json_object_get(json_object_get(cfg, "auths"), keys[i]), "auth"));
+		cleanup_free char *dec = NULL;
+
+		if (!a || !*a)
+			continue;
+		dec = ep_base64_decode(a, NULL, NULL);
+		if (!dec || !strchr(dec, ':')) {
+			ep_error_set(err, EP_EINVAL, "'%s': auths.%s.auth is not base64 of user:password",
+				     path, keys[i]);
+			return NULL;
+		}
+		return ep_strdup(a, err);
+	}
+	return NULL;
+}
+
+static void reg_free(struct reg *g)
+{
+	if (!g)
+		return;
+	free(g->host);
+	free(g->base);
+	free(g->origin);
+	free(g->ca_file);
+	free(g->basic);
+	free(g->scope);
+	free(g->auth);
+	pthread_mutex_destroy(&g->mu);
+	pthread_mutex_destroy(&g->pmu);
+	free(g);
+}
+
+static struct reg *reg_new(const struct ep_ref *ref, const struct ep_registry_opts *o,
+			   struct ep_error *err)
+{
+	struct reg *g = ep_calloc(1, sizeof(*g), err);
+	struct ep_error cerr = EP_ERROR_INIT;
+
+	if (!g)
+		return NULL;
+	pthread_mutex_init(&g->mu, NULL);
+	pthread_mutex_init(&g->pmu, NULL);
+	g->o = o;
+	g->allow_http = ref->loopback;
+	g->host = ep_strdup(ref->host, err);
+	g->base = ep_asprintf(err, "%s://%s", ref->loopback ? "http" : "https", ref->api_host);
+	if (!g->host || !g->base)
+		goto fail;
+	if (o->ca_file) {
+		g->ca_file = ep_strdup(o->ca_file, err);
+		if (!g->ca_file)
+			goto fail;
+	} else {
+		const char *d = getenv("ENVPIN_CERTS_D");
+		cleanup_free char *ca = ep_asprintf(err, "%s/%s/ca.crt", d && *d ? d : "/etc/docker/certs.d",
+						    ref->host);
+
+		if (!ca)
+			goto fail;
+		if (access(ca, R_OK) == 0)
+			g->ca_file = steal_pointer(&ca);
+	}
+	/* A registry with a CA of its own speaks TLS, even on loopback. */
+	if (g->ca_file && ref->loopback) {
+		free(g->base);
+		g->base = ep_asprintf(err, "https://%s", ref->api_host);
+		if (!g->base)
+			goto fail;
+	}
+	g->origin = ep_url_origin(g->base, err);
+	if (!g->origin)
+		goto fail;
+	g->basic = lookup_credentials(ref->host, &cerr);
+	if (!g->basic && cerr.code != EP_OK) {
+		if (err)
+			*err = cerr;
+		goto fail;
+	}
+	return g;
+fail:
+	reg_free(g);
+	return NULL;
+}
+
+static void progress_add(struct reg *g, uint64_t n)
+{
+	if (!g->o->progress)
+		return;
+	pthread_mutex_lock(&g->pmu);
+	uint64_t before = g->pdone;
+
+	g->pdone += n;
+	if ((before >> 23) != (g->pdone >> 23) || g->pdone == g->ptotal)
+		g->o->progress(g->o->pctx, g->pwhat, g->pdone, g->ptotal);
+	pthread_mutex_unlock(&g->pmu);
+}
+
+static void progress_cb(void *ctx, uint64_t n)
+{
+	progress_add(ctx, n);
+}
+
+/* ---- WWW-Authenticate and tokens ---- */
+
+char *ep_parse_www_authenticate(const char *v, char **realm, char **service, char **scope,
+				struct ep_error *err)
+{
+	const char *p = v;
+	char *scheme;
+	size_t n = 0;
+
+	*realm = *service = *scope = NULL;
+	while (*p == ' ')
+		p++;
+	while (isalpha((unsigned char)p[n]))
+		n++;
+	if (!n) {
+		ep_error_set(err, EP_EINVAL, "malformed WWW-Authenticate header");
+		return NULL;
+	}
+	scheme = strndup(p, n);
+	if (!scheme) {
+		ep_error_oom(err);
+		return NULL;
+	}
+	p += n;
+	while (*p) {
+		char key[32], val[2048];
+		size_t k = 0, vl = 0;
+
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		while ((isalnum((unsigned char)*p) || *p == '_' || *p == '-') && k < sizeof(key) - 1)
+			key[k++] = *p++;
+		key[k] = '\0';
+		while (*p == ' ')
+			p++;
+		if (!k || *p != '=')
+			goto bad;
+		p++;
+		while (*p == ' ')
+			p++;
+		if (*p == '"') {
+			p++;
+			while (*p && *p != '"') {
+				if (*p == '\\' && p[1])
+					p++;
+				if (vl >= sizeof(val) - 1)
+					goto bad;
+				val[vl++] = *p++;
+			}
+			if (*p != '"')
+				goto bad;
+			p++;
+		} else {
+			while (*p && *p != ',' && *p != ' ') {
+				if (vl >= sizeof(val) - 1)
+					goto bad;
+				val[vl++] = *p++;
+			}
+		}
+		val[vl] = '\0';
+		char **slot = !strcasecmp(key, "realm")	    ? realm
+			      : !strcasecmp(key, "service") ? service
+			      : !strcasecmp(key, "scope")   ? scope
+							    : NULL;
+		if (slot) {
+			free(*slot);
+			*slot = strdup(val);
+			if (!*slot)
+				goto bad;
+		}
+	}
+	return scheme;
+bad:
+	free(scheme);
+	free(*realm);
+	free(*service);
+	free(*scope);
+	*realm = *service = *scope = NULL;
+	ep_error_set(err, EP_EINVAL, "malformed WWW-Authenticate header");
+	return NULL;
+}
+
+static int ip_is_internal(const char *host)
+{
+	char h[256];
+	const char *e;
+	size_t n;
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (host[0] == '[') {
+		e = strchr(host, ']');
+		n = e ? (size_t)(e - host - 1) : 0;
+		if (!n || n >= sizeof(h))
+			return 0;
+		memcpy(h, host + 1, n);
+	} else {
+		e = strchr(host, ':');
+		n = e ? (size_t)(e - host) : strlen(host);
+		if (n >= sizeof(h))
+			return 0;
+		memcpy(h, host, n);
+	}
+	h[n] = '\0';
+	if (!strcasecmp(h, "localhost"))
+		return 1;
+	if (inet_pton(AF_INET, h, &a4) == 1) {
+		uint32_t a = ntohl(a4.s_addr);
+
+		return (a >> 24) == 127 || (a >> 24) == 10 || (a >> 20) == 0xac1 ||
+		       (a >> 16) == 0xc0a8 || (a >> 16) == 0xa9fe || a == 0;
+	}
+	if (inet_pton(AF_INET6, h, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_LINKLOCAL(&a6) ||
+		       (a6.s6_addr[0] & 0xfe) == 0xfc || IN6_IS_ADDR_UNSPECIFIED(&a6);
+	return 0;
+}
+
+static int same_hostname(const char *a, const char *b)
+{
+	size_t na = strcspn(a[0] == '[' ? strchr(a, ']') ? strchr(a, ']') + 1 : a : a, ":");
+	size_t nb = strcspn(b[0] == '[' ? strchr(b, ']') ? strchr(b, ']') + 1 : b : b, ":");
+
+	if (a[0] == '[')
+		na += (size_t)(strchr(a, ']') + 1 - a);
+	if (b[0] == '[')
+		nb += (size_t)(strchr(b, ']') + 1 - b);
+	return na == nb && !strncasecmp(a, b, na);
+}
+
+/* The realm is where our credentials go: https, or loopback http for a
+ * loopback registry; no internal addresses other than the registry's own. */
+static int check_realm(struct reg *g, const char *realm, struct ep_error *err)
+{
+	cleanup_free char *rhost = ep_url_host(realm, err);
+	cleanup_free char *ghost = ep_url_host(g->base, err);
+
+	if (!rhost || !ghost)
+		return ep_error_wrap(err, "token realm");
+	if (!strncasecmp(realm, "http://", 7)) {
+		if (!g->allow_http || !ep_host_is_loopback(rhost))
+			return ep_error_set(err, EP_EINVAL,
+					    "token realm '%s' is plain http; refusing to send credentials",
+					    realm);
+	} else if (strncasecmp(realm, "https://", 8)) {
+		return ep_error_set(err, EP_EINVAL, "token realm '%s' is not an https URL", realm);
+	}
+	if (ip_is_internal(rhost) && !same_hostname(rhost, ghost))
+		return ep_error_set(err, EP_EINVAL,
+				    "token realm '%s' points at an internal address other than the registry",
+				    realm);
+	return 0;
+}
+
+static int valid_token(const char *t)
+{
+	if (!*t || strlen(t) > 16384)
+		return 0;
+	for (; *t; t++)
+		if (*t <= ' ' || *t > '~')
+			return 0;
+	return 1;
+}
+
+static int fetch_token(struct reg *g, struct ep_http *h, const char *realm, const char *service,
+		       const char *scope, struct ep_error *err)
+{
+	cleanup_free char *url = NULL, *authz = NULL;
+	cleanup_json json_t *doc = NULL;
+	struct ep_http_resp r;
+	struct ep_http_req q = {.method = "GET", .upload_fd = -1, .max_body = TOKEN_MAX};
+	const char *hdrs[2] = {NULL, NULL};
+	const char *tok;
+	char *buf;
+	size_t len, cap;
+	int rc = -1;
+
+	if (check_realm(g, realm, err) < 0)
+		goto out;
+	cap = strlen(realm) + 32 + 3 * (service ? strlen(service) : 0) + 3 * (scope ? strlen(scope) : 0) * 2;
+	buf = ep_malloc(cap, err);
+	if (!buf)
+		goto out;
+	url = buf;
+	len = (size_t)snprintf(buf, cap, "%s%s", realm, strchr(realm, '?') ? "&" : "?");
+	if (service) {
+		cleanup_free char *e = ep_url_escape(service, err);
+
+		if (!e)
+			goto out;
+		len += (size_t)snprintf(buf + len, cap - len, "service=%s", e);
+	}
+	/* one scope= parameter per space-separated scope */
+	for (const char *s = scope; s && *s;) {
+		size_t n = strcspn(s, " ");
+		cleanup_free char *one = strndup(s, n);
+		cleanup_free char *e = one ? ep_url_escape(one, err) : NULL;
+
+		if (!e)
+			goto out;
+		len += (size_t)snprintf(buf + len, cap - len, "%sscope=%s", service ? "&" : "", e);
+		service = service ? service : "";
+		s += n;
+		while (*s == ' ')
+			s++;
+	}
+	if (g->basic) {
+		authz = ep_asprintf(err, "Authorization: Basic %s", g->basic);
+		if (!authz)
+			goto out;
+		hdrs[0] = authz;
+	}
+	q.url = url;
+	q.headers = hdrs;
+	q.allow_http = g->allow_http;
+	if (ep_http_do(h, &q, &r, err) < 0) {
+		ep_error_wrap(err, "token");
+		goto out;
+	}
+	if (r.status == 401 || r.status == 403) {
+		ep_error_set(err, EP_EENV, "token from '%s': HTTP %ld: %s", realm, r.status,
+			     g->basic ? "the registry refused the credentials"
+				      : "credentials needed (envpin login)");
+		ep_http_resp_release(&r);
+		goto out;
+	}
+	if (r.status != 200 || !r.body) {
+		ep_error_set(err, EP_EENV, "token from '%s': HTTP %ld", realm, r.status);
+		ep_http_resp_release(&r);
+		goto out;
+	}
+	doc = ep_json_loadb(r.body, r.body_len, TOKEN_MAX, "token response", err);
+	ep_http_resp_release(&r);
+	if (!doc)
+		goto out;
+	tok = json_string_value(json_object_get(doc, "token"));
+	if (!tok)
+		tok = json_string_value(json_object_get(doc, "access_token"));
+	if (!tok || !valid_token(tok)) {
+		ep_error_set(err, EP_EINVAL, "token from '%s': no usable token in the answer", realm);
+		goto out;
+	}
+	free(g->auth);
+	g->auth = ep_asprintf(err, "Authorization: Bearer %s", tok);
+	if (!g->auth)
+		goto out;
+	g->auth_gen++;
+	rc = 0;
+out:
+	return rc;
+}
+
+/* Answers a 401: sets g->auth from the challenge.  Threads that saw the same
+ * 401 wait here; only the first one fetches. */
+static int authenticate(struct reg *g, struct ep_http *h, const char *challenge, unsigned seen_gen,
+			struct ep_error *err)
+{
+	cleanup_free char *scheme = NULL, *realm = NULL, *service = NULL, *scope = NULL;
+	int rc = 0;
+
+	pthread_mutex_lock(&g->mu);
+	if (g->auth_gen != seen_gen)
+		goto out; /* another thread already did */
+	if (!challenge) {
+		rc = ep_error_set(err, EP_EENV, "HTTP 401 without a WWW-Authenticate challenge");
+		goto out;
+	}
+	scheme = ep_parse_www_authenticate(challenge, &realm, &service, &scope, err);
+	if (!scheme) {
+		rc = -1;
+		goto out;
+	}
+	if (!strcasecmp(scheme, "Basic")) {
+		if (!g->basic) {
+			rc = ep_error_set(err, EP_EENV,
+					  "registry '%s' needs credentials; run 'envpin login %s'", g->host,
+					  g->host);
+			goto out;
+		}
+		free(g->auth);
+		g->auth = ep_asprintf(err, "Authorization: Basic %s", g->basic);
+		rc = g->auth ? 0 : -1;
+		g->auth_gen++;
+	} else if (!strcasecmp(scheme, "Bearer")) {
+		if (!realm) {
+			rc = ep_error_set(err, EP_EINVAL, "bearer challenge without a realm");
+			goto out;
+		}
+		/* our own scope list covers every repository of the operation */
+		rc = fetch_token(g, h, realm, service, g->scope ? g->scope : scope, err);
+	} else {
+		rc = ep_error_set(err, EP_EENV, "unsupported authentication scheme '%s'", scheme);
+	}
+out:
+	pthread_mutex_unlock(&g->mu);
+	return rc;
+}
+
+/* ---- one request, with auth, redirects and retries ---- */
+
+static int status_retryable(long s)
+{
+	return s == 408 || s == 429 || s == 500 || s == 502 || s == 503 || s == 504;
+}
+
+static char *errbody(const struct ep_http_resp *r)
+{
+	static __thread char out[200];
+	size_t n = 0;
+
+	out[0] = '\0';
+	if (!r->body)
+		return out;
+	for (size_t i = 0; i < r->body_len && n < sizeof(out) - 1; i++)
+		out[n++] = isprint((unsigned char)r->body[i]) ? r->body[i] : ' ';
+	out[n] = '\0';
+	return out;
+}
+
+/* Performs q against q->url (a full URL).  The Authorization header is added
+ * on every hop whose origin is the registry's.  Requests with a sink are not
+ * retried after a transport failure here (the sink holds partial data; the
+ * caller resumes).  Returns as ep_http_do; on 0, r holds the final answer. */
+static int reg_do(struct reg *g, struct ep_http *h, const struct ep_http_req *q0,
+		  struct ep_http_resp *r, struct ep_error *err)
+{
+	struct ep_http_req q = *q0;
+	cleanup_free char *url = ep_strdup(q0->url, err);
+	const char *hdrs[16];
+	int attempt = 0, hops = 0, authed = 0;
+
+	if (!url)
+		return -1;
+	for (;;) {
+		cleanup_free char *origin = ep_url_origin(url, err);
+		cleanup_free char *authz = NULL;
+		unsigned gen;
+		size_t n = 0;
+		int rc;
+
+		if (!origin)
+			return -1;
+		for (const char *const *p = q0->headers; p && *p && n < EP_ARRAY_SIZE(hdrs) - 2; p++)
+			hdrs[n++] = *p;
+		pthread_mutex_lock(&g->mu);
+		gen = g->auth_gen;
+		if (g->auth && !strcmp(origin, g->origin)) {
+			authz = strdup(g->auth);
+			if (!authz) {
+				pthread_mutex_unlock(&g->mu);
+				return ep_error_oom(err);
+			}
+			hdrs[n++] = authz;
+		}
+		pthread_mutex_unlock(&g->mu);
+		hdrs[n] = NULL;
+		q.headers = hdrs;
+		q.url = url;
+		if (q.upload_fd >= 0 && lseek(q.upload_fd, 0, SEEK_SET) < 0)
+			return ep_error_errno(err, EP_EENV, errno, "rewind upload");
+		rc = ep_http_do(h, &q, r, err);
+		if (rc < 0) {
+			if (r->transport_error && r->retryable && !q0->sink && ++attempt < MAX_ATTEMPTS) {
+				ep_http_resp_release(r);
+				sleep_ms(backoff_ms(attempt, NULL));
+				continue;
+			}
+			return -1;
+		}
+		if (r->status == 401 && !authed && !strcmp(origin, g->origin)) {
+			int arc = authenticate(g, h, r->www_authenticate, gen, err);
+
+			ep_http_resp_release(r);
+			if (arc < 0)
+				return -1;
+			authed = 1;
+			continue;
+		}
+		if ((r->status == 301 || r->status == 302 || r->status == 303 || r->status == 307 ||
+		     r->status == 308) &&
+		    r->location) {
+			char *next;
+			cleanup_free char *nhost = NULL;
+			long st = r->status;
+
+			if (++hops > MAX_HOPS) {
+				ep_http_resp_release(r);
+				return ep_error_set(err, EP_EENV, "%s %s: more than %d redirects", q.method,
+						    q0->url, MAX_HOPS);
+			}
+			next = ep_url_resolve(url, r->location, err);
+			ep_http_resp_release(r);
+			if (!next)
+				return -1;
+			free(url);
+			url = next;
+			nhost = ep_url_host(url, err);
+			if (!nhost)
+				return -1;
+			if (strncasecmp(url, "https://", 8) &&
+			    !(g->allow_http && !strncasecmp(url, "http://", 7) && ep_host_is_loopback(nhost)))
+				return ep_error_set(err, EP_EENV,
+						    "%s %s: refusing redirect to '%.200s' (not https)",
+						    q.method, q0->url, url);
+			if (st == 303)
+				q.method = "GET";
+			continue;
+		}
+		if (status_retryable(r->status) && ++attempt < MAX_ATTEMPTS) {
+			long ms = backoff_ms(attempt, r->retry_after);
+
+			ep_http_resp_release(r);
+			sleep_ms(ms);
+			continue;
+		}
+		return 0;
+	}
+}
+
+static int http_status_error(struct ep_http_resp *r, const char *what, struct ep_error *err)
+{
+	int code = r->status == 404 || r->status == 400 ? EP_EINVAL : EP_EENV;
+
+	ep_error_set(err, code, "%s: HTTP %ld%s%s", what, r->status, r->body ? ": " : "",
+		     errbody(r));
+	ep_http_resp_release(r);
+	return -1;
+}
+
+/* ---- documents ---- */
+
+static int mt_is_manifest(const char *mt)
+{
+	return mt && (!strcmp(mt, EP_MT_OCI_MANIFEST) || !strcmp(mt, EP_MT_DOCKER_MANIFEST));
+}
+
+static int mt_is_index(const char *mt)
+{
+	return mt && (!strcmp(mt, EP_MT_OCI_INDEX) || !strcmp(mt, EP_MT_DOCKER_LIST));
+}
+
+int ep_registry_doc_kind(json_t *doc, const char *content_type, struct ep_error *err)
+{
+	const char *mt = json_string_value(json_object_get(doc, "mediaType"));
+	int has_m = json_object_get(doc, "manifests") != NULL;
+	int has_l = json_object_get(doc, "layers") != NULL || json_object_get(doc, "config") != NULL;
+	char ct[128] = "";
+
+	if (!json_is_object(doc))
+		return ep_error_set(err, EP_EINVAL, "not a JSON object");
+	if (json_object_get(doc, "fsLayers"))
+		return ep_error_set(err, EP_EINVAL, "docker schema 1 manifests are not supported");
+	if (has_m && has_l)
+		return ep_error_set(err, EP_EINVAL,
+				    "document has both 'manifests' and 'config'/'layers': ambiguous, refused");
+	if (content_type) {
+		size_t n = strcspn(content_type, "; ");
+
+		if (n < sizeof(ct)) {
+			memcpy(ct, content_type, n);
+			ct[n] = '\0';
+		}
+	}
+	if (mt && ct[0] && (mt_is_manifest(ct) || mt_is_index(ct)) && strcmp(mt, ct))
+		return ep_error_set(err, EP_EINVAL, "mediaType '%s' disagrees with Content-Type '%s'", mt,
+				    ct);
+	if (!mt && (mt_is_manifest(ct) || mt_is_index(ct)))
+		mt = ct;
+	if (has_m) {
+		if (mt && !mt_is_index(mt))
+			return ep_error_set(err, EP_EINVAL, "'manifests' in a document of type '%s'", mt);
+		if (!json_is_array(json_object_get(doc, "manifests")))
+			return ep_error_set(err, EP_EINVAL, "index without a manifests array");
+		return 2;
+	}
+	if (mt && !mt_is_manifest(mt))
+		return ep_error_set(err, EP_EINVAL, "unsupported document type '%s'", mt);
+	if (!json_is_object(json_object_get(doc, "config")) ||
+	    !json_is_array(json_object_get(doc, "layers")))
+		return ep_error_set(err, EP_EINVAL, "image manifest without config and layers");
+	return 1;
+}
+
+struct doc {
+	char *text;
+	size_t len;
+	ep_digest digest;
+	json_t *json;
+	int kind;
+};
+
+static void doc_release(struct doc *d)
+{
+	free(d->text);
+	json_decref(d->json);
+	memset(d, 0, sizeof(*d));
+}
+
+/* GET a manifest by tag or digest: capped, digest checked against the
+ * reference and against Docker-Content-Digest, classified. */
+static int get_manifest(struct reg *g, struct ep_http *h, const char *repo, const char *reference,
+			struct doc *d, struct ep_error *err)
+{
+	cleanup_free char *url = ep_asprintf(err, "%s/v2/%s/manifests/%s", g->base, repo, reference);
+	const char *hdrs[] = {accept_manifests, NULL};
+	struct ep_http_req q = {.method = "GET", .headers = hdrs, .upload_fd = -1,
+				.max_body = EP_MAX_MANIFEST_BYTES, .allow_http = g->allow_http};
+	struct ep_http_resp r;
+	int is_digest = !strncmp(reference, "sha256:", 7);
+
+	memset(d, 0, sizeof(*d));
+	if (!url)
+		return -1;
+	q.url = url;
+	if (reg_do(g, h, &q, &r, err) < 0)
+		return ep_error_wrap(err, "manifest %s", reference);
+	if (r.status != 200)
+		return http_status_error(&r, reference, err);
+	d->text = r.body ? steal_pointer(&r.body) : strdup("");
+	d->len = r.body_len;
+	if (!d->text || ep_sha256_buf(d->text, d->len, d->digest, err) < 0) {
+		ep_http_resp_release(&r);
+		return d->text ? -1 : ep_error_oom(err);
+	}
+	if (is_digest && strcmp(d->digest, reference)) {
+		ep_error_set(err, EP_EMISMATCH, "manifest %s: the registry sent bytes that hash to %s",
+			     reference, d->digest);
+		goto fail;
+	}
+	if (r.docker_digest && !strncmp(r.docker_digest, "sha256:", 7) &&
+	    strcmp(r.docker_digest, d->digest)) {
+		ep_error_set(err, EP_EMISMATCH,
+			     "manifest %s: Docker-Content-Digest says %.80s but the bytes hash to %s",
+			     reference, r.docker_digest, d->digest);
+		goto fail;
+	}
+	d->json = ep_json_loadb(d->text, d->len, EP_MAX_MANIFEST_BYTES, d->digest, err);
+	if (!d->json)
+		goto fail;
+	d->kind = ep_registry_doc_kind(d->json, r.content_type, err);
+	if (d->kind < 0) {
+		ep_error_wrap(err, "manifest %s (%s)", reference, d->digest);
+		goto fail;
+	}
+	ep_http_resp_release(&r);
+	return 0;
+fail:
+	ep_http_resp_release(&r);
+	doc_release(d);
+	return -1;
+}
+
+static int pick_platform(json_t *index, const char *platform, ep_digest out, struct ep_error *err)
+{
+	char os[64] = "linux", arch[64] = "amd64", variant[64] = "";
+	json_t *m;
+	size_t i;
+
+	if (platform && sscanf(platform, "%63[^/]/%63[^/]/%63s", os, arch, variant) < 2)
+		return ep_error_set(err, EP_EINVAL, "platform '%s' is not OS/ARCH[/VARIANT]", platform);
+	json_array_foreach(json_object_get(index, "manifests"), i, m) {
+		json_t *p = json_object_get(m, "platform");
+		const char *d = json_string_value(json_object_get(m, "digest"));
+		const char *mt = json_string_value(json_object_get(m, "mediaType"));
+		const char *v = json_string_value(json_object_get(p, "variant"));
+
+		if (!d || ep_digest_check(d, NULL) < 0 || (mt && !mt_is_manifest(mt)))
+			continue;
+		if (strcmp(os, json_string_value(json_object_get(p, "os")) ?: "") ||
+		    strcmp(arch, json_string_value(json_object_get(p, "architecture")) ?: ""))
+			continue;
+		if (variant[0] && (!v || strcmp(v, variant)))
+			continue;
+		snprintf(out, sizeof(ep_digest), "%s", d);
+		return 0;
+	}
+	return ep_error_set(err, EP_EINVAL, "the index has no image for platform %s/%s%s%s", os, arch,
+			    variant[0] ? "/" : "", variant);
+}
+
+/* Resolves the reference to an image manifest document (following an index). */
+static int resolve_doc(struct reg *g, struct ep_http *h, const struct ep_ref *ref, struct doc *d,
+		       ep_digest index_digest, struct ep_error *err)
+{
+	ep_digest child;
+
+	index_digest[0] = '\0';
+	if (get_manifest(g, h, ref->repo, ref->digest[0] ? ref->digest : ref->tag, d, err) < 0)
+		return -1;
+	if (d->kind == 1)
+		return 0;
+	snprintf(index_digest, sizeof(ep_digest), "%s", d->digest);
+	if (pick_platform(d->json, g->o->platform, child, err) < 0) {
+		doc_release(d);
+		return ep_error_wrap(err, "index %s", index_digest);
+	}
+	doc_release(d);
+	if (get_manifest(g, h, ref->repo, child, d, err) < 0)
+		return -1;
+	if (d->kind != 1) {
+		doc_release(d);
+		return ep_error_set(err, EP_EINVAL, "index %s: entry %s is not an image manifest",
+				    index_digest, child);
+	}
+	return 0;
+}
+
+/* ---- blobs ---- */
+
+struct blob {
+	const char *digest;
+	uint64_t size;
+	int fd;          /* download: temp file; upload: blob file */
+	char *path;
+	int skip;        /* already present */
+	int mounted;
+	char *mount_from;
+	struct ep_error err;
+	int failed;
+};
+
+struct blob_sink {
+	struct ep_sink base;
+	int fd;
+	struct ep_sha256 *sha;
+};
+
+static int blob_sink_write(struct ep_sink *s, const void *buf, size_t len, struct ep_error *err)
+{
+	struct blob_sink *b = (struct blob_sink *)s;
+
+	ep_sha256_update(b->sha, buf, len);
+	return ep_write_all(b->fd, buf, len, err);
+}
+
+struct resume_ctx {
+	uint64_t offset;
+	int restarted; /* server ignored Range: start over */
+};
+
+static int resume_begin(void *ctx, const struct ep_http_resp *r, struct ep_error *err)
+{
+	struct resume_ctx *c = ctx;
+	unsigned long long start, end, total;
+
+	if (!c->offset)
+		return 0;
+	if (r->status == 200) {
+		c->restarted = 1;
+		return 0;
+	}
+	if (r->status != 206 || !r->content_range ||
+	    sscanf(r->content_range, "bytes %llu-%llu/%llu", &start, &end, &total) < 2 ||
+	    start != c->offset)
+		return ep_error_set(err, EP_EENV, "resume at byte %llu: bad Content-Range '%s'",
+				    (unsigned long long)c->offset,
+				    r->content_range ? r->content_range : "(none)");
+	return 0;
+}
+
+static int restart_file(int fd, struct ep_sha256 *sha, struct ep_error *err)
+{
+	ep_sha256_release(sha);
+	if (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0)
+		return ep_error_errno(err, EP_EENV, errno, "truncate temp file");
+	return ep_sha256_init(sha, err);
+}
+
+/* Downloads blob b into b->fd, verified; resumes with Range after a broken
+ * transfer, starts over after a bad hash (once). */
+static int download_blob(struct reg *g, struct ep_http *h, const char *repo, struct blob *b,
+			 struct ep_error *err)
+{
+	cleanup_free char *url = ep_asprintf(err, "%s/v2/%s/blobs/%s", g->base, repo, b->digest);
+	struct ep_sha256 sha;
+	struct blob_sink bs = {{blob_sink_write, NULL, NULL, NULL}, b->fd, &sha};
+	uint64_t offset = 0;
+	int attempt = 0, rehash = 0;
+	ep_digest got;
+
+	if (!url || ep_sha256_init(&sha, err) < 0)
+		return -1;
+	for (;;) {
+		char range[64];
+		const char *hdrs[2] = {NULL, NULL};
+		struct resume_ctx rc = {offset, 0};
+		struct ep_http_req q = {.method = "GET", .url = url, .upload_fd = -1,
+					.allow_http = g->allow_http, .sink = &bs.base,
+					.max_sink_bytes = b->size - offset, .begin = resume_begin,
+					.begin_ctx = &rc, .on_bytes = progress_cb, .bytes_ctx = g};
+		struct ep_http_resp r;
+		struct ep_error e = EP_ERROR_INIT;
+		int ok;
+
+		if (offset) {
+			snprintf(range, sizeof(range), "Range: bytes=%llu-", (unsigned long long)offset);
+			hdrs[0] = range;
+		}
+		q.headers = hdrs;
+		ok = reg_do(g, h, &q, &r, &e);
+		if (rc.restarted) {
+			/* the bytes went to the end of the file: drop all and retry whole */
+			ep_http_resp_release(&r);
+			if (restart_file(b->fd, &sha, err) < 0)
+				return -1;
+			offset = 0;
+			if (++attempt >= MAX_ATTEMPTS)
+				return ep_error_set(err, EP_EENV, "blob %s: the server ignores Range",
+						    b->digest);
+			continue;
+		}
+		offset += r.sink_bytes;
+		if (ok < 0) {
+			int retry = r.transport_error && r.retryable;
+
+			ep_http_resp_release(&r);
+			if (retry && ++attempt < MAX_ATTEMPTS) {
+				sleep_ms(backoff_ms(attempt, NULL));
+				continue;
+			}
+			ep_sha256_release(&sha);
+			if (err)
+				*err = e;
+			return ep_error_wrap(err, "blob %s", b->digest);
+		}
+		if (r.status != 200 && r.status != 206) {
+			ep_sha256_release(&sha);
+			return http_status_error(&r, b->digest, err);
+		}
+		ep_http_resp_release(&r);
+		if (offset < b->size) {
+			if (++attempt < MAX_ATTEMPTS) {
+				sleep_ms(backoff_ms(attempt, NULL));
+				continue;
+			}
+			ep_sha256_release(&sha);
+			return ep_error_set(err, EP_EMISMATCH,
+					    "blob %s: truncated: the registry sent %llu of %llu bytes",
+					    b->digest, (unsigned long long)offset,
+					    (unsigned long long)b->size);
+		}
+		ep_sha256_final(&sha, got);
+		if (!strcmp(got, b->digest))
+			return 0;
+		if (rehash++ < 1) {
+			if (ep_sha256_init(&sha, err) < 0 || restart_file(b->fd, &sha, err) < 0)
+				return -1;
+			offset = 0;
+			continue;
+		}
+		return ep_error_set(err, EP_EMISMATCH,
+				    "blob %s: the downloaded bytes hash to %s (twice); nothing was stored",
+				    b->digest, got);
+	}
+}
+
+/* Small blob into memory (config): capped and verified. */
+static char *get_small_blob(struct reg *g, struct ep_http *h, const char *repo, const char *digest,
+			    uint64_t size, size_t cap, struct ep_error *err)
+{
+	cleanup_free char *url = ep_asprintf(err, "%s/v2/%s/blobs/%s", g->base, repo, digest);
+	struct ep_mem_sink ms;
+	struct ep_http_req q = {.method = "GET", .upload_fd = -1, .allow_http = g->allow_http};
+	struct ep_http_resp r;
+	ep_digest got;
+
+	if (!url)
+		return NULL;
+	if (size > cap) {
+		ep_error_set(err, EP_EINVAL, "blob %s: %llu bytes is over the cap of %zu", digest,
+			     (unsigned long long)size, cap);
+		return NULL;
+	}
+	for (int attempt = 0;; attempt++) {
+		ep_mem_sink_init(&ms, cap);
+		q.url = url;
+		q.sink = &ms.base;
+		q.max_sink_bytes = size;
+		if (reg_do(g, h, &q, &r, err) < 0) {
+			int retry = r.transport_error && r.retryable && attempt + 1 < MAX_ATTEMPTS;
+
+			ep_http_resp_release(&r);
+			ep_sink_release(&ms.base);
+			if (retry)
+				continue;
+			ep_error_wrap(err, "blob %s", digest);
+			return NULL;
+		}
+		if (r.status != 200) {
+			ep_sink_release(&ms.base);
+			http_status_error(&r, digest, err);
+			return NULL;
+		}
+		ep_http_resp_release(&r);
+		if (ms.len != size) {
+			size_t got_len = ms.len;
+
+			ep_sink_release(&ms.base);
+			if (attempt + 1 < MAX_ATTEMPTS)
+				continue;
+			ep_error_set(err, EP_EMISMATCH,
+				     "blob %s: truncated: the registry sent %zu of %llu bytes", digest,
+				     got_len, (unsigned long long)size);
+			return NULL;
+		}
+		if (ep_sha256_buf(ms.data ? ms.data : "", ms.len, got, err) < 0) {
+			ep_sink_release(&ms.base);
+			return NULL;
+		}
+		if (strcmp(got, digest)) {
+			ep_sink_release(&ms.base);
+			if (attempt + 1 < 2)
+				continue;
+			ep_error_set(err, EP_EMISMATCH,
+				     "blob %s: the downloaded bytes hash to %s (twice); nothing was stored",
+				     digest, got);
+			return NULL;
+		}
+		if (!ms.data)
+			return strdup("");
+		return ms.data;
+	}
+}
+
+/* ---- parallel transfers ---- */
+
+struct pool {
+	struct reg *g;
+	const char *repo;
+	struct blob *blobs;
+	size_t n, next;
+	pthread_mutex_t mu;
+	int (*fn)(struct reg *g, struct ep_http *h, const char *repo, struct blob *b,
+		  struct ep_error *err);
+	int stop;
+};
+
+static void *pool_worker(void *arg)
+{
+	struct pool *p = arg;
+	struct ep_error e = EP_ERROR_INIT;
+	struct ep_http *h = ep_http_new(p->g->ca_file, &e);
+
+	for (;;) {
+		struct blob *b;
+
+		pthread_mutex_lock(&p->mu);
+		if (p->stop || p->next >= p->n) {
+			pthread_mutex_unlock(&p->mu);
+			break;
+		}
+		b = &p->blobs[p->next++];
+		pthread_mutex_unlock(&p->mu);
+		if (b->skip)
+			continue;
+		if (!h) {
+			b->err = e;
+			b->failed = 1;
+		} else if (p->fn(p->g, h, p->repo, b, &b->err) < 0) {
+			b->failed = 1;
+		}
+		if (b->failed) {
+			pthread_mutex_lock(&p->mu);
+			p->stop = 1;
+			pthread_mutex_unlock(&p->mu);
+		}
+	}
+	ep_http_free(h);
+	return NULL;
+}
+
+static int jobs(const struct ep_registry_opts *o)
+{
+	const char *e = getenv("ENVPIN_JOBS");
+	int j = e ? atoi(e) : o->jobs;
+
+	return j > 0 ? (j > 16 ? 16 : j) : 4;
+}
+
+static int run_pool(struct reg *g, const char *repo, struct blob *blobs, size_t n,
+		    int (*fn)(struct reg *, struct ep_http *, const char *, struct blob *,
+			      struct ep_error *),
+		    struct ep_error *err)
+{
+	struct pool p = {g, repo, blobs, n, 0, PTHREAD_MUTEX_INITIALIZER, fn, 0};
+	pthread_t th[16];
+	int nt = jobs(g->o), started = 0;
+
+	if ((size_t)nt > n)
+		nt = (int)n;
+	for (int i = 0; i < nt; i++) {
+		if (pthread_create(&th[i], NULL, pool_worker, &p) != 0)
+			break;
+		started++;
+	}
+	if (!started && n)
+		pool_worker(&p);
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	for (size_t i = 0; i < n; i++)
+		if (blobs[i].failed) {
+			if (err)
+				*err = blobs[i].err;
+			return -1;
+		}
+	return 0;
+}
+
+/* ---- pull ---- */
+
+static char *scope_for(const char *repo, const char *actions, struct ep_error *err)
+{
+	return ep_asprintf(err, "repository:%s:%s", repo, actions);
+}
+
+/* Remembers where a blob came from, so that push can mount it. */
+static int record_source(struct ep_txn *t, const struct ep_ref *ref, const char *digest,
+			 struct ep_error *err)
+{
+	char key[80];
+	cleanup_json json_t *rec = json_pack("{s:s, s:s}", "host", ref->host, "repo", ref->repo);
+
+	if (!rec)
+		return ep_error_oom(err);
+	snprintf(key, sizeof(key), "blobsrc-%s", ep_digest_hex(digest));
+	return ep_txn_set_cache(t, key, rec, err);
+}
+
+static int pull_image(struct ep_store *s, const struct ep_ref *ref, const char *tag,
+		      const struct ep_registry_opts *o, struct ep_pull_result *res, struct ep_error *err)
+{
+	struct reg *g = reg_new(ref, o, err);
+	struct ep_http *h = NULL;
+	struct doc d = {0};
+	struct ep_txn txn;
+	int txn_open = 0, rc = -1;
+	cleanup_free char *cfg = NULL;
+	cleanup_free struct blob *blobs = NULL;
+	json_t *layers, *cdesc, *l;
+	const char *cdigest;
+	size_t nl = 0, i;
+
+	memset(res, 0, sizeof(*res));
+	if (!g)
+		return -1;
+	g->scope = scope_for(ref->repo, "pull", err);
+	h = ep_http_new(g->ca_file, err);
+	if (!g->scope || !h)
+		goto out;
+	if (resolve_doc(g, h, ref, &d, res->index_digest, err) < 0)
+		goto out;
+	snprintf(res->manifest_digest, sizeof(res->manifest_digest), "%s", d.digest);
+	res->manifest_size = d.len;
+	cdesc = json_object_get(d.json, "config");
+	cdigest = json_string_value(json_object_get(cdesc, "digest"));
+	layers = json_object_get(d.json, "layers");
+	if (!cdigest || ep_digest_check(cdigest, NULL) < 0 ||
+	    !json_is_integer(json_object_get(cdesc, "size"))) {
+		ep_error_set(err, EP_EINVAL, "manifest %s: config descriptor is malformed", d.digest);
+		goto out;
+	}
+	nl = json_array_size(layers);
+	blobs = ep_calloc(nl + 1, sizeof(*blobs), err);
+	if (!blobs || ep_txn_begin(s, &txn, err) < 0)
+		goto out;
+	txn_open = 1;
+	for (i = 0; i <= nl; i++)
+		blobs[i].fd = -1;
+	res->n_blobs = nl + 1;
+	if (!ep_store_has_blob(s, cdigest)) {
+		json_int_t csz = json_integer_value(json_object_get(cdesc, "size"));
+		ep_digest cd;
+
+		cfg = get_small_blob(g, h, ref->repo, cdigest, csz < 0 ? 0 : (uint64_t)csz,
+				     EP_MAX_CONFIG_BYTES, err);
+		if (!cfg || ep_txn_add_blob_buf(&txn, cfg, (size_t)csz, cd, err) < 0)
+			goto out;
+		res->n_fetched++;
+		res->bytes_fetched += (uint64_t)csz;
+	}
+	g->pwhat = "pull";
+	json_array_foreach(layers, i, l) {
+		struct blob *b = &blobs[i];
+		json_int_t sz = json_integer_value(json_object_get(l, "size"));
+
+		b->digest = json_string_value(json_object_get(l, "digest"));
+		if (!b->digest || ep_digest_check(b->digest, NULL) < 0 || sz < 0 ||
+		    !json_is_integer(json_object_get(l, "size"))) {
+			ep_error_set(err, EP_EINVAL, "manifest %s: layer %zu is malformed", d.digest, i);
+			goto out;
+		}
+		b->size = (uint64_t)sz;
+		if (ep_store_has_blob(s, b->digest)) {
+			b->skip = 1;
+			continue;
+		}
+		/* the same blob twice in one manifest: fetch it once */
+		for (size_t k = 0; k < i; k++)
+			if (!strcmp(blobs[k].digest, b->digest))
+				b->skip = 1;
+		if (b->skip)
+			continue;
+		if (ep_txn_tempfile(&txn, &b->fd, &b->path, err) < 0)
+			goto out;
+		g->ptotal += b->size;
+	}
+	if (run_pool(g, ref->repo, blobs, nl, download_blob, err) < 0)
+		goto out;
+	for (i = 0; i < nl; i++) {
+		if (blobs[i].skip)
+			continue;
+		if (ep_txn_add_blob_file(&txn, blobs[i].path, blobs[i].digest, err) < 0)
+			goto out;
+		res->n_fetched++;
+		res->bytes_fetched += blobs[i].size;
+	}
+	for (i = 0; i < nl; i++)
+		if (record_source(&txn, ref, blobs[i].digest, err) < 0)
+			goto out;
+	if (record_source(&txn, ref, cdigest, err) < 0)
+		goto out;
+	{
+		ep_digest md;
+		cleanup_free char *name = NULL;
+
+		if (ep_txn_add_blob_buf(&txn, d.text, d.len, md, err) < 0)
+			goto out;
+		/* a digest-only pull keeps whatever tag the image has */
+		if (!tag && ref->tag) {
+			name = ep_ref_format(ref, err);
+			if (!name)
+				goto out;
+		}
+		if (ep_txn_add_image(&txn, d.digest, d.len, tag ? tag : name, err) < 0)
+			goto out;
+	}
+	if (ep_txn_commit(&txn, err) < 0) {
+		txn_open = 0;
+		goto out;
+	}
+	txn_open = 0;
+	rc = 0;
+out:
+	if (txn_open)
+		ep_txn_abort(&txn);
+	for (i = 0; blobs && i <= nl; i++) {
+		if (blobs[i].fd >= 0)
+			close(blobs[i].fd);
+		free(blobs[i].path);
+	}
+	doc_release(&d);
+	ep_http_free(h);
+	reg_free(g);
+	return rc;
+}
+
+int ep_pull(struct ep_store *s, const char *ref_s, const char *tag,
+	    const struct ep_registry_opts *o, struct ep_pull_result *res, struct ep_error *err)
+{
+	struct ep_ref ref;
+	int rc;
+
+	if (ep_ref_parse(ref_s, &ref, err) < 0)
+		return -1;
+	rc = pull_image(s, &ref, tag, o, res, err);
+	ep_ref_release(&ref);
+	if (rc < 0)
+		ep_error_wrap(err, "pull '%s'", ref_s);
+	return rc;
+}
+
+int ep_registry_resolve(struct ep_store *s, const char *ref_s, const struct ep_registry_opts *o,
+			ep_digest out, struct ep_error *err)
+{
+	struct ep_ref ref;
+	struct reg *g = NULL;
+	struct ep_http *h = NULL;
+	struct doc d = {0};
+	ep_digest idx;
+	int rc = -1;
+
+	if (ep_ref_parse(ref_s, &ref, err) < 0)
+		return -1;
+	/* a digest of an image manifest we hold needs no network */
+	if (ref.digest[0] && s && ep_store_has_blob(s, ref.digest)) {
+		cleanup_free char *text = NULL;
+		cleanup_json json_t *j = NULL;
+		size_t len;
+
+		text = ep_layout_read_blob(s->root, ref.digest, EP_MAX_MANIFEST_BYTES, &len, NULL);
+		j = text ? ep_json_loadb(text, len, EP_MAX_MANIFEST_BYTES, ref.digest, NULL) : NULL;
+		if (j && ep_registry_doc_kind(j, NULL, NULL) == 1) {
+			snprintf(out, sizeof(ep_digest), "%s", ref.digest);
+			ep_ref_release(&ref);
+			return 0;
+		}
+	}
+	g = reg_new(&ref, o, err);
+	if (!g)
+		goto out;
+	g->scope = scope_for(ref.repo, "pull", err);
+	h = ep_http_new(g->ca_file, err);
+	if (!g->scope || !h || resolve_doc(g, h, &ref, &d, idx, err) < 0)
+		goto out;
+	snprintf(out, sizeof(ep_digest), "%s", d.digest);
+	rc = 0;
+out:
+	if (rc < 0)
+		ep_error_wrap(err, "resolve '%s'", ref_s);
+	doc_release(&d);
+	ep_http_free(h);
+	reg_free(g);
+	ep_ref_release(&ref);
+	return rc;
+}
+
+/* ---- push ---- */
+
+static int upload_blob(struct reg *g, struct ep_http *h, const char *repo, struct blob *b,
+		       struct ep_error *err)
+{
+	cleanup_free char *url = ep_asprintf(err, "%s/v2/%s/blobs/%s", g->base, repo, b->digest);
+	cleanup_free char *put = NULL, *loc = NULL;
+	struct ep_http_req q = {.method = "HEAD", .upload_fd = -1, .allow_http = g->allow_http};
+	struct ep_http_resp r;
+	const char *ct[] = {"Content-Type: application/octet-stream", NULL};
+	long st;
+
+	if (!url)
+		return -1;
+	q.url = url;
+	if (reg_do(g, h, &q, &r, err) < 0)
+		return ep_error_wrap(err, "blob %s", b->digest);
+	st = r.status;
+	ep_http_resp_release(&r);
+	if (st == 200) {
+		b->skip = 1;
+		return 0;
+	}
+	free(url);
+	url = b->mount_from ? ep_asprintf(err, "%s/v2/%s/blobs/uploads/?mount=%s&from=%s", g->base,
+					  repo, b->digest, b->mount_from)
+			    : ep_asprintf(err, "%s/v2/%s/blobs/uploads/", g->base, repo);
+	if (!url)
+		return -1;
+	q.method = "POST";
+	q.url = url;
+	if (reg_do(g, h, &q, &r, err) < 0)
+		return ep_error_wrap(err, "blob %s: start upload", b->digest);
+	if (r.status == 201 && b->mount_from) {
+		ep_http_resp_release(&r);
+		b->mounted = 1;
+		return 0;
+	}
+	if (r.status != 202 || !r.location)
+		return http_status_error(&r, "start upload", err);
+	loc = ep_url_resolve(url, r.location, err);
+	ep_http_resp_release(&r);
+	if (!loc)
+		return -1;
+	put = ep_asprintf(err, "%s%sdigest=%s", loc, strchr(loc, '?') ? "&" : "?", b->digest);
+	if (!put)
+		return -1;
+	q.method = "PUT";
+	q.url = put;
+	q.headers = ct;
+	q.upload_fd = b->fd;
+	q.upload_size = b->size;
+	if (reg_do(g, h, &q, &r, err) < 0)
+		return ep_error_wrap(err, "blob %s: upload", b->digest);
+	if (r.status != 201)
+		return http_status_error(&r, b->digest, err);
+	if (r.docker_digest && strcmp(r.docker_digest, b->digest)) {
+		ep_error_set(err, EP_EMISMATCH, "blob %s: the registry stored it as %.80s", b->digest,
+			     r.docker_digest);
+		ep_http_resp_release(&r);
+		return -1;
+	}
+	ep_http_resp_release(&r);
+	progress_add(g, b->size);
+	return 0;
+}
+
+static int push_image(struct ep_store *s, const char *image, const struct ep_ref *ref,
+		      const struct ep_registry_opts *o, struct ep_push_result *res,
+		      struct ep_error *err)
+{
+	struct reg *g = NULL;
+	struct ep_http *h = NULL;
+	cleanup_free char *mtext = NULL, *url = NULL, *ctype = NULL, *scope = NULL;
+	cleanup_json json_t *man = NULL, *sources = NULL;
+	cleanup_free struct blob *blobs = NULL;
+	json_t *layers;
+	const char *mt;
+	size_t len, n, i;
+	int rc = -1;
+
+	memset(res, 0, sizeof(*res));
+	if (ep_store_resolve(s, image, res->manifest_digest, err) < 0)
+		return -1;
+	if (ref->digest[0] && strcmp(ref->digest, res->manifest_digest))
+		return ep_error_set(err, EP_EINVAL, "the reference names %s but the image is %s",
+				    ref->digest, res->manifest_digest);
+	mtext = ep_layout_read_blob(s->root, res->manifest_digest, EP_MAX_MANIFEST_BYTES, &len, err);
+	if (!mtext)
+		return -1;
+	man = ep_json_loadb(mtext, len, EP_MAX_MANIFEST_BYTES, res->manifest_digest, err);
+	if (!man || ep_registry_doc_kind(man, NULL, err) != 1)
+		return -1;
+	mt = json_string_value(json_object_get(man, "mediaType"));
+	layers = json_object_get(man, "layers");
+	n = json_array_size(layers) + 1;
+	blobs = ep_calloc(n, sizeof(*blobs), err);
+	sources = json_array();
+	if (!blobs || !sources)
+		return -1;
+	for (i = 0; i < n; i++)
+		blobs[i].fd = -1;
+	g = reg_new(ref, o, err);
+	if (!g)
+		goto out;
+	scope = scope_for(ref->repo, "pull,push", err);
+	if (!scope)
+		goto out;
+	for (i = 0; i < n; i++) {
+		struct blob *b = &blobs[i];
+		json_t *desc = i ? json_array_get(layers, i - 1) : json_object_get(man, "config");
+		json_int_t sz = json_integer_value(json_object_get(desc, "size"));
+		char key[80];
+		cleanup_json json_t *src = NULL;
+		struct stat st;
+
+		b->digest = json_string_value(json_object_get(desc, "digest"));
+		if (!b->digest || ep_digest_check(b->digest, err) < 0 || sz < 0) {
+			ep_error_wrap(err, "manifest %s", res->manifest_digest);
+			goto out;
+		}
+		b->size = (uint64_t)sz;
+		b->path = ep_store_blob_path(s, b->digest, err);
+		if (!b->path)
+			goto out;
+		b->fd = open(b->path, O_RDONLY | O_CLOEXEC);
+		if (b->fd < 0 || fstat(b->fd, &st) < 0 || (uint64_t)st.st_size != b->size) {
+			ep_error_errno(err, EP_EENV, b->fd < 0 ? errno : EIO,
+				       "blob %s is missing or has the wrong size in the store", b->digest);
+			goto out;
+		}
+		g->ptotal += b->size;
+		for (size_t k = 0; k < i; k++)
+			if (!strcmp(blobs[k].digest, b->digest))
+				b->skip = 1;
+		snprintf(key, sizeof(key), "blobsrc-%s", ep_digest_hex(b->digest));
+		src = ep_store_cache_get(s, key);
+		if (src && !strcmp(json_string_value(json_object_get(src, "host")) ?: "", ref->host)) {
+			const char *from = json_string_value(json_object_get(src, "repo"));
+
+			if (from && strcmp(from, ref->repo)) {
+				cleanup_free char *sc = scope_for(from, "pull", err);
+				char *ns;
+
+				b->mount_from = ep_strdup(from, err);
+				if (!b->mount_from || !sc)
+					goto out;
+				if (!strstr(scope, sc)) {
+					ns = ep_asprintf(err, "%s %s", scope, sc);
+					if (!ns)
+						goto out;
+					free(scope);
+					scope = ns;
+				}
+			}
+		}
+	}
+	g->scope = steal_pointer(&scope);
+	g->pwhat = "push";
+	if (run_pool(g, ref->repo, blobs, n, upload_blob, err) < 0)
+		goto out;
+	res->n_blobs = n;
+	for (i = 0; i < n; i++) {
+		if (blobs[i].mounted)
+			res->n_mounted++;
+		else if (blobs[i].skip)
+			res->n_existing++;
+		else {
+			res->n_uploaded++;
+			res->bytes_uploaded += blobs[i].size;
+		}
+	}
+	h = ep_http_new(g->ca_file, err);
+	url = ep_asprintf(err, "%s/v2/%s/manifests/%s", g->base, ref->repo,
+			  ref->tag ? ref->tag : res->manifest_digest);
+	ctype = ep_asprintf(err, "Content-Type: %s", mt ? mt : EP_MT_OCI_MANIFEST);
+	if (!h || !url || !ctype)
+		goto out;
+	{
+		const char *hdrs[] = {ctype, NULL};
+		struct ep_http_req q = {.method = "PUT", .url = url, .headers = hdrs, .upload = mtext,
+					.upload_size = len, .upload_fd = -1, .allow_http = g->allow_http};
+		struct ep_http_resp r;
+
+		if (reg_do(g, h, &q, &r, err) < 0) {
+			ep_error_wrap(err, "manifest");
+			goto out;
+		}
+		if (r.status != 201) {
+			http_status_error(&r, "put manifest", err);
+			goto out;
+		}
+		if (r.docker_digest && strcmp(r.docker_digest, res->manifest_digest)) {
+			ep_error_set(err, EP_EMISMATCH,
+				     "manifest: the registry says %.80s, envpin pushed %s", r.docker_digest,
+				     res->manifest_digest);
+			ep_http_resp_release(&r);
+			goto out;
+		}
+		ep_http_resp_release(&r);
+	}
+	rc = 0;
+out:
+	for (i = 0; blobs && i < n; i++) {
+		if (blobs[i].fd >= 0)
+			close(blobs[i].fd);
+		free(blobs[i].path);
+		free(blobs[i].mount_from);
+	}
+	ep_http_free(h);
+	reg_free(g);
+	return rc;
+}
+
+int ep_push(struct ep_store *s, const char *image, const char *ref_s,
+	    const struct ep_registry_opts *o, struct ep_push_result *res, struct ep_error *err)
+{
+	struct ep_ref ref;
+	int rc;
+
+	if (ep_ref_parse(ref_s, &ref, err) < 0)
+		return -1;
+	rc = push_image(s, image, &ref, o, res, err);
+	ep_ref_release(&ref);
+	if (rc < 0)
+		ep_error_wrap(err, "push '%s' to '%s'", image, ref_s);
+	return rc;
+}
+
+/* ---- login ---- */
+
+int ep_login(const char *host, const char *user, const char *password,
+	     const struct ep_registry_opts *o, char **config_path, struct ep_error *err)
+{
+	cleanup_free char *refs = ep_asprintf(err, "%s/x", host);
+	cleanup_free char *pair = NULL, *b64 = NULL, *path = NULL, *url = NULL, *text = NULL,
+			  *dir = NULL;
+	cleanup_json json_t *cfg = NULL;
+	struct ep_ref ref;
+	struct reg *g = NULL;
+	struct ep_http *h = NULL;
+	struct ep_http_resp r;
+	struct ep_http_req q = {.method = "GET", .upload_fd = -1};
+	json_t *auths;
+	int rc = -1;
+
+	if (!refs)
+		return -1;
+	if (strchr(user, ':'))
+		return ep_error_set(err, EP_EINVAL, "user name '%s' contains ':'", user);
+	if (ep_ref_parse(refs, &ref, err) < 0)
+		return -1;
+	pair = ep_asprintf(err, "%s:%s", user, password);
+	b64 = pair ? ep_base64_encode(pair, strlen(pair), err) : NULL;
+	g = b64 ? reg_new(&ref, o, err) : NULL;
+	if (!g)
+		goto out;
+	free(g->basic);
+	g->basic = steal_pointer(&b64);
+	g->scope = ep_strdup("registry:catalog:*", err);
+	h = ep_http_new(g->ca_file, err);
+	url = ep_asprintf(err, "%s/v2/", g->base);
+	if (!h || !url || !g->scope)
+		goto out;
+	q.url = url;
+	q.allow_http = g->allow_http;
+	if (reg_do(g, h, &q, &r, err) < 0)
+		goto out;
+	if (r.status != 200) {
+		ep_error_set(err, EP_EENV, "login to '%s' failed: HTTP %ld", host, r.status);
+		ep_http_resp_release(&r);
+		goto out;
+	}
+	ep_http_resp_release(&r);
+	path = ep_docker_config_path(err);
+	if (!path)
+		goto out;
+	if (access(path, F_OK) == 0) {
+		cfg = ep_json_load_file(path, 1u << 20, err);
+		if (!cfg)
+			goto out;
+		if (!json_is_object(cfg)) {
+			ep_error_set(err, EP_EINVAL, "'%s' is not a JSON object", path);
+			goto out;
+		}
+	} else {
+		cfg = json_object();
+	}
+	auths = json_object_get(cfg, "auths");
+	if (!json_is_object(auths)) {
+		auths = json_object();
+		json_object_set_new(cfg, "auths", auths);
+	}
+	if (json_object_set_new(auths, ref.host, json_pack("{s:s}", "auth", g->basic)) < 0) {
+		ep_error_oom(err);
+		goto out;
+	}
+	text = ep_json_pretty(cfg, err);
+	dir = ep_strdup(path, err);
+	if (!text || !dir)
+		goto out;
+	*strrchr(dir, '/') = '\0';
+	if (ep_mkdir_p(dir, err) < 0 || ep_write_file_atomic(path, text, strlen(text), 0600, err) < 0)
+		goto out;
+	if (config_path)
+		*config_path = steal_pointer(&path);
+	rc = 0;
+out:
+	ep_http_free(h);
+	reg_free(g);
+	ep_ref_release(&ref);
+	if (rc < 0)
+		ep_error_wrap(err, "login '%s'", host);
+	return rc;
+}

@@ -1,0 +1,196 @@
+#!/usr/bin/env bats
+# envpin run, native engine (runc + overlayfs bundle in the store): workspace,
+# payload, env, exit status, error statuses, image-config hygiene, and no
+# leftovers (mounts, bundles, runc state, processes) after exit or a kill.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	export FIX="$TOP/tests/fixtures"
+	[ "$(id -u)" = 0 ] || return 0
+	command -v runc >/dev/null || return 0
+	export RUNT=$(mktemp -d /tmp/ep430.XXXXXX)
+	"$FIX/busybox-rootfs.sh" "$RUNT/base.tar"
+	mkdir -p "$RUNT/payload"
+	printf '#!/bin/sh\necho "payload says $GREETING"\nexit ${1:-0}\n' >"$RUNT/payload/run.sh"
+	chmod 755 "$RUNT/payload/run.sh"
+	cat >"$RUNT/m.json" <<-JSON
+	{ "envpin": 1, "name": "runtest", "source_date_epoch": 1767225600,
+	  "base": { "rootfs": "base.tar", "sha256": "$(sha256sum "$RUNT/base.tar" | cut -d' ' -f1)" },
+	  "layers": [ { "copy": [ { "src": "payload/", "dest": "/opt/p/" } ] } ],
+	  "config": { "env": { "GREETING": "hello-from-manifest" }, "cmd": [ "/opt/p/run.sh" ] } }
+	JSON
+	export RUN_STORE="$RUNT/store"
+	ENVPIN_STORE=$RUN_STORE "${ENVPIN:-$TOP/envpin}" build -q -f "$RUNT/m.json" >"$RUNT/digest"
+}
+teardown_file() { [ -z "${RUNT:-}" ] || rm -rf "$RUNT"; }
+
+setup() {
+	[ "$(id -u)" = 0 ] || skip "the native engine needs root"
+	command -v runc >/dev/null || skip "runc is not installed"
+	common_setup
+	export ENVPIN_STORE=$RUN_STORE ENVPIN_HOST_ROOT="$T/nohost"
+	D=$(cat "$RUNT/digest")
+	mkdir -p "$T/ws" && cd "$T/ws"
+}
+teardown() { common_teardown; }
+
+# (background runs call $ENVPIN itself: the envpin function would put a
+# subshell between $! and envpin)
+# nothing of a run is left: no bundle, no runc state, no mount, no process
+assert_clean() {
+	[ -z "$(ls -A "$ENVPIN_STORE/run" | grep -v '^runc$')" ]
+	[ -z "$(ls -A "$ENVPIN_STORE/run/runc")" ]
+	! grep -q "$ENVPIN_STORE" /proc/self/mountinfo
+	! pgrep -fx 'sleep 61' >/dev/null
+}
+
+@test "run: payload, manifest env, workspace both ways, exit status 0" {
+	echo from-host >infile
+	run envpin run --gpus none "$D"
+	[ "$status" -eq 0 ]
+	[ "$output" = "payload says hello-from-manifest" ]
+	run envpin run "$D" -- sh -c 'pwd; cat infile; echo from-container >outfile'
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = /workspace ]
+	[ "${lines[1]}" = from-host ]
+	[ "$(cat outfile)" = from-container ]
+	assert_clean
+}
+
+@test "run: exit code 7 comes back as 7; -e, -w, --user, -v" {
+	run envpin run "$D" -- /opt/p/run.sh 7
+	[ "$status" -eq 7 ]
+	mkdir -p "$T/data" && echo vol >"$T/data/f"
+	run envpin run -e GREETING=over -e EXTRA=1 -w /tmp --user nobody -v "$T/data:/data:ro" "$D" -- \
+		sh -c 'echo $GREETING $EXTRA; pwd; id -u; cat /data/f; touch /data/g 2>/dev/null || echo ro'
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "over 1" ]
+	[ "${lines[1]}" = /tmp ]
+	[ "${lines[2]}" = 65534 ]
+	[ "${lines[3]}" = vol ]
+	[ "${lines[4]}" = ro ]
+	assert_clean
+}
+
+@test "run: envpin's own failures are 125, 126, 127" {
+	run -127 envpin run "$D" -- /no/such/cmd
+	[ "$status" -eq 127 ]
+	run -126 envpin run "$D" -- /etc/passwd
+	[ "$status" -eq 126 ]
+	run envpin run sha256:0000000000000000000000000000000000000000000000000000000000000000
+	[ "$status" -eq 125 ]
+	run envpin run -p 8080:80 "$D"
+	[ "$status" -eq 125 ]
+	[[ "$output" == *"host network"* ]]
+	run envpin run -w /proc/self/fd/3 "$D" -- true
+	[ "$status" -eq 125 ]
+	[[ "$output" == *"inside /proc"* ]]
+	run envpin run --name 'bad/name' "$D" -- true
+	[ "$status" -eq 125 ]
+	assert_clean
+}
+
+@test "run: secure defaults: no-new-privileges, docker caps, seccomp, masked /proc, rlimit <= hard" {
+	run envpin run "$D" -- sh -c 'grep -E "^(NoNewPrivs|Seccomp|CapBnd):" /proc/self/status;
+		echo nofile=$(ulimit -n); echo masked=$(cat /proc/timer_list /proc/keys 2>/dev/null | wc -c);
+		touch /proc/sys/kernel/x 2>/dev/null || echo rofs'
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"NoNewPrivs:	1"* ]]
+	[[ "$output" == *"Seccomp:	2"* ]]
+	[[ "$output" == *"CapBnd:	00000000a80425fb"* ]]
+	[[ "$output" == *"masked=0"* ]]
+	[[ "$output" == *rofs* ]]
+	local n=$(printf '%s\n' "$output" | sed -n 's/^nofile=//p')
+	[ "$n" -le "$(ulimit -Hn)" ]
+	# unshare (user namespaces) and keyctl are refused by the seccomp deny-list
+	run envpin run "$D" -- sh -c 'cat /proc/self/status >/dev/null; echo ok'
+	[ "$output" = ok ]
+}
+
+@test "run: a container killed with SIGKILL leaves nothing" {
+	"$ENVPIN" run "$D" -- sleep 61 &
+	local p=$!
+	for i in $(seq 50); do pgrep -fx 'sleep 61' >/dev/null && break; sleep 0.1; done
+	kill -9 "$(pgrep -fx 'sleep 61')"
+	local st=0
+	wait "$p" || st=$?
+	[ "$st" -eq 137 ]
+	assert_clean
+}
+
+@test "run: SIGKILL of envpin itself: the watchdog kills the container and cleans up" {
+	"$ENVPIN" run "$D" -- sleep 61 &
+	local p=$!
+	for i in $(seq 50); do pgrep -fx 'sleep 61' >/dev/null && break; sleep 0.1; done
+	pgrep -fx 'sleep 61' >/dev/null
+	kill -9 "$p"
+	for i in $(seq 50); do
+		[ -z "$(ls -A "$ENVPIN_STORE/run" | grep -v '^runc$')" ] && break
+		sleep 0.1
+	done
+	assert_clean
+}
+
+@test "run: SIGTERM is forwarded; a third one kills a process 1 that ignores it" {
+	"$ENVPIN" run "$D" -- sh -c 'trap "exit 3" TERM; sleep 60 & wait' &
+	local p=$!
+	sleep 0.7
+	kill -TERM "$p"
+	local st=0
+	wait "$p" || st=$?
+	[ "$st" -eq 3 ]
+	"$ENVPIN" run "$D" -- sleep 61 &
+	p=$!
+	sleep 0.7
+	kill -TERM "$p"; sleep 0.2; kill -TERM "$p"; sleep 0.2; kill -INT "$p"
+	st=0
+	wait "$p" || st=$?
+	[ "$st" -eq 137 ]
+	assert_clean
+}
+
+@test "run: a TTY when stdin is a terminal" {
+	command -v script >/dev/null || skip "script (bsdutils) is not installed"
+	run script -qec "$ENVPIN run $D -- sh -c 'test -t 0 && echo TTY-YES; exit 5'" /dev/null
+	[ "$status" -eq 5 ]
+	[[ "$output" == *TTY-YES* ]]
+	run envpin run "$D" -- sh -c 'test -t 0 && echo TTY-YES || echo no-tty' </dev/null
+	[ "$output" = no-tty ]
+}
+
+@test "run: image symlinks at /dev, /etc/hosts or the workdir never reach the host" {
+	mkdir -p "$T/evil/etc" "$T/evil/proc"
+	ln -s /tmp "$T/evil/dev"
+	ln -s /etc/shadow "$T/evil/etc/hosts"
+	cat >"$T/m2.json" <<-JSON
+	{ "envpin": 1, "name": "evil", "source_date_epoch": 1767225600,
+	  "base": { "rootfs": "$RUNT/base.tar", "sha256": "$(sha256sum "$RUNT/base.tar" | cut -d' ' -f1)" },
+	  "layers": [ { "copy": [ { "src": "evil/", "dest": "/" } ] } ],
+	  "config": { "workdir": "/proc/self/fd/7", "cmd": [ "/bin/sh", "-c", "ls -ld /dev; head -c 30 /etc/hosts" ] } }
+	JSON
+	run envpin build -q -f "$T/m2.json"
+	[ "$status" -eq 0 ] || skip "the manifest refuses a /proc workdir: $output"
+	local E=$output
+	local before=$(ls -la /tmp | md5sum)
+	run envpin run --no-workspace "$E"
+	[ "$status" -eq 125 ]
+	[[ "$output" == *"inside /proc"* ]]
+	run envpin run "$E"
+	[ "$status" -eq 0 ]
+	[[ "$output" == d* ]]
+	[[ "$output" != *root:* ]]
+	assert_clean
+}
+
+@test "run: --keep keeps the bundle; it is not swept as stale" {
+	run envpin run --keep --name kept1 "$D" -- true
+	[ "$status" -eq 0 ]
+	[ -f "$ENVPIN_STORE/run/kept1/config.json" ]
+	jq -e '.process.noNewPrivileges == true and .root.path == "rootfs"' "$ENVPIN_STORE/run/kept1/config.json"
+	run envpin run "$D" -- true
+	[ -d "$ENVPIN_STORE/run/kept1" ]
+	! grep -q "$ENVPIN_STORE" /proc/self/mountinfo
+	rm -rf "$ENVPIN_STORE/run/kept1"
+}
