@@ -32,6 +32,7 @@ static const struct command commands[] = {
 	{"inspect", cmd_inspect, 0, "show an image's digests, config and layers"},
 	{"images", cmd_images, 0, "list the images in the store"},
 	{"unpack", cmd_unpack, 0, "flatten an image into a directory (untrusted layers, safely)"},
+	{"dockerfile", cmd_dockerfile, 0, "print a Dockerfile equivalent to a manifest"},
 	{"pull", cmd_pull, 0, "download an image from a registry, verifying every blob"},
 	{"push", cmd_push, 0, "upload an image to a registry"},
 	{"login", cmd_login, 0, "store credentials for a registry"},

@@ -12,6 +12,7 @@
 #include "fetch.h"
 #include "jsonutil.h"
 #include "layer.h"
+#include "pip.h"
 #include "ref.h"
 #include "registry.h"
 #include "sink.h"
@@ -765,6 +766,140 @@ out:
 	return rc;
 }
 
+/* ---- pip step (lib/pip.h, docs/pip.md) ---------------------------------- */
+
+/* The interpreter the wheels are for: the defaults (Debian 12), then the
+ * lock's record, then what the debian base installed, then the
+ * ENVPIN_PIP_PYTHON / ENVPIN_PIP_GLIBC overrides.  All of it goes into the
+ * lock, so --locked notices a change. */
+static int pip_target(struct bctx *b, json_t *locked, struct ep_pip_target *t, struct ep_error *err)
+{
+	json_t *base = json_object_get(b->inputs, "base");
+	const char *v;
+
+	snprintf(t->python, sizeof(t->python), "%s", EP_PIP_DEFAULT_PYTHON);
+	snprintf(t->glibc, sizeof(t->glibc), "%s", EP_PIP_DEFAULT_GLIBC);
+	if ((v = json_string_value(json_object_get(locked, "python"))))
+		snprintf(t->python, sizeof(t->python), "%s", v);
+	if ((v = json_string_value(json_object_get(locked, "glibc"))))
+		snprintf(t->glibc, sizeof(t->glibc), "%s", v);
+	ep_pip_target_from_packages(json_object_get(base, "packages"), t);
+	if ((v = getenv("ENVPIN_PIP_PYTHON")) && *v)
+		snprintf(t->python, sizeof(t->python), "%s", v);
+	if ((v = getenv("ENVPIN_PIP_GLIBC")) && *v)
+		snprintf(t->glibc, sizeof(t->glibc), "%s", v);
+	if (ep_pip_check_version("python", t->python, err) < 0 ||
+	    ep_pip_check_version("glibc", t->glibc, err) < 0)
+		return -1;
+	return 0;
+}
+
+static int do_pip_step(struct bctx *b, size_t si, int resolve_only, struct ep_error *err)
+{
+	struct ep_step *st = &b->m->steps[si];
+	json_t *locked = lock_input(b, "layers", si);
+	cleanup_json json_t *req = json_array(), *input = NULL, *wheels = NULL, *kin = NULL;
+	cleanup_free char *work = NULL, *stage = NULL, *stage_slash = NULL;
+	struct ep_pip_target t;
+	char what[64], key[80], by[160];
+	json_t *rec = NULL;
+	int cached = 1, rc = -1;
+
+	snprintf(what, sizeof(what), "layers[%zu] pip", si);
+	if (!req)
+		return ep_error_oom(err);
+	for (size_t i = 0; i < st->n; i++)
+		json_array_append_new(req, json_string(st->words[i]));
+	if (!json_is_string(json_object_get(locked, "kind")) ||
+	    strcmp(json_string_value(json_object_get(locked, "kind")), "pip") != 0)
+		locked = NULL;
+	if (pip_target(b, locked, &t, err) < 0)
+		return ep_error_wrap(err, "%s:%d: %s", b->m->path, st->line, what);
+	input = json_pack("{s:s, s:O, s:s, s:s}", "kind", "pip", "requirements", req, "python", t.python,
+			  "glibc", t.glibc);
+	if (!input)
+		return ep_error_oom(err);
+	/* The lock pins the wheels while the request is unchanged: no
+	 * re-resolution (delete the lock to move to newer wheels). */
+	if (locked && json_equal(json_object_get(locked, "requirements"), req) &&
+	    json_equal(json_object_get(locked, "python"), json_object_get(input, "python")) &&
+	    json_equal(json_object_get(locked, "glibc"), json_object_get(input, "glibc")) &&
+	    json_is_array(json_object_get(locked, "wheels"))) {
+		wheels = json_deep_copy(json_object_get(locked, "wheels"));
+	} else if (b->o->locked) {
+		cleanup_json json_t *lreq = locked ? json_deep_copy(locked) : NULL;
+
+		if (lreq)
+			json_object_del(lreq, "wheels");
+		return check_locked(b, what, input, lreq, err);
+	} else {
+		work = ep_asprintf(err, "%s/pip-%zu", b->txn.dir, si);
+		if (!work)
+			return -1;
+		if (b->o->progress)
+			b->o->progress(b->o->pctx, "pip resolve", 0, 0);
+		wheels = ep_pip_resolve(st->words, st->n, &t, work, err);
+		if (!wheels)
+			return ep_error_wrap(err, "%s:%d: %s", b->m->path, st->line, what);
+	}
+	if (!wheels || json_object_set(input, "wheels", wheels) < 0)
+		return ep_error_oom(err);
+	if (check_locked(b, what, input, locked, err) < 0)
+		return -1;
+	if (json_array_append(json_object_get(b->inputs, "layers"), input) < 0)
+		return ep_error_oom(err);
+	if (resolve_only)
+		return 0;
+
+	/* The layer is a function of the wheel files, the interpreter and
+	 * the unpacker's version. */
+	kin = json_pack("{s:s, s:s, s:s, s:O}", "kind", "pip", "installer", EP_PIP_INSTALLER, "python",
+			t.python, "wheels", wheels);
+	if (!kin || layer_cache_key(b, kin, key, err) < 0)
+		return -1;
+	rec = cache_lookup(b, key);
+	if (!rec) {
+		struct ep_copy_opts co = {-1, 0, 0, b->m->source_date_epoch};
+		struct ep_tree *tree;
+
+		cached = 0;
+		if (!work && !(work = ep_asprintf(err, "%s/pip-%zu", b->txn.dir, si)))
+			return -1;
+		stage = ep_asprintf(err, "%s/pip-stage-%zu", b->txn.dir, si);
+		stage_slash = ep_asprintf(err, "%s/", stage ? stage : "");
+		if (!stage || !stage_slash)
+			return -1;
+		if (b->o->progress)
+			b->o->progress(b->o->pctx, "pip download", 0, 0);
+		if (ep_pip_fetch(b->s, wheels, &t, work, err) < 0 ||
+		    ep_pip_install(b->s, wheels, &t, stage, err) < 0)
+			return ep_error_wrap(err, "%s:%d: %s", b->m->path, st->line, what);
+		ep_rm_rf(work, NULL);
+		tree = ep_tree_new(b->spool, err);
+		if (!tree)
+			return -1;
+		/* copy rules give profile-1 metadata: 0644/0755 by the exec
+		 * bit, root-owned, mtime = source_date_epoch */
+		if (ep_tree_add_copy(tree, stage_slash, "/", &co, err) < 0 ||
+		    !(rec = write_layer(b, tree, what, err))) {
+			ep_tree_free(tree);
+			return ep_error_wrap(err, "%s:%d: %s", b->m->path, st->line, what);
+		}
+		ep_tree_free(tree);
+		ep_rm_rf(stage, NULL);
+		if (ep_txn_set_cache(&b->txn, key, rec, err) < 0)
+			goto out;
+	}
+	if (use_record(b, what, rec, cached, err) < 0)
+		goto out;
+	snprintf(by, sizeof(by), "envpin: layers[%zu] pip (%zu wheel%s for python %s)", si,
+		 json_array_size(wheels), json_array_size(wheels) == 1 ? "" : "s", t.python);
+	rc = add_history(b, by, 0, err);
+out:
+	json_decref(rec);
+	return rc;
+}
+
 /* Env lists merge by variable name: manifest values replace base values. */
 static json_t *merge_env(json_t *base_env, json_t *env, struct ep_error *err)
 {
@@ -1036,7 +1171,8 @@ static void bctx_release(struct bctx *b)
 static int check_supported(struct bctx *b, struct ep_error *err)
 {
 	for (size_t i = 0; i < b->m->n_steps; i++)
-		if (b->m->steps[i].kind != EP_STEP_COPY && b->m->steps[i].kind != EP_STEP_FETCH)
+		if (b->m->steps[i].kind != EP_STEP_COPY && b->m->steps[i].kind != EP_STEP_FETCH &&
+		    b->m->steps[i].kind != EP_STEP_PIP)
 			return ep_error_set(err, EP_EINVAL,
 					    "%s:%d: layers[%zu]: step '%s' is not supported by this envpin yet",
 					    b->m->path, b->m->steps[i].line, i,
@@ -1071,7 +1207,9 @@ static int run_steps(struct bctx *b, int resolve_only, struct ep_error *err)
 		return -1;
 	for (size_t i = 0; i < b->m->n_steps; i++) {
 		int (*step)(struct bctx *, size_t, int, struct ep_error *) =
-			b->m->steps[i].kind == EP_STEP_FETCH ? do_fetch_step : do_copy_step;
+			b->m->steps[i].kind == EP_STEP_FETCH ? do_fetch_step
+			: b->m->steps[i].kind == EP_STEP_PIP ? do_pip_step
+							     : do_copy_step;
 
 		if (step(b, i, resolve_only, err) < 0)
 			return -1;
