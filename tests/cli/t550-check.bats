@@ -107,3 +107,15 @@ broken() {
 	[[ "$output" != *"should-not-start"* ]]
 	[[ "$output" == *"refusing to start"* ]]
 }
+
+@test "this CPU's fingerprint matches the certificate an H100 gave (tests/data/gpu/h100-cert.json)" {
+	# made by tests/gpu/run.sh on an H100 (torch 2.11 CUDA, TF32 off and on)
+	# for an image with the same smoke test; here torch 1.13 on the CPU
+	run envpin verify "$D" --certify "$TOP/tests/data/gpu/h100-cert.json"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"fingerprint MATCHES"* ]]
+	[[ "$output" == *"Ubuntu"* ]]
+	[ "$(jq -r '.gpus[0].name' "$TOP/tests/data/gpu/h100-cert.json")" = "NVIDIA H100 80GB HBM3" ]
+	[ "$(jq .summary.gpu_passed "$TOP/tests/data/gpu/h100-cert.json")" -ge 40 ]
+}
