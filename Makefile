@@ -64,7 +64,7 @@ EXTRA_TARGETS :=
 TEST_TARGETS :=
 -include $(sort $(wildcard mk/*.mk))
 
-.PHONY: all deps test demo bench install clean style help check-pkgs unit-bins
+.PHONY: all deps test demo demo-small bench install clean style help check-pkgs unit-bins
 all: envpin $(EXTRA_TARGETS)
 
 check-pkgs:
@@ -104,6 +104,11 @@ demo:
 	./scripts/deps.sh
 	$(MAKE) --no-print-directory envpin
 	./scripts/demo.sh
+
+demo-small:
+	./scripts/deps.sh
+	$(MAKE) --no-print-directory envpin
+	./scripts/demo-small.sh
 
 bench: envpin
 	./bench/run.sh
