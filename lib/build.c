@@ -303,6 +303,17 @@ static json_t *lock_input(struct bctx *b, const char *section, size_t i)
 	return json_array_get(json_object_get(in, "layers"), i);
 }
 
+/* Checks the base's resolved input against the lock (--locked) and records
+ * it for the new lock.  `where` names the input in a drift message. */
+static int record_base_input(struct bctx *b, const char *where, json_t *input, struct ep_error *err)
+{
+	if (check_locked(b, where, input, lock_input(b, "base", 0), err) < 0)
+		return -1;
+	if (json_object_set(b->inputs, "base", input) < 0)
+		return ep_error_oom(err);
+	return 0;
+}
+
 static int do_base_rootfs(struct bctx *b, int resolve_only, struct ep_error *err)
 {
 	struct ep_base *base = &b->m->base;
@@ -322,10 +333,8 @@ static int do_base_rootfs(struct bctx *b, int resolve_only, struct ep_error *err
 	input = json_pack("{s:s, s:s}", "kind", "rootfs", "sha256", base->sha256);
 	if (!input)
 		return ep_error_oom(err);
-	if (check_locked(b, "base", input, lock_input(b, "base", 0), err) < 0)
+	if (record_base_input(b, "base", input, err) < 0)
 		return -1;
-	if (json_object_set(b->inputs, "base", input) < 0)
-		return ep_error_oom(err);
 	if (resolve_only)
 		return 0;
 	if (layer_cache_key(b, input, key, err) < 0)
@@ -424,13 +433,9 @@ static int do_base_debian(struct bctx *b, int resolve_only, struct ep_error *err
 					    b->r->lock_path, d);
 		}
 	}
-	if (check_locked(b, "base", input, locked, err) < 0) {
+	if (record_base_input(b, "base", input, err) < 0) {
 		json_decref(rec);
 		return -1;
-	}
-	if (json_object_set(b->inputs, "base", input) < 0) {
-		json_decref(rec);
-		return ep_error_oom(err);
 	}
 	if (resolve_only) {
 		json_decref(rec);
@@ -562,10 +567,8 @@ static int do_base_oci(struct bctx *b, int resolve_only, struct ep_error *err)
 	input = json_pack("{s:s, s:s}", "kind", "oci", "digest", base->digest);
 	if (!input)
 		return ep_error_oom(err);
-	if (check_locked(b, "base", input, lock_input(b, "base", 0), err) < 0)
+	if (record_base_input(b, "base", input, err) < 0)
 		return -1;
-	if (json_object_set(b->inputs, "base", input) < 0)
-		return ep_error_oom(err);
 	return base_from_layout(b, base->path, base->digest, resolve_only, err);
 }
 
@@ -586,10 +589,8 @@ static int do_base_image(struct bctx *b, int resolve_only, struct ep_error *err)
 	where = ep_asprintf(err, "base.image '%s'", base->image);
 	if (!input || !where)
 		return ep_error_oom(err);
-	if (check_locked(b, where, input, lock_input(b, "base", 0), err) < 0)
+	if (record_base_input(b, where, input, err) < 0)
 		return -1;
-	if (json_object_set(b->inputs, "base", input) < 0)
-		return ep_error_oom(err);
 	if (resolve_only)
 		return 0;
 	if (!ep_store_has_blob(b->s, d)) {

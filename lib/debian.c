@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "proc.h"
 #include "util.h"
 
 #define LOG_TAIL 1500
@@ -30,19 +31,6 @@ json_t *ep_debian_input(const struct ep_base *base, struct ep_error *err)
 	if (!j)
 		ep_error_oom(err);
 	return j;
-}
-
-static char *log_tail(const char *path)
-{
-	size_t len;
-	char *buf = ep_read_file(path, 64u << 20, &len, NULL);
-	char *t;
-
-	if (!buf)
-		return NULL;
-	t = strdup(len > LOG_TAIL ? buf + len - LOG_TAIL : buf);
-	free(buf);
-	return t;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -116,8 +104,7 @@ static int debian_rootfs_once(const struct ep_base *base, int64_t sde, const cha
 	cleanup_free char *variant = NULL, *include = NULL, *hook = NULL, *sde_env = NULL;
 	size_t inc_len = 1;
 	const char *argv[16];
-	int n = 0, status, fd;
-	pid_t pid;
+	int n = 0, status;
 
 	if (!log || !list)
 		return -1;
@@ -153,47 +140,20 @@ static int debian_rootfs_once(const struct ep_base *base, int64_t sde, const cha
 	argv[n++] = base->mirror ? base->mirror : EP_DEBIAN_DEFAULT_MIRROR;
 	argv[n] = NULL;
 
-	fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return ep_error_errno(err, EP_EENV, errno, "create '%s'", log);
-	pid = fork();
-	if (pid < 0) {
-		close(fd);
-		return ep_error_errno(err, EP_EENV, errno, "fork");
-	}
-	if (pid == 0) {
-		int nul = open("/dev/null", O_RDONLY);
+	{
+		char *env[] = {sde_env, NULL};
 
-		if (nul >= 0)
-			dup2(nul, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		/* Descriptors inherited from our caller (a test harness keeps fd 3
-		 * open) confuse apt's download methods. */
-		close_range(3, ~0U, 0);
-		putenv(sde_env);
-		/* Locale and timezone of the host must not leak into the tar. */
-		setenv("LC_ALL", "C.UTF-8", 1);
-		setenv("TZ", "UTC", 1);
-		execvp(argv[0], (char *const *)argv);
-		dprintf(2, "cannot run mmdebstrap: %s\n", strerror(errno));
-		_exit(127);
+		if (ep_spawn_logged((const char *const *)argv, env, log, &status, err) < 0)
+			return -1;
 	}
-	close(fd);
-	while (waitpid(pid, &status, 0) < 0) {
-		if (errno != EINTR)
-			return ep_error_errno(err, EP_EENV, errno, "wait for mmdebstrap");
-	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		cleanup_free char *tail = log_tail(log);
+	if (status != 0) {
+		cleanup_free char *tail = ep_log_tail(log, LOG_TAIL);
 
-		if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+		if (status == 127)
 			return ep_error_set(err, EP_EENV,
 					    "mmdebstrap is not installed (run 'make deps' or apt-get install mmdebstrap)");
-		return ep_error_set(err, EP_EENV, "mmdebstrap %s %s failed (%s %d); end of its log:\n%s",
-				    base->suite, base->mirror ? base->mirror : EP_DEBIAN_DEFAULT_MIRROR,
-				    WIFEXITED(status) ? "exit status" : "signal",
-				    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+		return ep_error_set(err, EP_EENV, "mmdebstrap %s %s failed (exit status %d); end of its log:\n%s",
+				    base->suite, base->mirror ? base->mirror : EP_DEBIAN_DEFAULT_MIRROR, status,
 				    tail ? tail : "(no log)");
 	}
 	*packages = read_pkglist(list, err);

@@ -22,6 +22,7 @@
 
 #include "digest.h"
 #include "jsonutil.h"
+#include "proc.h"
 #include "util.h"
 
 #define LOG_TAIL 2000
@@ -81,70 +82,33 @@ int ep_pip_target_from_packages(json_t *packages, struct ep_pip_target *t)
 	return set;
 }
 
-static char *log_tail(const char *path)
-{
-	size_t len;
-	char *buf = ep_read_file(path, 256u << 20, &len, NULL);
-	char *t;
-
-	if (!buf)
-		return NULL;
-	t = strdup(len > LOG_TAIL ? buf + len - LOG_TAIL : buf);
-	free(buf);
-	return t;
-}
-
-/* Runs argv with stdout and stderr to log; env entries ("K=V") are added.
- * The host's locale and timezone are pinned so pip's output is stable. */
+/* Runs argv with stdout and stderr to log (lib/proc.h pins locale and
+ * timezone); pip is also kept quiet and non-interactive. */
 static int run_logged(const char *const *argv, char *const *env, const char *log, const char *what,
 		      struct ep_error *err)
 {
-	int status, fd;
-	pid_t pid;
+	char *pip_env[64];
+	size_t n = 0;
+	int status;
 
-	fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return ep_error_errno(err, EP_EENV, errno, "create '%s'", log);
-	pid = fork();
-	if (pid < 0) {
-		close(fd);
-		return ep_error_errno(err, EP_EENV, errno, "fork");
-	}
-	if (pid == 0) {
-		int nul = open("/dev/null", O_RDONLY);
+	for (size_t i = 0; env && env[i] && n < EP_ARRAY_SIZE(pip_env) - 4; i++)
+		pip_env[n++] = env[i];
+	pip_env[n++] = "PIP_DISABLE_PIP_VERSION_CHECK=1";
+	pip_env[n++] = "PIP_NO_INPUT=1";
+	pip_env[n++] = "PIP_PROGRESS_BAR=off";
+	pip_env[n] = NULL;
+	if (ep_spawn_logged(argv, pip_env, log, &status, err) < 0)
+		return -1;
+	if (status != 0) {
+		cleanup_free char *tail = ep_log_tail(log, LOG_TAIL);
 
-		if (nul >= 0)
-			dup2(nul, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		for (size_t i = 0; env && env[i]; i++)
-			putenv(env[i]);
-		setenv("LC_ALL", "C.UTF-8", 1);
-		setenv("TZ", "UTC", 1);
-		setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1", 1);
-		setenv("PIP_NO_INPUT", "1", 1);
-		setenv("PIP_PROGRESS_BAR", "off", 1);
-		execv(argv[0], (char *const *)argv);
-		dprintf(2, "cannot run '%s': %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	close(fd);
-	while (waitpid(pid, &status, 0) < 0) {
-		if (errno != EINTR)
-			return ep_error_errno(err, EP_EENV, errno, "wait for pip");
-	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		cleanup_free char *tail = log_tail(log);
-
-		if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+		if (status == 127)
 			return ep_error_set(
 			    err, EP_EENV,
 			    "cannot run '%s' (set ENVPIN_HOST_PYTHON to a python3 with pip)",
 			    argv[0]);
-		return ep_error_set(err, EP_EENV, "%s failed (%s %d); end of pip's log '%s':\n%s",
-				    what, WIFEXITED(status) ? "exit status" : "signal",
-				    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), log,
-				    tail ? tail : "(no log)");
+		return ep_error_set(err, EP_EENV, "%s failed (exit status %d); end of pip's log '%s':\n%s",
+				    what, status, log, tail ? tail : "(no log)");
 	}
 	return 0;
 }
