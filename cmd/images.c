@@ -7,6 +7,7 @@
 #include "image.h"
 #include "jsonutil.h"
 #include "oci.h"
+#include "unpack.h"
 #include "util.h"
 
 static const char export_usage[] =
@@ -28,7 +29,8 @@ static const char images_usage[] = "usage: envpin images [--json]\n\nLists the i
 
 static const char gc_usage[] =
 	"usage: envpin gc [--json]\n\n"
-	"Removes blobs no image in the store refers to, and leftovers of killed builds.\n"
+	"Removes blobs no image in the store refers to, the unpacked layers (used by\n"
+	"envpin run) of layers no image has, and leftovers of killed builds.\n"
 	"Takes the store's exclusive lock.\n";
 
 static int simple_opts(int argc, char **argv, struct cmd_ctx *ctx, const char *usage, int *json)
@@ -261,6 +263,32 @@ int cmd_gc(int argc, char **argv, struct cmd_ctx *ctx)
 	ctx->store_open = 1;
 	if (ep_store_gc(&ctx->store, &freed, &err) < 0)
 		return cmd_fail(&err);
+	/* the unpacked layers that runs use, for layers no image has any more */
+	{
+		cleanup_json json_t *imgs = ep_store_images(&ctx->store, &err);
+		cleanup_json json_t *keep = json_object();
+		json_t *m, *l;
+		size_t i, j;
+
+		if (!imgs || !keep)
+			return cmd_fail(&err);
+		json_array_foreach(imgs, i, m) {
+			const char *dg = json_string_value(json_object_get(m, "digest"));
+			cleanup_json json_t *info = dg ? ep_inspect(ctx->store.root, dg, &err) : NULL;
+
+			if (!info)
+				continue; /* an index or a foreign document: nothing unpacked for it */
+			json_array_foreach(json_object_get(info, "layers"), j, l) {
+				const char *di = json_string_value(json_object_get(l, "diff_id"));
+
+				if (di)
+					json_object_set_new(keep, di, json_true());
+			}
+		}
+		ep_error_clear(&err);
+		if (ep_layer_rootfs_gc(&ctx->store, keep, &freed, &err) < 0)
+			return cmd_fail(&err);
+	}
 	if (json)
 		printf("{\"freed_bytes\": %llu}\n", (unsigned long long)freed);
 	else {

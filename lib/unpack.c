@@ -1755,3 +1755,74 @@ fail:
 	rmdir(tmp);
 	return -1;
 }
+
+/* Bytes a tree takes on disk (best effort; for gc's report). */
+static uint64_t tree_bytes(const char *path)
+{
+	char cmd_path[PATH_MAX];
+	uint64_t total = 0;
+	DIR *d = opendir(path);
+	struct dirent *e;
+	struct stat st;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(cmd_path, sizeof(cmd_path), "%s/%s", path, e->d_name);
+		if (lstat(cmd_path, &st) < 0)
+			continue;
+		total += (uint64_t)st.st_blocks * 512;
+		if (S_ISDIR(st.st_mode))
+			total += tree_bytes(cmd_path);
+	}
+	closedir(d);
+	return total;
+}
+
+int ep_layer_rootfs_gc(struct ep_store *s, json_t *keep, uint64_t *freed, struct ep_error *err)
+{
+	cleanup_free char *rdir = ep_path_join(s->root, "rootfs", err);
+	DIR *d;
+	struct dirent *e;
+	int rc = 0;
+
+	if (!rdir)
+		return -1;
+	if (s->flags & EP_STORE_EXCLUSIVE) {
+		/* only with the exclusive lock: no run can be using a layer */
+	} else {
+		return ep_error_set(err, EP_EINVAL, "pruning layer caches needs the store's exclusive lock");
+	}
+	d = opendir(rdir);
+	if (!d)
+		return errno == ENOENT ? 0 : ep_error_errno(err, EP_EENV, errno, "open '%s'", rdir);
+	while ((e = readdir(d))) {
+		char hex[EP_HEX_LEN + 1];
+		ep_digest diff_id;
+		cleanup_free char *p = NULL, *lk = NULL;
+
+		if (strlen(e->d_name) != EP_HEX_LEN || !ep_is_hex64(e->d_name))
+			continue;
+		memcpy(hex, e->d_name, sizeof(hex));
+		snprintf(diff_id, sizeof(diff_id), "sha256:%s", hex);
+		if (json_object_get(keep, diff_id))
+			continue;
+		p = ep_path_join(rdir, hex, err);
+		lk = p ? ep_asprintf(err, "%s.lock", p) : NULL;
+		if (!lk) {
+			rc = -1;
+			break;
+		}
+		if (freed)
+			*freed += tree_bytes(p);
+		if (ep_rm_rf(p, err) < 0) {
+			rc = -1;
+			break;
+		}
+		unlink(lk);
+	}
+	closedir(d);
+	return rc;
+}

@@ -80,4 +80,9 @@ int ep_unpack_image(const char *layout, const char *manifest_digest, const char 
 int ep_layer_rootfs(struct ep_store *s, const char *blob_digest, const char *media_type,
 		    const char *diff_id, char **path, struct ep_error *err);
 
+/* Removes per-layer rootfs caches whose diff_id is not a key of keep (a
+ * JSON object used as a set).  Needs the store opened EP_STORE_EXCLUSIVE,
+ * so no run is using them.  *freed grows by the bytes removed. */
+int ep_layer_rootfs_gc(struct ep_store *s, json_t *keep, uint64_t *freed, struct ep_error *err);
+
 #endif

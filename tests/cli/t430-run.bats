@@ -194,3 +194,20 @@ assert_clean() {
 	! grep -q "$ENVPIN_STORE" /proc/self/mountinfo
 	rm -rf "$ENVPIN_STORE/run/kept1"
 }
+
+@test "gc removes unpacked layers no image has, and keeps those of its images" {
+	run envpin run "$D" -- true
+	[ "$status" -eq 0 ]
+	n_before=$(ls -d "$ENVPIN_STORE"/rootfs/*/ | wc -l)
+	[ "$n_before" -ge 2 ]
+	stale="$ENVPIN_STORE/rootfs/$(printf '%064d' 0)"
+	mkdir -p "$stale/usr/bin" && head -c 100000 /dev/urandom >"$stale/usr/bin/old"
+	run envpin gc
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ ! -e "$stale" ]
+	[ "$(ls -d "$ENVPIN_STORE"/rootfs/*/ | wc -l)" = "$n_before" ]
+	[[ "$output" != "freed 0 B" ]]
+	run envpin run "$D" -- true
+	[ "$status" -eq 0 ]
+}
