@@ -42,11 +42,14 @@ static const char usage[] =
 
 static void print_item(const struct ep_verify_item *it, size_t li, size_t nl)
 {
+	char label[32];
+
 	if (!strcmp(it->kind, "layer")) {
-		printf("layer %zu/%zu %s  %s\n", li, nl, it->digest,
+		snprintf(label, sizeof(label), "layer %zu/%zu", li, nl);
+		printf("%-11s %s  %s\n", label, it->digest,
 		       it->ok ? "ok" : it->actual[0] && strcmp(it->actual, it->digest) ? "BAD (content)" : "BAD");
 		if (it->diff_id[0])
-			printf("  diff_id   %s  %s\n", it->diff_id,
+			printf("%-11s %s  %s\n", "  diff_id", it->diff_id,
 			       it->ok || !it->diff_actual[0] || !strcmp(it->diff_id, it->diff_actual) ? "ok" : "BAD");
 	} else {
 		printf("%-11s %s  %s\n", it->kind, it->digest, it->ok ? "ok" : "BAD");
