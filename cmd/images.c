@@ -187,7 +187,7 @@ int cmd_inspect(int argc, char **argv, struct cmd_ctx *ctx)
 		char sz[32];
 
 		human_size((uint64_t)json_integer_value(json_object_get(j, "size")), sz, sizeof(sz));
-		printf("size           %s (compressed layers)\n", sz);
+		printf("size           %s (manifest, config and compressed layers: what a pull moves)\n", sz);
 	}
 	return cmd_finish(0);
 }
