@@ -21,30 +21,38 @@ void ep_ref_release(struct ep_ref *r)
 	memset(r, 0, sizeof(*r));
 }
 
-int ep_host_is_loopback(const char *host)
+int ep_host_name(const char *host, char *out, size_t len)
 {
-	char h[256];
-	const char *end;
-	struct in_addr a4;
+	const char *start = host, *end;
 	size_t n;
 
 	if (host[0] == '[') {
-		end = strchr(host, ']');
+		start = host + 1;
+		end = strchr(start, ']');
+		if (!end || end == start)
+			return -1;
+	} else {
+		end = strchr(host, ':');
 		if (!end)
-			return 0;
-		n = (size_t)(end - host - 1);
-		if (n >= sizeof(h))
-			return 0;
-		memcpy(h, host + 1, n);
-		h[n] = '\0';
-		return !strcmp(h, "::1");
+			end = host + strlen(host);
 	}
-	end = strchr(host, ':');
-	n = end ? (size_t)(end - host) : strlen(host);
-	if (n >= sizeof(h))
+	n = (size_t)(end - start);
+	if (n >= len)
+		return -1;
+	memcpy(out, start, n);
+	out[n] = '\0';
+	return 0;
+}
+
+int ep_host_is_loopback(const char *host)
+{
+	char h[256];
+	struct in_addr a4;
+
+	if (ep_host_name(host, h, sizeof(h)) < 0)
 		return 0;
-	memcpy(h, host, n);
-	h[n] = '\0';
+	if (host[0] == '[')
+		return !strcmp(h, "::1");
 	if (!strcasecmp(h, "localhost"))
 		return 1;
 	/* inet_pton wants the dotted quad in full, so "127.1" is not loopback here */

@@ -31,4 +31,9 @@ char *ep_ref_format(const struct ep_ref *r, struct ep_error *err);
 /* True if host (with optional ":port", IPv6 in brackets) is loopback. */
 int ep_host_is_loopback(const char *host);
 
+/* Copies the name of "host[:port]" or "[v6addr][:port]" into out, without
+ * brackets or port.  -1 when it does not fit or a bracket is empty or not
+ * closed. */
+int ep_host_name(const char *host, char *out, size_t len);
+
 #endif

@@ -286,25 +286,11 @@ bad:
 static int ip_is_internal(const char *host)
 {
 	char h[256];
-	const char *e;
-	size_t n;
 	struct in_addr a4;
 	struct in6_addr a6;
 
-	if (host[0] == '[') {
-		e = strchr(host, ']');
-		n = e ? (size_t)(e - host - 1) : 0;
-		if (!n || n >= sizeof(h))
-			return 0;
-		memcpy(h, host + 1, n);
-	} else {
-		e = strchr(host, ':');
-		n = e ? (size_t)(e - host) : strlen(host);
-		if (n >= sizeof(h))
-			return 0;
-		memcpy(h, host, n);
-	}
-	h[n] = '\0';
+	if (ep_host_name(host, h, sizeof(h)) < 0)
+		return 0;
 	if (!strcasecmp(h, "localhost"))
 		return 1;
 	if (inet_pton(AF_INET, h, &a4) == 1) {
@@ -321,14 +307,10 @@ static int ip_is_internal(const char *host)
 
 static int same_hostname(const char *a, const char *b)
 {
-	size_t na = strcspn(a[0] == '[' ? strchr(a, ']') ? strchr(a, ']') + 1 : a : a, ":");
-	size_t nb = strcspn(b[0] == '[' ? strchr(b, ']') ? strchr(b, ']') + 1 : b : b, ":");
+	char ha[256], hb[256];
 
-	if (a[0] == '[')
-		na += (size_t)(strchr(a, ']') + 1 - a);
-	if (b[0] == '[')
-		nb += (size_t)(strchr(b, ']') + 1 - b);
-	return na == nb && !strncasecmp(a, b, na);
+	return ep_host_name(a, ha, sizeof(ha)) == 0 && ep_host_name(b, hb, sizeof(hb)) == 0 &&
+	       !strcasecmp(ha, hb);
 }
 
 /* The realm is where our credentials go: https, or loopback http for a
