@@ -105,8 +105,6 @@ static int print_json(const struct ep_build_result *r, int lock_only)
 {
 	cleanup_json json_t *j = json_object();
 	cleanup_json json_t *layers = json_array();
-	cleanup_free char *text = NULL;
-	struct ep_error err = EP_ERROR_INIT;
 
 	if (!j || !layers)
 		return EXIT_ENV;
@@ -123,11 +121,7 @@ static int print_json(const struct ep_build_result *r, int lock_only)
 	}
 	json_object_set_new(j, "lock", json_string(r->lock_path));
 	json_object_set_new(j, "lock_changed", json_boolean(r->lock_changed));
-	text = ep_json_pretty(j, &err);
-	if (!text)
-		return cmd_fail(&err);
-	fputs(text, stdout);
-	return 0;
+	return cmd_print_json(j);
 }
 
 int cmd_build(int argc, char **argv, struct cmd_ctx *ctx)

@@ -335,11 +335,10 @@ int cmd_check(int argc, char **argv, struct cmd_ctx *ctx)
 	if (out && write_cert(out, cert, &err) < 0)
 		return cmd_fail(&err);
 	if (json) {
-		cleanup_free char *text = ep_json_pretty(cert, &err);
+		int rc = cmd_print_json(cert);
 
-		if (!text)
-			return cmd_fail(&err);
-		fputs(text, stdout);
+		if (rc)
+			return rc;
 	} else {
 		print_cert_summary(cert, co.quiet);
 		if (out)

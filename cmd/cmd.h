@@ -4,6 +4,7 @@
 #ifndef EP_CMD_H
 #define EP_CMD_H
 
+#include <jansson.h>
 #include <stdio.h>
 
 #include "error.h"
@@ -40,6 +41,9 @@ int cmd_fail(const struct ep_error *err);
 /* Prints "envpin CMD: MSG" + a hint to run --help; returns EXIT_USAGE. */
 int cmd_usage_error(const struct cmd_ctx *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Prints j as indented JSON with sorted keys; returns 0, or the exit code
+ * of the failure it reported. */
+int cmd_print_json(const json_t *j);
 /* fflush(stdout) and check ferror: a failed write of results is a failure. */
 int cmd_finish(int rc);
 /* Opens the store if the command did not ask the table to. */

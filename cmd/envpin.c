@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "cmd.h"
+#include "jsonutil.h"
 #include "util.h"
 
 struct command {
@@ -80,6 +81,21 @@ int cmd_usage_error(const struct cmd_ctx *ctx, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nrun 'envpin %s --help' for usage\n", ctx->name);
 	return EXIT_USAGE;
+}
+
+int cmd_print_json(const json_t *j)
+{
+	struct ep_error err = EP_ERROR_INIT;
+	char *text = j ? ep_json_pretty(j, &err) : NULL;
+
+	if (!text) {
+		if (!err.msg[0])
+			ep_error_oom(&err);
+		return cmd_fail(&err);
+	}
+	fputs(text, stdout);
+	free(text);
+	return 0;
 }
 
 int cmd_finish(int rc)

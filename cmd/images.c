@@ -152,14 +152,8 @@ int cmd_inspect(int argc, char **argv, struct cmd_ctx *ctx)
 	if (loc.tag)
 		json_object_set_new(j, "tag", json_string(loc.tag));
 	ep_image_loc_release(&loc);
-	if (json) {
-		cleanup_free char *text = ep_json_pretty(j, &err);
-
-		if (!text)
-			return cmd_fail(&err);
-		fputs(text, stdout);
-		return cmd_finish(0);
-	}
+	if (json)
+		return cmd_finish(cmd_print_json(j));
 	printf("digest         %s\n", json_string_value(json_object_get(j, "digest")));
 	printf("config digest  %s\n", json_string_value(json_object_get(j, "config_digest")));
 	if (json_object_get(j, "tag"))
@@ -223,14 +217,8 @@ int cmd_images(int argc, char **argv, struct cmd_ctx *ctx)
 						     json_integer_value(json_object_get(info, "size"))));
 		json_decref(info);
 	}
-	if (json) {
-		cleanup_free char *text = ep_json_pretty(out, &err);
-
-		if (!text)
-			return cmd_fail(&err);
-		fputs(text, stdout);
-		return cmd_finish(0);
-	}
+	if (json)
+		return cmd_finish(cmd_print_json(out));
 	printf("%-24s %-19s %-19s %-21s %s\n", "TAG", "DIGEST", "CONFIG", "CREATED", "SIZE");
 	json_array_foreach(out, i, m) {
 		char sz[32];

@@ -105,17 +105,6 @@ static int parse(int argc, char **argv, struct cmd_ctx *ctx, const char *usage, 
 	return 0;
 }
 
-static int print_json(json_t *j)
-{
-	struct ep_error err = EP_ERROR_INIT;
-	cleanup_free char *text = j ? ep_json_pretty(j, &err) : NULL;
-
-	if (!text)
-		return cmd_fail(&err);
-	fputs(text, stdout);
-	return 0;
-}
-
 int cmd_pull(int argc, char **argv, struct cmd_ctx *ctx)
 {
 	struct ep_error err = EP_ERROR_INIT;
@@ -141,7 +130,7 @@ int cmd_pull(int argc, char **argv, struct cmd_ctx *ctx)
 
 		if (j && res.index_digest[0])
 			json_object_set_new(j, "index_digest", json_string(res.index_digest));
-		return cmd_finish(print_json(j));
+		return cmd_finish(cmd_print_json(j));
 	}
 	if (res.index_digest[0])
 		printf("index    %s\n", res.index_digest);
@@ -174,7 +163,7 @@ int cmd_push(int argc, char **argv, struct cmd_ctx *ctx)
 			(json_int_t)res.n_uploaded, "existing", (json_int_t)res.n_existing, "mounted",
 			(json_int_t)res.n_mounted, "bytes_uploaded", (json_int_t)res.bytes_uploaded);
 
-		return cmd_finish(print_json(j));
+		return cmd_finish(cmd_print_json(j));
 	}
 	printf("uploaded %zu, already there %zu, mounted %zu of %zu blobs (%llu bytes)\n",
 	       res.n_uploaded, res.n_existing, res.n_mounted, res.n_blobs,
@@ -238,7 +227,7 @@ int cmd_login(int argc, char **argv, struct cmd_ctx *ctx)
 	if (r.json) {
 		cleanup_json json_t *j = json_pack("{s:s, s:s}", "host", argv[optind], "config", path);
 
-		return cmd_finish(print_json(j));
+		return cmd_finish(cmd_print_json(j));
 	}
 	printf("login succeeded; credentials for '%s' stored in '%s'\n", argv[optind], path);
 	return cmd_finish(0);
