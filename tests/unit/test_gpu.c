@@ -561,7 +561,7 @@ static void test_h100_replica(void **state)
 	const char *top = getenv("TOP");
 	int ncuda = 0;
 
-	snprintf(path, sizeof(path), "%s/tests/data/gpu/h100-ld.so.cache", top && *top ? top : ".");
+	snprintf(path, sizeof(path), "%s/tests/data/gpu/h100-ldcache.bin", top && *top ? top : ".");
 	assert_int_equal(ep_ldcache_load(path, &c, &err), 0);
 	assert_int_equal(c.n, 520);
 	for (size_t i = 0; i < c.n; i++)
