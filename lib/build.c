@@ -36,6 +36,8 @@ void ep_build_result_release(struct ep_build_result *r)
 		return;
 	free(r->layers);
 	free(r->lock_path);
+	json_decref(r->compressor);
+	r->compressor = NULL;
 	r->layers = NULL;
 	r->lock_path = NULL;
 	r->n_layers = 0;
@@ -1151,6 +1153,7 @@ static int bctx_init(struct bctx *b, const struct ep_build_opts *o, struct ep_st
 		return ep_error_oom(err);
 	if (load_lock(b, err) < 0 || choose_compressor(b, err) < 0)
 		return -1;
+	r->compressor = json_incref(b->cdesc);
 	return 0;
 }
 

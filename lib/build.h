@@ -46,6 +46,7 @@ struct ep_build_result {
 	size_t n_layers;
 	char *lock_path;  /* the lock written or checked (caller frees via release) */
 	int lock_changed; /* the lock file was created or its content changed */
+	json_t *compressor; /* the compressor used, as the lock describes it (owned) */
 };
 void ep_build_result_release(struct ep_build_result *r);
 

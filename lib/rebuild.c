@@ -221,13 +221,9 @@ int ep_rebuild_compare(struct ep_store *s, const char *digest, const struct ep_b
 		ep_error_oom(err);
 		goto out;
 	}
-	{
-		struct ep_compress_params cp = o->compress;
-		json_t *lc = lock ? json_object_get(lock, "compressor") : NULL;
-
-		json_object_set(rep, "lock_compressor", lc ? lc : json_null());
-		(void)cp;
-	}
+	json_object_set(rep, "lock_compressor",
+			lock && json_object_get(lock, "compressor") ? json_object_get(lock, "compressor")
+								   : json_null());
 	layers = json_object_get(rep, "layers");
 	paths = json_object_get(rep, "paths");
 	fields = json_object_get(rep, "config_fields");
@@ -285,17 +281,9 @@ int ep_rebuild_compare(struct ep_store *s, const char *digest, const struct ep_b
 	{
 		char *text;
 		cleanup_free char *rc_desc = NULL;
-		json_t *rcomp = NULL;
 
-		/* The compressor the rebuild used is the lock's unless overridden. */
-		rcomp = lock && !o->compress_set ? json_object_get(lock, "compressor") : NULL;
-		if (rcomp)
-			json_object_set(json_object_get(rep, "rebuilt"), "compressor", rcomp);
-		else {
-			json_t *d = ep_compress_describe(&o->compress, NULL);
-			if (d)
-				json_object_set_new(json_object_get(rep, "rebuilt"), "compressor", d);
-		}
+		json_object_set(json_object_get(rep, "rebuilt"), "compressor",
+				r.compressor ? r.compressor : json_null());
 		rc_desc = ep_json_canonical(json_object_get(json_object_get(rep, "rebuilt"), "compressor"),
 					    NULL, NULL);
 		if (!strcmp(verdict, "identical"))
