@@ -1,4 +1,4 @@
-/* lib/cdi.c - CDI specs (cncf-tags/container-device-interface SPEC.md):
+/* lib/gpu/cdi.c - CDI specs (cncf-tags/container-device-interface SPEC.md):
  * loading JSON and YAML, picking the spec for a kind, applying containerEdits
  * to a GPU plan with the reference implementation's rules (a node without
  * type/major/minor is stat'ed on the host; an edit at the same container
@@ -13,7 +13,7 @@
 #include <sys/sysmacros.h>
 #include <yaml.h>
 
-#include "gpu_internal.h"
+#include "gpu/plan.h"
 #include "jsonutil.h"
 #include "util.h"
 
