@@ -24,6 +24,7 @@
 #include "jsonutil.h"
 #include "oci.h"
 #include "run/internal.h"
+#include "strvec.h"
 #include "unpack.h"
 #include "util.h"
 
@@ -67,11 +68,12 @@ static void bundle_release(struct bundle *b)
  * rootfs mount (in this mount namespace) and the bundle directory. */
 static void bundle_cleanup(const char *runc_root, const char *dir, const char *id, int keep)
 {
-	char state[PATH_MAX], rootfs[PATH_MAX];
+	cleanup_free char *state = ep_path_join(runc_root, id, NULL);
+	cleanup_free char *rootfs = ep_path_join(dir, "rootfs", NULL);
 	struct ep_error e = EP_ERROR_INIT;
 
-	snprintf(state, sizeof(state), "%s/%s", runc_root, id);
-	if (access(state, F_OK) == 0) {
+	/* out of memory: still try to stop the container */
+	if (!state || access(state, F_OK) == 0) {
 		char *kill_argv[] = {"runc", "--root", (char *)runc_root, "kill", (char *)id,
 				     "KILL", NULL};
 		char *del_argv[] = {"runc",	"--root", (char *)runc_root, "delete", "--force",
@@ -80,8 +82,8 @@ static void bundle_cleanup(const char *runc_root, const char *dir, const char *i
 		ep_run_quiet(kill_argv, 1);
 		ep_run_quiet(del_argv, 1);
 	}
-	snprintf(rootfs, sizeof(rootfs), "%s/rootfs", dir);
-	umount2(rootfs, MNT_DETACH);
+	if (rootfs)
+		umount2(rootfs, MNT_DETACH);
 	if (!keep)
 		ep_rm_rf(dir, &e);
 }
@@ -96,28 +98,31 @@ static void sweep_stale(const char *run_dir, const char *runc_root)
 	if (!d)
 		return;
 	while ((de = readdir(d))) {
-		char p[PATH_MAX];
+		cleanup_free char *dir = NULL;
 		struct stat st;
 		int fd;
 
 		if (de->d_name[0] == '.' || !strcmp(de->d_name, "runc") || !valid_name(de->d_name))
 			continue;
-		snprintf(p, sizeof(p), "%s/%s/kept", run_dir, de->d_name);
-		if (access(p, F_OK) == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s/lock", run_dir, de->d_name);
-		fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		dir = ep_path_join(run_dir, de->d_name, NULL);
+		if (!dir)
+			break;
+		{
+			cleanup_free char *kept = ep_path_join(dir, "kept", NULL);
+			cleanup_free char *lock = ep_path_join(dir, "lock", NULL);
+
+			if (!kept || !lock || access(kept, F_OK) == 0)
+				continue;
+			fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		}
 		if (fd < 0) {
 			/* a run that is just being set up has no lock yet */
-			snprintf(p, sizeof(p), "%s/%s", run_dir, de->d_name);
-			if (lstat(p, &st) == 0 && time(NULL) - st.st_mtime > 60)
-				bundle_cleanup(runc_root, p, de->d_name, 0);
+			if (lstat(dir, &st) == 0 && time(NULL) - st.st_mtime > 60)
+				bundle_cleanup(runc_root, dir, de->d_name, 0);
 			continue;
 		}
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-			snprintf(p, sizeof(p), "%s/%s", run_dir, de->d_name);
-			bundle_cleanup(runc_root, p, de->d_name, 0);
-		}
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			bundle_cleanup(runc_root, dir, de->d_name, 0);
 		close(fd);
 	}
 	closedir(d);
@@ -173,6 +178,20 @@ static int bundle_create(struct ep_store *s, const char *name, int keep, struct 
 	return 0;
 }
 
+/* The directory all lowers sit in when they share one (STORE/rootfs), so
+ * they can be named relative to it; 0 when they do not. */
+static size_t common_parent(char **lowers, size_t n)
+{
+	const char *sl = strrchr(lowers[0], '/');
+	size_t plen = sl ? (size_t)(sl - lowers[0]) : 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(lowers[i], lowers[0], plen) || lowers[i][plen] != '/' ||
+		    strchr(lowers[i] + plen + 1, '/'))
+			return 0;
+	return plen;
+}
+
 /* Mounts the overlay: lowerdirs top layer first.  The lowers usually share
  * STORE/rootfs, so they are given relative to it (mount options are
  * limited to a page). */
@@ -180,9 +199,10 @@ static int mount_overlay(struct bundle *b, char **lowers, size_t n, struct ep_er
 {
 	cleanup_free char *upper = ep_path_join(b->dir, "upper", err);
 	cleanup_free char *work = upper ? ep_path_join(b->dir, "work", err) : NULL;
-	cleanup_free char *opts = NULL, *parent = NULL;
+	cleanup_free char *empty = NULL, *pdir = NULL;
 	cleanup_close int cwd = -1;
-	size_t plen = 0, len;
+	struct ep_strbuf opts = EP_STRBUF_INIT;
+	size_t plen;
 	int rc, e;
 
 	if (!work)
@@ -191,56 +211,44 @@ static int mount_overlay(struct bundle *b, char **lowers, size_t n, struct ep_er
 		return ep_error_errno(err, EP_EENV, errno, "mkdir in '%s'", b->dir);
 	if (n == 0) {
 		/* an empty image: overlay needs one lower */
-		lowers = (char *[]){NULL};
-		parent = ep_path_join(b->dir, "empty", err);
-		if (!parent || mkdir(parent, 0755) < 0)
+		empty = ep_path_join(b->dir, "empty", err);
+		if (!empty || mkdir(empty, 0755) < 0)
 			return ep_error_errno(err, EP_EENV, errno, "mkdir in '%s'", b->dir);
-		lowers[0] = parent;
+		lowers = &empty;
 		n = 1;
 	}
-	{
-		const char *sl = strrchr(lowers[0], '/');
-		plen = sl ? (size_t)(sl - lowers[0]) : 0;
-		for (size_t i = 0; i < n; i++)
-			if (strncmp(lowers[i], lowers[0], plen) || lowers[i][plen] != '/' ||
-			    strchr(lowers[i] + plen + 1, '/'))
-				plen = 0;
-	}
-	len = strlen(upper) + strlen(work) + 80;
+	plen = common_parent(lowers, n);
+	ep_strbuf_addstr(&opts, "lowerdir=");
 	for (size_t i = 0; i < n; i++)
-		len += strlen(lowers[i]) + 1;
-	opts = ep_malloc(len, err);
-	if (!opts)
-		return -1;
-	strcpy(opts, "lowerdir=");
-	for (size_t i = 0; i < n; i++) {
-		if (i)
-			strcat(opts, ":");
-		strcat(opts, plen ? lowers[i] + plen + 1 : lowers[i]);
-	}
-	strcat(opts, ",upperdir=");
-	strcat(opts, upper);
-	strcat(opts, ",workdir=");
-	strcat(opts, work);
-	if (strlen(opts) >= 4096)
+		ep_strbuf_addf(&opts, "%s%s", i ? ":" : "",
+			       plen ? lowers[i] + plen + 1 : lowers[i]);
+	ep_strbuf_addf(&opts, ",upperdir=%s,workdir=%s", upper, work);
+	if (opts.oom)
+		return ep_strbuf_release(&opts), ep_error_oom(err);
+	/* volatile: the upper dir is thrown away, so overlayfs need not sync
+	 * it at unmount (that sync cost ~15 ms per start here); Linux >= 5.10.
+	 * Added last, so that it can be dropped for an older kernel. */
+	if (opts.len >= 4096 || ep_strbuf_addstr(&opts, ",volatile") < 0) {
+		ep_strbuf_release(&opts);
 		return ep_error_set(err, EP_EENV,
 				    "overlay options are longer than a page (%zu layers)", n);
-	if (plen) {
-		char pdir[PATH_MAX];
-		snprintf(pdir, sizeof(pdir), "%.*s", (int)plen, lowers[0]);
-		cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (cwd < 0 || chdir(pdir) < 0)
-			return ep_error_errno(err, EP_EENV, errno, "chdir '%s'", pdir);
 	}
-	/* volatile: the upper dir is thrown away, so overlayfs need not sync
-	 * it at unmount (that sync cost ~15 ms per start here); Linux >= 5.10 */
-	strcat(opts, ",volatile");
-	rc = mount("overlay", b->rootfs, "overlay", MS_NOSUID | MS_NODEV, opts);
+	if (plen) {
+		pdir = strndup(lowers[0], plen);
+		cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (!pdir || cwd < 0 || chdir(pdir) < 0) {
+			ep_strbuf_release(&opts);
+			return ep_error_errno(err, EP_EENV, pdir ? errno : ENOMEM, "chdir '%.*s'",
+					      (int)plen, lowers[0]);
+		}
+	}
+	rc = mount("overlay", b->rootfs, "overlay", MS_NOSUID | MS_NODEV, opts.buf);
 	if (rc < 0 && errno == EINVAL) {
-		opts[strlen(opts) - strlen(",volatile")] = '\0';
-		rc = mount("overlay", b->rootfs, "overlay", MS_NOSUID | MS_NODEV, opts);
+		ep_strbuf_shrink(&opts, strlen(",volatile"));
+		rc = mount("overlay", b->rootfs, "overlay", MS_NOSUID | MS_NODEV, opts.buf);
 	}
 	e = errno;
+	ep_strbuf_release(&opts);
 	if (cwd >= 0 && fchdir(cwd) < 0)
 		return ep_error_errno(err, EP_EENV, errno, "fchdir back");
 	if (rc < 0)
@@ -264,22 +272,15 @@ static int prepare_rootfs(int root_fd, const struct ep_run_opts *o, const struct
 	if (workspace && ep_root_target(root_fd, "/workspace", 1, err) < 0)
 		return -1;
 	for (size_t i = 0; i < o->n_volumes; i++) {
-		cleanup_free char *src = NULL;
-		const char *dst;
-		size_t dl;
-		int ro;
+		const struct ep_volume *v = &o->volumes[i];
 		struct stat st;
-		char dbuf[PATH_MAX];
 
-		if (ep_runtime_volume(o->volumes[i], &src, &dst, &dl, &ro, err) < 0)
-			return -1;
-		snprintf(dbuf, sizeof(dbuf), "%.*s", (int)dl, dst);
-		if (stat(src, &st) < 0)
-			return ep_error_errno(err, EP_EINVAL, errno, "volume source '%s'", src);
-		if (ep_run_under_proc(dbuf) || !strcmp(dbuf, "/dev") || !strcmp(dbuf, "/sys"))
+		if (stat(v->src, &st) < 0)
+			return ep_error_errno(err, EP_EINVAL, errno, "volume source '%s'", v->src);
+		if (ep_run_under_proc(v->dst) || !strcmp(v->dst, "/dev") || !strcmp(v->dst, "/sys"))
 			return ep_error_set(err, EP_EINVAL, "volume destination '%s' is refused",
-					    dbuf);
-		if (ep_root_target(root_fd, dbuf, S_ISDIR(st.st_mode), err) < 0)
+					    v->dst);
+		if (ep_root_target(root_fd, v->dst, S_ISDIR(st.st_mode), err) < 0)
 			return -1;
 	}
 	for (size_t i = 0; gpu && i < gpu->n_mounts; i++) {
@@ -460,12 +461,14 @@ static int write_gpu_files(const char *dir, const struct ep_gpu_plan *gpu, struc
 	if (mkdir(dir, 0755) < 0)
 		return ep_error_errno(err, EP_EENV, errno, "mkdir '%s'", dir);
 	for (size_t i = 0; i < gpu->n_files; i++) {
-		char p[PATH_MAX];
+		cleanup_free char *p = NULL;
 		cleanup_close int fd = -1;
 
 		if (gpu->files[i].in_proc)
 			continue;
-		snprintf(p, sizeof(p), "%s/%zu", dir, i);
+		p = ep_asprintf(err, "%s/%zu", dir, i);
+		if (!p)
+			return -1;
 		fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 			  gpu->files[i].mode ? gpu->files[i].mode : 0444);
 		if (fd < 0 || ep_write_all(fd, gpu->files[i].content, gpu->files[i].len, err) < 0)
@@ -525,54 +528,29 @@ static int write_spec(const char *dir, const json_t *spec, struct ep_error *err)
 	return ep_write_all(fd, text, strlen(text), err);
 }
 
-int ep_run_native(struct ep_store *s, const struct ep_image_loc *loc, const json_t *info,
-		  const struct ep_run_opts *o, int tty, int *status, struct ep_error *err)
+/* The container's root in b->rootfs, in a private mount namespace (it
+ * disappears with the last of envpin, its watchdog and runc, whatever
+ * kills them): the overlay of the store's unpacked layers, or a flattened
+ * copy without overlayfs or for an image outside the store.  Returns an
+ * O_PATH fd of the root. */
+static int bundle_rootfs(struct ep_store *s, const struct ep_image_loc *loc, const json_t *info,
+			 struct bundle *b, struct ep_error *err)
 {
-	struct ep_gpu_plan plan;
-	const struct ep_gpu_plan *gpu = NULL;
-	int have_plan = 0;
-	cleanup_free char *gpu_files = NULL;
-	const json_t *cfg = json_object_get(info, "config");
-	struct bundle b;
 	char **lowers = NULL;
 	size_t n_lowers = 0;
-	cleanup_free char *workspace = NULL;
-	cleanup_free gid_t *extra = NULL;
-	cleanup_json json_t *spec = NULL;
-	cleanup_close int root_fd = -1;
-	size_t n_extra = 0;
-	uid_t uid;
-	gid_t gid;
-	char host[256] = "envpin";
-	pid_t watchdog = -1;
-	int wfd = -1, rc = -1, flattened = 0;
-	struct ep_spec_params sp = {0};
+	int fd, overlay = 0;
 
-	*status = EP_RUN_EFAIL;
-	if (geteuid() != 0)
-		return ep_error_set(err, EP_EENV,
-				    "the native engine needs root (runc, overlayfs); "
-				    "use --engine docker or --engine podman");
-	if (!ep_run_on_path("runc"))
-		return ep_error_set(err, EP_EENV, "runc is not installed (or use --engine docker)");
-	if (!o->no_workspace) {
-		workspace = getcwd(NULL, 0);
-		if (!workspace)
-			return ep_error_errno(err, EP_EENV, errno, "getcwd");
-	}
 	if (loc->in_store &&
 	    layer_dirs(s, json_object_get(info, "layers"), &lowers, &n_lowers, err) < 0)
 		return -1;
-	if (bundle_create(s, o->name, o->keep, &b, err) < 0)
-		goto out;
-	/* The overlay lives in a private mount namespace: it disappears with
-	 * the last of envpin, its watchdog and runc, whatever kills them. */
 	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-		ep_error_errno(err, EP_EENV, errno, "private mount namespace");
-		goto out;
+		free_strv(lowers, n_lowers);
+		return ep_error_errno(err, EP_EENV, errno, "private mount namespace");
 	}
-	if (!loc->in_store || mount_overlay(&b, lowers, n_lowers, err) < 0) {
-		/* no overlayfs here (or an image outside the store): a flattened copy */
+	if (loc->in_store)
+		overlay = mount_overlay(b, lowers, n_lowers, err) == 0;
+	free_strv(lowers, n_lowers);
+	if (!overlay) {
 		struct ep_unpack_opts uo;
 
 		ep_error_clear(err);
@@ -580,35 +558,49 @@ int ep_run_native(struct ep_store *s, const struct ep_image_loc *loc, const json
 		uo.whiteouts = EP_WHITEOUT_APPLY;
 		uo.allow_devices = 1;
 		uo.same_owner = 1;
-		if (rmdir(b.rootfs) < 0 ||
-		    ep_unpack_image(loc->layout, loc->digest, b.rootfs, &uo, err) < 0) {
-			ep_error_wrap(err, "flatten the image into '%s'", b.rootfs);
-			goto out;
-		}
-		flattened = 1;
+		if (rmdir(b->rootfs) < 0 ||
+		    ep_unpack_image(loc->layout, loc->digest, b->rootfs, &uo, err) < 0)
+			return ep_error_wrap(err, "flatten the image into '%s'", b->rootfs);
 	}
-	(void)flattened;
-	root_fd = open(b.rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (root_fd < 0) {
-		ep_error_errno(err, EP_EENV, errno, "open '%s'", b.rootfs);
-		goto out;
-	}
-	memset(&plan, 0, sizeof(plan));
-	if (ep_run_gpu_plan(o->gpus, cfg, b.rootfs, &plan, &have_plan, err) < 0)
-		goto out;
-	if (have_plan) {
-		gpu = &plan;
-		gpu_files = ep_path_join(b.dir, "gpu-files", err);
+	fd = open(b->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return ep_error_errno(err, EP_EENV, errno, "open '%s'", b->rootfs);
+	return fd;
+}
+
+/* Everything runc reads before the start: the GPU plan (*plan, *have_plan:
+ * the caller releases it) and its files, the mount targets inside the
+ * root, the user, and config.json. */
+static int bundle_config(const struct bundle *b, int root_fd, const json_t *cfg,
+			 const struct ep_run_opts *o, int tty, const char *workspace,
+			 struct ep_gpu_plan *plan, int *have_plan, struct ep_error *err)
+{
+	const struct ep_gpu_plan *gpu = NULL;
+	cleanup_free char *gpu_files = NULL;
+	cleanup_free gid_t *extra = NULL;
+	cleanup_json json_t *spec = NULL;
+	struct ep_spec_params sp = {0};
+	size_t n_extra = 0;
+	char host[256] = "envpin";
+	uid_t uid;
+	gid_t gid;
+
+	memset(plan, 0, sizeof(*plan));
+	if (ep_run_gpu_plan(o->gpus, cfg, b->rootfs, plan, have_plan, err) < 0)
+		return -1;
+	if (*have_plan) {
+		gpu = plan;
+		gpu_files = ep_path_join(b->dir, "gpu-files", err);
 		if (!gpu_files || write_gpu_files(gpu_files, gpu, err) < 0)
-			goto out;
+			return -1;
 	}
 	if (prepare_rootfs(root_fd, o, gpu, workspace != NULL, err) < 0 ||
 	    ep_runtime_user(root_fd,
 			    o->user ? o->user : json_string_value(json_object_get(cfg, "User")),
 			    &uid, &gid, &extra, &n_extra, err) < 0)
-		goto out;
+		return -1;
 	if (gethostname(host, sizeof(host) - 1) < 0)
-		snprintf(host, sizeof(host), "envpin");
+		strcpy(host, "envpin");
 	sp.image_cfg = cfg;
 	sp.o = o;
 	sp.gpu = gpu;
@@ -622,14 +614,48 @@ int ep_run_native(struct ep_store *s, const struct ep_image_loc *loc, const json
 	sp.tty = tty;
 	sp.gpu_files_dir = gpu_files;
 	spec = ep_runtime_spec(&sp, err);
-	if (!spec || write_spec(b.dir, spec, err) < 0)
-		goto out;
+	if (!spec || write_spec(b->dir, spec, err) < 0)
+		return -1;
 	if (o->keep) {
-		cleanup_free char *kept = ep_path_join(b.dir, "kept", err);
+		cleanup_free char *kept = ep_path_join(b->dir, "kept", err);
 		int fd = kept ? open(kept, O_WRONLY | O_CREAT | O_CLOEXEC, 0600) : -1;
+
 		if (fd >= 0)
 			close(fd);
 	}
+	return 0;
+}
+
+int ep_run_native(struct ep_store *s, const struct ep_image_loc *loc, const json_t *info,
+		  const struct ep_run_opts *o, int tty, int *status, struct ep_error *err)
+{
+	struct ep_gpu_plan plan;
+	int have_plan = 0;
+	struct bundle b;
+	cleanup_free char *workspace = NULL;
+	cleanup_close int root_fd = -1;
+	pid_t watchdog = -1;
+	int wfd = -1, rc = -1;
+
+	*status = EP_RUN_EFAIL;
+	memset(&plan, 0, sizeof(plan));
+	if (geteuid() != 0)
+		return ep_error_set(err, EP_EENV,
+				    "the native engine needs root (runc, overlayfs); "
+				    "use --engine docker or --engine podman");
+	if (!ep_run_on_path("runc"))
+		return ep_error_set(err, EP_EENV, "runc is not installed (or use --engine docker)");
+	if (!o->no_workspace) {
+		workspace = getcwd(NULL, 0);
+		if (!workspace)
+			return ep_error_errno(err, EP_EENV, errno, "getcwd");
+	}
+	if (bundle_create(s, o->name, o->keep, &b, err) < 0)
+		goto out;
+	root_fd = bundle_rootfs(s, loc, info, &b, err);
+	if (root_fd < 0 || bundle_config(&b, root_fd, json_object_get(info, "config"), o, tty,
+					 workspace, &plan, &have_plan, err) < 0)
+		goto out;
 	watchdog = start_watchdog(&b, &wfd);
 	if (watchdog < 0) {
 		ep_error_errno(err, EP_EENV, errno, "start the cleanup watchdog");
@@ -649,7 +675,6 @@ out:
 		while (waitpid(watchdog, NULL, 0) < 0 && errno == EINTR)
 			;
 	bundle_release(&b);
-	free_strv(lowers, n_lowers);
 	if (have_plan)
 		ep_gpu_plan_release(&plan);
 	return rc;

@@ -268,13 +268,20 @@ static int add_mount(json_t *mounts, const char *dst, const char *type, const ch
 		     const char *opts_csv, struct ep_error *err)
 {
 	json_t *opts = json_array(), *m;
-	char buf[512];
 
 	if (!opts)
 		return ep_error_oom(err);
-	snprintf(buf, sizeof(buf), "%s", opts_csv);
-	for (char *save = NULL, *o = strtok_r(buf, ",", &save); o; o = strtok_r(NULL, ",", &save))
-		json_array_append_new(opts, json_string(o));
+	for (const char *o = opts_csv; *o;) {
+		size_t n = strcspn(o, ",");
+
+		if (n && json_array_append_new(opts, json_stringn(o, n)) < 0) {
+			json_decref(opts);
+			return ep_error_set(err, EP_EINVAL, "mount '%s': option is not UTF-8", dst);
+		}
+		o += n;
+		if (*o == ',')
+			o++;
+	}
 	m = json_pack("{s:s,s:s,s:s,s:o}", "destination", dst, "type", type, "source", src,
 		      "options", opts);
 	if (!m || json_array_append_new(mounts, m) < 0)
@@ -282,37 +289,41 @@ static int add_mount(json_t *mounts, const char *dst, const char *type, const ch
 	return 0;
 }
 
-json_t *ep_runtime_spec(const struct ep_spec_params *p, struct ep_error *err)
+/* The working directory: -w, else /workspace, else the image's. */
+static const char *spec_cwd(const struct ep_spec_params *p, struct ep_error *err)
 {
 	const struct ep_run_opts *o = p->o;
-	const struct ep_gpu_plan *gpu = p->gpu;
-	cleanup_json json_t *spec = NULL;
-	json_t *args, *env, *mounts, *rlimits, *caps, *gids, *devices, *rules, *linux_, *process;
-	const char *cwd = NULL;
-	struct rlimit rl;
-	uint64_t shm = gpu && gpu->shm_size ? gpu->shm_size : EP_RUN_DEFAULT_SHM;
-	char opt[256];
-	char hostp[PATH_MAX];
+	const char *cwd, *wd;
 
-	args = ep_runtime_args(p->image_cfg, o->cmd, o->n_cmd, o->no_entrypoint, err);
-	if (!args)
-		return NULL;
-	env = ep_runtime_env(p->image_cfg, gpu, o->env, o->n_env, p->tty, err);
-	if (!env) {
-		json_decref(args);
-		return NULL;
-	}
 	if (o->workdir)
 		cwd = o->workdir;
 	else if (p->workspace)
 		cwd = "/workspace";
 	else {
-		const char *wd = json_string_value(json_object_get(p->image_cfg, "WorkingDir"));
+		wd = json_string_value(json_object_get(p->image_cfg, "WorkingDir"));
 		cwd = wd && *wd ? wd : "/";
 	}
-	if (ep_runtime_check_cpath(cwd, o->workdir ? "working dir" : "image WorkingDir", err) < 0) {
+	if (ep_runtime_check_cpath(cwd, o->workdir ? "working dir" : "image WorkingDir", err) < 0)
+		return NULL;
+	return cwd;
+}
+
+/* "process": args, env, user, cwd, capabilities, rlimits, no_new_privs. */
+static json_t *spec_process(const struct ep_spec_params *p, struct ep_error *err)
+{
+	const struct ep_run_opts *o = p->o;
+	json_t *args, *env, *caps, *gids, *rlimits, *process;
+	const char *cwd = spec_cwd(p, err);
+	struct rlimit rl;
+
+	if (!cwd)
+		return NULL;
+	args = ep_runtime_args(p->image_cfg, o->cmd, o->n_cmd, o->no_entrypoint, err);
+	if (!args)
+		return NULL;
+	env = ep_runtime_env(p->image_cfg, p->gpu, o->env, o->n_env, p->tty, err);
+	if (!env) {
 		json_decref(args);
-		json_decref(env);
 		return NULL;
 	}
 	caps = str_array(default_caps, EP_ARRAY_SIZE(default_caps));
@@ -322,13 +333,14 @@ json_t *ep_runtime_spec(const struct ep_spec_params *p, struct ep_error *err)
 	/* Never above the current hard limit (podman 4.3 fails here by raising
 	 * it); the soft limit goes up to the hard one, as docker's defaults do. */
 	rlimits = json_array();
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+	if (rlimits && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		rlim_t v = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (1u << 20) ? (1u << 20)
 										    : rl.rlim_max;
 		json_array_append_new(rlimits,
 				      json_pack("{s:s,s:I,s:I}", "type", "RLIMIT_NOFILE", "hard",
 						(json_int_t)v, "soft", (json_int_t)v));
 	}
+	/* json_pack takes the "o" references even when it fails */
 	process = json_pack(
 	    "{s:b,s:{s:i,s:i,s:o},s:o,s:o,s:s,s:{s:o,s:o,s:o},s:o,s:b}", "terminal", p->tty, "user",
 	    "uid", (int)p->uid, "gid", (int)p->gid, "additionalGids", gids, "args", args, "env",
@@ -336,103 +348,131 @@ json_t *ep_runtime_spec(const struct ep_spec_params *p, struct ep_error *err)
 	    json_copy(caps), "permitted", caps, "rlimits", rlimits, "noNewPrivileges", 1);
 	if (!process)
 		return ep_error_set(err, EP_EINVAL, "runtime spec: a value is not UTF-8"), NULL;
+	return process;
+}
 
-	mounts = json_array();
-	spec = json_pack("{s:s,s:o,s:{s:s,s:b},s:s,s:o}", "ociVersion", "1.0.2", "process", process,
-			 "root", "path", p->rootfs, "readonly", 0, "hostname",
-			 p->hostname ? p->hostname : "envpin", "mounts", mounts);
-	if (!spec || !mounts)
-		return ep_error_oom(err), NULL;
-	snprintf(opt, sizeof(opt), "nosuid,noexec,nodev,mode=1777,size=%llu",
-		 (unsigned long long)shm);
+/* /proc, /dev, /sys and the host's /etc/{hosts,resolv.conf,hostname}. */
+static int spec_system_mounts(json_t *mounts, const struct ep_spec_params *p, struct ep_error *err)
+{
+	static const char *const etc[] = {"/etc/hosts", "/etc/resolv.conf", "/etc/hostname"};
+	const struct ep_gpu_plan *gpu = p->gpu;
+	uint64_t shm = gpu && gpu->shm_size ? gpu->shm_size : EP_RUN_DEFAULT_SHM;
+	cleanup_free char *shm_opts =
+	    ep_asprintf(err, "nosuid,noexec,nodev,mode=1777,size=%llu", (unsigned long long)shm);
+
+	if (!shm_opts)
+		return -1;
 	if (add_mount(mounts, "/proc", "proc", "proc", "nosuid,noexec,nodev", err) < 0 ||
 	    add_mount(mounts, "/dev", "tmpfs", "tmpfs", "nosuid,strictatime,mode=755,size=65536k",
 		      err) < 0 ||
 	    add_mount(mounts, "/dev/pts", "devpts", "devpts",
 		      "nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5", err) < 0 ||
-	    add_mount(mounts, "/dev/shm", "tmpfs", "shm", opt, err) < 0 ||
+	    add_mount(mounts, "/dev/shm", "tmpfs", "shm", shm_opts, err) < 0 ||
 	    add_mount(mounts, "/dev/mqueue", "mqueue", "mqueue", "nosuid,noexec,nodev", err) < 0 ||
 	    add_mount(mounts, "/sys", "sysfs", "sysfs", "nosuid,noexec,nodev,ro", err) < 0 ||
 	    add_mount(mounts, "/sys/fs/cgroup", "cgroup", "cgroup",
 		      "nosuid,noexec,nodev,relatime,ro", err) < 0)
-		return NULL;
-	{
-		static const char *const etc[] = {"/etc/hosts", "/etc/resolv.conf",
-						  "/etc/hostname"};
-		for (size_t i = 0; i < EP_ARRAY_SIZE(etc); i++) {
-			snprintf(hostp, sizeof(hostp), "%s%s", p->host_root ? p->host_root : "",
-				 etc[i]);
-			if (access(hostp, R_OK) == 0 &&
-			    add_mount(mounts, etc[i], "bind", hostp,
-				      "rbind,rprivate,ro,nosuid,nodev", err) < 0)
-				return NULL;
-		}
+		return -1;
+	for (size_t i = 0; i < EP_ARRAY_SIZE(etc); i++) {
+		cleanup_free char *hostp =
+		    ep_asprintf(err, "%s%s", p->host_root ? p->host_root : "", etc[i]);
+
+		if (!hostp)
+			return -1;
+		if (access(hostp, R_OK) == 0 &&
+		    add_mount(mounts, etc[i], "bind", hostp, "rbind,rprivate,ro,nosuid,nodev",
+			      err) < 0)
+			return -1;
 	}
+	return 0;
+}
+
+/* The workspace and -v. */
+static int spec_user_mounts(json_t *mounts, const struct ep_spec_params *p, struct ep_error *err)
+{
+	const struct ep_run_opts *o = p->o;
+
 	if (p->workspace &&
 	    add_mount(mounts, "/workspace", "bind", p->workspace, "rbind,rprivate", err) < 0)
-		return NULL;
+		return -1;
 	for (size_t i = 0; i < o->n_volumes; i++) {
-		cleanup_free char *src = NULL;
-		const char *dst;
-		size_t dl;
-		int ro;
-		char dbuf[PATH_MAX];
+		const struct ep_volume *v = &o->volumes[i];
 
-		if (ep_runtime_volume(o->volumes[i], &src, &dst, &dl, &ro, err) < 0)
-			return NULL;
-		snprintf(dbuf, sizeof(dbuf), "%.*s", (int)dl, dst);
-		if (add_mount(mounts, dbuf, "bind", src,
-			      ro ? "rbind,rprivate,ro" : "rbind,rprivate", err) < 0)
-			return NULL;
+		if (add_mount(mounts, v->dst, "bind", v->src,
+			      v->ro ? "rbind,rprivate,ro" : "rbind,rprivate", err) < 0)
+			return -1;
 	}
+	return 0;
+}
+
+/* The GPU plan's mounts and files (written to BUNDLE/gpu-files/N by the
+ * caller). */
+static int spec_gpu_mounts(json_t *mounts, const struct ep_spec_params *p, struct ep_error *err)
+{
+	const struct ep_gpu_plan *gpu = p->gpu;
+
 	for (size_t i = 0; gpu && i < gpu->n_mounts; i++) {
-		/* runc refuses bind mounts inside /proc (docs/run.md) */
-		if (ep_run_under_proc(gpu->mounts[i].path))
+		const struct ep_gpu_mount *m = &gpu->mounts[i];
+		const char *mo = m->options;
+
+		if (ep_run_under_proc(m->path))
 			continue;
-		const char *mo = gpu->mounts[i].options;
 		if (!mo || !*mo)
-			mo = gpu->mounts[i].read_only ? "rbind,rprivate,ro,nosuid,nodev"
-						      : "rbind,rprivate,nosuid,nodev";
-		if (add_mount(mounts, gpu->mounts[i].path,
-			      gpu->mounts[i].type ? gpu->mounts[i].type : "bind",
-			      gpu->mounts[i].host_path, mo, err) < 0)
-			return NULL;
+			mo = m->read_only ? "rbind,rprivate,ro,nosuid,nodev"
+					  : "rbind,rprivate,nosuid,nodev";
+		if (add_mount(mounts, m->path, m->type ? m->type : "bind", m->host_path, mo, err) <
+		    0)
+			return -1;
 	}
-	/* plan files were written to BUNDLE/gpu-files/N by the caller */
 	for (size_t i = 0; gpu && p->gpu_files_dir && i < gpu->n_files; i++) {
-		char src[PATH_MAX];
+		cleanup_free char *src = NULL;
 
 		if (gpu->files[i].in_proc)
 			continue;
-		snprintf(src, sizeof(src), "%s/%zu", p->gpu_files_dir, i);
-		if (add_mount(mounts, gpu->files[i].path, "bind", src,
-			      "rbind,rprivate,ro,nosuid,nodev", err) < 0)
-			return NULL;
+		src = ep_asprintf(err, "%s/%zu", p->gpu_files_dir, i);
+		if (!src || add_mount(mounts, gpu->files[i].path, "bind", src,
+				      "rbind,rprivate,ro,nosuid,nodev", err) < 0)
+			return -1;
 	}
-	if (gpu && gpu->n_hooks) {
-		/* only from a CDI spec, which the host's administrator wrote */
-		json_t *hooks = json_object();
-		for (size_t i = 0; hooks && i < gpu->n_hooks; i++) {
-			const struct ep_gpu_hook *h = &gpu->hooks[i];
-			json_t *list = json_object_get(hooks, h->hook_name), *hj;
-			if (!list) {
-				list = json_array();
-				json_object_set_new(hooks, h->hook_name, list);
-			}
-			hj = json_pack("{s:s,s:o,s:o}", "path", h->path, "args",
-				       str_array((const char *const *)h->args, h->n_args), "env",
-				       str_array((const char *const *)h->env, h->n_env));
-			if (hj && h->timeout > 0)
-				json_object_set_new(hj, "timeout", json_integer(h->timeout));
-			json_array_append_new(list, hj);
-		}
-		if (!hooks || json_object_set_new(spec, "hooks", hooks) < 0)
-			return ep_error_oom(err), NULL;
-	}
+	return 0;
+}
 
-	devices = json_array();
-	rules = json_pack("[{s:b,s:s}]", "allow", 0, "access", "rwm");
-	for (size_t i = 0; gpu && i < gpu->n_devices; i++) {
+/* CDI hooks: only from a CDI spec, which the host's administrator wrote. */
+static int spec_hooks(json_t *spec, const struct ep_gpu_plan *gpu, struct ep_error *err)
+{
+	json_t *hooks;
+
+	if (!gpu || !gpu->n_hooks)
+		return 0;
+	hooks = json_object();
+	for (size_t i = 0; hooks && i < gpu->n_hooks; i++) {
+		const struct ep_gpu_hook *h = &gpu->hooks[i];
+		json_t *list = json_object_get(hooks, h->hook_name), *hj;
+
+		if (!list) {
+			list = json_array();
+			json_object_set_new(hooks, h->hook_name, list);
+		}
+		hj = json_pack("{s:s,s:o,s:o}", "path", h->path, "args",
+			       str_array((const char *const *)h->args, h->n_args), "env",
+			       str_array((const char *const *)h->env, h->n_env));
+		if (hj && h->timeout > 0)
+			json_object_set_new(hj, "timeout", json_integer(h->timeout));
+		json_array_append_new(list, hj);
+	}
+	if (!hooks || json_object_set_new(spec, "hooks", hooks) < 0)
+		return ep_error_oom(err);
+	return 0;
+}
+
+/* "linux": namespaces, isolation (masked and read-only paths, seccomp; the
+ * capabilities are in "process"), the GPU devices and their cgroup rules. */
+static json_t *spec_linux(const struct ep_gpu_plan *gpu, struct ep_error *err)
+{
+	json_t *devices = json_array(), *linux_;
+	json_t *rules = json_pack("[{s:b,s:s}]", "allow", 0, "access", "rwm");
+
+	for (size_t i = 0; devices && rules && gpu && i < gpu->n_devices; i++) {
 		const struct ep_gpu_device *d = &gpu->devices[i];
 		char type[2] = {d->type ? d->type : 'c', 0};
 
@@ -453,7 +493,31 @@ json_t *ep_runtime_spec(const struct ep_spec_params *p, struct ep_error *err)
 		      str_array(masked_paths, EP_ARRAY_SIZE(masked_paths)), "readonlyPaths",
 		      str_array(readonly_paths, EP_ARRAY_SIZE(readonly_paths)), "devices", devices,
 		      "resources", "devices", rules, "seccomp", seccomp_profile());
-	if (!linux_ || json_object_set_new(spec, "linux", linux_) < 0)
+	if (!linux_)
+		ep_error_oom(err);
+	return linux_;
+}
+
+json_t *ep_runtime_spec(const struct ep_spec_params *p, struct ep_error *err)
+{
+	cleanup_json json_t *spec = NULL;
+	json_t *process = spec_process(p, err), *mounts, *linux_;
+
+	if (!process)
+		return NULL;
+	mounts = json_array();
+	spec = json_pack("{s:s,s:o,s:{s:s,s:b},s:s,s:o}", "ociVersion", "1.0.2", "process", process,
+			 "root", "path", p->rootfs, "readonly", 0, "hostname",
+			 p->hostname ? p->hostname : "envpin", "mounts", mounts);
+	if (!spec || !mounts)
+		return ep_error_oom(err), NULL;
+	if (spec_system_mounts(mounts, p, err) < 0 || spec_user_mounts(mounts, p, err) < 0 ||
+	    spec_gpu_mounts(mounts, p, err) < 0 || spec_hooks(spec, p->gpu, err) < 0)
+		return NULL;
+	linux_ = spec_linux(p->gpu, err);
+	if (!linux_)
+		return NULL;
+	if (json_object_set_new(spec, "linux", linux_) < 0)
 		return ep_error_oom(err), NULL;
 	return steal_pointer(&spec);
 }

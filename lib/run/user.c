@@ -203,43 +203,50 @@ int ep_runtime_user(int root_fd, const char *spec, uid_t *uid, gid_t *gid, gid_t
 	return 0;
 }
 
-int ep_runtime_volume(const char *spec, char **src, const char **dst, size_t *dst_len, int *ro,
-		      struct ep_error *err)
+int ep_runtime_volume(const char *spec, struct ep_volume *v, struct ep_error *err)
 {
 	const char *c1 = strchr(spec, ':'), *c2;
-	cleanup_free char *s = NULL;
-	char dbuf[PATH_MAX];
+	cleanup_free char *src = NULL, *dst = NULL;
 	size_t dl;
+	int ro = 0;
 
-	*ro = 0;
+	memset(v, 0, sizeof(*v));
 	if (!c1 || c1 == spec)
 		return ep_error_set(err, EP_EINVAL, "volume '%s' is not SRC:DST[:ro]", spec);
 	c2 = strchr(c1 + 1, ':');
 	dl = c2 ? (size_t)(c2 - c1 - 1) : strlen(c1 + 1);
 	if (c2) {
 		if (!strcmp(c2 + 1, "ro"))
-			*ro = 1;
+			ro = 1;
 		else if (strcmp(c2 + 1, "rw"))
 			return ep_error_set(err, EP_EINVAL,
 					    "volume '%s': option '%s' is not ro or rw", spec,
 					    c2 + 1);
 	}
-	if (dl == 0 || dl >= sizeof(dbuf))
+	if (dl == 0)
 		return ep_error_set(err, EP_EINVAL, "volume '%s' has no destination", spec);
-	memcpy(dbuf, c1 + 1, dl);
-	dbuf[dl] = '\0';
-	if (ep_runtime_check_cpath(dbuf, "volume destination", err) < 0)
+	dst = strndup(c1 + 1, dl);
+	if (!dst)
+		return ep_error_oom(err);
+	if (ep_runtime_check_cpath(dst, "volume destination", err) < 0)
 		return -1;
-	if (!strcmp(dbuf, "/"))
+	if (!strcmp(dst, "/"))
 		return ep_error_set(err, EP_EINVAL, "volume '%s' would replace the container root",
 				    spec);
-	s = strndup(spec, (size_t)(c1 - spec));
-	if (!s)
+	src = strndup(spec, (size_t)(c1 - spec));
+	if (!src)
 		return ep_error_oom(err);
-	*src = realpath(s, NULL);
-	if (!*src)
-		return ep_error_errno(err, EP_EINVAL, errno, "volume source '%s'", s);
-	*dst = c1 + 1;
-	*dst_len = dl;
+	v->src = realpath(src, NULL);
+	if (!v->src)
+		return ep_error_errno(err, EP_EINVAL, errno, "volume source '%s'", src);
+	v->dst = steal_pointer(&dst);
+	v->ro = ro;
 	return 0;
+}
+
+void ep_volume_release(struct ep_volume *v)
+{
+	free(v->src);
+	free(v->dst);
+	memset(v, 0, sizeof(*v));
 }
