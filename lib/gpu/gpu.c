@@ -173,16 +173,16 @@ char *ep_gpu_host_root(struct ep_error *err)
 
 const char *ep_gpu_lib_dir_for_rootfs(const char *rootfs)
 {
-	char buf[PATH_MAX];
+	cleanup_free char *deb = NULL, *lib = NULL;
 	struct stat st;
 
 	if (!rootfs)
 		return DEFAULT_LIB_DIR;
-	snprintf(buf, sizeof(buf), "%s/etc/debian_version", rootfs);
-	if (stat(buf, &st) == 0)
+	deb = ep_path_join(rootfs, "etc/debian_version", NULL);
+	if (!deb || stat(deb, &st) == 0)
 		return DEFAULT_LIB_DIR;
-	snprintf(buf, sizeof(buf), "%s" DEFAULT_LIB_DIR, rootfs);
-	if (stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
+	lib = ep_path_join(rootfs, DEFAULT_LIB_DIR, NULL);
+	if (!lib || (stat(lib, &st) == 0 && S_ISDIR(st.st_mode)))
 		return DEFAULT_LIB_DIR;
 	return "/usr/lib64";
 }
@@ -1077,11 +1077,10 @@ int ep_gpu_plan(const char *host_root, const char *gpus, char *const *image_env,
 	return ep_gpu_plan_opts(&o, plan, err);
 }
 
-static int plan_build(const struct ep_gpu_opts *o, const char *root, struct ep_gpu_plan *p,
-		      struct ep_error *err)
+/* The kernel module's version (p->driver_version) and the CUDA it supports. */
+static int plan_driver(const char *root, struct ep_gpu_plan *p, struct ep_error *err)
 {
 	char ver[64];
-	cleanup_free char *devtext = NULL;
 	cleanup_free char *vpath = ep_gpu_hpath(root, "/proc/driver/nvidia/version", err);
 	struct ep_error e2 = EP_ERROR_INIT;
 
@@ -1104,8 +1103,13 @@ static int plan_build(const struct ep_gpu_opts *o, const char *root, struct ep_g
 	if (!(p->driver_version = ep_strdup(ver, err)))
 		return -1;
 	p->cuda_known = ep_gpu_driver_cuda(ver, &p->cuda_driver_major, &p->cuda_driver_minor) == 1;
+	return 0;
+}
 
-	/* GPUs and the selection. */
+/* The GPUs o->gpus selects (p->gpus) and NVIDIA_VISIBLE_DEVICES' value. */
+static int plan_gpus(const struct ep_gpu_opts *o, const char *root, struct ep_gpu_plan *p,
+		     struct ep_error *err)
+{
 	struct ep_gpu_info *all = NULL;
 	size_t n_all = 0, sel[MAX_GPUS], n_sel = 0;
 
@@ -1117,7 +1121,7 @@ static int plan_build(const struct ep_gpu_opts *o, const char *root, struct ep_g
 		    err, EP_EENV,
 		    "the NVIDIA driver %s is loaded but lists no GPU under '%s/proc/"
 		    "driver/nvidia/gpus'",
-		    ver, strcmp(root, "/") ? root : "");
+		    p->driver_version, strcmp(root, "/") ? root : "");
 	}
 	if (select_gpus(all, n_all, o->gpus, sel, &n_sel, err) < 0) {
 		gpus_free(all, n_all);
@@ -1137,7 +1141,7 @@ static int plan_build(const struct ep_gpu_opts *o, const char *root, struct ep_g
 	if (strcmp(o->gpus, "all") == 0) {
 		p->visible_devices = ep_strdup("all", err);
 	} else {
-		char buf[MAX_GPUS * 5] = "";
+		char buf[MAX_GPUS * 5] = ""; /* up to 256 indexes of 3 digits and a comma */
 		size_t off = 0;
 
 		for (size_t i = 0; i < n_sel; i++)
@@ -1145,55 +1149,51 @@ static int plan_build(const struct ep_gpu_opts *o, const char *root, struct ep_g
 						p->gpus[i].index);
 		p->visible_devices = ep_strdup(buf, err);
 	}
-	if (!p->visible_devices)
-		return -1;
+	return p->visible_devices ? 0 : -1;
+}
 
-	/* Before any mount: a refused image should say so first. */
-	if (check_requirements(p, o->image_env, err) < 0)
-		return -1;
+/* The plan from the host's CDI spec for nvidia.com/gpu: 1 when there is
+ * one (applied), 0 when there is none. */
+static int plan_from_cdi(const struct ep_gpu_opts *o, const char *root, struct ep_gpu_plan *p,
+			 struct ep_error *err)
+{
+	cleanup_free char *spec_path = NULL;
+	json_t *spec = NULL, *devs, *d;
+	const char *names[MAX_GPUS];
+	char idx[MAX_GPUS][8];
+	size_t k, nn = 0;
+	int has_all = 0, r = ep_cdi_find(root, "nvidia.com/gpu", &spec_path, &spec, err);
 
-	if (!o->no_cdi) {
-		cleanup_free char *spec_path = NULL;
-		json_t *spec = NULL;
-		int r = ep_cdi_find(root, "nvidia.com/gpu", &spec_path, &spec, err);
-
-		if (r < 0)
-			return -1;
-		if (r == 1) {
-			const char *names[MAX_GPUS];
-			char idx[MAX_GPUS][8];
-			int has_all = 0;
-			json_t *devs = json_object_get(spec, "devices"), *d;
-			size_t k;
-
-			json_array_foreach (devs, k, d)
-				has_all |= json_is_string(json_object_get(d, "name")) &&
-					   strcmp(json_string_value(json_object_get(d, "name")),
-						  "all") == 0;
-			size_t nn = 0;
-
-			if (strcmp(o->gpus, "all") == 0 && has_all) {
-				names[nn++] = "all";
-			} else {
-				for (size_t i = 0; i < n_sel; i++) {
-					snprintf(idx[i], sizeof(idx[i]), "%d", p->gpus[i].index);
-					names[nn++] = idx[i];
-				}
-			}
-			r = ep_cdi_apply(spec, spec_path, root, names, nn, p, err);
-			json_decref(spec);
-			if (r < 0)
-				return -1;
-			if (add_lib_links(p, err) < 0)
-				return -1;
-			goto common;
+	if (r <= 0)
+		return r;
+	devs = json_object_get(spec, "devices");
+	json_array_foreach (devs, k, d)
+		has_all |= json_is_string(json_object_get(d, "name")) &&
+			   strcmp(json_string_value(json_object_get(d, "name")), "all") == 0;
+	if (strcmp(o->gpus, "all") == 0 && has_all) {
+		names[nn++] = "all";
+	} else {
+		for (size_t i = 0; i < p->n_gpus; i++) {
+			snprintf(idx[i], sizeof(idx[i]), "%d", p->gpus[i].index);
+			names[nn++] = idx[i];
 		}
 	}
+	r = ep_cdi_apply(spec, spec_path, root, names, nn, p, err);
+	json_decref(spec);
+	if (r < 0 || add_lib_links(p, err) < 0)
+		return -1;
+	return 1;
+}
 
-	/* Devices: control nodes, then one per selected GPU. */
-	devtext = read_host(root, "/proc/devices", &e2);
+/* The plan found on the host (libnvidia-container's way): device nodes,
+ * libraries and their links, binaries, firmware, IPC, /proc files. */
+static int plan_discover(const char *root, struct ep_gpu_plan *p, struct ep_error *err)
+{
+	struct ep_error e2 = EP_ERROR_INIT;
+	cleanup_free char *devtext = read_host(root, "/proc/devices", &e2);
 	long uvm_major = devtext ? proc_devices_major(devtext, "nvidia-uvm") : -1;
 
+	/* Devices: control nodes, then one per selected GPU. */
 	if (add_node(p, root, "/dev/nvidiactl", NV_MAJOR, NV_CTL_MINOR, 0,
 		     "run 'nvidia-modprobe -c=255' (or nvidia-smi) on the host", err) < 0)
 		return -1;
@@ -1210,7 +1210,7 @@ static int plan_build(const struct ep_gpu_opts *o, const char *root, struct ep_g
 	if (add_node(p, root, "/dev/nvidia-uvm-tools", uvm_major, 1, 1, NULL, err) < 0 ||
 	    add_node(p, root, "/dev/nvidia-modeset", NV_MAJOR, NV_MODESET_MINOR, 1, NULL, err) < 0)
 		return -1;
-	for (size_t i = 0; i < n_sel; i++) {
+	for (size_t i = 0; i < p->n_gpus; i++) {
 		char dev[32], hint[96];
 
 		snprintf(dev, sizeof(dev), "/dev/nvidia%d", p->gpus[i].minor);
@@ -1219,14 +1219,28 @@ static int plan_build(const struct ep_gpu_opts *o, const char *root, struct ep_g
 		if (add_node(p, root, dev, NV_MAJOR, (unsigned)p->gpus[i].minor, 0, hint, err) < 0)
 			return -1;
 	}
-	if (find_libs(p, root, ver, err) < 0 || add_lib_links(p, err) < 0 ||
-	    find_bins(p, root, err) < 0 || find_firmware(p, root, ver, err) < 0 ||
+	if (find_libs(p, root, p->driver_version, err) < 0 || add_lib_links(p, err) < 0 ||
+	    find_bins(p, root, err) < 0 || find_firmware(p, root, p->driver_version, err) < 0 ||
 	    find_ipc(p, root, err) < 0 || proc_params(p, root, err) < 0)
 		return -1;
 	p->ldconfig = 1;
-	if (set_envf(p, err, "NVIDIA_VISIBLE_DEVICES=%s", p->visible_devices) < 0)
+	return set_envf(p, err, "NVIDIA_VISIBLE_DEVICES=%s", p->visible_devices);
+}
+
+static int plan_build(const struct ep_gpu_opts *o, const char *root, struct ep_gpu_plan *p,
+		      struct ep_error *err)
+{
+	int cdi = 0;
+
+	if (plan_driver(root, p, err) < 0 || plan_gpus(o, root, p, err) < 0)
 		return -1;
-common:
+	/* Before any mount: a refused image should say so first. */
+	if (check_requirements(p, o->image_env, err) < 0)
+		return -1;
+	if (!o->no_cdi && (cdi = plan_from_cdi(o, root, p, err)) < 0)
+		return -1;
+	if (!cdi && plan_discover(root, p, err) < 0)
+		return -1;
 	/* A CDI spec's NVIDIA_VISIBLE_DEVICES=void stays: it stops a legacy
 	 * nvidia hook in docker/podman from injecting a second time. */
 	if (set_envf(p, err, "NVIDIA_DRIVER_CAPABILITIES=compute,utility") < 0)

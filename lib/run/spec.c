@@ -144,6 +144,9 @@ json_t *ep_runtime_env(const json_t *image_cfg, const struct ep_gpu_plan *gpu, c
 	return steal_pointer(&out);
 }
 
+/* ---- isolation: capabilities, masked and read-only paths, seccomp; used
+ * by spec_process (capabilities) and spec_linux (the rest) below ---- */
+
 static const char *const default_caps[] = {
     /* docker's default set (moby oci/caps/defaults.go) */
     "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",	       "CAP_FOWNER",
@@ -263,6 +266,8 @@ static json_t *seccomp_profile(void)
 		      "SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "syscalls", sys);
 	return p;
 }
+
+/* ---- the spec, piece by piece ---- */
 
 static int add_mount(json_t *mounts, const char *dst, const char *type, const char *src,
 		     const char *opts_csv, struct ep_error *err)
