@@ -44,7 +44,7 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(WARN) $(CFLAGS) $(
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
 LIBS := $(PKG_LIBS) -lpthread -lm
 
-LIB_SRC := $(sort $(wildcard lib/*.c))
+LIB_SRC := $(sort $(wildcard lib/*.c lib/*/*.c))
 CMD_SRC := $(sort $(wildcard cmd/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -119,7 +119,7 @@ install: envpin
 	[ ! -f docs/envpin.1 ] || install -m 0644 docs/envpin.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 
 style:
-	clang-format -i $(LIB_SRC) $(CMD_SRC) $(wildcard lib/*.h cmd/*.h) $(UNIT_SRC)
+	clang-format -i $(LIB_SRC) $(CMD_SRC) $(wildcard lib/*.h lib/*/*.h cmd/*.h) $(UNIT_SRC)
 	git diff --exit-code
 
 clean:

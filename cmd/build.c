@@ -133,8 +133,6 @@ int cmd_build(int argc, char **argv, struct cmd_ctx *ctx)
 
 	if (rc)
 		return rc == CMD_HELP_DONE ? cmd_finish(0) : rc;
-	if (cmd_open_store(ctx, 1, &err) < 0)
-		return cmd_fail(&err);
 	if (ep_build(&ctx->store, &b.o, &r, &err) < 0) {
 		rc = cmd_fail(&err);
 		ep_build_result_release(&r);
@@ -170,8 +168,6 @@ int cmd_lock(int argc, char **argv, struct cmd_ctx *ctx)
 
 	if (rc)
 		return rc == CMD_HELP_DONE ? cmd_finish(0) : rc;
-	if (cmd_open_store(ctx, 1, &err) < 0)
-		return cmd_fail(&err);
 	if (ep_lock(&ctx->store, &b.o, &r, &err) < 0) {
 		rc = cmd_fail(&err);
 		ep_build_result_release(&r);

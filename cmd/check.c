@@ -64,9 +64,9 @@ static char *slurp(int fd, size_t *len)
 
 /* Runs argv in the image in a child whose stdout/stderr go to memfds, so
  * the engine (which may exec) cannot take over this process. */
-static int run_captured(struct ep_store *s, const char *image, const struct check_opts *co,
-			char *const *argv, size_t argc, char **out, size_t *out_len, char **errout,
-			int *status, struct ep_error *err)
+static int run_captured(struct ep_store *s, const struct ep_image_loc *img,
+			const struct check_opts *co, char *const *argv, size_t argc, char **out,
+			size_t *out_len, char **errout, int *status, struct ep_error *err)
 {
 	int ofd = memfd_create("envpin-check-out", MFD_CLOEXEC);
 	int efd = memfd_create("envpin-check-err", MFD_CLOEXEC);
@@ -105,7 +105,7 @@ static int run_captured(struct ep_store *s, const char *image, const struct chec
 		o.no_workspace = 1;
 		/* The programs' own output, not the image's entrypoint, is what we read. */
 		o.no_entrypoint = 1;
-		if (ep_run(s, image, &o, &st, &e) < 0)
+		if (ep_run(s, img, &o, &st, &e) < 0)
 			fprintf(stderr, "envpin: %s\n", e.msg);
 		fflush(NULL);
 		_exit(st & 0xff);
@@ -147,15 +147,16 @@ static char *tail_of(const char *text)
 	return p ? strndup(p, (size_t)(text + n - p)) : strdup("(no output)");
 }
 
-static json_t *run_program(struct ep_store *s, const char *image, const struct check_opts *co,
-			   char *const *argv, size_t argc, int *status, char **why, struct ep_error *err)
+static json_t *run_program(struct ep_store *s, const struct ep_image_loc *img,
+			   const struct check_opts *co, char *const *argv, size_t argc, int *status,
+			   char **why, struct ep_error *err)
 {
 	cleanup_free char *out = NULL, *errout = NULL;
 	size_t len = 0;
 	json_t *j;
 
 	*why = NULL;
-	if (run_captured(s, image, co, argv, argc, &out, &len, &errout, status, err) < 0)
+	if (run_captured(s, img, co, argv, argc, &out, &len, &errout, status, err) < 0)
 		return NULL;
 	j = len ? ep_json_loadb(out, len, OUTPUT_MAX, argv[0], NULL) : NULL;
 	if (!j || !json_is_object(j)) {
@@ -172,10 +173,12 @@ static json_t *run_program(struct ep_store *s, const char *image, const struct c
 	return j;
 }
 
-int check_image(struct cmd_ctx *ctx, const char *image, const struct check_opts *co, json_t **cert,
-		struct ep_error *err)
+/* Runs both programs in img and builds the certificate; a passing one is
+ * kept in the store for `run --certify` to reuse. */
+static int check_loc(struct cmd_ctx *ctx, const struct ep_image_loc *img,
+		     const struct check_opts *co, const json_t *facts, json_t **cert,
+		     struct ep_error *err)
 {
-	struct ep_image_loc loc;
 	cleanup_json json_t *info = NULL, *sc = NULL, *fi = NULL;
 	cleanup_free char *sc_why = NULL, *fi_why = NULL;
 	char *sc_argv[] = {SELFCHECK, "--json", NULL};
@@ -183,27 +186,23 @@ int check_image(struct cmd_ctx *ctx, const char *image, const struct check_opts 
 	struct ep_cert_inputs in;
 	int sc_status = 0, fi_status = 0;
 
-	if (cmd_open_store(ctx, 0, err) < 0 || ep_image_locate(&ctx->store, image, &loc, err) < 0)
+	info = ep_inspect(img->layout, img->digest, err);
+	if (!info)
 		return -1;
-	info = ep_inspect(loc.layout, loc.digest, err);
-	if (!info) {
-		ep_image_loc_release(&loc);
-		return -1;
-	}
 	if (!co->quiet)
-		fprintf(stderr, "check: running the self-check in %.19s...\n", loc.digest);
-	sc = run_program(&ctx->store, loc.digest, co, sc_argv, 2, &sc_status, &sc_why, err);
+		fprintf(stderr, "check: running the self-check in %.19s...\n", img->digest);
+	sc = run_program(&ctx->store, img, co, sc_argv, 2, &sc_status, &sc_why, err);
 	if (!sc && !sc_why)
-		goto fail;
+		return -1;
 	if (!co->quiet)
 		fprintf(stderr, "check: running the FITS smoke test...\n");
-	fi = run_program(&ctx->store, loc.digest, co, fi_argv, 4, &fi_status, &fi_why, err);
+	fi = run_program(&ctx->store, img, co, fi_argv, 4, &fi_status, &fi_why, err);
 	if (!fi && !fi_why)
-		goto fail;
+		return -1;
 	memset(&in, 0, sizeof(in));
-	in.digest = loc.digest;
+	in.digest = img->digest;
 	in.config_digest = json_string_value(json_object_get(info, "config_digest"));
-	in.tag = loc.tag;
+	in.tag = img->tag;
 	in.selfcheck = sc;
 	in.selfcheck_error = sc_why;
 	in.selfcheck_status = sc_status;
@@ -213,12 +212,69 @@ int check_image(struct cmd_ctx *ctx, const char *image, const struct check_opts 
 	in.gpus = co->gpus ? co->gpus : "auto";
 	in.engine = ep_engine_name(co->engine);
 	in.require_gpu = co->require_gpu;
+	in.host_facts = facts;
 	*cert = ep_cert_build(&in, err);
+	if (!*cert)
+		return -1;
+	if (!strcmp(json_string_value(json_object_get(*cert, "result")), "pass")) {
+		struct ep_error e = EP_ERROR_INIT;
+
+		/* only a later run --certify misses it */
+		if (ep_cert_save_stored(&ctx->store, img->digest, *cert, &e) < 0)
+			fprintf(stderr, "envpin: warning: cannot keep the certificate: %s\n",
+				e.msg);
+	}
+	return 0;
+}
+
+int check_image(struct cmd_ctx *ctx, const char *image, const struct check_opts *co, json_t **cert,
+		struct ep_error *err)
+{
+	struct ep_image_loc loc;
+	struct check_opts c = *co;
+	cleanup_json json_t *facts = NULL;
+	int rc;
+
+	if (cmd_open_store(ctx, 0, err) < 0 || ep_engine_pick(c.engine, &c.engine, err) < 0)
+		return -1;
+	facts = ep_run_host_facts(c.gpus, c.engine, err);
+	if (!facts || ep_image_locate(&ctx->store, image, &loc, err) < 0)
+		return -1;
+	rc = check_loc(ctx, &loc, &c, facts, cert, err);
 	ep_image_loc_release(&loc);
-	return *cert ? 0 : -1;
-fail:
-	ep_image_loc_release(&loc);
-	return -1;
+	return rc;
+}
+
+int certify_image(struct cmd_ctx *ctx, const struct ep_image_loc *img, const struct check_opts *co,
+		  json_t **cert, struct ep_error *err)
+{
+	cleanup_json json_t *facts = NULL, *stored = NULL;
+	cleanup_free char *why = NULL;
+	struct check_opts c = *co;
+	int r;
+
+	if (ep_engine_pick(c.engine, &c.engine, err) < 0)
+		return -1;
+	facts = ep_run_host_facts(c.gpus, c.engine, err);
+	if (!facts)
+		return -1;
+	r = ep_cert_load_stored(&ctx->store, img->digest, &stored, err);
+	if (r < 0) {
+		/* a damaged certificate is only a reason to certify again */
+		fprintf(stderr, "envpin: %s\n", err->msg);
+		ep_error_clear(err);
+	} else if (r > 0) {
+		if (!ep_cert_stale(stored, img->digest, facts, c.require_gpu, &why)) {
+			fprintf(stderr,
+				"envpin: reusing the certificate of %s (same image, GPUs, driver "
+				"and runtime)\n",
+				json_string_value(json_object_get(stored, "created")) ?: "?");
+			*cert = steal_pointer(&stored);
+			return 0;
+		}
+		fprintf(stderr, "envpin: certifying again: %s\n", why ? why : "the host changed");
+	}
+	return check_loc(ctx, img, &c, facts, cert, err);
 }
 
 void print_cert_summary(json_t *cert, int quiet)

@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "cmd.h"
+#include "image.h"
 #include "runtime.h"
 
 enum { CHECK_O_GPUS = 300, CHECK_O_ENGINE, CHECK_O_REQUIRE_GPU };
@@ -17,9 +18,15 @@ struct check_opts {
 	int quiet;
 };
 
-/* Runs both programs inside image and builds the certificate (*cert new). */
+/* Runs both programs inside image and builds the certificate (*cert new);
+ * a passing one is kept in the store. */
 int check_image(struct cmd_ctx *ctx, const char *image, const struct check_opts *co, json_t **cert,
 		struct ep_error *err);
+/* For run --certify: the stored certificate of img when it still holds on
+ * this host (same GPUs, driver, driver files, runtime; said on stderr),
+ * else a new check as check_image (*cert new). */
+int certify_image(struct cmd_ctx *ctx, const struct ep_image_loc *img, const struct check_opts *co,
+		  json_t **cert, struct ep_error *err);
 void print_cert_summary(json_t *cert, int quiet);
 int write_cert(const char *path, json_t *cert, struct ep_error *err);
 /* Handles the shared options; 0 handled, 1 not ours, EXIT_USAGE on error. */

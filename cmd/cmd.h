@@ -19,9 +19,14 @@ enum {
 	EXIT_SKIP = 77,
 };
 
+/* The command table's flags: cmd/envpin.c opens the store before the
+ * command runs (not for --help), so a command finds ctx->store open. */
 enum {
-	CMD_NEEDS_STORE = 1,  /* open the store (must exist) before the command */
-	CMD_CREATE_STORE = 2, /* open the store, creating it */
+	CMD_NEEDS_STORE = 1,	 /* the store must exist */
+	CMD_CREATE_STORE = 2,	 /* create the store when it is missing */
+	CMD_OPTIONAL_STORE = 4,	 /* open it when there is one (an OCI layout path works
+				    without); ctx->store_open says */
+	CMD_EXCLUSIVE_STORE = 8, /* the store, locked against every other envpin (gc) */
 };
 
 struct cmd_ctx {
@@ -46,7 +51,8 @@ int cmd_usage_error(const struct cmd_ctx *ctx, const char *fmt, ...)
 int cmd_print_json(const json_t *j);
 /* fflush(stdout) and check ferror: a failed write of results is a failure. */
 int cmd_finish(int rc);
-/* Opens the store if the command did not ask the table to. */
+/* Opens the store (a no-op when the table's flags opened it already);
+ * for commands that need it only for some arguments. */
 int cmd_open_store(struct cmd_ctx *ctx, int create, struct ep_error *err);
 /* Progress lines on stderr (only when stderr is a terminal or ENVPIN_PROGRESS=1). */
 void cmd_progress(void *unused, const char *what, unsigned long long done,

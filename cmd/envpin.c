@@ -26,20 +26,26 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{"build", cmd_build, 0, "build the image a manifest describes; write the lock"},
-	{"lock", cmd_lock, 0, "resolve every input of a manifest to a digest; write the lock"},
-	{"verify", cmd_verify, 0, "re-hash every blob and diff_id of an image"},
-	{"run", cmd_run, 0, "run an image: runc (native), docker or podman; GPUs and $PWD"},
-	{"check", cmd_check, 0, "certify an image here: CUDA/cuDNN self-check + FITS smoke test"},
-	{"pull", cmd_pull, 0, "download an image from a registry, verifying every blob"},
-	{"push", cmd_push, 0, "upload an image to a registry"},
+	{"build", cmd_build, CMD_CREATE_STORE, "build the image a manifest describes; write the lock"},
+	{"lock", cmd_lock, CMD_CREATE_STORE,
+	 "resolve every input of a manifest to a digest; write the lock"},
+	{"verify", cmd_verify, CMD_OPTIONAL_STORE, "re-hash every blob and diff_id of an image"},
+	{"run", cmd_run, CMD_NEEDS_STORE,
+	 "run an image: runc (native), docker or podman; GPUs and $PWD"},
+	{"check", cmd_check, CMD_NEEDS_STORE,
+	 "certify an image here: CUDA/cuDNN self-check + FITS smoke test"},
+	{"pull", cmd_pull, CMD_CREATE_STORE, "download an image from a registry, verifying every blob"},
+	{"push", cmd_push, CMD_NEEDS_STORE, "upload an image to a registry"},
 	{"login", cmd_login, 0, "store credentials for a registry"},
-	{"export", cmd_export, 0, "write an image archive for docker/podman load and skopeo"},
-	{"unpack", cmd_unpack, 0, "flatten an image into a directory (untrusted layers, safely)"},
-	{"inspect", cmd_inspect, 0, "show an image's digests, config and layers"},
-	{"images", cmd_images, 0, "list the images in the store"},
+	{"export", cmd_export, CMD_NEEDS_STORE,
+	 "write an image archive for docker/podman load and skopeo"},
+	{"unpack", cmd_unpack, CMD_OPTIONAL_STORE,
+	 "flatten an image into a directory (untrusted layers, safely)"},
+	{"inspect", cmd_inspect, CMD_OPTIONAL_STORE, "show an image's digests, config and layers"},
+	{"images", cmd_images, CMD_NEEDS_STORE, "list the images in the store"},
 	{"dockerfile", cmd_dockerfile, 0, "print a Dockerfile equivalent to a manifest"},
-	{"gc", cmd_gc, 0, "remove unreferenced blobs and leftovers of killed builds"},
+	{"gc", cmd_gc, CMD_NEEDS_STORE | CMD_EXCLUSIVE_STORE,
+	 "remove unreferenced blobs and leftovers of killed builds"},
 	{"version", cmd_version, 0, "print version and the library versions that affect digests"},
 };
 
@@ -107,7 +113,7 @@ int cmd_finish(int rc)
 	return rc;
 }
 
-int cmd_open_store(struct cmd_ctx *ctx, int create, struct ep_error *err)
+static int open_store(struct cmd_ctx *ctx, int ep_flags, struct ep_error *err)
 {
 	if (ctx->store_open)
 		return 0;
@@ -116,9 +122,30 @@ int cmd_open_store(struct cmd_ctx *ctx, int create, struct ep_error *err)
 		if (!ctx->store_root)
 			return -1;
 	}
-	if (ep_store_open(&ctx->store, ctx->store_root, create ? EP_STORE_CREATE : 0, err) < 0)
+	if (ep_store_open(&ctx->store, ctx->store_root, ep_flags, err) < 0)
 		return -1;
 	ctx->store_open = 1;
+	return 0;
+}
+
+int cmd_open_store(struct cmd_ctx *ctx, int create, struct ep_error *err)
+{
+	return open_store(ctx, create ? EP_STORE_CREATE : 0, err);
+}
+
+/* What the table's flags ask for, before the command runs. */
+static int setup_store(struct cmd_ctx *ctx, int flags, struct ep_error *err)
+{
+	int ep_flags = 0;
+
+	if (flags & CMD_CREATE_STORE)
+		ep_flags |= EP_STORE_CREATE;
+	if (flags & CMD_EXCLUSIVE_STORE)
+		ep_flags |= EP_STORE_EXCLUSIVE;
+	if (flags & (CMD_NEEDS_STORE | CMD_CREATE_STORE | CMD_EXCLUSIVE_STORE))
+		return open_store(ctx, ep_flags, err);
+	if (flags & CMD_OPTIONAL_STORE && open_store(ctx, 0, err) < 0)
+		ep_error_clear(err); /* the command says what it misses */
 	return 0;
 }
 
@@ -227,11 +254,9 @@ int main(int argc, char **argv)
 	for (int i = 2; i < argc && strcmp(argv[i], "--"); i++)
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
 			wants_help = 1;
-	if (!wants_help && (cmd->flags & (CMD_NEEDS_STORE | CMD_CREATE_STORE))) {
-		if (cmd_open_store(&ctx, cmd->flags & CMD_CREATE_STORE, &err) < 0) {
-			free(ctx.store_root);
-			return cmd_fail(&err);
-		}
+	if (!wants_help && setup_store(&ctx, cmd->flags, &err) < 0) {
+		free(ctx.store_root);
+		return cmd_fail(&err);
 	}
 	rc = cmd->fn(argc - 1, argv + 1, &ctx);
 	if (ctx.store_open)

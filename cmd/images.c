@@ -104,7 +104,7 @@ int cmd_export(int argc, char **argv, struct cmd_ctx *ctx)
 		return cmd_usage_error(ctx, "name exactly one IMAGE");
 	if (!out)
 		return cmd_usage_error(ctx, "-o FILE is required");
-	if (cmd_open_store(ctx, 0, &err) < 0 || ep_image_locate(&ctx->store, argv[optind], &loc, &err) < 0)
+	if (ep_image_locate(&ctx->store, argv[optind], &loc, &err) < 0)
 		return cmd_fail(&err);
 	if (want_tag || loc.tag)
 		tag = docker_tag(want_tag ? want_tag : loc.tag, &err);
@@ -141,8 +141,7 @@ int cmd_inspect(int argc, char **argv, struct cmd_ctx *ctx)
 		return rc == CMD_HELP_DONE ? cmd_finish(0) : rc;
 	if (optind + 1 != argc)
 		return cmd_usage_error(ctx, "name exactly one IMAGE");
-	if (ep_image_locate(cmd_open_store(ctx, 0, &err) == 0 ? &ctx->store : NULL, argv[optind], &loc,
-			    &err) < 0)
+	if (ep_image_locate(ctx->store_open ? &ctx->store : NULL, argv[optind], &loc, &err) < 0)
 		return cmd_fail(&err);
 	j = ep_inspect(loc.layout, loc.digest, &err);
 	if (!j) {
@@ -198,8 +197,6 @@ int cmd_images(int argc, char **argv, struct cmd_ctx *ctx)
 		return rc == CMD_HELP_DONE ? cmd_finish(0) : rc;
 	if (optind != argc)
 		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
-	if (cmd_open_store(ctx, 0, &err) < 0)
-		return cmd_fail(&err);
 	imgs = ep_store_images(&ctx->store, &err);
 	if (!imgs)
 		return cmd_fail(&err);
@@ -244,11 +241,6 @@ int cmd_gc(int argc, char **argv, struct cmd_ctx *ctx)
 		return rc == CMD_HELP_DONE ? cmd_finish(0) : rc;
 	if (optind != argc)
 		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
-	if (!ctx->store_root && !(ctx->store_root = ep_store_default_root(&err)))
-		return cmd_fail(&err);
-	if (ep_store_open(&ctx->store, ctx->store_root, EP_STORE_EXCLUSIVE, &err) < 0)
-		return cmd_fail(&err);
-	ctx->store_open = 1;
 	if (ep_store_gc(&ctx->store, &freed, &err) < 0)
 		return cmd_fail(&err);
 	/* the unpacked layers that runs use, for layers no image has any more */

@@ -118,8 +118,7 @@ int cmd_pull(int argc, char **argv, struct cmd_ctx *ctx)
 		return rc;
 	if (optind + 1 != argc)
 		return cmd_usage_error(ctx, "expected one REF");
-	if (cmd_open_store(ctx, 1, &err) < 0 ||
-	    ep_pull(&ctx->store, argv[optind], r.tag, &r.o, &res, &err) < 0)
+	if (ep_pull(&ctx->store, argv[optind], r.tag, &r.o, &res, &err) < 0)
 		return cmd_fail(&err);
 	if (r.json) {
 		cleanup_json json_t *j = json_pack(
@@ -153,8 +152,7 @@ int cmd_push(int argc, char **argv, struct cmd_ctx *ctx)
 		return rc;
 	if (optind + 2 != argc)
 		return cmd_usage_error(ctx, "expected IMAGE and REF");
-	if (cmd_open_store(ctx, 0, &err) < 0 ||
-	    ep_push(&ctx->store, argv[optind], argv[optind + 1], &r.o, &res, &err) < 0)
+	if (ep_push(&ctx->store, argv[optind], argv[optind + 1], &r.o, &res, &err) < 0)
 		return cmd_fail(&err);
 	if (r.json) {
 		cleanup_json json_t *j = json_pack(

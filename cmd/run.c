@@ -12,33 +12,56 @@
 #include "util.h"
 
 static const char run_usage[] =
-	"usage: envpin run [OPTIONS] IMAGE [-- CMD [ARG...]]\n\n"
-	"Runs IMAGE with the current directory at /workspace (also the working directory),\n"
-	"the host network, the image's Env plus -e, and the host's NVIDIA GPUs when it has\n"
-	"a driver. CMD replaces the image's Cmd (its Entrypoint stays), as with docker run.\n\n"
-	"  --gpus all|none|auto|LIST  GPUs to pass: indexes or GPU-UUIDs, comma-separated\n"
-	"                             (default auto: all when the host has an NVIDIA driver)\n"
-	"  --engine native|docker|podman|auto\n"
-	"                             native: runc with an overlayfs bundle in the store\n"
-	"                             (default auto: native when runc is present and envpin\n"
-	"                             runs as root, else docker, else podman)\n"
-	"  -v, --volume SRC:DST[:ro]  bind-mount a host path\n"
-	"  -e, --env K=V | K          set a variable (K alone: envpin's own value)\n"
-	"  -w, --workdir DIR          working directory in the container\n"
-	"  -u, --user USER[:GROUP]    name or uid (default: the image's User)\n"
-	"  -p, --publish H:C          publish a port (docker/podman only; native uses the\n"
-	"                             host network)\n"
-	"      --name NAME            container name (default envpin-<random>)\n"
-	"      --rm                   remove everything after exit (the default)\n"
-	"      --keep                 keep the bundle (config.json, the container's writes)\n"
-	"  -t, --tty yes|no|auto      a terminal (default auto: when stdin is one)\n"
-	"      --no-workspace         do not mount the current directory\n"
-	"      --entrypoint-none      ignore the image's Entrypoint: CMD is the whole command\n"
-	"      --certify              first run `envpin check` on IMAGE with the same GPUs and\n"
-	"                             engine, and refuse to start when it fails\n"
-	"      --require-gpu          with --certify: the GPU checks must run and pass\n\n"
-	"exit status: the container's; 125 envpin failed, 126 the command cannot be\n"
-	"executed, 127 the command was not found.\n";
+    "usage: envpin run [OPTIONS] IMAGE [-- CMD [ARG...]]\n\n"
+    "Runs IMAGE with the current directory at /workspace (also the working directory),\n"
+    "the host network, the image's Env plus -e, and the host's NVIDIA GPUs when it has\n"
+    "a driver. CMD replaces the image's Cmd (its Entrypoint stays), as with docker run.\n\n"
+    "  --gpus all|none|auto|LIST  GPUs to pass: indexes or GPU-UUIDs, comma-separated\n"
+    "                             (default auto: all when the host has an NVIDIA driver)\n"
+    "  --engine native|docker|podman|auto\n"
+    "                             native: runc with an overlayfs bundle in the store\n"
+    "                             (default auto: native when runc is present and envpin\n"
+    "                             runs as root, else docker when this user can reach its\n"
+    "                             daemon, else podman)\n"
+    "  -v, --volume SRC:DST[:ro]  bind-mount a host path\n"
+    "  -e, --env K=V | K          set a variable (K alone: envpin's own value)\n"
+    "  -w, --workdir DIR          working directory in the container\n"
+    "  -u, --user USER[:GROUP]    name or uid (default: the image's User)\n"
+    "  -p, --publish H:C          publish a port (docker/podman only; native uses the\n"
+    "                             host network)\n"
+    "      --name NAME            container name (default envpin-<random>)\n"
+    "      --rm                   remove everything after exit (the default)\n"
+    "      --keep                 keep the bundle (config.json, the container's writes)\n"
+    "  -t, --tty yes|no|auto      a terminal (default auto: when stdin is one)\n"
+    "      --no-workspace         do not mount the current directory\n"
+    "      --entrypoint-none      ignore the image's Entrypoint: CMD is the whole command\n"
+    "      --certify              first run `envpin check` on IMAGE with the same GPUs and\n"
+    "                             engine, and refuse to start when it fails; a certificate\n"
+    "                             kept in the store is reused while the image, GPUs, driver\n"
+    "                             and runtime are the same\n"
+    "      --require-gpu          with --certify: the GPU checks must run and pass\n\n"
+    "exit status: the container's; 125 envpin failed, 126 the command cannot be\n"
+    "executed, 127 the command was not found.\n";
+
+/* `run` as parsed once: what ep_run gets, plus --certify. */
+struct run_args {
+	struct ep_run_opts o;
+	struct ep_volume *vols;
+	const char **envs;
+	const char **ports;
+	const char *image;
+	int certify;
+	int require_gpu;
+};
+
+static void run_args_release(struct run_args *a)
+{
+	for (size_t i = 0; i < a->o.n_volumes; i++)
+		ep_volume_release(&a->vols[i]);
+	free(a->vols);
+	free(a->envs);
+	free(a->ports);
+}
 
 static int add(const char ***v, size_t *n, const char *s)
 {
@@ -51,7 +74,22 @@ static int add(const char ***v, size_t *n, const char *s)
 	return 0;
 }
 
-int cmd_run(int argc, char **argv, struct cmd_ctx *ctx)
+/* -v: parsed here, once; SRC must exist now. */
+static int add_volume(struct run_args *a, const char *spec, struct ep_error *err)
+{
+	struct ep_volume *nv = realloc(a->vols, (a->o.n_volumes + 1) * sizeof(*nv));
+
+	if (!nv)
+		return ep_error_oom(err);
+	a->vols = nv;
+	if (ep_runtime_volume(spec, &nv[a->o.n_volumes], err) < 0)
+		return -1;
+	a->o.n_volumes++;
+	return 0;
+}
+
+/* Parses argv into *a.  0, or the exit status after a message (or help). */
+static int parse_run(int argc, char **argv, struct cmd_ctx *ctx, struct run_args *a)
 {
 	enum { O_GPUS = 256, O_ENGINE, O_NAME, O_RM, O_KEEP, O_NOWS, O_CERTIFY, O_REQGPU, O_NOEP };
 	static const struct option opts[] = {
@@ -73,73 +111,80 @@ int cmd_run(int argc, char **argv, struct cmd_ctx *ctx)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
+	struct ep_run_opts *o = &a->o;
 	struct ep_error err = EP_ERROR_INIT;
-	struct ep_run_opts o;
-	cleanup_free const char **vols = NULL;
-	cleanup_free const char **envs = NULL;
-	cleanup_free const char **ports = NULL;
-	int c, status = EP_RUN_EFAIL, e, certify = 0, require_gpu = 0;
+	int c, e;
 
-	ep_run_opts_init(&o);
 	optind = 1;
 	/* '+': options end at IMAGE, so the command's own options pass through */
 	while ((c = getopt_long(argc, argv, "+v:e:w:u:p:th", opts, NULL)) != -1) {
 		switch (c) {
 		case O_GPUS:
-			o.gpus = optarg;
+			o->gpus = optarg;
 			break;
 		case O_ENGINE:
 			e = ep_engine_parse(optarg);
-			if (e < 0)
-				goto usage_engine;
-			o.engine = (enum ep_engine)e;
+			if (e < 0) {
+				cmd_usage_error(
+				    ctx, "--engine: '%s' is not native, docker, podman or auto",
+				    optarg);
+				return EP_RUN_EFAIL;
+			}
+			o->engine = (enum ep_engine)e;
 			break;
 		case 'v':
-			if (add(&vols, &o.n_volumes, optarg) < 0)
-				goto oom;
+			if (add_volume(a, optarg, &err) < 0)
+				goto fail;
 			break;
 		case 'e':
-			if (add(&envs, &o.n_env, optarg) < 0)
+			if (optarg[0] == '=' || !optarg[0]) {
+				ep_error_set(&err, EP_EINVAL, "environment entry '%s' has no name",
+					     optarg);
+				goto fail;
+			}
+			if (add(&a->envs, &o->n_env, optarg) < 0)
 				goto oom;
 			break;
 		case 'p':
-			if (add(&ports, &o.n_ports, optarg) < 0)
+			if (add(&a->ports, &o->n_ports, optarg) < 0)
 				goto oom;
 			break;
 		case 'w':
-			o.workdir = optarg;
+			if (ep_runtime_check_cpath(optarg, "working dir", &err) < 0)
+				goto fail;
+			o->workdir = optarg;
 			break;
 		case 'u':
-			o.user = optarg;
+			o->user = optarg;
 			break;
 		case O_NAME:
-			o.name = optarg;
+			o->name = optarg;
 			break;
 		case O_RM:
-			o.keep = 0;
+			o->keep = 0;
 			break;
 		case O_KEEP:
-			o.keep = 1;
+			o->keep = 1;
 			break;
 		case O_NOWS:
-			o.no_workspace = 1;
+			o->no_workspace = 1;
 			break;
 		case O_NOEP:
-			o.no_entrypoint = 1;
+			o->no_entrypoint = 1;
 			break;
 		case O_CERTIFY:
-			certify = 1;
+			a->certify = 1;
 			break;
 		case O_REQGPU:
-			require_gpu = 1;
+			a->require_gpu = 1;
 			break;
 		case 't':
 			if (!optarg || !strcmp(optarg, "yes") || !strcmp(optarg, "true"))
-				o.tty = 1;
+				o->tty = 1;
 			else if (!strcmp(optarg, "no") || !strcmp(optarg, "false"))
-				o.tty = 0;
+				o->tty = 0;
 			else if (!strcmp(optarg, "auto"))
-				o.tty = -1;
+				o->tty = -1;
 			else {
 				cmd_usage_error(ctx, "--tty: '%s' is not yes, no or auto", optarg);
 				return EP_RUN_EFAIL;
@@ -147,61 +192,124 @@ int cmd_run(int argc, char **argv, struct cmd_ctx *ctx)
 			break;
 		case 'h':
 			fputs(run_usage, stdout);
-			return cmd_finish(0);
+			return CMD_HELP_DONE;
 		default:
 			cmd_usage_error(ctx, "unknown option");
 			return EP_RUN_EFAIL;
 		}
 	}
-	o.volumes = vols;
-	o.env = envs;
-	o.ports = ports;
+	o->volumes = a->vols;
+	o->env = a->envs;
+	o->ports = a->ports;
 	if (optind >= argc) {
 		cmd_usage_error(ctx, "name an IMAGE");
 		return EP_RUN_EFAIL;
 	}
-	{
-		const char *image = argv[optind++];
-
-		if (optind < argc && !strcmp(argv[optind], "--"))
-			optind++;
-		o.cmd = argv + optind;
-		o.n_cmd = (size_t)(argc - optind);
-		if (certify) {
-			struct check_opts co = {o.gpus, o.engine, require_gpu, 0};
-			cleanup_json json_t *cert = NULL;
-
-			if (check_image(ctx, image, &co, &cert, &err) < 0) {
-				fprintf(stderr, "envpin: refusing to start: the check could not run: %s\n", err.msg);
-				return EP_RUN_EFAIL;
-			}
-			if (strcmp(json_string_value(json_object_get(cert, "result")), "pass")) {
-				/* The report goes to stderr: stdout belongs to the container. */
-				fflush(stdout);
-				int saved = dup(1);
-				if (saved >= 0 && dup2(2, 1) >= 0) {
-					print_cert_summary(cert, 0);
-					fflush(stdout);
-					dup2(saved, 1);
-				}
-				if (saved >= 0)
-					close(saved);
-				fprintf(stderr, "envpin: refusing to start %s: its check failed\n", image);
-				return EP_RUN_EFAIL;
-			}
-			fprintf(stderr, "envpin: %s certified on this machine\n", image);
-		}
-		if (cmd_open_store(ctx, 0, &err) < 0 || ep_run(&ctx->store, image, &o, &status, &err) < 0) {
-			fprintf(stderr, "envpin: %s\n", err.msg[0] ? err.msg : "run failed");
-			return status ? status : EP_RUN_EFAIL;
-		}
-	}
-	fflush(stdout);
-	return status;
-usage_engine:
-	cmd_usage_error(ctx, "--engine: '%s' is not native, docker, podman or auto", optarg);
+	a->image = argv[optind++];
+	if (optind < argc && !strcmp(argv[optind], "--"))
+		optind++;
+	o->cmd = argv + optind;
+	o->n_cmd = (size_t)(argc - optind);
+	return 0;
+fail:
+	fprintf(stderr, "envpin: %s\n", err.msg);
 	return EP_RUN_EFAIL;
 oom:
 	fprintf(stderr, "envpin: out of memory\n");
 	return EP_RUN_EFAIL;
+}
+
+/* For tests: with ENVPIN_TEST_CERTIFIED_FIFO set, `run --certify` writes
+ * the certified digest to that fifo, then waits until a line comes back
+ * on it, so that a test can change the store between certification and
+ * start. */
+static void certified_hook(const char *digest)
+{
+	const char *fifo = getenv("ENVPIN_TEST_CERTIFIED_FIFO");
+	char buf[64];
+	FILE *f;
+
+	if (!fifo || !*fifo)
+		return;
+	f = fopen(fifo, "w");
+	if (f) {
+		fprintf(f, "%s\n", digest);
+		fclose(f);
+	}
+	f = fopen(fifo, "r");
+	if (f) {
+		while (fgets(buf, sizeof(buf), f) && !strchr(buf, '\n'))
+			;
+		fclose(f);
+	}
+}
+
+/* --certify: the check (or a stored certificate still valid here) on the
+ * image that will run.  0 when it passed, else the exit status. */
+static int certify(struct cmd_ctx *ctx, const struct ep_image_loc *loc, const struct run_args *a)
+{
+	struct check_opts co = {a->o.gpus, a->o.engine, a->require_gpu, 0};
+	struct ep_error err = EP_ERROR_INIT;
+	cleanup_json json_t *cert = NULL;
+	const char *name = a->image;
+
+	if (certify_image(ctx, loc, &co, &cert, &err) < 0) {
+		fprintf(stderr, "envpin: refusing to start: the check could not run: %s\n",
+			err.msg);
+		return EP_RUN_EFAIL;
+	}
+	if (strcmp(json_string_value(json_object_get(cert, "result")), "pass")) {
+		/* The report goes to stderr: stdout belongs to the container. */
+		fflush(stdout);
+		int saved = dup(1);
+		if (saved >= 0 && dup2(2, 1) >= 0) {
+			print_cert_summary(cert, 0);
+			fflush(stdout);
+			dup2(saved, 1);
+		}
+		if (saved >= 0)
+			close(saved);
+		fprintf(stderr, "envpin: refusing to start %s: its check failed\n", name);
+		return EP_RUN_EFAIL;
+	}
+	fprintf(stderr, "envpin: %s (%.19s) certified on this machine\n", name, loc->digest);
+	certified_hook(loc->digest);
+	return 0;
+}
+
+int cmd_run(int argc, char **argv, struct cmd_ctx *ctx)
+{
+	struct run_args a = {0};
+	struct ep_error err = EP_ERROR_INIT;
+	struct ep_image_loc loc = {0};
+	int rc, status = EP_RUN_EFAIL;
+
+	ep_run_opts_init(&a.o);
+	rc = parse_run(argc, argv, ctx, &a);
+	if (rc) {
+		run_args_release(&a);
+		return rc == CMD_HELP_DONE ? cmd_finish(0) : rc;
+	}
+	/* The engine and the image are resolved once: what --certify checked
+	 * is what runs, even when a tag moves in between. */
+	if (ep_engine_pick(a.o.engine, &a.o.engine, &err) < 0 ||
+	    ep_image_locate(&ctx->store, a.image, &loc, &err) < 0)
+		goto fail;
+	if (a.certify) {
+		status = certify(ctx, &loc, &a);
+		if (status)
+			goto out;
+	}
+	if (ep_run(&ctx->store, &loc, &a.o, &status, &err) < 0)
+		goto fail;
+	fflush(stdout);
+	goto out;
+fail:
+	fprintf(stderr, "envpin: %s\n", err.msg[0] ? err.msg : "run failed");
+	if (!status)
+		status = EP_RUN_EFAIL;
+out:
+	ep_image_loc_release(&loc);
+	run_args_release(&a);
+	return status;
 }

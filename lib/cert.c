@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "build.h"
+#include "digest.h"
+#include "jsonutil.h"
 #include "util.h"
 
 static json_t *os_pretty_name(void)
@@ -114,8 +116,13 @@ json_t *ep_cert_build(const struct ep_cert_inputs *in, struct ep_error *err)
 	json_object_set_new(cert, "image", json_pack("{s:s, s:s, s:s?}", "digest", in->digest,
 						     "config_digest", in->config_digest, "tag", in->tag));
 	json_object_set_new(cert, "host", ep_cert_host());
-	json_object_set_new(cert, "run", json_pack("{s:s, s:s}", "engine", in->engine ? in->engine : "?",
-						   "gpus", in->gpus ? in->gpus : "none"));
+	json_object_set_new(cert, "run",
+			    json_pack("{s:s, s:s, s:b}", "engine", in->engine ? in->engine : "?",
+				      "gpus", in->gpus ? in->gpus : "none", "require_gpu",
+				      in->require_gpu));
+	/* what this host passed in: a stored certificate holds while it is the same */
+	json_object_set_new(cert, "passthrough",
+			    in->host_facts ? json_deep_copy(in->host_facts) : json_null());
 
 	if (sc) {
 		const char *v;
@@ -263,4 +270,109 @@ json_t *ep_cert_compare_fingerprints(json_t *ref, json_t *now, struct ep_error *
 	if (!rep)
 		ep_error_oom(err);
 	return rep;
+}
+
+/* STORE/certs/<algorithm>-<hex>.json */
+static char *stored_path(struct ep_store *s, const char *digest, struct ep_error *err)
+{
+	const char *colon = strchr(digest, ':');
+
+	if (!colon || ep_digest_check(digest, err) < 0)
+		return ep_error_set(err, EP_EINVAL, "'%s' is not a digest", digest), NULL;
+	return ep_asprintf(err, "%s/certs/%.*s-%s.json", s->root, (int)(colon - digest), digest,
+			   colon + 1);
+}
+
+int ep_cert_load_stored(struct ep_store *s, const char *digest, json_t **cert, struct ep_error *err)
+{
+	cleanup_free char *path = stored_path(s, digest, err);
+
+	*cert = NULL;
+	if (!path)
+		return -1;
+	if (access(path, F_OK) < 0)
+		return 0;
+	*cert = ep_json_load_file(path, EP_CERT_MAX_BYTES, err);
+	return *cert ? 1 : -1;
+}
+
+int ep_cert_save_stored(struct ep_store *s, const char *digest, const json_t *cert,
+			struct ep_error *err)
+{
+	cleanup_free char *path = stored_path(s, digest, err);
+	cleanup_free char *dir = path ? ep_path_join(s->root, "certs", err) : NULL;
+	cleanup_free char *text = dir ? ep_json_pretty(cert, err) : NULL;
+
+	if (!text || ep_mkdir_p(dir, err) < 0)
+		return -1;
+	return ep_write_file_atomic(path, text, strlen(text), 0644, err);
+}
+
+static const char *str_or(const json_t *j, const char *none)
+{
+	return json_is_string(j) ? json_string_value(j) : none;
+}
+
+int ep_cert_stale(const json_t *cert, const char *digest, const json_t *facts, int require_gpu,
+		  char **why)
+{
+	const json_t *was = json_object_get(cert, "passthrough");
+	const json_t *run = json_object_get(cert, "run");
+	const json_t *a, *b;
+
+	*why = NULL;
+	if (!json_is_object(was))
+		return *why = strdup("the certificate does not record the host's GPUs and driver"),
+		       1;
+	if (strcmp(str_or(json_object_get(cert, "result"), ""), "pass"))
+		return *why = strdup("the stored certificate is a failed one"), 1;
+	if (strcmp(str_or(json_object_get(json_object_get(cert, "image"), "digest"), ""), digest))
+		return *why = strdup("the stored certificate is for another image"), 1;
+	if (strcmp(str_or(json_object_get(cert, "envpin"), ""), EP_VERSION))
+		return *why = ep_asprintf(NULL, "envpin changed (%s -> %s)",
+					  str_or(json_object_get(cert, "envpin"), "?"), EP_VERSION),
+		       1;
+	if (require_gpu && !json_is_true(json_object_get(run, "require_gpu")))
+		return *why = strdup("--require-gpu was not part of the stored certification"), 1;
+	a = json_object_get(was, "driver_version");
+	b = json_object_get(facts, "driver_version");
+	if (!json_equal(a, b) && !(json_is_null(a) && json_is_null(b)))
+		return *why = ep_asprintf(NULL, "the driver changed (%s -> %s)", str_or(a, "none"),
+					  str_or(b, "none")),
+		       1;
+	if (!json_equal(json_object_get(was, "gpus"), json_object_get(facts, "gpus")))
+		return *why = strdup("the GPUs changed"), 1;
+	a = json_object_get(json_object_get(was, "runtime"), "version");
+	b = json_object_get(json_object_get(facts, "runtime"), "version");
+	if (!json_equal(json_object_get(json_object_get(was, "runtime"), "engine"),
+			json_object_get(json_object_get(facts, "runtime"), "engine")) ||
+	    (!json_equal(a, b) && !(json_is_null(a) && json_is_null(b))))
+		return *why = ep_asprintf(
+			   NULL, "the runtime changed (%s %s -> %s %s)",
+			   str_or(json_object_get(json_object_get(was, "runtime"), "engine"), "?"),
+			   str_or(a, "?"),
+			   str_or(json_object_get(json_object_get(facts, "runtime"), "engine"),
+				  "?"),
+			   str_or(b, "?")),
+		       1;
+	a = json_object_get(was, "driver_files");
+	b = json_object_get(facts, "driver_files");
+	if (!json_equal(a, b)) {
+		size_t i;
+		json_t *f;
+
+		json_array_foreach (b, i, f) {
+			if (!json_equal(f, json_array_get(a, i)))
+				return *why = ep_asprintf(
+					   NULL, "driver file '%s' changed",
+					   str_or(json_object_get(f, "host_path"), "?")),
+				       1;
+		}
+		return *why = strdup("the driver files changed"), 1;
+	}
+	a = json_object_get(was, "cdi_spec");
+	b = json_object_get(facts, "cdi_spec");
+	if (!json_equal(a, b) && (a || b))
+		return *why = strdup("the CDI spec changed"), 1;
+	return 0;
 }

@@ -9,8 +9,10 @@
 #include <jansson.h>
 
 #include "error.h"
+#include "store.h"
 
 #define EP_CERT_VERSION 1
+#define EP_CERT_MAX_BYTES (16u << 20)
 
 struct ep_cert_inputs {
 	const char *digest;        /* image manifest digest */
@@ -25,6 +27,8 @@ struct ep_cert_inputs {
 	const char *gpus;          /* what was passed through: "none", "all", ... */
 	const char *engine;
 	int require_gpu;
+	const json_t
+	    *host_facts; /* ep_run_host_facts: driver, GPUs, driver files, runtime; may be NULL */
 };
 
 /* Builds the certificate (new reference).  "result" is "pass" when no check
@@ -41,5 +45,21 @@ json_t *ep_cert_host(void);
  * JSON report {"match": bool, "fields": [{"name","reference","now",
  * "delta","allowed","ok"}]}. */
 json_t *ep_cert_compare_fingerprints(json_t *reference, json_t *now, struct ep_error *err);
+
+/* The certificate of an image kept in the store (STORE/certs/ALG-HEX.json)
+ * by `check` and `run --certify`.  Load: 1 with *cert (new reference), 0
+ * when there is none, -1 on error. */
+int ep_cert_load_stored(struct ep_store *s, const char *digest, json_t **cert,
+			struct ep_error *err);
+int ep_cert_save_stored(struct ep_store *s, const char *digest, const json_t *cert,
+			struct ep_error *err);
+
+/* Whether cert (a stored certificate of digest) no longer holds on a host
+ * whose facts (ep_run_host_facts) are `facts`: a failed one, another
+ * driver version, other GPUs, changed driver files, another runtime or
+ * envpin, a stronger require_gpu.  1 with *why set to the reason (caller
+ * frees; NULL when out of memory), or 0 when it still holds. */
+int ep_cert_stale(const json_t *cert, const char *digest, const json_t *facts, int require_gpu,
+		  char **why);
 
 #endif

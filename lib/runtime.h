@@ -30,10 +30,11 @@
 
 #include "error.h"
 #include "gpu.h"
+#include "image.h"
 #include "store.h"
 
 enum ep_engine {
-	EP_ENGINE_AUTO = 0, /* native when runc is on PATH, else docker, else podman */
+	EP_ENGINE_AUTO = 0, /* see ep_engine_pick */
 	EP_ENGINE_NATIVE,
 	EP_ENGINE_DOCKER,
 	EP_ENGINE_PODMAN,
@@ -50,10 +51,19 @@ enum {
 	EP_RUN_ENOENT = 127,  /* the command was not found */
 };
 
+/* One -v SRC:DST[:ro|:rw], parsed once (ep_runtime_volume). */
+struct ep_volume {
+	char *src; /* absolute host path, symlinks resolved */
+	char *dst; /* clean absolute container path */
+	int ro;
+};
+
+/* What `run` was asked for, parsed once by the front end: volumes parsed,
+ * the working dir checked (ep_runtime_check_cpath). */
 struct ep_run_opts {
 	enum ep_engine engine;
 	const char *gpus;      /* "auto" or NULL (GPUs when the host has a driver), "none", "all", "0,1", "GPU-uuid" */
-	const char **volumes;  /* "SRC:DST[:ro|:rw]"; SRC relative to the current dir */
+	const struct ep_volume *volumes;
 	size_t n_volumes;
 	const char **env;      /* "K=V", or "K" to pass envpin's own value */
 	size_t n_env;
@@ -71,14 +81,29 @@ struct ep_run_opts {
 };
 void ep_run_opts_init(struct ep_run_opts *o);
 
-/* Runs IMAGE (as ep_image_locate resolves it) and waits for it.  Returns 0
+/* The engine `want` means here: auto is native when envpin runs as root
+ * and runc is installed, else docker when this user can reach its daemon,
+ * else podman.  Refuses (EP_EENV, naming the ways out) docker when its
+ * daemon is out of this user's reach. */
+int ep_engine_pick(enum ep_engine want, enum ep_engine *out, struct ep_error *err);
+
+/* Runs the image img (resolved once by the caller: ep_image_locate) and
+ * waits for it.  Returns 0
  * with *status set to the container's exit status (128+N for a signal), or
  * -1 with *err filled and *status set to EP_RUN_EFAIL, or EP_RUN_ENOENT /
  * EP_RUN_ENOEXEC when the command could not be found / executed.  With the
  * docker and podman engines the process is replaced by the engine's CLI
  * (exec) once the image is loaded, so a successful call does not return. */
-int ep_run(struct ep_store *s, const char *image, const struct ep_run_opts *o, int *status,
-	   struct ep_error *err);
+int ep_run(struct ep_store *s, const struct ep_image_loc *img, const struct ep_run_opts *o,
+	   int *status, struct ep_error *err);
+
+/* What a certificate remembers of this host for a run with --gpus gpus on
+ * engine (auto resolved as ep_engine_pick does): {"driver_version",
+ * "gpus": [{"index","uuid","name"}], "driver_files": [{"path",
+ * "host_path","kind","size","mtime"}], "cdi_spec"?, "runtime": {"engine",
+ * "version"}}.  A certificate is still valid here while these are equal.
+ * New reference. */
+json_t *ep_run_host_facts(const char *gpus, enum ep_engine engine, struct ep_error *err);
 
 /* ---- pieces, exposed for tests and for a second front end ---- */
 
@@ -135,10 +160,10 @@ struct ep_spec_params {
  * reference. */
 json_t *ep_runtime_spec(const struct ep_spec_params *p, struct ep_error *err);
 
-/* Parses "-v SRC:DST[:ro|:rw]": *src gets SRC made absolute against the
- * current dir (caller frees), *dst points into spec.  EP_EINVAL on a bad
- * spec, a relative or unclean DST, or a SRC that does not exist. */
-int ep_runtime_volume(const char *spec, char **src, const char **dst, size_t *dst_len, int *ro,
-		      struct ep_error *err);
+/* Parses "-v SRC:DST[:ro|:rw]" into *v (ep_volume_release frees it): SRC
+ * made absolute against the current dir with symlinks resolved.  EP_EINVAL
+ * on a bad spec, a relative or unclean DST, or a SRC that does not exist. */
+int ep_runtime_volume(const char *spec, struct ep_volume *v, struct ep_error *err);
+void ep_volume_release(struct ep_volume *v);
 
 #endif

@@ -1138,52 +1138,38 @@ static int charge(struct unpacker *u, uint64_t size, struct ep_error *err)
 	return 0;
 }
 
-static int process_header(struct unpacker *u, struct ep_error *err)
+/* A PAX ('x', 'g') or GNU long name/link ('L', 'K') header: its data is
+ * collected (ST_EXT) for the entry that follows.  1 when it is complete at
+ * once (empty), 0 when data follows. */
+static int start_extended(struct unpacker *u, int type, uint64_t size, struct ep_error *err)
 {
-	const unsigned char *h = u->hdr;
+	size_t cap = (type == 'x' || type == 'g') ? MAX_PAX_BYTES : MAX_GNU_NAME;
+
+	if (size > cap)
+		return bad_entry(u, err, "%s header of %llu bytes exceeds the %zu byte limit",
+				 type == 'L' || type == 'K' ? "GNU long name" : "PAX",
+				 (unsigned long long)size, cap);
+	if (charge(u, size, err) < 0)
+		return -1;
+	u->ext_type = type;
+	u->ext_size = (size_t)size;
+	u->ext_len = 0;
+	free(u->ext);
+	u->ext = ep_malloc(size + 1, err);
+	if (!u->ext)
+		return -1;
+	u->pad = (BLOCK - size % BLOCK) % BLOCK;
+	u->st = ST_EXT;
+	return size == 0;
+}
+
+/* The entry's name: GNU long name, PAX path, or the header's prefix/name
+ * (built in name, PATH_MAX + 256 bytes; e->raw gets it for messages). */
+static const char *entry_name(struct unpacker *u, const unsigned char *h, int posix, char *name)
+{
 	struct entry *e = &u->e;
-	int type = h[156], posix, gnu;
-	uint64_t size, v;
-	char name[PATH_MAX + 256];
 	const char *src;
 
-	if (u->fresh)
-		e->raw[0] = 0, u->fresh = 0;
-	/* Until a name is known, errors name the header's own name field. */
-	if (!e->raw[0])
-		set_raw(e, (const char *)h, strnlen((const char *)h, 100));
-	if (!header_checksum_ok(h))
-		return bad_entry(u, err, "header checksum mismatch (not a tar, or corrupt)");
-	posix = !memcmp(h + 257, "ustar\0", 6);
-	gnu = !memcmp(h + 257, "ustar  \0", 8);
-	if (parse_num(h + 124, 12, &size) < 0)
-		return bad_entry(u, err, "invalid or negative size field");
-	if (type == 'x' || type == 'g' || type == 'L' || type == 'K') {
-		size_t cap = (type == 'x' || type == 'g') ? MAX_PAX_BYTES : MAX_GNU_NAME;
-
-		if (size > cap)
-			return bad_entry(u, err, "%s header of %llu bytes exceeds the %zu byte limit",
-					 type == 'L' || type == 'K' ? "GNU long name" : "PAX",
-					 (unsigned long long)size, cap);
-		if (charge(u, size, err) < 0)
-			return -1;
-		u->ext_type = type;
-		u->ext_size = (size_t)size;
-		u->ext_len = 0;
-		free(u->ext);
-		u->ext = ep_malloc(size + 1, err);
-		if (!u->ext)
-			return -1;
-		u->pad = (BLOCK - size % BLOCK) % BLOCK;
-		u->st = ST_EXT;
-		if (size == 0)
-			return 1; /* complete at once */
-		return 0;
-	}
-	if (++u->entries > u->max_entries)
-		return bad_entry(u, err, "more than %llu entries", (unsigned long long)u->max_entries);
-
-	/* name */
 	if (u->long_name) {
 		src = u->long_name;
 	} else if (u->local.path) {
@@ -1205,20 +1191,13 @@ static int process_header(struct unpacker *u, struct ep_error *err)
 		src = name;
 		set_raw(e, src, strlen(src));
 	}
-	if (!*src)
-		return bad_entry(u, err, "empty name");
-	if (u->long_name)
-		set_raw(e, src, strlen(src));
+	return src;
+}
 
-	/* type */
-	if (type == 0 || type == '7')
-		type = EP_TAR_REG;
-	if (type == EP_TAR_REG && src[strlen(src) - 1] == '/')
-		type = EP_TAR_DIR; /* pre-POSIX directories */
-	e->type = type;
-
-	if (clean_path(u, src, e->path, &e->base_off, "name", err) < 0)
-		return -1;
+/* e->linkname: GNU long link, PAX linkpath, or the header's field. */
+static int entry_link(struct unpacker *u, const unsigned char *h, struct ep_error *err)
+{
+	struct entry *e = &u->e;
 
 	free(e->linkname);
 	e->linkname = NULL;
@@ -1235,9 +1214,16 @@ static int process_header(struct unpacker *u, struct ep_error *err)
 		memcpy(e->linkname, h + 157, ll);
 		e->linkname[ll] = 0;
 	}
+	return 0;
+}
 
-	if (u->local.has_size)
-		size = u->local.size;
+/* Mode, owner, mtime and device numbers: the header's, overridden by the
+ * global then the local PAX records. */
+static int entry_meta(struct unpacker *u, const unsigned char *h, int devnums, struct ep_error *err)
+{
+	struct entry *e = &u->e;
+	uint64_t v;
+
 	if (parse_num(h + 100, 8, &v) < 0)
 		return bad_entry(u, err, "invalid mode field");
 	e->mode = (mode_t)(v & 07777);
@@ -1264,7 +1250,7 @@ static int process_header(struct unpacker *u, struct ep_error *err)
 		e->mtime.tv_nsec = u->local.mtime_ns;
 	}
 	e->devmajor = e->devminor = 0;
-	if ((posix || gnu) && (type == EP_TAR_CHR || type == EP_TAR_BLK)) {
+	if (devnums && (e->type == EP_TAR_CHR || e->type == EP_TAR_BLK)) {
 		uint64_t ma, mi;
 
 		if (parse_num(h + 329, 8, &ma) < 0 || parse_num(h + 337, 8, &mi) < 0 ||
@@ -1273,11 +1259,53 @@ static int process_header(struct unpacker *u, struct ep_error *err)
 		e->devmajor = (unsigned)ma;
 		e->devminor = (unsigned)mi;
 	}
-	e->size = type == EP_TAR_REG ? size : 0;
-	if (charge(u, size, err) < 0)
-		return -1;
+	return 0;
+}
 
-	if (apply_entry(u, err) < 0)
+static int process_header(struct unpacker *u, struct ep_error *err)
+{
+	const unsigned char *h = u->hdr;
+	struct entry *e = &u->e;
+	int type = h[156], posix, gnu;
+	uint64_t size;
+	char name[PATH_MAX + 256];
+	const char *src;
+
+	if (u->fresh)
+		e->raw[0] = 0, u->fresh = 0;
+	/* Until a name is known, errors name the header's own name field. */
+	if (!e->raw[0])
+		set_raw(e, (const char *)h, strnlen((const char *)h, 100));
+	if (!header_checksum_ok(h))
+		return bad_entry(u, err, "header checksum mismatch (not a tar, or corrupt)");
+	posix = !memcmp(h + 257, "ustar\0", 6);
+	gnu = !memcmp(h + 257, "ustar  \0", 8);
+	if (parse_num(h + 124, 12, &size) < 0)
+		return bad_entry(u, err, "invalid or negative size field");
+	if (type == 'x' || type == 'g' || type == 'L' || type == 'K')
+		return start_extended(u, type, size, err);
+	if (++u->entries > u->max_entries)
+		return bad_entry(u, err, "more than %llu entries",
+				 (unsigned long long)u->max_entries);
+
+	src = entry_name(u, h, posix, name);
+	if (!*src)
+		return bad_entry(u, err, "empty name");
+	if (u->long_name)
+		set_raw(e, src, strlen(src));
+	if (type == 0 || type == '7')
+		type = EP_TAR_REG;
+	if (type == EP_TAR_REG && src[strlen(src) - 1] == '/')
+		type = EP_TAR_DIR; /* pre-POSIX directories */
+	e->type = type;
+	if (clean_path(u, src, e->path, &e->base_off, "name", err) < 0 || entry_link(u, h, err) < 0)
+		return -1;
+	if (u->local.has_size)
+		size = u->local.size;
+	if (entry_meta(u, h, posix || gnu, err) < 0)
+		return -1;
+	e->size = type == EP_TAR_REG ? size : 0;
+	if (charge(u, size, err) < 0 || apply_entry(u, err) < 0)
 		return -1;
 	u->remaining = size;
 	u->pad = (BLOCK - size % BLOCK) % BLOCK;

@@ -1,4 +1,4 @@
-/* lib/cdi.c - CDI specs (cncf-tags/container-device-interface SPEC.md):
+/* lib/gpu/cdi.c - CDI specs (cncf-tags/container-device-interface SPEC.md):
  * loading JSON and YAML, picking the spec for a kind, applying containerEdits
  * to a GPU plan with the reference implementation's rules (a node without
  * type/major/minor is stat'ed on the host; an edit at the same container
@@ -13,7 +13,8 @@
 #include <sys/sysmacros.h>
 #include <yaml.h>
 
-#include "gpu_internal.h"
+#include "gpu/plan.h"
+#include "strvec.h"
 #include "jsonutil.h"
 #include "util.h"
 
@@ -402,29 +403,35 @@ static int apply_mounts(const json_t *mounts, const char *what, const char *root
 		const char *hp = get_str(m, "hostPath"), *cp = get_str(m, "containerPath");
 		const char *type = get_str(m, "type");
 		const json_t *opts = json_object_get(m, "options"), *o;
-		char buf[512] = "";
-		size_t off = 0, k;
+		struct ep_strbuf buf = EP_STRBUF_INIT;
+		size_t k;
 
 		if (!hp || ep_gpu_check_cpath(cp) < 0)
 			return ep_error_set(err, EP_EINVAL, "%s: mounts[%zu]: bad path", what, i);
 		json_array_foreach (opts, k, o) {
 			const char *s = json_string_value(o);
 
-			if (!s || strchr(s, ',') || off + strlen(s) + 2 > sizeof(buf))
+			if (!s || strchr(s, ',')) {
+				ep_strbuf_release(&buf);
 				return ep_error_set(err, EP_EINVAL, "%s: mounts[%zu]: bad options",
 						    what, i);
-			off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%s",
-						off ? "," : "", s);
+			}
+			ep_strbuf_addf(&buf, "%s%s", buf.len ? "," : "", s);
 		}
+		if (buf.oom)
+			return ep_strbuf_release(&buf), ep_error_oom(err);
 		/* hostPath of a bind is a host path; of tmpfs & co. a source name. */
-		int bind = !type || strcmp(type, "bind") == 0 || strstr(buf, "bind");
+		int bind =
+		    !type || strcmp(type, "bind") == 0 || strstr(ep_strbuf_str(&buf), "bind");
 		cleanup_free char *host =
 		    bind && hp[0] == '/' ? ep_gpu_hpath(root, hp, err) : ep_strdup(hp, err);
+		int added =
+		    host ? ep_gpu_add_mount(p, host, cp, type ? type : "bind", ep_strbuf_str(&buf),
+					    bind ? EP_GPU_MOUNT_LIB : EP_GPU_MOUNT_OTHER, err)
+			 : -1;
 
-		if (!host)
-			return -1;
-		if (ep_gpu_add_mount(p, host, cp, type ? type : "bind", buf,
-				     bind ? EP_GPU_MOUNT_LIB : EP_GPU_MOUNT_OTHER, err) < 0)
+		ep_strbuf_release(&buf);
+		if (added < 0)
 			return -1;
 		/* Only *.so.<driver version> are libs; the rest is "other". */
 		struct ep_gpu_mount *mm = &p->mounts[0];
@@ -563,19 +570,19 @@ int ep_cdi_apply(const json_t *spec, const char *spec_path, const char *host_roo
 				dev = d;
 		}
 		if (!dev) {
-			char list[512] = "";
-			size_t off = 0;
+			struct ep_strbuf list = EP_STRBUF_INIT;
 
 			json_array_foreach (devs, i, d) {
 				const char *nm = get_str(d, "name");
 
-				if (nm && off + strlen(nm) + 3 < sizeof(list))
-					off += (size_t)snprintf(list + off, sizeof(list) - off,
-								"%s%s", off ? ", " : "", nm);
+				if (nm)
+					ep_strbuf_addf(&list, "%s%s", list.len ? ", " : "", nm);
 			}
-			return ep_error_set(err, EP_EINVAL,
-					    "CDI spec '%s' has no device '%s' (it has: %s)",
-					    spec_path, names[k], list);
+			ep_error_set(err, EP_EINVAL,
+				     "CDI spec '%s' has no device '%s' (it has: %s)", spec_path,
+				     names[k], ep_strbuf_str(&list));
+			ep_strbuf_release(&list);
+			return -1;
 		}
 		cleanup_free char *what =
 		    ep_asprintf(err, "CDI spec '%s' device '%s'", spec_path, names[k]);

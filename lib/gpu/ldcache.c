@@ -1,4 +1,4 @@
-/* lib/ldcache.c - bounded readers for ld.so.cache and ELF DT_SONAME.
+/* lib/gpu/ldcache.c - bounded readers for ld.so.cache and ELF DT_SONAME.
  * Layouts follow glibc's sysdeps/generic/dl-cache.h (as libnvidia-container's
  * src/ldcache.c does); every offset is checked against the file size. */
 #include "ldcache.h"

@@ -1,4 +1,4 @@
-/* lib/gpu.c - NVIDIA discovery under a host root and the passthrough plan.
+/* lib/gpu/gpu.c - NVIDIA discovery under a host root and the passthrough plan.
  * The algorithm is libnvidia-container's (research/gpu.md §1): device nodes
  * checked against their expected major:minor, driver libraries taken from the
  * host ld.so.cache only when their file name ends in the kernel module's
@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "cdi.h"
-#include "gpu_internal.h"
+#include "gpu/plan.h"
 #include "ldcache.h"
 #include "util.h"
 
@@ -140,168 +140,6 @@ static const char *min_driver_for(int major, int minor)
 	return NULL;
 }
 
-char *ep_gpu_hpath(const char *root, const char *abs, struct ep_error *err)
-{
-	if (!root || strcmp(root, "/") == 0)
-		return ep_strdup(abs, err);
-	return ep_path_join(root, abs, err);
-}
-
-int ep_gpu_check_cpath(const char *path)
-{
-	if (!path || path[0] != '/' || strlen(path) > PATH_MAX)
-		return -1;
-	for (const char *p = path; *p;) {
-		while (*p == '/')
-			p++;
-		size_t n = strcspn(p, "/");
-
-		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-			return -1;
-		p += n;
-	}
-	return 0;
-}
-
-static int push(void **arr, size_t *n, size_t elem, struct ep_error *err)
-{
-	void *a = realloc(*arr, (*n + 1) * elem);
-
-	if (!a)
-		return ep_error_oom(err);
-	memset((char *)a + *n * elem, 0, elem);
-	*arr = a;
-	(*n)++;
-	return 0;
-}
-
-static void device_release(struct ep_gpu_device *d)
-{
-	free(d->path);
-	free(d->host_path);
-}
-
-static void mount_release(struct ep_gpu_mount *m)
-{
-	free(m->host_path);
-	free(m->path);
-	free(m->type);
-	free(m->options);
-}
-
-int ep_gpu_add_device(struct ep_gpu_plan *p, const char *path, const char *host_path, char type,
-		      uint32_t major, uint32_t minor, uint32_t mode, const char *access,
-		      struct ep_error *err)
-{
-	struct ep_gpu_device d = {0};
-
-	d.path = ep_strdup(path, err);
-	d.host_path = ep_strdup(host_path, err);
-	if (!d.path || !d.host_path) {
-		device_release(&d);
-		return -1;
-	}
-	d.type = type;
-	d.major = major;
-	d.minor = minor;
-	d.file_mode = mode;
-	snprintf(d.access, sizeof(d.access), "%s", access && *access ? access : "rwm");
-	for (size_t i = 0; i < p->n_devices; i++) {
-		if (strcmp(p->devices[i].path, path) == 0) {
-			device_release(&p->devices[i]);
-			p->devices[i] = d;
-			return 0;
-		}
-	}
-	if (push((void **)&p->devices, &p->n_devices, sizeof(d), err) < 0) {
-		device_release(&d);
-		return -1;
-	}
-	p->devices[p->n_devices - 1] = d;
-	return 0;
-}
-
-int ep_gpu_add_mount(struct ep_gpu_plan *p, const char *host_path, const char *path,
-		     const char *type, const char *options, enum ep_gpu_mount_kind kind,
-		     struct ep_error *err)
-{
-	struct ep_gpu_mount m = {0};
-
-	m.host_path = ep_strdup(host_path, err);
-	m.path = ep_strdup(path, err);
-	m.type = ep_strdup(type ? type : "bind", err);
-	m.options = ep_strdup(options ? options : "", err);
-	if (!m.host_path || !m.path || !m.type || !m.options) {
-		mount_release(&m);
-		return -1;
-	}
-	/* "ro" as a whole option word. */
-	for (const char *o = m.options; *o;) {
-		size_t n = strcspn(o, ",");
-
-		if (n == 2 && strncmp(o, "ro", 2) == 0)
-			m.read_only = 1;
-		o += n;
-		if (*o == ',')
-			o++;
-	}
-	m.kind = kind;
-	for (size_t i = 0; i < p->n_mounts; i++) {
-		if (strcmp(p->mounts[i].path, path) == 0) {
-			mount_release(&p->mounts[i]);
-			p->mounts[i] = m;
-			return 0;
-		}
-	}
-	if (push((void **)&p->mounts, &p->n_mounts, sizeof(m), err) < 0) {
-		mount_release(&m);
-		return -1;
-	}
-	p->mounts[p->n_mounts - 1] = m;
-	return 0;
-}
-
-int ep_gpu_add_link(struct ep_gpu_plan *p, const char *path, const char *target,
-		    struct ep_error *err)
-{
-	for (size_t i = 0; i < p->n_links; i++)
-		if (strcmp(p->links[i].path, path) == 0)
-			return 0; /* first wins: the SONAME link before guesses */
-	char *pa = ep_strdup(path, err), *ta = pa ? ep_strdup(target, err) : NULL;
-
-	if (!ta || push((void **)&p->links, &p->n_links, sizeof(*p->links), err) < 0) {
-		free(pa);
-		free(ta);
-		return -1;
-	}
-	p->links[p->n_links - 1].path = pa;
-	p->links[p->n_links - 1].target = ta;
-	return 0;
-}
-
-int ep_gpu_set_env(struct ep_gpu_plan *p, const char *kv, struct ep_error *err)
-{
-	const char *eq = strchr(kv, '=');
-	size_t klen = eq ? (size_t)(eq - kv) : strlen(kv);
-	char *dup = ep_strdup(kv, err);
-
-	if (!dup)
-		return -1;
-	for (size_t i = 0; i < p->n_env; i++) {
-		if (strncmp(p->env[i], kv, klen) == 0 && p->env[i][klen] == '=') {
-			free(p->env[i]);
-			p->env[i] = dup;
-			return 0;
-		}
-	}
-	if (push((void **)&p->env, &p->n_env, sizeof(char *), err) < 0) {
-		free(dup);
-		return -1;
-	}
-	p->env[p->n_env - 1] = dup;
-	return 0;
-}
-
 static int set_envf(struct ep_gpu_plan *p, struct ep_error *err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int set_envf(struct ep_gpu_plan *p, struct ep_error *err, const char *fmt, ...)
@@ -320,59 +158,6 @@ static int set_envf(struct ep_gpu_plan *p, struct ep_error *err, const char *fmt
 	return r;
 }
 
-void ep_gpu_plan_release(struct ep_gpu_plan *p)
-{
-	if (!p)
-		return;
-	free(p->host_root);
-	free(p->driver_version);
-	for (size_t i = 0; i < p->n_gpus; i++) {
-		free(p->gpus[i].uuid);
-		free(p->gpus[i].name);
-		free(p->gpus[i].bus_id);
-	}
-	free(p->gpus);
-	for (size_t i = 0; i < p->n_devices; i++)
-		device_release(&p->devices[i]);
-	free(p->devices);
-	for (size_t i = 0; i < p->n_mounts; i++)
-		mount_release(&p->mounts[i]);
-	free(p->mounts);
-	for (size_t i = 0; i < p->n_links; i++) {
-		free(p->links[i].path);
-		free(p->links[i].target);
-	}
-	free(p->links);
-	for (size_t i = 0; i < p->n_env; i++)
-		free(p->env[i]);
-	free(p->env);
-	free(p->lib_dir);
-	free(p->visible_devices);
-	for (size_t i = 0; i < p->n_files; i++) {
-		free(p->files[i].path);
-		free(p->files[i].content);
-	}
-	free(p->files);
-	for (size_t i = 0; i < p->n_hooks; i++) {
-		struct ep_gpu_hook *h = &p->hooks[i];
-
-		free(h->hook_name);
-		free(h->path);
-		for (size_t j = 0; j < h->n_args; j++)
-			free(h->args[j]);
-		free(h->args);
-		for (size_t j = 0; j < h->n_env; j++)
-			free(h->env[j]);
-		free(h->env);
-	}
-	free(p->hooks);
-	free(p->cdi_spec);
-	for (size_t i = 0; i < p->n_cdi_devices; i++)
-		free(p->cdi_devices[i]);
-	free(p->cdi_devices);
-	memset(p, 0, sizeof(*p));
-}
-
 char *ep_gpu_host_root(struct ep_error *err)
 {
 	const char *r = getenv("ENVPIN_HOST_ROOT");
@@ -388,16 +173,16 @@ char *ep_gpu_host_root(struct ep_error *err)
 
 const char *ep_gpu_lib_dir_for_rootfs(const char *rootfs)
 {
-	char buf[PATH_MAX];
+	cleanup_free char *deb = NULL, *lib = NULL;
 	struct stat st;
 
 	if (!rootfs)
 		return DEFAULT_LIB_DIR;
-	snprintf(buf, sizeof(buf), "%s/etc/debian_version", rootfs);
-	if (stat(buf, &st) == 0)
+	deb = ep_path_join(rootfs, "etc/debian_version", NULL);
+	if (!deb || stat(deb, &st) == 0)
 		return DEFAULT_LIB_DIR;
-	snprintf(buf, sizeof(buf), "%s" DEFAULT_LIB_DIR, rootfs);
-	if (stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
+	lib = ep_path_join(rootfs, DEFAULT_LIB_DIR, NULL);
+	if (!lib || (stat(lib, &st) == 0 && S_ISDIR(st.st_mode)))
 		return DEFAULT_LIB_DIR;
 	return "/usr/lib64";
 }
@@ -557,7 +342,7 @@ static int read_gpus(const char *root, struct ep_gpu_info **out, size_t *nout, s
 			ep_error_set(err, EP_EENV, "'%s': more than %d GPUs", dir, MAX_GPUS);
 			goto fail;
 		}
-		if (push((void **)&g, &n, sizeof(*g), err) < 0)
+		if (ep_gpu_push((void **)&g, &n, sizeof(*g), err) < 0)
 			goto fail;
 		g[n - 1].minor = (int)m;
 		g[n - 1].uuid = info_field(text, "GPU UUID", err);
@@ -797,7 +582,9 @@ static int find_libs(struct ep_gpu_plan *p, const char *root, const char *ver, s
 	return 0;
 }
 
-int ep_gpu_add_lib_links(struct ep_gpu_plan *p, struct ep_error *err)
+/* Adds SONAME links (and libcuda.so) for every library mount in p whose
+ * file name ends in .so.<driver version>; reads the ELF on the host. */
+static int add_lib_links(struct ep_gpu_plan *p, struct ep_error *err)
 {
 	char suffix[80];
 
@@ -992,7 +779,7 @@ static int proc_params(struct ep_gpu_plan *p, const char *root, struct ep_error 
 		return 0; /* older drivers: nothing to patch */
 	if ((m = strstr(text, "ModifyDeviceFiles: 1")) != NULL)
 		m[sizeof("ModifyDeviceFiles: ") - 1] = '0';
-	if (push((void **)&p->files, &p->n_files, sizeof(*p->files), err) < 0) {
+	if (ep_gpu_push((void **)&p->files, &p->n_files, sizeof(*p->files), err) < 0) {
 		free(text);
 		return -1;
 	}
@@ -1290,11 +1077,10 @@ int ep_gpu_plan(const char *host_root, const char *gpus, char *const *image_env,
 	return ep_gpu_plan_opts(&o, plan, err);
 }
 
-static int plan_build(const struct ep_gpu_opts *o, const char *root, struct ep_gpu_plan *p,
-		      struct ep_error *err)
+/* The kernel module's version (p->driver_version) and the CUDA it supports. */
+static int plan_driver(const char *root, struct ep_gpu_plan *p, struct ep_error *err)
 {
 	char ver[64];
-	cleanup_free char *devtext = NULL;
 	cleanup_free char *vpath = ep_gpu_hpath(root, "/proc/driver/nvidia/version", err);
 	struct ep_error e2 = EP_ERROR_INIT;
 
@@ -1317,8 +1103,13 @@ static int plan_build(const struct ep_gpu_opts *o, const char *root, struct ep_g
 	if (!(p->driver_version = ep_strdup(ver, err)))
 		return -1;
 	p->cuda_known = ep_gpu_driver_cuda(ver, &p->cuda_driver_major, &p->cuda_driver_minor) == 1;
+	return 0;
+}
 
-	/* GPUs and the selection. */
+/* The GPUs o->gpus selects (p->gpus) and NVIDIA_VISIBLE_DEVICES' value. */
+static int plan_gpus(const struct ep_gpu_opts *o, const char *root, struct ep_gpu_plan *p,
+		     struct ep_error *err)
+{
 	struct ep_gpu_info *all = NULL;
 	size_t n_all = 0, sel[MAX_GPUS], n_sel = 0;
 
@@ -1330,7 +1121,7 @@ static int plan_build(const struct ep_gpu_opts *o, const char *root, struct ep_g
 		    err, EP_EENV,
 		    "the NVIDIA driver %s is loaded but lists no GPU under '%s/proc/"
 		    "driver/nvidia/gpus'",
-		    ver, strcmp(root, "/") ? root : "");
+		    p->driver_version, strcmp(root, "/") ? root : "");
 	}
 	if (select_gpus(all, n_all, o->gpus, sel, &n_sel, err) < 0) {
 		gpus_free(all, n_all);
@@ -1350,7 +1141,7 @@ static int plan_build(const struct ep_gpu_opts *o, const char *root, struct ep_g
 	if (strcmp(o->gpus, "all") == 0) {
 		p->visible_devices = ep_strdup("all", err);
 	} else {
-		char buf[MAX_GPUS * 5] = "";
+		char buf[MAX_GPUS * 5] = ""; /* up to 256 indexes of 3 digits and a comma */
 		size_t off = 0;
 
 		for (size_t i = 0; i < n_sel; i++)
@@ -1358,55 +1149,51 @@ static int plan_build(const struct ep_gpu_opts *o, const char *root, struct ep_g
 						p->gpus[i].index);
 		p->visible_devices = ep_strdup(buf, err);
 	}
-	if (!p->visible_devices)
-		return -1;
+	return p->visible_devices ? 0 : -1;
+}
 
-	/* Before any mount: a refused image should say so first. */
-	if (check_requirements(p, o->image_env, err) < 0)
-		return -1;
+/* The plan from the host's CDI spec for nvidia.com/gpu: 1 when there is
+ * one (applied), 0 when there is none. */
+static int plan_from_cdi(const struct ep_gpu_opts *o, const char *root, struct ep_gpu_plan *p,
+			 struct ep_error *err)
+{
+	cleanup_free char *spec_path = NULL;
+	json_t *spec = NULL, *devs, *d;
+	const char *names[MAX_GPUS];
+	char idx[MAX_GPUS][8];
+	size_t k, nn = 0;
+	int has_all = 0, r = ep_cdi_find(root, "nvidia.com/gpu", &spec_path, &spec, err);
 
-	if (!o->no_cdi) {
-		cleanup_free char *spec_path = NULL;
-		json_t *spec = NULL;
-		int r = ep_cdi_find(root, "nvidia.com/gpu", &spec_path, &spec, err);
-
-		if (r < 0)
-			return -1;
-		if (r == 1) {
-			const char *names[MAX_GPUS];
-			char idx[MAX_GPUS][8];
-			int has_all = 0;
-			json_t *devs = json_object_get(spec, "devices"), *d;
-			size_t k;
-
-			json_array_foreach (devs, k, d)
-				has_all |= json_is_string(json_object_get(d, "name")) &&
-					   strcmp(json_string_value(json_object_get(d, "name")),
-						  "all") == 0;
-			size_t nn = 0;
-
-			if (strcmp(o->gpus, "all") == 0 && has_all) {
-				names[nn++] = "all";
-			} else {
-				for (size_t i = 0; i < n_sel; i++) {
-					snprintf(idx[i], sizeof(idx[i]), "%d", p->gpus[i].index);
-					names[nn++] = idx[i];
-				}
-			}
-			r = ep_cdi_apply(spec, spec_path, root, names, nn, p, err);
-			json_decref(spec);
-			if (r < 0)
-				return -1;
-			if (ep_gpu_add_lib_links(p, err) < 0)
-				return -1;
-			goto common;
+	if (r <= 0)
+		return r;
+	devs = json_object_get(spec, "devices");
+	json_array_foreach (devs, k, d)
+		has_all |= json_is_string(json_object_get(d, "name")) &&
+			   strcmp(json_string_value(json_object_get(d, "name")), "all") == 0;
+	if (strcmp(o->gpus, "all") == 0 && has_all) {
+		names[nn++] = "all";
+	} else {
+		for (size_t i = 0; i < p->n_gpus; i++) {
+			snprintf(idx[i], sizeof(idx[i]), "%d", p->gpus[i].index);
+			names[nn++] = idx[i];
 		}
 	}
+	r = ep_cdi_apply(spec, spec_path, root, names, nn, p, err);
+	json_decref(spec);
+	if (r < 0 || add_lib_links(p, err) < 0)
+		return -1;
+	return 1;
+}
 
-	/* Devices: control nodes, then one per selected GPU. */
-	devtext = read_host(root, "/proc/devices", &e2);
+/* The plan found on the host (libnvidia-container's way): device nodes,
+ * libraries and their links, binaries, firmware, IPC, /proc files. */
+static int plan_discover(const char *root, struct ep_gpu_plan *p, struct ep_error *err)
+{
+	struct ep_error e2 = EP_ERROR_INIT;
+	cleanup_free char *devtext = read_host(root, "/proc/devices", &e2);
 	long uvm_major = devtext ? proc_devices_major(devtext, "nvidia-uvm") : -1;
 
+	/* Devices: control nodes, then one per selected GPU. */
 	if (add_node(p, root, "/dev/nvidiactl", NV_MAJOR, NV_CTL_MINOR, 0,
 		     "run 'nvidia-modprobe -c=255' (or nvidia-smi) on the host", err) < 0)
 		return -1;
@@ -1423,7 +1210,7 @@ static int plan_build(const struct ep_gpu_opts *o, const char *root, struct ep_g
 	if (add_node(p, root, "/dev/nvidia-uvm-tools", uvm_major, 1, 1, NULL, err) < 0 ||
 	    add_node(p, root, "/dev/nvidia-modeset", NV_MAJOR, NV_MODESET_MINOR, 1, NULL, err) < 0)
 		return -1;
-	for (size_t i = 0; i < n_sel; i++) {
+	for (size_t i = 0; i < p->n_gpus; i++) {
 		char dev[32], hint[96];
 
 		snprintf(dev, sizeof(dev), "/dev/nvidia%d", p->gpus[i].minor);
@@ -1432,14 +1219,28 @@ static int plan_build(const struct ep_gpu_opts *o, const char *root, struct ep_g
 		if (add_node(p, root, dev, NV_MAJOR, (unsigned)p->gpus[i].minor, 0, hint, err) < 0)
 			return -1;
 	}
-	if (find_libs(p, root, ver, err) < 0 || ep_gpu_add_lib_links(p, err) < 0 ||
-	    find_bins(p, root, err) < 0 || find_firmware(p, root, ver, err) < 0 ||
+	if (find_libs(p, root, p->driver_version, err) < 0 || add_lib_links(p, err) < 0 ||
+	    find_bins(p, root, err) < 0 || find_firmware(p, root, p->driver_version, err) < 0 ||
 	    find_ipc(p, root, err) < 0 || proc_params(p, root, err) < 0)
 		return -1;
 	p->ldconfig = 1;
-	if (set_envf(p, err, "NVIDIA_VISIBLE_DEVICES=%s", p->visible_devices) < 0)
+	return set_envf(p, err, "NVIDIA_VISIBLE_DEVICES=%s", p->visible_devices);
+}
+
+static int plan_build(const struct ep_gpu_opts *o, const char *root, struct ep_gpu_plan *p,
+		      struct ep_error *err)
+{
+	int cdi = 0;
+
+	if (plan_driver(root, p, err) < 0 || plan_gpus(o, root, p, err) < 0)
 		return -1;
-common:
+	/* Before any mount: a refused image should say so first. */
+	if (check_requirements(p, o->image_env, err) < 0)
+		return -1;
+	if (!o->no_cdi && (cdi = plan_from_cdi(o, root, p, err)) < 0)
+		return -1;
+	if (!cdi && plan_discover(root, p, err) < 0)
+		return -1;
 	/* A CDI spec's NVIDIA_VISIBLE_DEVICES=void stays: it stops a legacy
 	 * nvidia hook in docker/podman from injecting a second time. */
 	if (set_envf(p, err, "NVIDIA_DRIVER_CAPABILITIES=compute,utility") < 0)
