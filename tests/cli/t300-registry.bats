@@ -195,7 +195,7 @@ blob_of() { # REPO: the layer digest
 	# the registry host got credentials; the blob host got the blob requests without them
 	grep '"server": "proxy"' "$T/px/log" | grep -q '"Authorization": "Basic '
 	[ "$(grep -c '"server": "other"' "$T/px/log")" -ge 1 ]
-	! grep '"server": "other"' "$T/px/log" | grep -qi 'authorization'
+	[ "$(grep '"server": "other"' "$T/px/log" | grep -ci 'authorization')" = 0 ]
 	run envpin verify "${lines[-1]}"
 	[ "$status" -eq 0 ]
 }
