@@ -188,16 +188,31 @@ report() {
 	report pull
 }
 
+# fresh_image NAME: builds an image of 8 MiB of new random bytes into the
+# store (so that a push has to upload it); sets IMG and BEFORE
+fresh_image() {
+	mkdir -p "$T/$1/payload"
+	rand_file "$T/$1/payload/data" 8192
+	cat >"$T/$1/m.json" <<-JSON
+	{ "envpin": 1, "name": "$1", "source_date_epoch": 1767225600, "base": "scratch",
+	  "layers": [ { "copy": [ { "src": "payload/", "dest": "/$1/" } ] } ] }
+	JSON
+	IMG=$("$ENVPIN" build -q -f "$T/$1/m.json")
+	BEFORE=$(jq -r '.manifests[].digest' "$ENVPIN_STORE/index.json")
+}
+
 @test "crash: push killed at random points" {
 	need_registry
 	fresh_store
-	time_ms push big "$ADDR/crash/timing:1"
+	fresh_image pcal
+	time_ms push "$IMG" "$ADDR/crash/pcal-$SEED:1"
 	local i
 	for ((i = 0; i < TRIALS; i++)); do
 		fresh_store
-		kill_at_random push big "$ADDR/crash/p$i-$SEED:1"
-		after_kill push big "$ADDR/crash/p$i-$SEED:1"
-		[ "${RERUN##*$'\n'}" = "$BIG" ]
+		fresh_image "p$i"
+		kill_at_random push "$IMG" "$ADDR/crash/p$i-$SEED:1"
+		after_kill push "$IMG" "$ADDR/crash/p$i-$SEED:1"
+		[ "${RERUN##*$'\n'}" = "$IMG" ]
 	done
 	report push
 }
