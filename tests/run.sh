@@ -3,6 +3,7 @@
 #   tests/run.sh [unit] [cli] [PATTERN...]
 # Unit tests are cmocka programs in $UNIT_DIR printing TAP; CLI tests are
 # bats files tests/cli/*.bats.  A PATTERN selects CLI files by substring.
+# The cli group also runs tests/lint-bats.sh over every bats file (one test).
 # Env: ENVPIN (binary under test), UNIT_DIR, TEST_TMPDIR (default: mktemp).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -59,6 +60,14 @@ for g in $groups; do
 		done
 	fi
 	if [ "$g" = cli ]; then
+		# the lint is one test: every `! cmd` in a bats body must be its last command
+		echo "# lint: lint-bats.sh tests/cli/*.bats"
+		if "$here/lint-bats.sh" "$here"/cli/*.bats >"$log" 2>&1; then
+			pass=$((pass + 1))
+		else
+			sed 's/^/    /' "$log"
+			fail=$((fail + 1)); failed_names+=("lint-bats: a '! cmd' line that cannot fail its test")
+		fi
 		for t in "$here"/cli/*.bats; do
 			[ -f "$t" ] || continue
 			name=$(basename "$t")

@@ -120,8 +120,9 @@ write_tree() {
 	done
 	cmp "$T/cfg.gzip" "$T/cfg.zstd"
 	cmp "$T/cfg.gzip" "$T/cfg.none"
-	! cmp -s "$T/man.gzip" "$T/man.zstd"
-	! cmp -s "$T/man.gzip" "$T/man.none"
+	# the compressor changes the layers' bytes, so the manifests differ
+	if cmp -s "$T/man.gzip" "$T/man.zstd"; then echo "gzip and zstd manifests are equal"; false; fi
+	if cmp -s "$T/man.gzip" "$T/man.none"; then echo "gzip and none manifests are equal"; false; fi
 }
 
 @test "build -o writes an OCI layout that umoci and skopeo read" {

@@ -88,9 +88,17 @@ store_unchanged() {
 	JSON
 	"$ENVPIN" build -q -f "$T/k/m.json" >/dev/null 2>&1 &
 	pid=$!
-	sleep 1
+	# kill it once it is writing a layer into its transaction
+	local i
+	for ((i = 0; i < 600; i++)); do
+		[ -n "$(find "$ENVPIN_STORE/tmp" -path '*/txn-*' -type f ! -name .lock -size +0 2>/dev/null)" ] && break
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.05
+	done
 	kill -9 $pid
-	wait $pid || true
+	local st=0
+	wait $pid || st=$?
+	[ "$st" -eq 137 ] || { echo "the build was not killed mid-way (exit $st)"; false; }
 	# the next command cleans the dead transaction; images and blobs are as before
 	run envpin images
 	[ "$status" -eq 0 ]

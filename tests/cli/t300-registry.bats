@@ -183,7 +183,15 @@ blob_of() { # REPO: the layer digest
 	run timeout 60 "$ENVPIN" pull "$PADDR/fix/oci:v1"
 	[ "$status" -eq 0 ]
 	[ "$SECONDS" -lt 30 ]
-	grep -q '"Range": "bytes=' "$T/px/log"
+	# what happened, from the proxy's log rather than the clock: every blob
+	# stalled after half its bytes, and envpin resumed it from exactly there
+	jq -r 'select(.headers.Range) | "\(.path) \(.headers.Range)"' "$T/px/log" >"$T/ranges"
+	[ -s "$T/ranges" ]
+	local path range size
+	while read -r path range; do
+		size=$(stat -c %s "$ENVPIN_STORE/blobs/sha256/${path##*sha256:}")
+		[ "$range" = "bytes=$((size / 2))-" ] || { echo "$path: $range of $size bytes"; false; }
+	done <"$T/ranges"
 }
 
 @test "redirect to another host: the Authorization header is not forwarded" {
@@ -195,7 +203,7 @@ blob_of() { # REPO: the layer digest
 	# the registry host got credentials; the blob host got the blob requests without them
 	grep '"server": "proxy"' "$T/px/log" | grep -q '"Authorization": "Basic '
 	[ "$(grep -c '"server": "other"' "$T/px/log")" -ge 1 ]
-	! grep '"server": "other"' "$T/px/log" | grep -qi 'authorization'
+	[ "$(grep '"server": "other"' "$T/px/log" | grep -ci 'authorization')" = 0 ]
 	run envpin verify "${lines[-1]}"
 	[ "$status" -eq 0 ]
 }

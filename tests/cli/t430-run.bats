@@ -38,12 +38,23 @@ teardown() { common_teardown; }
 
 # (background runs call $ENVPIN itself: the envpin function would put a
 # subshell between $! and envpin)
-# nothing of a run is left: no bundle, no runc state, no mount, no process
+# nothing of a run is left: no bundle, no runc state, no mount, and none of
+# the processes a background run had ($TREE: proc_ids recorded by the test)
 assert_clean() {
 	[ -z "$(ls -A "$ENVPIN_STORE/run" | grep -v '^runc$')" ]
 	[ -z "$(ls -A "$ENVPIN_STORE/run/runc")" ]
-	! grep -q "$ENVPIN_STORE" /proc/self/mountinfo
-	! pgrep -fx 'sleep 61' >/dev/null
+	no_mounts
+	procs_gone 5 ${TREE:-}
+}
+
+no_mounts() {
+	if grep "$ENVPIN_STORE" /proc/self/mountinfo; then echo "mounts of the store are left"; false; fi
+}
+
+# start_bg CMD...: envpin run CMD... in the background; sets P (its pid).
+start_bg() {
+	"$ENVPIN" run "$D" -- "$@" &
+	P=$!
 }
 
 @test "run: payload, manifest env, workspace both ways, exit status 0" {
@@ -110,43 +121,50 @@ assert_clean() {
 }
 
 @test "run: a container killed with SIGKILL leaves nothing" {
-	"$ENVPIN" run "$D" -- sleep 61 &
-	local p=$!
-	for i in $(seq 50); do pgrep -fx 'sleep 61' >/dev/null && break; sleep 0.1; done
-	kill -9 "$(pgrep -fx 'sleep 61')"
+	start_bg sleep 61
+	local c
+	c=$(wait_tree_pid "$P" 'sleep 61')
+	TREE=$(proc_ids "$P" $(descendants "$P"))
+	kill -9 "$c"
 	local st=0
-	wait "$p" || st=$?
+	wait "$P" || st=$?
 	[ "$st" -eq 137 ]
 	assert_clean
 }
 
 @test "run: SIGKILL of envpin itself: the watchdog kills the container and cleans up" {
-	"$ENVPIN" run "$D" -- sleep 61 &
-	local p=$!
-	for i in $(seq 50); do pgrep -fx 'sleep 61' >/dev/null && break; sleep 0.1; done
-	pgrep -fx 'sleep 61' >/dev/null
-	kill -9 "$p"
-	for i in $(seq 50); do
-		[ -z "$(ls -A "$ENVPIN_STORE/run" | grep -v '^runc$')" ] && break
-		sleep 0.1
-	done
+	start_bg sleep 61
+	wait_tree_pid "$P" 'sleep 61'
+	TREE=$(proc_ids $(descendants "$P"))
+	[ -n "$TREE" ]
+	kill -9 "$P"
+	wait "$P" || true
+	# the watchdog (in TREE) kills the container, removes the bundle, exits
+	procs_gone 10 $TREE
 	assert_clean
 }
 
 @test "run: SIGTERM is forwarded; a third one kills a process 1 that ignores it" {
-	"$ENVPIN" run "$D" -- sh -c 'trap "exit 3" TERM; sleep 60 & wait' &
-	local p=$!
-	sleep 0.7
-	kill -TERM "$p"
+	# the container says when its trap is set: a file in the workspace
+	start_bg sh -c 'trap "exit 3" TERM; touch trap-set; sleep 60 & wait'
+	local i
+	for ((i = 0; i < 200; i++)); do [ -e trap-set ] && break; sleep 0.05; done
+	[ -e trap-set ]
+	kill -TERM "$P"
 	local st=0
-	wait "$p" || st=$?
+	wait "$P" || st=$?
 	[ "$st" -eq 3 ]
-	"$ENVPIN" run "$D" -- sleep 61 &
-	p=$!
-	sleep 0.7
-	kill -TERM "$p"; sleep 0.2; kill -TERM "$p"; sleep 0.2; kill -INT "$p"
+	start_bg sleep 61
+	wait_tree_pid "$P" 'sleep 61'
+	TREE=$(proc_ids "$P" $(descendants "$P"))
+	# each signal is taken by envpin's handler before the next is sent
+	kill -TERM "$P"
+	signal_taken "$P" TERM
+	kill -TERM "$P"
+	signal_taken "$P" TERM
+	kill -INT "$P"
 	st=0
-	wait "$p" || st=$?
+	wait "$P" || st=$?
 	[ "$st" -eq 137 ]
 	assert_clean
 }
@@ -191,7 +209,7 @@ assert_clean() {
 	jq -e '.process.noNewPrivileges == true and .root.path == "rootfs"' "$ENVPIN_STORE/run/kept1/config.json"
 	run envpin run "$D" -- true
 	[ -d "$ENVPIN_STORE/run/kept1" ]
-	! grep -q "$ENVPIN_STORE" /proc/self/mountinfo
+	no_mounts
 	rm -rf "$ENVPIN_STORE/run/kept1"
 }
 

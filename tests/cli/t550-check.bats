@@ -108,14 +108,71 @@ broken() {
 	[[ "$output" == *"refusing to start"* ]]
 }
 
-@test "this CPU's fingerprint matches the certificate an H100 gave (tests/data/gpu/h100-cert.json)" {
-	# made by tests/gpu/run.sh on an H100 (torch 2.11 CUDA, TF32 off and on)
-	# for an image with the same smoke test; here torch 1.13 on the CPU
-	run envpin verify "$D" --certify "$TOP/tests/data/gpu/h100-cert.json"
+# The H100 reference (tests/data/gpu/h100-cert.json, made by tests/gpu/run.sh on
+# an H100 with torch 2.11 CUDA for an image with the same smoke test) is an
+# input here: what is tested is the fingerprint envpin computes now on this
+# CPU (torch 1.13) and envpin's comparator, not the fields of that file.
+H100="$TOP/tests/data/gpu/h100-cert.json"
+
+# cmp_json CERT: envpin verify --certify CERT --json into $T/cmp.json; sets status
+cmp_json() {
+	run envpin verify "$D" --certify "$1" --json
+	printf '%s\n' "$output" >"$T/cmp.json"
+	jq -e .fingerprint_comparison "$T/cmp.json" >/dev/null
+}
+
+@test "verify --certify with the H100 reference: the fingerprint computed here is within its tolerances" {
+	run envpin verify "$D" --certify "$H100"
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"fingerprint MATCHES"* ]]
-	[[ "$output" == *"Ubuntu"* ]]
-	[ "$(jq -r '.gpus[0].name' "$TOP/tests/data/gpu/h100-cert.json")" = "NVIDIA H100 80GB HBM3" ]
-	[ "$(jq .summary.gpu_passed "$TOP/tests/data/gpu/h100-cert.json")" -ge 40 ]
+	cmp_json "$H100"
+	[ "$status" -eq 0 ]
+	jq -e '.fingerprint_comparison.match == true and all(.fingerprint_comparison.fields[]; .ok)' "$T/cmp.json"
+	# every field the reference gives a tolerance was compared (informational ones are not)
+	[ "$(jq -c '[.fingerprint_comparison.fields[].name] | sort' "$T/cmp.json")" = \
+		"$(jq -c '[.fingerprint.tolerance | to_entries[] | select(.value != "informational") | .key] | sort' "$H100")" ]
+	# "reference" is read from the certificate given; "now" is what envpin
+	# check computes for this image on this machine, run for run
+	jq -e --slurpfile h "$H100" 'all(.fingerprint_comparison.fields[]; .reference == $h[0].fingerprint[.name])' "$T/cmp.json"
+	envpin check "$D" -q -o "$T/here.json" >/dev/null
+	jq -e --slurpfile c "$T/here.json" 'all(.fingerprint_comparison.fields[]; .now == $c[0].fingerprint[.name])' "$T/cmp.json"
+}
+
+@test "verify --certify: the comparator rejects the H100 reference moved past each tolerance, and only past it" {
+	cmp_json "$H100"
+	[ "$status" -eq 0 ]
+	# what this machine computes now, and each numeric field's margin
+	# abs + rel*|now| (a field whose tolerance is zero gets a margin of 1)
+	jq '[.fingerprint_comparison.fields[] | select(.allowed != "equal") | {name, now}]' "$T/cmp.json" >"$T/now.json"
+	[ "$(jq length "$T/now.json")" -ge 6 ]
+	# shift F: the reference with every numeric field at now + F * margin
+	shift_ref() {
+		jq --slurpfile n "$T/now.json" --argjson f "$1" '
+			.fingerprint as $fp
+			| reduce $n[0][] as $x (.;
+				($fp.tolerance[$x.name]) as $t
+				| (($t.abs // 0) + ($t.rel // 0) * ($x.now | fabs)) as $m
+				| .fingerprint[$x.name] = $x.now + $f * (if $m > 0 then $m else 1 end))' "$H100"
+	}
+	# half a margin away: every field still passes
+	shift_ref 0.5 >"$T/near.json"
+	cmp_json "$T/near.json"
+	[ "$status" -eq 0 ]
+	jq -e '.fingerprint_comparison.match == true' "$T/cmp.json"
+	# three margins away: every numeric field fails, each on its own row
+	shift_ref 3 >"$T/far.json"
+	run envpin verify "$D" --certify "$T/far.json"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"DOES NOT MATCH"* ]]
+	cmp_json "$T/far.json"
+	[ "$status" -eq 1 ]
+	jq -e --slurpfile n "$T/now.json" '.fingerprint_comparison.match == false
+		and ([.fingerprint_comparison.fields[] | select(.ok | not) | .name] | sort) == ([$n[0][].name] | sort)' "$T/cmp.json"
+	# the pixel hash must be equal: one bit off is a mismatch of that field alone
+	jq '.fingerprint.pixhash |= (.[:-1] + (if .[-1:] == "0" then "1" else "0" end))' "$H100" >"$T/pix.json"
+	cmp_json "$T/pix.json"
+	[ "$status" -eq 1 ]
+	[ "$(jq -c '[.fingerprint_comparison.fields[] | select(.ok | not) | .name]' "$T/cmp.json")" = '["pixhash"]' ]
 }

@@ -88,7 +88,7 @@ manifest() {
 	[ "$(cat $sp/six-1.16.0.dist-info/INSTALLER)" = envpin ]
 	[ "$(stat -c %a $sp/six.py)" = 644 ] && [ "$(stat -c %a $sp/idna)" = 755 ]
 	[ "$(stat -c %Y $sp/six.py)" = 1767225600 ]
-	! find root/usr/local -name '*.pyc' | grep -q .
+	[ -z "$(find root/usr/local -name '*.pyc')" ]
 	if [ "$(id -u)" = 0 ]; then
 		run chroot root /usr/bin/python3 -c 'import six, idna, sys; print(six.__version__, idna.__version__, six.__file__)'
 		[ "$status" -eq 0 ] || { echo "$output"; false; }

@@ -51,7 +51,7 @@ GPU_CHECKS="driver_version device_count memcpy_roundtrip gemm_fp32 gemm_tf32 con
 		grep -qx "check.$c.status=skip" <<<"$output" || { echo "check $c not skipped"; false; }
 		grep -q "^check.$c.detail=.*no \(GPU\|NVIDIA device nodes\)" <<<"$output" || { echo "check $c: no reason"; false; }
 	done
-	! grep -q '\.status=pass$' <<<"$output"
+	[ "$(grep -c '\.status=pass$' <<<"$output")" = 0 ]
 	grep -qx 'devices=0' <<<"$output"
 }
 
