@@ -28,6 +28,7 @@
 
 #include "image.h"
 #include "isolation.h"
+#include "runcver.h"
 #include "jsonutil.h"
 #include "oci.h"
 #include "unpack.h"
@@ -658,9 +659,10 @@ json_t *ep_runtime_spec(const struct ep_spec_params *p, struct ep_error *err)
 		json_array_append_new(rlimits, json_pack("{s:s,s:I,s:I}", "type", "RLIMIT_NOFILE", "hard",
 							 (json_int_t)v, "soft", (json_int_t)v));
 	}
-	process = json_pack("{s:b,s:{s:i,s:i,s:o},s:o,s:o,s:s,s:o,s:o,s:b}", "terminal",
-			    p->tty, "user", "uid", (int)p->uid, "gid", (int)p->gid, "additionalGids",
-			    gids, "args", args, "env", env, "cwd", cwd, "capabilities", caps, "rlimits", rlimits, "noNewPrivileges", 1);
+	process = json_pack("{s:b,s:{s:i,s:i,s:o},s:o,s:o,s:s,s:o,s:o,s:b}", "terminal", p->tty,
+			    "user", "uid", (int)p->uid, "gid", (int)p->gid, "additionalGids", gids,
+			    "args", args, "env", env, "cwd", cwd, "capabilities", caps, "rlimits",
+			    rlimits, "noNewPrivileges", 1);
 	if (!process)
 		return ep_error_set(err, EP_EINVAL, "runtime spec: a value is not UTF-8"), NULL;
 
@@ -1428,6 +1430,9 @@ static int run_native(struct ep_store *s, const struct ep_image_loc *loc, const 
 	    layer_dirs(s, json_object_get(info, "layers"), &lowers, &n_lowers, err) < 0)
 		return -1;
 	if (bundle_create(s, o->name, o->keep, &b, err) < 0)
+		goto out;
+	/* CVE-2024-21626 (lib/runcver.h); the version is cached in STORE/run */
+	if (ep_runc_check(b.run_dir, NULL, err) < 0)
 		goto out;
 	/* The overlay lives in a private mount namespace: it disappears with
 	 * the last of envpin, its watchdog and runc, whatever kills them. */
