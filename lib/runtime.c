@@ -1421,6 +1421,9 @@ static int run_native(struct ep_store *s, const struct ep_image_loc *loc, const 
 				    "use --engine docker or --engine podman");
 	if (!on_path("runc"))
 		return ep_error_set(err, EP_EENV, "runc is not installed (or use --engine docker)");
+	/* CVE-2024-21626 (lib/runcver.h); the version is cached in the store */
+	if (ep_runc_check(s->root, NULL, err) < 0)
+		return -1;
 	if (!o->no_workspace) {
 		workspace = getcwd(NULL, 0);
 		if (!workspace)
@@ -1430,9 +1433,6 @@ static int run_native(struct ep_store *s, const struct ep_image_loc *loc, const 
 	    layer_dirs(s, json_object_get(info, "layers"), &lowers, &n_lowers, err) < 0)
 		return -1;
 	if (bundle_create(s, o->name, o->keep, &b, err) < 0)
-		goto out;
-	/* CVE-2024-21626 (lib/runcver.h); the version is cached in STORE/run */
-	if (ep_runc_check(b.run_dir, NULL, err) < 0)
 		goto out;
 	/* The overlay lives in a private mount namespace: it disappears with
 	 * the last of envpin, its watchdog and runc, whatever kills them. */
