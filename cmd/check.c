@@ -16,6 +16,7 @@
 #include "image.h"
 #include "jsonutil.h"
 #include "oci.h"
+#include "runcver.h"
 #include "runtime.h"
 #include "util.h"
 
@@ -183,7 +184,19 @@ int check_image(struct cmd_ctx *ctx, const char *image, const struct check_opts 
 	struct ep_cert_inputs in;
 	int sc_status = 0, fi_status = 0;
 
-	if (cmd_open_store(ctx, 0, err) < 0 || ep_image_locate(&ctx->store, image, &loc, err) < 0)
+	if (cmd_open_store(ctx, 0, err) < 0)
+		return -1;
+	/* the native engine refuses a runc without the CVE-2024-21626 fix: say
+	 * so once (exit 3), not as two failed checks */
+	if (co->engine == EP_ENGINE_NATIVE || (co->engine == EP_ENGINE_AUTO && geteuid() == 0)) {
+		struct ep_runc_version rv;
+		struct ep_error e = EP_ERROR_INIT;
+
+		if (ep_runc_version(ctx->store.root, &rv, &e) == 0 &&
+		    ep_runc_check(ctx->store.root, NULL, err) < 0)
+			return -1;
+	}
+	if (ep_image_locate(&ctx->store, image, &loc, err) < 0)
 		return -1;
 	info = ep_inspect(loc.layout, loc.digest, err);
 	if (!info) {

@@ -248,3 +248,20 @@ print(len(os.urandom(8)))'
 	[ "$status" -eq 125 ]
 	[[ "$output" == *"runc 1.0.0-rc93"* ]]
 }
+
+@test "check records runc's version in the certificate, and refuses an unfixed runc with exit 3" {
+	# the busybox image has no self-check: the checks fail, the certificate is still written
+	run envpin check "$D" -o "$T/cert.json"
+	[ "$status" -eq 1 ]
+	[ "$(jq -r .run.runtime.name "$T/cert.json")" = runc ]
+	[ "$(jq -r .run.runtime.version "$T/cert.json")" = "$(runc --version | sed -n 's/^runc version //p')" ]
+	[ "$(jq -r .run.runtime.commit "$T/cert.json")" = "$(runc --version | sed -n 's/^commit: //p')" ]
+	[ "$(jq -r .run.runtime.cve_2024_21626_fixed "$T/cert.json")" = true ]
+	export PATH="$RUNT/fakebin:$PATH"
+	export FAKE_RUNC_VERSION='runc version 1.1.11\ncommit: v1.1.11-0-g4bccb38c\n'
+	run envpin check "$D" -o "$T/cert2.json"
+	[ "$status" -eq 3 ]
+	[[ "$output" == *"runc 1.1.11 (commit v1.1.11-0-g4bccb38c) lacks the fix for CVE-2024-21626"* ]]
+	[[ "$output" != *"running the self-check"* ]]
+	[ ! -e "$T/cert2.json" ]
+}
