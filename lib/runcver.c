@@ -17,6 +17,8 @@
 #include "util.h"
 
 #define RUNC_OUT_MAX 4096
+/* STORE/cache/KEY.json, as the store's other small records (docs/store.md) */
+#define CACHE_NAME "runc-version.json"
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 /* Distribution builds known to carry the backported fix: the package
@@ -245,13 +247,13 @@ static char *run_version(const char *runc, struct ep_error *err)
 	return buf;
 }
 
-int ep_runc_version(const char *cache_dir, struct ep_runc_version *v, struct ep_error *err)
+int ep_runc_version(const char *store_root, struct ep_runc_version *v, struct ep_error *err)
 {
 	static struct ep_runc_version once;
 	static int have_once;
 	char runc[PATH_MAX], key[PATH_MAX + 160];
 	struct stat st;
-	cleanup_free char *cache = NULL, *cached = NULL, *out = NULL;
+	cleanup_free char *cdir = NULL, *cache = NULL, *cached = NULL, *out = NULL;
 	int kl;
 
 	if (have_once) {
@@ -260,22 +262,27 @@ int ep_runc_version(const char *cache_dir, struct ep_runc_version *v, struct ep_
 	}
 	if (find_runc(runc, sizeof(runc), &st) < 0)
 		return ep_error_set(err, EP_EENV, "runc is not installed (not on PATH)");
-	kl = snprintf(key, sizeof(key),
-		      "envpin runc-version 1\n%s\n%ju %ju %jd %jd.%09ld %jd.%09ld\n", runc,
+	/* an upgrade changes at least one of these */
+	kl = snprintf(key, sizeof(key), "%s %ju %ju %jd %jd.%09ld %jd.%09ld", runc,
 		      (uintmax_t)st.st_dev, (uintmax_t)st.st_ino, (intmax_t)st.st_size,
 		      (intmax_t)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (intmax_t)st.st_ctim.tv_sec,
 		      st.st_ctim.tv_nsec);
 	if (kl < 0 || (size_t)kl >= sizeof(key))
 		return ep_error_set(err, EP_EENV, "runc path too long");
-	if (cache_dir) {
+	if (store_root) {
 		struct ep_error ignore = EP_ERROR_INIT;
+		cleanup_json json_t *rec = NULL;
+		const char *ck, *co;
 
-		cache = ep_path_join(cache_dir, ".runc-version", err);
+		cdir = ep_path_join(store_root, "cache", err);
+		cache = cdir ? ep_path_join(cdir, CACHE_NAME, err) : NULL;
 		if (!cache)
 			return -1;
-		cached = ep_read_file(cache, RUNC_OUT_MAX + sizeof(key), NULL, &ignore);
-		if (cached && !strncmp(cached, key, (size_t)kl) &&
-		    ep_runc_version_parse(cached + kl, v, &ignore) == 0)
+		cached = ep_read_file(cache, 4 * RUNC_OUT_MAX + sizeof(key), NULL, &ignore);
+		rec = cached ? json_loads(cached, 0, NULL) : NULL;
+		ck = json_string_value(json_object_get(rec, "binary"));
+		co = json_string_value(json_object_get(rec, "output"));
+		if (ck && co && !strcmp(ck, key) && ep_runc_version_parse(co, v, &ignore) == 0)
 			goto done;
 	}
 	out = run_version(runc, err);
@@ -286,9 +293,11 @@ int ep_runc_version(const char *cache_dir, struct ep_runc_version *v, struct ep_
 	if (cache) {
 		/* a cache that cannot be written only costs the next run 6 ms */
 		struct ep_error ignore = EP_ERROR_INIT;
-		cleanup_free char *data = ep_asprintf(&ignore, "%s%s", key, out);
+		cleanup_json json_t *rec = json_pack("{s:s,s:s}", "binary", key, "output", out);
+		cleanup_free char *data =
+		    rec ? json_dumps(rec, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
 
-		if (data)
+		if (data && (mkdir(cdir, 0755) == 0 || errno == EEXIST))
 			(void)ep_write_file_atomic(cache, data, strlen(data), 0644, &ignore);
 	}
 done:
@@ -297,14 +306,14 @@ done:
 	return 0;
 }
 
-int ep_runc_check(const char *cache_dir, struct ep_runc_version *v, struct ep_error *err)
+int ep_runc_check(const char *store_root, struct ep_runc_version *v, struct ep_error *err)
 {
 	struct ep_runc_version local;
 	const char *allow = getenv("ENVPIN_ALLOW_OLD_RUNC");
 
 	if (!v)
 		v = &local;
-	if (ep_runc_version(cache_dir, v, err) < 0)
+	if (ep_runc_version(store_root, v, err) < 0)
 		return -1;
 	if (ep_runc_cve_2024_21626_fixed(v) || (allow && !strcmp(allow, "1")))
 		return 0;

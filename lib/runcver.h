@@ -35,15 +35,15 @@ int ep_runc_cve_2024_21626_fixed(const struct ep_runc_version *v);
 int ep_debian_version_cmp(const char *a, const char *b);
 
 /* Runs `runc --version` once per process (the runc found on PATH) and
- * parses it.  With cache_dir, the output is kept in cache_dir/.runc-version
- * keyed by the binary's path, inode, size and times, so later processes do
- * not start runc for it (about 6 ms).  -1 with *err (EP_EENV) when runc
- * cannot be found or run. */
-int ep_runc_version(const char *cache_dir, struct ep_runc_version *v, struct ep_error *err);
+ * parses it.  With store_root, the output is kept in
+ * STORE/cache/runc-version.json keyed by the binary's path, device, inode,
+ * size and times, so later processes do not start runc for it (about
+ * 6 ms).  -1 with *err (EP_EENV) when runc cannot be found or run. */
+int ep_runc_version(const char *store_root, struct ep_runc_version *v, struct ep_error *err);
 
 /* ep_runc_version, then refuses (EP_EENV, naming the version and the fix)
  * a runc without the fix unless ENVPIN_ALLOW_OLD_RUNC=1.  v may be NULL. */
-int ep_runc_check(const char *cache_dir, struct ep_runc_version *v, struct ep_error *err);
+int ep_runc_check(const char *store_root, struct ep_runc_version *v, struct ep_error *err);
 
 /* What the certificate records: {"name": "runc", "version", "commit",
  * "cve_2024_21626_fixed"}; new reference, NULL on allocation failure. */

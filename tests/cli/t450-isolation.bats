@@ -206,7 +206,7 @@ print(len(os.urandom(8)))'
 	# the version is cached by the binary's identity: a fresh store
 	export ENVPIN_STORE="$T/store2"
 	cp -a "$RUN_STORE" "$ENVPIN_STORE"
-	rm -f "$ENVPIN_STORE/.runc-version"
+	rm -f "$ENVPIN_STORE/cache/runc-version.json"
 	export FAKE_RUNC_VERSION='runc version 1.1.11\ncommit: v1.1.11-0-g4bccb38c\nspec: 1.0.2-dev\n'
 	run envpin run "$D" -- echo ran
 	[ "$status" -eq 125 ]
@@ -217,27 +217,28 @@ print(len(os.urandom(8)))'
 	[ "$status" -eq 0 ]
 	[ "$output" = ran ]
 	# Debian 12's build without the backport, then with it
-	rm -f "$ENVPIN_STORE/.runc-version"
+	rm -f "$ENVPIN_STORE/cache/runc-version.json"
 	export FAKE_RUNC_VERSION='runc version 1.1.5+ds1\ncommit: 1.1.5+ds1-1\n'
 	run envpin run "$D" -- echo ran
 	[ "$status" -eq 125 ]
 	[[ "$output" == *"runc 1.1.5+ds1 (commit 1.1.5+ds1-1) lacks the fix"* ]]
-	rm -f "$ENVPIN_STORE/.runc-version"
+	rm -f "$ENVPIN_STORE/cache/runc-version.json"
 	export FAKE_RUNC_VERSION='runc version 1.1.5+ds1\ncommit: 1.1.5+ds1-1+deb12u1\n'
 	run envpin run "$D" -- echo ran
 	[ "$status" -eq 0 ]
 	[ "$output" = ran ]
-	grep -qx 'commit: 1.1.5+ds1-1+deb12u1' "$ENVPIN_STORE/.runc-version"
+	jq -r .output "$ENVPIN_STORE/cache/runc-version.json" | grep -qx 'commit: 1.1.5+ds1-1+deb12u1'
 }
 
 @test "the runc version is read once and cached by the binary's identity" {
 	export PATH="$RUNT/fakebin:$PATH" ENVPIN_STORE="$T/store2"
 	cp -a "$RUN_STORE" "$ENVPIN_STORE"
-	rm -f "$ENVPIN_STORE/.runc-version"
+	rm -f "$ENVPIN_STORE/cache/runc-version.json"
 	export FAKE_RUNC_VERSION='runc version 1.1.12\ncommit: v1.1.12-0-g51d5e946\n'
 	run envpin run "$D" -- true
 	[ "$status" -eq 0 ]
-	grep -qx 'runc version 1.1.12' "$ENVPIN_STORE/.runc-version"
+	jq -r .output "$ENVPIN_STORE/cache/runc-version.json" | grep -qx 'runc version 1.1.12'
+	[[ "$(jq -r .binary "$ENVPIN_STORE/cache/runc-version.json")" == "$RUNT/fakebin/runc "* ]]
 	# the same binary: not asked again
 	export FAKE_RUNC_VERSION='runc version 1.0.0-rc93\ncommit: v1.0.0-rc93\n'
 	run envpin run "$D" -- true
