@@ -4,6 +4,7 @@
 #include "isolation.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -512,6 +513,11 @@ void ep_close_inherited_fds(void)
 {
 	struct rlimit rl;
 
+	/* runc hands socket-activation fds (LISTEN_FDS from fd 3) to the
+	 * container when LISTEN_PID names it */
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDNAMES");
 	if (close_range(3, ~0U, 0) == 0)
 		return;
 	/* kernels before 5.9 */

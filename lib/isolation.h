@@ -34,9 +34,10 @@ json_t *ep_capabilities(struct ep_error *err);
  * allows, socket not for AF_VSOCK.  New reference, or NULL with *err set. */
 json_t *ep_seccomp_profile(struct ep_error *err);
 
-/* Closes every fd above 2 (close_range, else one by one), so that a child
- * about to exec the runtime passes nothing of envpin's to it.  Call it in
- * the child between fork and exec; async-signal-safe. */
+/* Closes every fd above 2 (close_range, else one by one) and drops
+ * LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES from the environment, so that a
+ * child about to exec the runtime passes nothing of envpin's to it.  Call it
+ * in the child between fork and exec of a single-threaded process. */
 void ep_close_inherited_fds(void);
 
 #endif

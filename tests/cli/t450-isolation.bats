@@ -39,6 +39,7 @@ setup_file() {
 		exit 0
 	fi
 	[ -z "$RUNC_FD_LOG" ] || ls /proc/self/fd >>"$RUNC_FD_LOG"
+	[ -z "$RUNC_ENV_LOG" ] || env >>"$RUNC_ENV_LOG"
 	exec "$REAL_RUNC" "$@"
 	SH
 	chmod 755 "$RUNT/fakebin/runc"
@@ -50,7 +51,7 @@ setup() {
 	command -v runc >/dev/null || skip "runc is not installed"
 	common_setup
 	export ENVPIN_STORE=$RUN_STORE ENVPIN_HOST_ROOT="$T/nohost"
-	unset ENVPIN_ALLOW_OLD_RUNC FAKE_RUNC_VERSION RUNC_FD_LOG
+	unset ENVPIN_ALLOW_OLD_RUNC FAKE_RUNC_VERSION RUNC_FD_LOG RUNC_ENV_LOG
 	D=$(cat "$RUNT/digest")
 	mkdir -p "$T/ws" && cd "$T/ws"
 }
@@ -89,6 +90,14 @@ field() { printf '%s\n' "$output" | sed -n "s/^$1:[[:space:]]*//p"; }
 	# one line per runc start (run; maybe delete): ls's own fd is 3
 	[ -s "$T/fds" ]
 	[ "$(sort -u "$T/fds" | tr '\n' ' ')" = "0 1 2 3 " ]
+	# nor socket-activation variables, with which runc would pass fds from 3 on
+	export RUNC_ENV_LOG="$T/env"
+	LISTEN_FDS=1 LISTEN_PID=1 LISTEN_FDNAMES=x run envpin run "$D" -- sh -c 'echo ${LISTEN_FDS:-none}'
+	[ "$status" -eq 0 ]
+	[ "$output" = none ]
+	grep -q '^PATH=' "$T/env"
+	run grep '^LISTEN_' "$T/env"
+	[ "$status" -eq 1 ]
 }
 
 # mounted DIR in mountinfo text $output, with options matching ERE $2
