@@ -16,6 +16,7 @@
 #include "image.h"
 #include "jsonutil.h"
 #include "oci.h"
+#include "runcver.h"
 #include "runtime.h"
 #include "util.h"
 
@@ -186,6 +187,16 @@ static int check_loc(struct cmd_ctx *ctx, const struct ep_image_loc *img,
 	struct ep_cert_inputs in;
 	int sc_status = 0, fi_status = 0;
 
+	/* the native engine refuses a runc without the CVE-2024-21626 fix: say
+	 * so once (exit 3), not as two failed checks */
+	if (co->engine == EP_ENGINE_NATIVE || (co->engine == EP_ENGINE_AUTO && geteuid() == 0)) {
+		struct ep_runc_version rv;
+		struct ep_error e = EP_ERROR_INIT;
+
+		if (ep_runc_version(ctx->store.root, &rv, &e) == 0 &&
+		    ep_runc_check(ctx->store.root, NULL, err) < 0)
+			return -1;
+	}
 	info = ep_inspect(img->layout, img->digest, err);
 	if (!info)
 		return -1;

@@ -40,6 +40,9 @@ static const char run_usage[] =
     "                             kept in the store is reused while the image, GPUs, driver\n"
     "                             and runtime are the same\n"
     "      --require-gpu          with --certify: the GPU checks must run and pass\n\n"
+    "The native engine confines the container as Docker's defaults do (seccomp\n"
+    "allow-list, 14 capabilities, masked /proc paths) plus no_new_privs, and refuses a\n"
+    "runc without the CVE-2024-21626 fix (ENVPIN_ALLOW_OLD_RUNC=1 overrides; docs/run.md).\n\n"
     "exit status: the container's; 125 envpin failed, 126 the command cannot be\n"
     "executed, 127 the command was not found.\n";
 

@@ -10,7 +10,22 @@
 #include "build.h"
 #include "digest.h"
 #include "jsonutil.h"
+#include "runcver.h"
 #include "util.h"
+
+/* The runtime that ran the checks: runc's version with the native engine
+ * ("auto" is native for root), else null. */
+static json_t *runtime_info(const char *engine)
+{
+	struct ep_runc_version v;
+	struct ep_error e = EP_ERROR_INIT;
+	json_t *j;
+
+	if (!engine || (strcmp(engine, "native") && (strcmp(engine, "auto") || geteuid() != 0)) ||
+	    ep_runc_version(NULL, &v, &e) < 0 || !(j = ep_runc_version_json(&v)))
+		return json_null();
+	return j;
+}
 
 static json_t *os_pretty_name(void)
 {
@@ -117,9 +132,9 @@ json_t *ep_cert_build(const struct ep_cert_inputs *in, struct ep_error *err)
 						     "config_digest", in->config_digest, "tag", in->tag));
 	json_object_set_new(cert, "host", ep_cert_host());
 	json_object_set_new(cert, "run",
-			    json_pack("{s:s, s:s, s:b}", "engine", in->engine ? in->engine : "?",
+			    json_pack("{s:s, s:s, s:b, s:o}", "engine", in->engine ? in->engine : "?",
 				      "gpus", in->gpus ? in->gpus : "none", "require_gpu",
-				      in->require_gpu));
+				      in->require_gpu, "runtime", runtime_info(in->engine)));
 	/* what this host passed in: a stored certificate holds while it is the same */
 	json_object_set_new(cert, "passthrough",
 			    in->host_facts ? json_deep_copy(in->host_facts) : json_null());

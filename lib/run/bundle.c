@@ -22,8 +22,10 @@
 
 #include "image.h"
 #include "jsonutil.h"
+#include "isolation.h"
 #include "oci.h"
 #include "run/internal.h"
+#include "runcver.h"
 #include "strvec.h"
 #include "unpack.h"
 #include "util.h"
@@ -342,7 +344,7 @@ static pid_t start_watchdog(const struct bundle *b, int *wfd)
 	if (pid == 0) {
 		char c;
 		ssize_t n;
-		int nul = open("/dev/null", O_RDWR);
+		int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
 
 		close(p[1]);
 		setsid();
@@ -428,6 +430,8 @@ static int exec_runc(const struct bundle *b, int *status, struct ep_error *err)
 				"--bundle", b->dir,	    (char *)b->id, NULL};
 		for (size_t i = 0; i < EP_ARRAY_SIZE(forwarded); i++)
 			signal(forwarded[i], SIG_DFL);
+		/* runc gets 0-2 only, whatever envpin inherited (docs/run.md) */
+		ep_close_inherited_fds();
 		execvp("runc", argv);
 		_exit(errno == ENOENT ? 127 : 126);
 	}
@@ -645,6 +649,8 @@ int ep_run_native(struct ep_store *s, const struct ep_image_loc *loc, const json
 				    "use --engine docker or --engine podman");
 	if (!ep_run_on_path("runc"))
 		return ep_error_set(err, EP_EENV, "runc is not installed (or use --engine docker)");
+	if (ep_runc_check(s->root, NULL, err) < 0)
+		return -1;
 	if (!o->no_workspace) {
 		workspace = getcwd(NULL, 0);
 		if (!workspace)

@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "isolation.h"
 #include "jsonutil.h"
 #include "run/internal.h"
 #include "util.h"
@@ -144,89 +145,9 @@ json_t *ep_runtime_env(const json_t *image_cfg, const struct ep_gpu_plan *gpu, c
 	return steal_pointer(&out);
 }
 
-/* ---- isolation: capabilities, masked and read-only paths, seccomp; used
- * by spec_process (capabilities) and spec_linux (the rest) below ---- */
-
-static const char *const default_caps[] = {
-    /* docker's default set (moby oci/caps/defaults.go) */
-    "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",	       "CAP_FOWNER",
-    "CAP_MKNOD",   "CAP_NET_RAW",      "CAP_SETGID",	       "CAP_SETUID",
-    "CAP_SETFCAP", "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
-    "CAP_KILL",	   "CAP_AUDIT_WRITE",
-};
-
-static const char *const masked_paths[] = {
-    "/proc/acpi",
-    "/proc/asound",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-};
-
-static const char *const readonly_paths[] = {
-    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
-};
-
-/* Calls that docker's default profile refuses and that the default
- * capability set does not already stop: kernel keyrings (not namespaced),
- * namespaces and mounts, io_uring, userfaultfd, perf, bpf, module and clock
- * calls.  A deny-list, so new syscalls keep working (docs/run.md). */
-static const char *const denied_syscalls[] = {
-    "acct",
-    "add_key",
-    "bpf",
-    "clock_adjtime",
-    "clock_settime",
-    "delete_module",
-    "finit_module",
-    "fsconfig",
-    "fsmount",
-    "fsopen",
-    "fspick",
-    "init_module",
-    "io_uring_enter",
-    "io_uring_register",
-    "io_uring_setup",
-    "ioperm",
-    "iopl",
-    "kexec_file_load",
-    "kexec_load",
-    "keyctl",
-    "lookup_dcookie",
-    "mount",
-    "mount_setattr",
-    "move_mount",
-    "name_to_handle_at",
-    "nfsservctl",
-    "open_by_handle_at",
-    "open_tree",
-    "perf_event_open",
-    "pivot_root",
-    "quotactl",
-    "quotactl_fd",
-    "reboot",
-    "request_key",
-    "setns",
-    "settimeofday",
-    "swapoff",
-    "swapon",
-    "syslog",
-    "umount2",
-    "unshare",
-    "uselib",
-    "userfaultfd",
-    "ustat",
-    "vm86",
-    "vm86old",
-    "_sysctl",
-    "sysfs",
-};
+/* ---- isolation: capabilities, masked and read-only paths and the seccomp
+ * allow-list live in lib/isolation.c; spec_process takes the capabilities,
+ * spec_linux the rest ---- */
 
 static json_t *str_array(const char *const *v, size_t n)
 {
@@ -238,33 +159,6 @@ static json_t *str_array(const char *const *v, size_t n)
 			return NULL;
 		}
 	return a;
-}
-
-static json_t *seccomp_profile(void)
-{
-	/* clone() with a namespace flag: one rule per flag (masked equal). */
-	static const unsigned long ns_flags[] = {0x00020000, 0x02000000, 0x04000000, 0x08000000,
-						 0x10000000, 0x20000000, 0x40000000};
-	json_t *sys = json_array(), *p;
-
-	if (!sys)
-		return NULL;
-	json_array_append_new(sys,
-			      json_pack("{s:o,s:s,s:i}", "names",
-					str_array(denied_syscalls, EP_ARRAY_SIZE(denied_syscalls)),
-					"action", "SCMP_ACT_ERRNO", "errnoRet", EPERM));
-	/* glibc falls back to clone() on ENOSYS, where the flag rules apply */
-	json_array_append_new(sys, json_pack("{s:[s],s:s,s:i}", "names", "clone3", "action",
-					     "SCMP_ACT_ERRNO", "errnoRet", ENOSYS));
-	for (size_t i = 0; i < EP_ARRAY_SIZE(ns_flags); i++)
-		json_array_append_new(
-		    sys, json_pack("{s:[s],s:s,s:i,s:[{s:i,s:I,s:I,s:s}]}", "names", "clone",
-				   "action", "SCMP_ACT_ERRNO", "errnoRet", EPERM, "args", "index",
-				   0, "value", (json_int_t)ns_flags[i], "valueTwo",
-				   (json_int_t)ns_flags[i], "op", "SCMP_CMP_MASKED_EQ"));
-	p = json_pack("{s:s,s:[s,s,s],s:o}", "defaultAction", "SCMP_ACT_ALLOW", "architectures",
-		      "SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "syscalls", sys);
-	return p;
 }
 
 /* ---- the spec, piece by piece ---- */
@@ -331,7 +225,12 @@ static json_t *spec_process(const struct ep_spec_params *p, struct ep_error *err
 		json_decref(args);
 		return NULL;
 	}
-	caps = str_array(default_caps, EP_ARRAY_SIZE(default_caps));
+	caps = ep_capabilities(err);
+	if (!caps) {
+		json_decref(args);
+		json_decref(env);
+		return NULL;
+	}
 	gids = json_array();
 	for (size_t i = 0; gids && i < p->n_extra_gids; i++)
 		json_array_append_new(gids, json_integer(p->extra_gids[i]));
@@ -346,11 +245,10 @@ static json_t *spec_process(const struct ep_spec_params *p, struct ep_error *err
 						(json_int_t)v, "soft", (json_int_t)v));
 	}
 	/* json_pack takes the "o" references even when it fails */
-	process = json_pack(
-	    "{s:b,s:{s:i,s:i,s:o},s:o,s:o,s:s,s:{s:o,s:o,s:o},s:o,s:b}", "terminal", p->tty, "user",
-	    "uid", (int)p->uid, "gid", (int)p->gid, "additionalGids", gids, "args", args, "env",
-	    env, "cwd", cwd, "capabilities", "bounding", json_copy(caps), "effective",
-	    json_copy(caps), "permitted", caps, "rlimits", rlimits, "noNewPrivileges", 1);
+	process = json_pack("{s:b,s:{s:i,s:i,s:o},s:o,s:o,s:s,s:o,s:o,s:b}", "terminal", p->tty,
+			    "user", "uid", (int)p->uid, "gid", (int)p->gid, "additionalGids", gids,
+			    "args", args, "env", env, "cwd", cwd, "capabilities", caps, "rlimits",
+			    rlimits, "noNewPrivileges", 1);
 	if (!process)
 		return ep_error_set(err, EP_EINVAL, "runtime spec: a value is not UTF-8"), NULL;
 	return process;
@@ -495,9 +393,9 @@ static json_t *spec_linux(const struct ep_gpu_plan *gpu, struct ep_error *err)
 	linux_ =
 	    json_pack("{s:[{s:s},{s:s},{s:s},{s:s}],s:o,s:o,s:o,s:{s:o},s:o}", "namespaces", "type",
 		      "pid", "type", "ipc", "type", "uts", "type", "mount", "maskedPaths",
-		      str_array(masked_paths, EP_ARRAY_SIZE(masked_paths)), "readonlyPaths",
-		      str_array(readonly_paths, EP_ARRAY_SIZE(readonly_paths)), "devices", devices,
-		      "resources", "devices", rules, "seccomp", seccomp_profile());
+		      str_array(ep_masked_paths, ep_n_masked_paths), "readonlyPaths",
+		      str_array(ep_readonly_paths, ep_n_readonly_paths), "devices", devices,
+		      "resources", "devices", rules, "seccomp", ep_seccomp_profile(err));
 	if (!linux_)
 		ep_error_oom(err);
 	return linux_;
