@@ -1,0 +1,35 @@
+#!/usr/bin/env bats
+# What a hostile user (or a hostile registry) tried: each case fails cleanly,
+# says what happened, and leaves the store as it was (issue 13, item 8).
+
+load helpers
+
+setup() {
+	common_setup
+	mkdir -p "$T/ok/payload"
+	printf 'x\n' >"$T/ok/payload/x"
+	cat >"$T/ok/m.json" <<-'JSON'
+	{ "envpin": 1, "name": "seed", "source_date_epoch": 0, "base": "scratch",
+	  "layers": [ { "copy": [ { "src": "payload/", "dest": "/p/" } ] } ] }
+	JSON
+}
+teardown() { common_teardown; }
+
+@test "a lock whose compressor is not an object exits 2 naming the file and the field" {
+	"$ENVPIN" build -q -f "$T/ok/m.json" >/dev/null
+	cp "$T/ok/m.lock.json" "$T/good.lock"
+	for bad in '"x"' 5 null '[]' '{}' '{"name":5}' '{"name":"gzip","level":"9"}' \
+		'{"name":"gzip","block_size":-1}' '{"name":"lzma"}'; do
+		python3 - "$T/good.lock" "$T/ok/m.lock.json" "$bad" <<-'PY'
+		import json, sys
+		d = json.load(open(sys.argv[1]))
+		d["compressor"] = json.loads(sys.argv[3])
+		json.dump(d, open(sys.argv[2], "w"))
+		PY
+		run "$ENVPIN" build -f "$T/ok/m.json"
+		echo "compressor $bad: status $status: $output"
+		[ "$status" -eq 2 ]
+		[[ "$output" == *"m.lock.json"* ]]
+		[[ "$output" == *"field 'compressor'"* ]]
+	done
+}
