@@ -40,6 +40,16 @@ static const char usage[] =
 	"compressed bytes), 1 a blob is bad or the rebuild gives different content,\n"
 	"2 usage or unknown image.\n";
 
+/* A diff_id is "ok" only when the uncompressed bytes were hashed and match;
+ * a layer that could not be decompressed (or whose blob is missing or bad)
+ * leaves it "unchecked", never ok. */
+static const char *diff_id_state(const struct ep_verify_item *it)
+{
+	if (!it->diff_actual[0])
+		return "unchecked";
+	return strcmp(it->diff_id, it->diff_actual) ? "BAD" : "ok";
+}
+
 static void print_item(const struct ep_verify_item *it, size_t li, size_t nl)
 {
 	char label[32];
@@ -49,8 +59,7 @@ static void print_item(const struct ep_verify_item *it, size_t li, size_t nl)
 		printf("%-11s %s  %s\n", label, it->digest,
 		       it->ok ? "ok" : it->actual[0] && strcmp(it->actual, it->digest) ? "BAD (content)" : "BAD");
 		if (it->diff_id[0])
-			printf("%-11s %s  %s\n", "  diff_id", it->diff_id,
-			       it->ok || !it->diff_actual[0] || !strcmp(it->diff_id, it->diff_actual) ? "ok" : "BAD");
+			printf("%-11s %s  %s\n", "  diff_id", it->diff_id, diff_id_state(it));
 	} else {
 		printf("%-11s %s  %s\n", it->kind, it->digest, it->ok ? "ok" : "BAD");
 	}
@@ -68,6 +77,7 @@ static json_t *report_json(const struct ep_verify_report *rep, int ok, const cha
 		if (it->diff_id[0]) {
 			json_object_set_new(o, "diff_id", json_string(it->diff_id));
 			json_object_set_new(o, "diff_actual", json_string(it->diff_actual));
+			json_object_set_new(o, "diff_id_state", json_string(diff_id_state(it)));
 		}
 		json_array_append_new(items, o);
 	}

@@ -33,3 +33,30 @@ teardown() { common_teardown; }
 		[[ "$output" == *"field 'compressor'"* ]]
 	done
 }
+
+@test "verify says 'unchecked', not ok, for a diff_id it could not hash (layer not gzip as its media type says)" {
+	"$ENVPIN" build -q --compress none -o "$T/lay" -f "$T/ok/m.json" >/dev/null
+	# the manifest now claims gzip for an uncompressed layer; digests stay consistent
+	python3 - "$T/lay" <<-'PY'
+	import hashlib, json, os, sys
+	lay = sys.argv[1]
+	idx = json.load(open(os.path.join(lay, "index.json")))
+	d = idx["manifests"][0]
+	m = json.load(open(os.path.join(lay, "blobs/sha256", d["digest"][7:])))
+	m["layers"][0]["mediaType"] = "application/vnd.oci.image.layer.v1.tar+gzip"
+	b = json.dumps(m, separators=(",", ":")).encode()
+	h = hashlib.sha256(b).hexdigest()
+	open(os.path.join(lay, "blobs/sha256", h), "wb").write(b)
+	d["digest"], d["size"] = "sha256:" + h, len(b)
+	json.dump(idx, open(os.path.join(lay, "index.json"), "w"))
+	PY
+	run "$ENVPIN" verify --image "$T/lay"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"diff_id"*"unchecked"* ]]
+	[ "$(grep -c 'diff_id.* ok$' <<<"$output")" -eq 0 ]
+	run "$ENVPIN" verify --image "$T/lay" --json
+	[ "$status" -eq 1 ]
+	[ "$(jq -r '.items[2].diff_id_state' <<<"$output")" = unchecked ]
+	[ "$(jq -r '.items[2].ok' <<<"$output")" = false ]
+}
