@@ -72,3 +72,56 @@ no_leftovers() {
 	[ "$(tree_state "$ENVPIN_STORE")" = "$before" ]
 	no_leftovers
 }
+
+# push_layers REPO TAG ARGS...: an image made by layers-image.py, tagged in the registry
+push_layers() {
+	local repo=$1 tag=$2
+	shift 2
+	"$FIX/layers-image.py" --data "$REG_DIR/r/data" --repo "$repo" "$@" >"$T/manifest.json"
+	curl -fsS -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+		--data-binary @"$T/manifest.json" "http://$ADDR/v2/$repo/manifests/$tag"
+}
+
+@test "a pull holds no descriptor per blob: 600 layers under 'ulimit -n 128' succeed and verify" {
+	push_layers many/l v1 --layers 600
+	run bash -c 'ulimit -n 128 && exec "$0" pull "$1"' "$ENVPIN" "$ADDR/many/l:v1"
+	echo "$output" | tail -3
+	[ "$status" -eq 0 ]
+	no_leftovers
+	run envpin verify "${lines[-1]}" -q
+	[ "$status" -eq 0 ]
+}
+
+@test "pull checks diff_ids: a config that lies about one layer is refused, naming it; the store is unchanged" {
+	push_layers diff/good v1 --layers 3
+	push_layers diff/bad v1 --layers 3 --bad-diff-id 1
+	bad1=$(jq -r '.layers[1].digest' "$T/manifest.json")
+	envpin pull "$ADDR/fix/oci:v1" >/dev/null
+	before=$(tree_state "$ENVPIN_STORE")
+	run envpin pull "$ADDR/diff/bad:v1"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"layer 1 ($bad1): diff_id mismatch"* ]]
+	[ "$(tree_state "$ENVPIN_STORE")" = "$before" ]
+	no_leftovers
+	# the same blobs already in the store (pulled with a true config): still refused
+	envpin pull "$ADDR/diff/good:v1" >/dev/null
+	before=$(tree_state "$ENVPIN_STORE")
+	run envpin pull "$ADDR/diff/bad:v1"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"layer 1 ($bad1): diff_id mismatch"* ]]
+	[ "$(tree_state "$ENVPIN_STORE")" = "$before" ]
+	no_leftovers
+}
+
+@test "pull refuses a layer whose media type it does not know, before fetching anything" {
+	push_layers odd/mt v1 --layers 2 --media-type application/x-not-a-layer
+	envpin pull "$ADDR/fix/oci:v1" >/dev/null
+	before=$(tree_state "$ENVPIN_STORE")
+	run envpin pull "$ADDR/odd/mt:v1"
+	echo "$output"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"unknown media type 'application/x-not-a-layer'"* ]]
+	[ "$(tree_state "$ENVPIN_STORE")" = "$before" ]
+	no_leftovers
+}
