@@ -28,10 +28,12 @@ static const char inspect_usage[] =
 static const char images_usage[] = "usage: envpin images [--json]\n\nLists the images in the store.\n";
 
 static const char gc_usage[] =
-	"usage: envpin gc [--json]\n\n"
-	"Removes blobs no image in the store refers to, the unpacked layers (used by\n"
-	"envpin run) of layers no image has, and leftovers of killed builds.\n"
-	"Takes the store's exclusive lock.\n";
+    "usage: envpin gc [--json]\n\n"
+    "Removes blobs no image in the store refers to, the unpacked layers (used by\n"
+    "envpin run) of layers no image has, and what killed commands left in STORE/tmp\n"
+    "(unfinished builds and pulls, verify --rebuild stores, partial unpacks: each\n"
+    "removed once the lock its owner held is free). Prints the bytes freed, these\n"
+    "included. Takes the store's exclusive lock.\n";
 
 static int simple_opts(int argc, char **argv, struct cmd_ctx *ctx, const char *usage, int *json)
 {

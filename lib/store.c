@@ -157,10 +157,56 @@ static uint64_t tree_bytes(const char *path)
 	return tree_bytes_total;
 }
 
-/* Removes txn dirs of processes that are gone.  A live txn holds flock on
- * its dir/.lock from before the dir is named txn-* until it is removed, so
- * a lock we can take means its owner is dead.  Best effort: a failure here
- * must not stop the store from opening. */
+/* 1 when the flock on path can be taken (its holder, if any, is gone);
+ * 0 when a live process holds it; -1 when path does not exist. */
+static int lock_is_free(const char *path)
+{
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0)
+		return errno == ENOENT ? -1 : 0;
+	return flock(fd, LOCK_EX | LOCK_NB) == 0;
+}
+
+/* A verify --rebuild's private store, tmp/rebuild-*, is alive while its
+ * ROOT/lock is held (ep_store_open holds it shared for the store's life).
+ * Between mkdtemp and that lock the dir is young and has no oci-layout. */
+static int rebuild_dir_dead(const char *dir, const struct stat *st)
+{
+	cleanup_free char *lock = ep_path_join(dir, "lock", NULL);
+	cleanup_free char *marker = ep_path_join(dir, "oci-layout", NULL);
+	int young = time(NULL) - st->st_mtime < NEW_DIR_STALE_S;
+	int r;
+
+	if (!lock || !marker)
+		return 0;
+	r = lock_is_free(lock);
+	if (r == 0)
+		return 0;
+	return !young || (r == 1 && is_regular(marker));
+}
+
+/* tmp/rootfs-HEX-*: an unpack of layer HEX, made while rootfs/HEX.lock is
+ * held (lib/unpack.c); a lock nobody holds means its unpacker is gone. */
+static int rootfs_dir_dead(const char *root, const char *name)
+{
+	char hex[EP_HEX_LEN + 1];
+	cleanup_free char *lock = NULL;
+
+	if (strlen(name) < 7 + EP_HEX_LEN + 1 || name[7 + EP_HEX_LEN] != '-')
+		return 0;
+	memcpy(hex, name + 7, EP_HEX_LEN);
+	hex[EP_HEX_LEN] = '\0';
+	if (!ep_is_hex64(hex))
+		return 0;
+	lock = ep_asprintf(NULL, "%s/rootfs/%s.lock", root, hex);
+	return lock && lock_is_free(lock) != 0;
+}
+
+/* Removes what killed processes left in tmp/: txn dirs, verify --rebuild
+ * stores and partial unpacks.  Each kind has a flock that its live owner
+ * holds, so a lock we can take means its owner is dead.  Best effort: a
+ * failure here must not stop the store from opening. */
 static void clean_tmp(const char *root, uint64_t *freed)
 {
 	cleanup_free char *tmp = ep_path_join(root, "tmp", NULL);
@@ -176,9 +222,25 @@ static void clean_tmp(const char *root, uint64_t *freed)
 		cleanup_close int fd = -1;
 		struct stat st;
 
+		dir = ep_path_join(tmp, de->d_name, NULL);
+		if (!dir)
+			continue;
+		if (!strncmp(de->d_name, "rebuild-", 8) || !strncmp(de->d_name, "rootfs-", 7)) {
+			if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+				continue;
+			int dead = de->d_name[1] == 'e' /* rebuild- */
+				       ? rebuild_dir_dead(dir, &st)
+				       : rootfs_dir_dead(root, de->d_name);
+
+			if (!dead)
+				continue;
+			if (freed)
+				*freed += tree_bytes(dir);
+			ep_rm_rf(dir, NULL);
+			continue;
+		}
 		if (!is_new && strncmp(de->d_name, "txn-", 4))
 			continue;
-		dir = ep_path_join(tmp, de->d_name, NULL);
 		lock = dir ? ep_path_join(dir, ".lock", NULL) : NULL;
 		if (!lock || lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
 			continue;
@@ -249,7 +311,8 @@ int ep_store_open(struct ep_store *s, const char *root, int flags, struct ep_err
 		    create_missing(r, "oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}", err) < 0)
 			return ep_error_wrap(err, "create store '%s'", r);
 	}
-	clean_tmp(r, NULL);
+	s->tmp_freed = 0;
+	clean_tmp(r, &s->tmp_freed);
 	s->root = steal_pointer(&r);
 	s->lock_fd = ep_steal_fd(&fd);
 	s->flags = flags;
@@ -1140,7 +1203,8 @@ int ep_store_gc(struct ep_store *s, uint64_t *freed, struct ep_error *err)
 	cleanup_json json_t *live = json_object();
 	cleanup_free char *bdir = ep_asprintf(err, "%s/blobs/sha256", s->root);
 	cleanup_free char *cdir = ep_path_join(s->root, "cache", err);
-	uint64_t total = 0;
+	/* what this process's ep_store_open already removed counts too */
+	uint64_t total = s->tmp_freed;
 	DIR *d;
 	struct dirent *de;
 

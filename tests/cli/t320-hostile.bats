@@ -60,3 +60,55 @@ teardown() { common_teardown; }
 	[ "$(jq -r '.items[2].diff_id_state' <<<"$output")" = unchecked ]
 	[ "$(jq -r '.items[2].ok' <<<"$output")" = false ]
 }
+
+@test "gc removes a killed verify --rebuild's store, dead txn dirs and partial unpacks, and counts them; live ones stay" {
+	# the seed build takes a while to compress, so the rebuild can be caught in the act
+	head -c 64000000 /dev/urandom >"$T/ok/payload/big"
+	D=$("$ENVPIN" build -q -f "$T/ok/m.json")
+	"$ENVPIN" verify "$D" --rebuild -f "$T/ok/m.json" -q >/dev/null 2>&1 &
+	vpid=$!
+	for _ in $(seq 300); do
+		compgen -G "$ENVPIN_STORE/tmp/rebuild-*/oci-layout" >/dev/null && break
+		sleep 0.05
+	done
+	kill -9 "$vpid"
+	wait "$vpid" || true
+	compgen -G "$ENVPIN_STORE/tmp/rebuild-*/oci-layout" >/dev/null
+	# a dead transaction and a dead unpack of a layer nobody is unpacking
+	mkdir -p "$ENVPIN_STORE/tmp/txn-dead1" "$ENVPIN_STORE/rootfs"
+	head -c 100000 /dev/zero >"$ENVPIN_STORE/tmp/txn-dead1/blob-0"
+	: >"$ENVPIN_STORE/tmp/txn-dead1/.lock"
+	hex=$(printf 'x' | sha256sum | cut -c1-64)
+	mkdir -p "$ENVPIN_STORE/tmp/rootfs-$hex-abcdef/usr"
+	head -c 100000 /dev/zero >"$ENVPIN_STORE/tmp/rootfs-$hex-abcdef/usr/f"
+	# a live rebuild store (its lock held shared, as ep_store_open holds it) stays
+	live="$ENVPIN_STORE/tmp/rebuild-live00"
+	ENVPIN_STORE="$live" "$ENVPIN" build -q -f "$T/ok/m.json" >/dev/null
+	flock -s "$live/lock" -c "touch '$T/held'; exec sleep 60" &
+	hpid=$!
+	for _ in $(seq 100); do [ -e "$T/held" ] && break; sleep 0.05; done
+	run "$ENVPIN" gc --json
+	kill "$hpid"
+	wait "$hpid" || true
+	echo "$output"
+	[ "$status" -eq 0 ]
+	# at least the two 100 kB files and the killed rebuild's blobs
+	[ "$(jq .freed_bytes <<<"$output")" -gt 200000 ]
+	[ "$(ls "$ENVPIN_STORE/tmp")" = rebuild-live00 ]
+	# the image itself is untouched
+	"$ENVPIN" verify "$D" -q
+}
+
+@test "opening the store removes a dead rebuild store; gc then still reports what the open freed" {
+	"$ENVPIN" build -q -f "$T/ok/m.json" >/dev/null
+	ENVPIN_STORE="$ENVPIN_STORE/tmp/rebuild-dead00" "$ENVPIN" build -q -f "$T/ok/m.json" >/dev/null
+	[ -e "$ENVPIN_STORE/tmp/rebuild-dead00/oci-layout" ]
+	run "$ENVPIN" gc --json
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(jq .freed_bytes <<<"$output")" -gt 0 ]
+	[ -z "$(ls -A "$ENVPIN_STORE/tmp")" ]
+	ENVPIN_STORE="$ENVPIN_STORE/tmp/rebuild-dead01" "$ENVPIN" build -q -f "$T/ok/m.json" >/dev/null
+	"$ENVPIN" images >/dev/null
+	[ -z "$(ls -A "$ENVPIN_STORE/tmp")" ]
+}
