@@ -112,3 +112,58 @@ teardown() { common_teardown; }
 	"$ENVPIN" images >/dev/null
 	[ -z "$(ls -A "$ENVPIN_STORE/tmp")" ]
 }
+
+@test "verify/export NAME: the tag NAME wins over a directory NAME here; a bare directory name is refused with './NAME'" {
+	D=$("$ENVPIN" build -q --tag seed -f "$T/ok/m.json")
+	# a directory called 'seed' holding another image
+	mkdir -p "$T/other/payload"
+	printf 'other\n' >"$T/other/payload/y"
+	sed 's/"seed"/"other"/' "$T/ok/m.json" >"$T/other/m.json"
+	O=$(ENVPIN_STORE="$T/s2" "$ENVPIN" build -q -o "$T/seed" -f "$T/other/m.json")
+	[ "$O" != "$D" ]
+	cd "$T"
+	run "$ENVPIN" verify seed
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "${lines[-1]}" == "verified $D:"* ]]
+	run "$ENVPIN" verify ./seed
+	[ "$status" -eq 0 ]
+	[[ "${lines[-1]}" == "verified $O:"* ]]
+	run "$ENVPIN" export seed -o "$T/e.tar"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"of $D"* ]]
+	run "$ENVPIN" export ./seed -o "$T/e2.tar"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"of $O"* ]]
+	# only a directory: a clear error that names the way out
+	mv "$T/seed" "$T/lay"
+	for cmd in verify inspect; do
+		run "$ENVPIN" $cmd lay
+		echo "$cmd: $output"
+		[ "$status" -eq 2 ]
+		[[ "$output" == *"write './lay'"* ]]
+	done
+	run "$ENVPIN" export lay -o "$T/e3.tar"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"write './lay'"* ]]
+	[ ! -e "$T/e3.tar" ]
+}
+
+@test "verify resolves its target once: --rebuild of an OCI layout works, of an archive is a usage error" {
+	D=$("$ENVPIN" build -q -o "$T/lay" -f "$T/ok/m.json")
+	run "$ENVPIN" verify "$T/lay" --rebuild -f "$T/ok/m.json"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"IDENTICAL"* ]]
+	[[ "$output" != *"(null)"* ]]
+	run "$ENVPIN" verify --image "$T/lay" "$D" --rebuild -f "$T/ok/m.json" --json
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .rebuild.verdict <<<"$output")" = identical ]
+	[ "$(jq -r .rebuild.image.digest <<<"$output")" = "$D" ]
+	[ -z "$(ls -A "$ENVPIN_STORE/tmp")" ]
+	"$ENVPIN" export "$D" -o "$T/a.tar"
+	run "$ENVPIN" verify "$T/a.tar" --rebuild -f "$T/ok/m.json"
+	echo "$output"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"archive"* ]]
+}
