@@ -1552,6 +1552,22 @@ static int upload_blob(struct reg *g, struct ep_http *h, const char *repo, struc
 	return 0;
 }
 
+/* upload_blob with the blob's file open only while it is worked on: a push
+ * of 25,000 layers holds one descriptor per thread, not per blob. */
+static int push_blob(struct reg *g, struct ep_http *h, const char *repo, struct blob *b,
+		     struct ep_error *err)
+{
+	int rc;
+
+	b->fd = open(b->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (b->fd < 0)
+		return ep_error_errno(err, EP_EENV, errno, "open '%s'", b->path);
+	rc = upload_blob(g, h, repo, b, err);
+	close(b->fd);
+	b->fd = -1;
+	return rc;
+}
+
 static int push_image(struct ep_store *s, const char *image, const struct ep_ref *ref,
 		      const struct ep_registry_opts *o, struct ep_push_result *res,
 		      struct ep_error *err)
@@ -1610,10 +1626,11 @@ static int push_image(struct ep_store *s, const char *image, const struct ep_ref
 		b->path = ep_store_blob_path(s, b->digest, err);
 		if (!b->path)
 			goto out;
-		b->fd = open(b->path, O_RDONLY | O_CLOEXEC);
-		if (b->fd < 0 || fstat(b->fd, &st) < 0 || (uint64_t)st.st_size != b->size) {
-			ep_error_errno(err, EP_EENV, b->fd < 0 ? errno : EIO,
-				       "blob %s is missing or has the wrong size in the store", b->digest);
+		/* opened by push_blob, one at a time per thread */
+		if (stat(b->path, &st) < 0 || (uint64_t)st.st_size != b->size) {
+			ep_error_errno(err, EP_EENV, access(b->path, F_OK) < 0 ? errno : EIO,
+				       "blob %s is missing or has the wrong size in the store",
+				       b->digest);
 			goto out;
 		}
 		g->ptotal += b->size;
@@ -1644,7 +1661,7 @@ static int push_image(struct ep_store *s, const char *image, const struct ep_ref
 	}
 	g->scope = steal_pointer(&scope);
 	g->pwhat = "push";
-	if (run_pool(g, ref->repo, blobs, n, upload_blob, err) < 0)
+	if (run_pool(g, ref->repo, blobs, n, push_blob, err) < 0)
 		goto out;
 	res->n_blobs = n;
 	for (i = 0; i < n; i++) {

@@ -125,3 +125,12 @@ push_layers() {
 	[ "$(tree_state "$ENVPIN_STORE")" = "$before" ]
 	no_leftovers
 }
+
+@test "push holds no descriptor per blob either: the 600-layer image goes back under 'ulimit -n 128'" {
+	push_layers many/p v1 --layers 600
+	D=$(envpin pull "$ADDR/many/p:v1" | tail -1)
+	run bash -c 'ulimit -n 128 && exec "$0" push "$1" "$2"' "$ENVPIN" "$D" "$ADDR/many/back:v1"
+	echo "$output" | tail -3
+	[ "$status" -eq 0 ]
+	[ "$(curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$ADDR/v2/many/back/manifests/v1" | sha256sum | cut -c1-64)" = "${D#sha256:}" ]
+}
