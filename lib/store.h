@@ -76,6 +76,7 @@ struct ep_txn {
 	char *dir;	 /* ROOT/tmp/txn-XXXXXX */
 	int dir_lock_fd; /* flock held on dir/.lock while alive */
 	json_t *blobs;	 /* [{"tmp": path, "digest": d}] staged */
+	json_t *by_digest; /* {digest: the same records}: a lookup per blob, not a scan */
 	json_t *cache;	 /* {key: record} to write at commit */
 	json_t *images;	 /* [{"digest","size","tag"}] to add to index.json */
 	unsigned seq;
