@@ -192,7 +192,20 @@ static int resolve_target(struct cmd_ctx *ctx, const char *arg, const char *imag
 			ep_image_locate(NULL, arg, &t->loc, err);
 		return -1;
 	}
-	return ep_image_locate(&ctx->store, arg, &t->loc, err);
+	if (ep_image_locate(&ctx->store, arg, &t->loc, err) < 0) {
+		/* an archive named without a '/' (a directory gets the same hint
+		 * from ep_image_locate) */
+		if (stat(arg, &st) == 0 && !S_ISDIR(st.st_mode)) {
+			cleanup_free char *why = ep_strdup(err ? err->msg : "", NULL);
+
+			ep_error_set(
+			    err, EP_EINVAL,
+			    "%s; '%s' is also a file here: a path needs a '/', write './%s'",
+			    why ? why : "", arg, arg);
+		}
+		return -1;
+	}
+	return 0;
 }
 
 int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)

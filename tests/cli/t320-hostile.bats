@@ -167,3 +167,15 @@ teardown() { common_teardown; }
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"archive"* ]]
 }
+
+@test "verify of an archive named without a '/' says to write './NAME'" {
+	D=$("$ENVPIN" build -q -f "$T/ok/m.json")
+	"$ENVPIN" export "$D" -o "$T/a.tar" >/dev/null
+	cd "$T"
+	run "$ENVPIN" verify a.tar
+	echo "$output"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"write './a.tar'"* ]]
+	run "$ENVPIN" verify ./a.tar
+	[ "$status" -eq 0 ]
+}
