@@ -11,27 +11,31 @@
 #include "util.h"
 
 static const char export_usage[] =
-	"usage: envpin export IMAGE -o FILE [--format oci|docker] [--tag NAME]\n\n"
-	"Writes an image archive that skopeo, podman load and docker load accept. The manifest\n"
-	"and config bytes are copied unchanged, so the manifest digest and the config digest\n"
-	"(Docker's image ID) are kept.\n\n"
-	"  -o, --output FILE    the archive to write (replaced atomically)\n"
-	"      --format FORMAT  oci (OCI layout in a tar, default) or docker (the same plus\n"
-	"                       manifest.json, for docker load)\n"
-	"      --tag NAME       name:tag recorded in the archive (default: the store's tag)\n";
+    "usage: envpin export IMAGE -o FILE [--format oci|docker] [--tag NAME]\n\n"
+    "Writes an image archive that skopeo, podman load and docker load accept. The manifest\n"
+    "and config bytes are copied unchanged, so the manifest digest and the config digest\n"
+    "(Docker's image ID) are kept. IMAGE is a digest, a unique prefix or a tag in the store,\n"
+    "or an OCI layout directory written with a '/' (./dir).\n\n"
+    "  -o, --output FILE    the archive to write (replaced atomically)\n"
+    "      --format FORMAT  oci (OCI layout in a tar, default) or docker (the same plus\n"
+    "                       manifest.json, for docker load)\n"
+    "      --tag NAME       name:tag recorded in the archive (default: the store's tag)\n";
 
 static const char inspect_usage[] =
-	"usage: envpin inspect IMAGE [--json]\n\n"
-	"Shows an image's digests, config, layers and sizes. IMAGE is a digest, a unique prefix,\n"
-	"a tag, or a path to an OCI layout directory.\n";
+    "usage: envpin inspect IMAGE [--json]\n\n"
+    "Shows an image's digests, config, layers and sizes. IMAGE is a digest, a unique prefix,\n"
+    "a tag, or a path to an OCI layout directory written with a '/' (./dir): a bare NAME\n"
+    "is always the store's image.\n";
 
 static const char images_usage[] = "usage: envpin images [--json]\n\nLists the images in the store.\n";
 
 static const char gc_usage[] =
-	"usage: envpin gc [--json]\n\n"
-	"Removes blobs no image in the store refers to, the unpacked layers (used by\n"
-	"envpin run) of layers no image has, and leftovers of killed builds.\n"
-	"Takes the store's exclusive lock.\n";
+    "usage: envpin gc [--json]\n\n"
+    "Removes blobs no image in the store refers to, the unpacked layers (used by\n"
+    "envpin run) of layers no image has, and what killed commands left in STORE/tmp\n"
+    "(unfinished builds and pulls, verify --rebuild stores, partial unpacks: each\n"
+    "removed once the lock its owner held is free). Prints the bytes freed, these\n"
+    "included. Takes the store's exclusive lock.\n";
 
 static int simple_opts(int argc, char **argv, struct cmd_ctx *ctx, const char *usage, int *json)
 {

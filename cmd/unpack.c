@@ -12,21 +12,22 @@
 #include "util.h"
 
 static const char usage[] =
-	"usage: envpin unpack IMAGE DIR [--json] [--devices] [--no-same-owner]\n"
-	"                     [--max-bytes N] [--max-entries N]\n\n"
-	"Applies every layer of IMAGE, in order, onto DIR (created; must be empty), with OCI\n"
-	"whiteouts and opaque directories applied. Layers are untrusted: every path is resolved\n"
-	"inside DIR, nothing is written, linked, chmod'ed or deleted outside it, and a hostile\n"
-	"entry stops the unpack with a message naming it (exit 2). Each layer's uncompressed\n"
-	"content must hash to its diff_id (exit 1 otherwise). On failure DIR is emptied again.\n\n"
-	"  IMAGE              a digest, unique prefix or tag in the store, or an OCI layout dir\n"
-	"      --json         print what was unpacked as JSON\n"
-	"      --devices      create device nodes (only as root; skipped otherwise)\n"
-	"      --no-same-owner  leave files owned by the caller (root keeps the tar's owners\n"
-	"                     by default; setuid/setgid bits are dropped when not kept)\n"
-	"      --max-bytes N  refuse a layer whose tar stream exceeds N bytes (default: the free\n"
-	"                     space of DIR's filesystem less 5%)\n"
-	"      --max-entries N  refuse a layer with more than N entries (default 10000000)\n";
+    "usage: envpin unpack IMAGE DIR [--json] [--devices] [--no-same-owner]\n"
+    "                     [--max-bytes N] [--max-entries N]\n\n"
+    "Applies every layer of IMAGE, in order, onto DIR (created; must be empty), with OCI\n"
+    "whiteouts and opaque directories applied. Layers are untrusted: every path is resolved\n"
+    "inside DIR, nothing is written, linked, chmod'ed or deleted outside it, and a hostile\n"
+    "entry stops the unpack with a message naming it (exit 2). Each layer's uncompressed\n"
+    "content must hash to its diff_id (exit 1 otherwise). On failure DIR is emptied again.\n\n"
+    "  IMAGE              a digest, unique prefix or tag in the store, or an OCI layout dir\n"
+    "                     written with a '/' (./dir)\n"
+    "      --json         print what was unpacked as JSON\n"
+    "      --devices      create device nodes (only as root; skipped otherwise)\n"
+    "      --no-same-owner  leave files owned by the caller (root keeps the tar's owners\n"
+    "                     by default; setuid/setgid bits are dropped when not kept)\n"
+    "      --max-bytes N  refuse a layer whose tar stream exceeds N bytes (default: the free\n"
+    "                     space of DIR's filesystem less 5%)\n"
+    "      --max-entries N  refuse a layer with more than N entries (default 10000000)\n";
 
 static int parse_u64(const char *s, uint64_t *out)
 {
@@ -97,8 +98,11 @@ int cmd_unpack(int argc, char **argv, struct cmd_ctx *ctx)
 	o.stats = &st;
 	o.progress = (ep_progress_fn)cmd_progress;
 
-	/* A layout directory needs no store; anything else is looked up in it. */
-	if (!(stat(image, &sb) == 0 && S_ISDIR(sb.st_mode)) && cmd_open_store(ctx, 0, &err) < 0)
+	/* A layout directory (written with a '/') needs no store; anything
+	 * else is looked up in it.  Without a store, ep_image_locate still
+	 * tells a bare directory name to be written './NAME'. */
+	if (!(strchr(image, '/') && stat(image, &sb) == 0 && S_ISDIR(sb.st_mode)) &&
+	    cmd_open_store(ctx, 0, &err) < 0 && !(stat(image, &sb) == 0 && S_ISDIR(sb.st_mode)))
 		return cmd_fail(&err);
 	if (ep_image_locate(ctx->store_open ? &ctx->store : NULL, image, &loc, &err) < 0)
 		return cmd_fail(&err);

@@ -14,31 +14,44 @@
 #include "util.h"
 
 static const char usage[] =
-	"usage: envpin verify [DIGEST] [--image PATH] [--rebuild [-f MANIFEST] [--lock FILE]]\n"
-	"                     [--json] [-q]\n\n"
-	"Checks an image's integrity: the manifest, the config, every layer blob (compressed\n"
-	"digest and size) and every diff_id (the hash of the uncompressed layer), each blob read\n"
-	"once. Exits 0 when all match, 1 naming the first bad blob otherwise.\n\n"
-	"  DIGEST          an image in the store (digest, unique prefix or tag)\n"
-	"      --image PATH  verify an image made by any tool instead: an OCI layout directory, an\n"
-	"                  OCI archive, or a `docker save` archive (DIGEST then selects the\n"
-	"                  manifest when the layout holds several)\n"
-	"      --rebuild   then rebuild the image from the manifest and its lock in a private\n"
-	"                  temporary store (nothing cached) and compare: identical bytes\n"
-	"                  (manifest digest), same content with other bytes (config digest and\n"
-	"                  every diff_id equal: a compressor difference, named), or different\n"
-	"                  content (the first differing layer and the paths that differ)\n"
-	"      --certify CERT  then certify the image on this machine (as envpin check)\n"
-	"                  and compare the FITS smoke test's fingerprint with CERT's, field\n"
-	"                  by field within the tolerances CERT carries\n"
-	"      --require-gpu, --gpus SPEC, --engine E   as for envpin check\n"
-	"  -f, --file M    the manifest to rebuild (default: envpin.json)\n"
-	"      --lock FILE the lock to rebuild with (default: beside the manifest; never written)\n"
-	"      --json      print the report as JSON\n"
-	"  -q, --quiet     print only the verdict\n\n"
-	"Exit status: 0 verified (with --rebuild: identical, or same content with other\n"
-	"compressed bytes), 1 a blob is bad or the rebuild gives different content,\n"
-	"2 usage or unknown image.\n";
+    "usage: envpin verify [DIGEST] [--image PATH] [--rebuild [-f MANIFEST] [--lock FILE]]\n"
+    "                     [--json] [-q]\n\n"
+    "Checks an image's integrity: the manifest, the config, every layer blob (compressed\n"
+    "digest and size) and every diff_id (the hash of the uncompressed layer), each blob read\n"
+    "once. Exits 0 when all match, 1 naming the first bad blob otherwise.\n\n"
+    "  DIGEST          an image in the store (digest, unique prefix or tag), or a path\n"
+    "                  to an OCI layout or archive written with a '/' (./dir): a bare\n"
+    "                  NAME is always the store's image, even when a directory NAME is here\n"
+    "      --image PATH  verify an image made by any tool instead: an OCI layout directory, an\n"
+    "                  OCI archive, or a `docker save` archive (DIGEST then selects the\n"
+    "                  manifest when the layout holds several)\n"
+    "      --rebuild   then rebuild the image from the manifest and its lock in a private\n"
+    "                  temporary store (nothing cached; under the store's tmp/, also for\n"
+    "                  an OCI layout; not for archives) and compare: identical bytes\n"
+    "                  (manifest digest), same content with other bytes (config digest and\n"
+    "                  every diff_id equal: a compressor difference, named), or different\n"
+    "                  content (the first differing layer and the paths that differ)\n"
+    "      --certify CERT  then certify the image on this machine (as envpin check)\n"
+    "                  and compare the FITS smoke test's fingerprint with CERT's, field\n"
+    "                  by field within the tolerances CERT carries\n"
+    "      --require-gpu, --gpus SPEC, --engine E   as for envpin check\n"
+    "  -f, --file M    the manifest to rebuild (default: envpin.json)\n"
+    "      --lock FILE the lock to rebuild with (default: beside the manifest; never written)\n"
+    "      --json      print the report as JSON\n"
+    "  -q, --quiet     print only the verdict\n\n"
+    "Exit status: 0 verified (with --rebuild: identical, or same content with other\n"
+    "compressed bytes), 1 a blob is bad or the rebuild gives different content,\n"
+    "2 usage or unknown image.\n";
+
+/* A diff_id is "ok" only when the uncompressed bytes were hashed and match;
+ * a layer that could not be decompressed (or whose blob is missing or bad)
+ * leaves it "unchecked", never ok. */
+static const char *diff_id_state(const struct ep_verify_item *it)
+{
+	if (!it->diff_actual[0])
+		return "unchecked";
+	return strcmp(it->diff_id, it->diff_actual) ? "BAD" : "ok";
+}
 
 static void print_item(const struct ep_verify_item *it, size_t li, size_t nl)
 {
@@ -49,8 +62,7 @@ static void print_item(const struct ep_verify_item *it, size_t li, size_t nl)
 		printf("%-11s %s  %s\n", label, it->digest,
 		       it->ok ? "ok" : it->actual[0] && strcmp(it->actual, it->digest) ? "BAD (content)" : "BAD");
 		if (it->diff_id[0])
-			printf("%-11s %s  %s\n", "  diff_id", it->diff_id,
-			       it->ok || !it->diff_actual[0] || !strcmp(it->diff_id, it->diff_actual) ? "ok" : "BAD");
+			printf("%-11s %s  %s\n", "  diff_id", it->diff_id, diff_id_state(it));
 	} else {
 		printf("%-11s %s  %s\n", it->kind, it->digest, it->ok ? "ok" : "BAD");
 	}
@@ -68,6 +80,7 @@ static json_t *report_json(const struct ep_verify_report *rep, int ok, const cha
 		if (it->diff_id[0]) {
 			json_object_set_new(o, "diff_id", json_string(it->diff_id));
 			json_object_set_new(o, "diff_actual", json_string(it->diff_actual));
+			json_object_set_new(o, "diff_id_state", json_string(diff_id_state(it)));
 		}
 		json_array_append_new(items, o);
 	}
@@ -144,6 +157,57 @@ static void print_certify(json_t *ref, json_t *now, json_t *cmp, int quiet)
 	       json_string_value(json_object_get(ref, "created")) ?: "?");
 }
 
+/* What verify checks, resolved once; integrity, --rebuild and --certify
+ * all use it. */
+struct verify_target {
+	const char *path;	 /* a layout dir or an archive; NULL: an image in the store */
+	const char *want;	 /* with path: the manifest to pick (NULL: the only one) */
+	int is_dir;		 /* path is a layout directory */
+	struct ep_image_loc loc; /* without path: the store image */
+};
+
+/* --image PATH, or an argument written as a path (with a '/') that exists,
+ * is a layout or archive; anything else is an image in the store (a bare
+ * NAME is the tag NAME even when a directory NAME is here, see
+ * ep_image_locate). */
+static int resolve_target(struct cmd_ctx *ctx, const char *arg, const char *image_path,
+			  struct verify_target *t, struct ep_error *err)
+{
+	struct stat st;
+
+	memset(t, 0, sizeof(*t));
+	if (image_path) {
+		t->path = image_path;
+		t->want = arg;
+	} else if (strchr(arg, '/') && stat(arg, &st) == 0) {
+		t->path = arg;
+	}
+	if (t->path) {
+		t->is_dir = stat(t->path, &st) == 0 && S_ISDIR(st.st_mode);
+		return 0;
+	}
+	if (cmd_open_store(ctx, 0, err) < 0) {
+		/* no store: ep_image_locate says whether a './NAME' was meant */
+		if (stat(arg, &st) == 0)
+			ep_image_locate(NULL, arg, &t->loc, err);
+		return -1;
+	}
+	if (ep_image_locate(&ctx->store, arg, &t->loc, err) < 0) {
+		/* an archive named without a '/' (a directory gets the same hint
+		 * from ep_image_locate) */
+		if (stat(arg, &st) == 0 && !S_ISDIR(st.st_mode)) {
+			cleanup_free char *why = ep_strdup(err ? err->msg : "", NULL);
+
+			ep_error_set(
+			    err, EP_EINVAL,
+			    "%s; '%s' is also a file here: a path needs a '/', write './%s'",
+			    why ? why : "", arg, arg);
+		}
+		return -1;
+	}
+	return 0;
+}
+
 int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 {
 	enum { O_IMAGE = 256, O_JSON, O_REBUILD, O_LOCK, O_CERTIFY };
@@ -160,7 +224,7 @@ int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 	};
 	struct ep_error err = EP_ERROR_INIT;
 	struct ep_verify_report rep;
-	struct ep_image_loc loc = {0};
+	struct verify_target tg = {0};
 	const char *image_path = NULL, *arg = NULL, *manifest = "envpin.json", *lock = NULL;
 	int c, json = 0, quiet = 0, rebuild = 0, rc;
 	cleanup_json json_t *rep_rebuild = NULL, *cert_ref = NULL, *cert_now = NULL, *fp_cmp = NULL;
@@ -210,7 +274,7 @@ int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
 	if (!arg && !image_path)
 		return cmd_usage_error(ctx, "name an image: a DIGEST in the store, or --image PATH");
-	if (certify && (image_path || !arg))
+	if (certify && (image_path || !arg || (strchr(arg, '/') && !access(arg, F_OK))))
 		return cmd_usage_error(ctx, "--certify runs an image in the store: name its DIGEST");
 	if (certify) {
 		cert_ref = ep_json_load_file(certify, EP_JSON_MAX_BYTES, &err);
@@ -221,25 +285,28 @@ int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 			return cmd_fail(&err);
 		}
 	}
-	if (rebuild && (image_path || !arg))
-		return cmd_usage_error(ctx, "--rebuild compares with an image in the store: name its DIGEST");
 
 	memset(&rep, 0, sizeof(rep));
-	if (image_path) {
-		rc = ep_verify_path(image_path, arg, &rep, (ep_progress_fn)cmd_progress, NULL, &err);
-	} else {
-		struct stat st;
-
-		if (stat(arg, &st) == 0) {
-			/* A path given without --image: verify it as such. */
-			rc = ep_verify_path(arg, NULL, &rep, (ep_progress_fn)cmd_progress, NULL, &err);
-		} else {
-			if (cmd_open_store(ctx, 0, &err) < 0 || ep_image_locate(&ctx->store, arg, &loc, &err) < 0)
-				return cmd_fail(&err);
-			rc = ep_verify_layout(loc.layout, loc.digest, &rep, (ep_progress_fn)cmd_progress,
-					      NULL, &err);
-		}
+	if (resolve_target(ctx, arg, image_path, &tg, &err) < 0) {
+		ep_image_loc_release(&tg.loc);
+		return cmd_fail(&err);
 	}
+	if (rebuild && tg.path && !tg.is_dir) {
+		ep_image_loc_release(&tg.loc);
+		return cmd_usage_error(ctx,
+				       "--rebuild compares with an image in the store or in an OCI "
+				       "layout directory; '%s' is an archive",
+				       tg.path);
+	}
+	if (tg.path)
+		rc = ep_verify_path(tg.path, tg.want, &rep, (ep_progress_fn)cmd_progress, NULL,
+				    &err);
+	else
+		rc = ep_verify_layout(tg.loc.layout, tg.loc.digest, &rep,
+				      (ep_progress_fn)cmd_progress, NULL, &err);
+	/* a layout's image is the manifest that was just verified */
+	if (rc == 0 && tg.path)
+		snprintf(tg.loc.digest, sizeof(tg.loc.digest), "%s", rep.manifest_digest);
 	if (rc == 0 && rebuild) {
 		struct ep_build_opts bo;
 
@@ -250,12 +317,16 @@ int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 		ep_compress_defaults(EP_COMPRESS_GZIP, &bo.compress);
 		if (!quiet && !json)
 			fprintf(stderr, "rebuilding from '%s' in a temporary store...\n", manifest);
-		if (ep_rebuild_compare(&ctx->store, loc.digest, &bo, &rep_rebuild, &err) < 0)
+		/* the private rebuild store lives under the store's tmp/, also
+		 * when the image is a layout elsewhere */
+		if (cmd_open_store(ctx, 1, &err) < 0 ||
+		    ep_rebuild_compare(&ctx->store, tg.path, tg.loc.digest, &bo, &rep_rebuild,
+				       &err) < 0)
 			rc = -1;
 	}
 	if (rc == 0 && certify) {
 		co.quiet = quiet || json;
-		if (check_image(ctx, loc.digest, &co, &cert_now, &err) < 0)
+		if (check_image(ctx, tg.loc.digest, &co, &cert_now, &err) < 0)
 			rc = -1;
 		else if (!(fp_cmp = ep_cert_compare_fingerprints(json_object_get(cert_ref, "fingerprint"),
 								 json_object_get(cert_now, "fingerprint"), &err)))
@@ -296,7 +367,7 @@ int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 			print_certify(cert_ref, cert_now, fp_cmp, quiet);
 	}
 	ep_verify_report_release(&rep);
-	ep_image_loc_release(&loc);
+	ep_image_loc_release(&tg.loc);
 	if (rc < 0) {
 		cmd_finish(0);
 		return cmd_fail(&err);

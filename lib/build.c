@@ -1064,14 +1064,30 @@ static int choose_compressor(struct bctx *b, struct ep_error *err)
 	} else if (lc) {
 		enum ep_compression k;
 		const char *name = json_string_value(json_object_get(lc, "name"));
+		json_t *lv = json_object_get(lc, "level"), *bs = json_object_get(lc, "block_size");
 
-		if (!name || ep_compression_parse(name, &k, err) < 0)
-			return ep_error_wrap(err, "'%s': compressor", b->r->lock_path);
+		/* a hand-edited lock is input: say which field is wrong, never exit 3 */
+		if (!json_is_object(lc) || !name)
+			return ep_error_set(
+			    err, EP_EINVAL,
+			    "'%s': field 'compressor' must be an object with a string "
+			    "'name' (gzip, zstd or none)",
+			    b->r->lock_path);
+		if ((lv && (!json_is_integer(lv) || json_integer_value(lv) < -1000 ||
+			    json_integer_value(lv) > 1000)) ||
+		    (bs && (!json_is_integer(bs) || json_integer_value(bs) < 0)))
+			return ep_error_set(
+			    err, EP_EINVAL,
+			    "'%s': field 'compressor': 'level' and 'block_size' must be "
+			    "integers (block_size not negative)",
+			    b->r->lock_path);
+		if (ep_compression_parse(name, &k, err) < 0)
+			return ep_error_wrap(err, "'%s': field 'compressor'", b->r->lock_path);
 		ep_compress_defaults(k, &b->cp);
-		if (json_is_integer(json_object_get(lc, "level")))
-			b->cp.level = (int)json_integer_value(json_object_get(lc, "level"));
-		if (json_is_integer(json_object_get(lc, "block_size")))
-			b->cp.block_size = (size_t)json_integer_value(json_object_get(lc, "block_size"));
+		if (lv)
+			b->cp.level = (int)json_integer_value(lv);
+		if (bs)
+			b->cp.block_size = (size_t)json_integer_value(bs);
 	} else {
 		ep_compress_defaults(EP_COMPRESS_GZIP, &b->cp);
 	}

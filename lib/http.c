@@ -95,6 +95,7 @@ struct xfer {
 	int cb_failed;
 	const char *upload_pos;
 	uint64_t upload_left;
+	int excess; /* curl saw bytes past the Content-Length */
 };
 
 static char *dup_trim(const char *v, size_t n)
@@ -158,6 +159,18 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *ud)
 	if ((size_t)(colon - buf) == 14 && !strncasecmp(buf, "content-length", 14))
 		x->r->content_length = strtoll(colon + 1, NULL, 10);
 	return len;
+}
+
+/* The only way libcurl tells that a body ran past its Content-Length within
+ * one read is an info line; it then drops the connection and reports success. */
+static int debug_cb(CURL *c, curl_infotype type, char *text, size_t len, void *ud)
+{
+	struct xfer *x = ud;
+
+	(void)c;
+	if (type == CURLINFO_TEXT && len >= 12 && !strncmp(text, "Excess found", 12))
+		x->excess = 1;
+	return 0;
 }
 
 static int begin_body(struct xfer *x)
@@ -326,6 +339,9 @@ int ep_http_do(struct ep_http *h, const struct ep_http_req *q, struct ep_http_re
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
 	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 256L << 10);
+	curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, debug_cb);
+	curl_easy_setopt(c, CURLOPT_DEBUGDATA, &x);
+	curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
 	if (is_head) {
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
 	} else if (has_upload) {
@@ -347,6 +363,29 @@ int ep_http_do(struct ep_http *h, const struct ep_http_req *q, struct ep_http_re
 	if (x.cb_failed) {
 		if (err)
 			*err = x.cb_err;
+		goto out;
+	}
+	if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_WEIRD_SERVER_REPLY) {
+		long fresh = 1;
+
+		/* garbage where a status line belongs, on a reused connection: the
+		 * previous response ran past its Content-Length */
+		curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &fresh);
+		if (!fresh) {
+			r->transport_error = 1;
+			ep_error_set(
+			    err, EP_EENV,
+			    "%s %s: the server sent more bytes than its Content-Length "
+			    "(the previous response on this connection ran over into this one)",
+			    q->method, q->url);
+			goto out;
+		}
+	}
+	if (rc == CURLE_OK && x.excess && !is_head) {
+		r->transport_error = 1;
+		ep_error_set(err, EP_EENV,
+			     "%s %s: the server sent more bytes than its Content-Length", q->method,
+			     q->url);
 		goto out;
 	}
 	if (rc != CURLE_OK) {

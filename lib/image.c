@@ -104,19 +104,38 @@ int ep_image_locate(struct ep_store *s, const char *image, struct ep_image_loc *
 		    struct ep_error *err)
 {
 	struct stat st;
+	int is_dir = stat(image, &st) == 0 && S_ISDIR(st.st_mode);
 
 	memset(out, 0, sizeof(*out));
-	if (stat(image, &st) == 0 && S_ISDIR(st.st_mode)) {
+	/* A path is written with a '/' (./dir), so that a directory in the
+	 * current directory never shadows a tag of the same name. */
+	if (is_dir && strchr(image, '/')) {
 		out->layout = ep_strdup(image, err);
 		if (!out->layout)
 			return -1;
 		return ep_layout_pick(image, NULL, out->digest, &out->tag, err);
 	}
-	if (!s)
+	if (!s) {
+		if (is_dir)
+			return ep_error_set(err, EP_EINVAL,
+					    "no image '%s' (there is no store); for the directory "
+					    "'%s' write './%s'",
+					    image, image, image);
 		return ep_error_set(err, EP_EINVAL, "no image '%s': not a directory, and there is no store",
 				    image);
-	if (ep_store_resolve(s, image, out->digest, err) < 0)
+	}
+	if (ep_store_resolve(s, image, out->digest, err) < 0) {
+		if (is_dir) {
+			cleanup_free char *why = ep_strdup(err ? err->msg : "", NULL);
+
+			return ep_error_set(
+			    err, EP_EINVAL,
+			    "%s; '%s' is also a directory here: a path needs a '/', "
+			    "write './%s'",
+			    why ? why : "", image, image);
+		}
 		return -1;
+	}
 	out->layout = ep_strdup(s->root, err);
 	out->in_store = 1;
 	if (!out->layout)

@@ -21,8 +21,12 @@ void ep_image_loc_release(struct ep_image_loc *l);
 int ep_layout_pick(const char *layout, const char *want, ep_digest out, char **tag,
 		   struct ep_error *err);
 
-/* Resolves image: an existing directory is an OCI layout, anything else is
- * looked up in the store s (which may be NULL when no store exists). */
+/* Resolves image: a name with a '/' that is an existing directory is an
+ * OCI layout (./dir, /abs/dir); anything else is looked up in the store s
+ * (which may be NULL when no store exists), so a bare NAME is always the
+ * tag, even when a directory NAME is in the current directory.  A bare NAME
+ * that is not in the store but is a directory: EP_EINVAL suggesting
+ * './NAME'. */
 int ep_image_locate(struct ep_store *s, const char *image, struct ep_image_loc *out,
 		    struct ep_error *err);
 

@@ -169,8 +169,8 @@ static json_t *read_doc(const char *layout, const char *digest, size_t max, stru
 	return text ? ep_json_loadb(text, len, max, digest, err) : NULL;
 }
 
-int ep_rebuild_compare(struct ep_store *s, const char *digest, const struct ep_build_opts *o,
-		       json_t **report, struct ep_error *err)
+int ep_rebuild_compare(struct ep_store *s, const char *layout, const char *digest,
+		       const struct ep_build_opts *o, json_t **report, struct ep_error *err)
 {
 	cleanup_free char *tmpl = ep_asprintf(err, "%s/tmp/rebuild-XXXXXX", s->root);
 	cleanup_json json_t *man_a = NULL, *man_b = NULL, *cfg_a = NULL, *cfg_b = NULL, *rep = NULL;
@@ -187,6 +187,8 @@ int ep_rebuild_compare(struct ep_store *s, const char *digest, const struct ep_b
 	memset(&r, 0, sizeof(r));
 	if (!tmpl)
 		return -1;
+	if (!layout)
+		layout = s->root;
 	if (!mkdtemp(tmpl))
 		return ep_error_errno(err, EP_EENV, errno, "create '%s'", tmpl);
 	if (ep_store_open(&tmp, tmpl, EP_STORE_CREATE, err) < 0)
@@ -200,14 +202,14 @@ int ep_rebuild_compare(struct ep_store *s, const char *digest, const struct ep_b
 		ep_error_wrap(err, "rebuild");
 		goto out;
 	}
-	man_a = read_doc(s->root, digest, EP_MAX_MANIFEST_BYTES, err);
+	man_a = read_doc(layout, digest, EP_MAX_MANIFEST_BYTES, err);
 	man_b = man_a ? read_doc(tmp.root, r.manifest_digest, EP_MAX_MANIFEST_BYTES, err) : NULL;
 	if (!man_b)
 		goto out;
 	ca = json_string_value(json_object_get(json_object_get(man_a, "config"), "digest"));
 	if (!ca || ep_digest_check(ca, err) < 0)
 		goto out;
-	cfg_a = read_doc(s->root, ca, EP_MAX_CONFIG_BYTES, err);
+	cfg_a = read_doc(layout, ca, EP_MAX_CONFIG_BYTES, err);
 	cfg_b = cfg_a ? read_doc(tmp.root, r.config_digest, EP_MAX_CONFIG_BYTES, err) : NULL;
 	if (!cfg_b)
 		goto out;
@@ -250,7 +252,10 @@ int ep_rebuild_compare(struct ep_store *s, const char *digest, const struct ep_b
 	if (first >= 0 && json_array_get(la, (size_t)first) && json_array_get(lb, (size_t)first)) {
 		const char *da = json_string_value(json_object_get(json_array_get(la, (size_t)first), "digest"));
 		const char *db = json_string_value(json_object_get(json_array_get(lb, (size_t)first), "digest"));
-		cleanup_free char *pa = ep_store_blob_path(s, da, err);
+		cleanup_free char *pa =
+		    da && ep_digest_check(da, err) == 0
+			? ep_asprintf(err, "%s/blobs/sha256/%s", layout, ep_digest_hex(da))
+			: NULL;
 		cleanup_free char *pb = ep_store_blob_path(&tmp, db, err);
 		cleanup_json json_t *xa = pa ? ep_layer_listing(pa, 10000000, err) : NULL;
 		cleanup_json json_t *xb = xa && pb ? ep_layer_listing(pb, 10000000, err) : NULL;

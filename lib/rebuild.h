@@ -15,8 +15,9 @@
 #include "error.h"
 #include "store.h"
 
-/* Rebuilds o->manifest_path (lock beside it; never written) and compares
- * with image `digest` in s.  *report (new reference) gets:
+/* Rebuilds o->manifest_path (lock beside it; never written) in a private
+ * store under s's tmp/ and compares with image `digest` of OCI layout
+ * `layout` (NULL: the store s itself).  *report (new reference) gets:
  *   {"verdict": "identical" | "same-content" | "different",
  *    "image": {"digest","config_digest"}, "rebuilt": {"digest","config_digest",
  *    "compressor"}, "lock_compressor": {...} or null,
@@ -27,8 +28,8 @@
  *    "config_fields": ["Env", ...]           (config fields that differ),
  *    "explanation": "one paragraph for humans"}
  * Returns 0 when the comparison ran (whatever the verdict); -1 on error. */
-int ep_rebuild_compare(struct ep_store *s, const char *digest, const struct ep_build_opts *o,
-		       json_t **report, struct ep_error *err);
+int ep_rebuild_compare(struct ep_store *s, const char *layout, const char *digest,
+		       const struct ep_build_opts *o, json_t **report, struct ep_error *err);
 
 /* Lists a layer blob (any compression libarchive reads): a JSON object
  * {path: {"type","mode","uid","gid","mtime","size","link","sha256"}}.

@@ -13,8 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "compress.h"
 #include "http.h"
 #include "jsonutil.h"
+#include "oci.h"
+#include "sink.h"
 #include "util.h"
 
 #define MAX_ATTEMPTS 5
@@ -799,6 +802,12 @@ struct blob {
 	char *path;
 	int skip;        /* already present */
 	int mounted;
+	/* pull only: */
+	size_t index;	       /* position in the manifest's layers */
+	int dup;	       /* the same blob earlier in the manifest */
+	int in_store;	       /* the store has it: only its diff_id is checked */
+	int kind;	       /* enum ep_compression of its media type */
+	const char *want_diff; /* the config's diff_id for it */
 	char *mount_from;
 	struct ep_error err;
 	int failed;
@@ -937,6 +946,96 @@ static int download_blob(struct reg *g, struct ep_http *h, const char *repo, str
 				    "blob %s: the downloaded bytes hash to %s (twice); nothing was stored",
 				    b->digest, got);
 	}
+}
+
+/* The uncompressed bytes of b (open at b->fd) must hash to the config's
+ * diff_id: otherwise the store would hold an image that only verify
+ * notices is wrong. */
+static int check_diff_id(struct blob *b, struct ep_error *err)
+{
+	struct ep_hash_sink hs;
+	struct ep_sink *dec = NULL;
+	cleanup_free char *buf = NULL;
+	struct ep_error e = EP_ERROR_INIT;
+	int rc = -1;
+
+	if (b->kind == EP_COMPRESS_NONE) {
+		if (!strcmp(b->digest, b->want_diff))
+			return 0;
+		return ep_error_set(
+		    err, EP_EMISMATCH,
+		    "layer %zu (%s): diff_id mismatch: config says %s, the uncompressed "
+		    "layer hashes to %s; nothing was stored",
+		    b->index, b->digest, b->want_diff, b->digest);
+	}
+	buf = malloc(1 << 20);
+	if (!buf)
+		return ep_error_oom(err);
+	if (ep_hash_sink_init(&hs, NULL, err) < 0)
+		return -1;
+	dec =
+	    ep_decompress_sink_new((enum ep_compression)b->kind, EP_MAX_LAYER_BYTES, &hs.base, err);
+	if (!dec)
+		goto out;
+	if (lseek(b->fd, 0, SEEK_SET) < 0) {
+		ep_error_errno(err, EP_EENV, errno, "seek '%s'", b->path);
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = read(b->fd, buf, 1 << 20);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ep_error_errno(err, EP_EENV, errno, "read '%s'", b->path);
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (ep_sink_write(dec, buf, (size_t)n, &e) < 0)
+			break;
+	}
+	if (e.code || ep_sink_finish(dec, &e) < 0) {
+		ep_error_set(
+		    err, EP_EMISMATCH,
+		    "layer %zu (%s): does not decompress as its media type says: %s; nothing "
+		    "was stored",
+		    b->index, b->digest, e.msg);
+		goto out;
+	}
+	if (strcmp(hs.digest, b->want_diff)) {
+		ep_error_set(
+		    err, EP_EMISMATCH,
+		    "layer %zu (%s): diff_id mismatch: config says %s, the uncompressed layer "
+		    "hashes to %s; nothing was stored",
+		    b->index, b->digest, b->want_diff, hs.digest);
+		goto out;
+	}
+	rc = 0;
+out:
+	ep_decompress_sink_free(dec);
+	ep_sink_release(&hs.base);
+	return rc;
+}
+
+/* One pull job: download (or find in the store) and check the diff_id.
+ * The temp file is open only while its blob is worked on, so a manifest
+ * of 25,000 layers holds at most one descriptor per thread. */
+static int pull_blob(struct reg *g, struct ep_http *h, const char *repo, struct blob *b,
+		     struct ep_error *err)
+{
+	int rc = 0;
+
+	b->fd = open(b->path, (b->in_store ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOFOLLOW);
+	if (b->fd < 0)
+		return ep_error_errno(err, EP_EENV, errno, "open '%s'", b->path);
+	if (!b->in_store)
+		rc = download_blob(g, h, repo, b, err);
+	if (rc == 0 && b->want_diff)
+		rc = check_diff_id(b, err);
+	close(b->fd);
+	b->fd = -1;
+	return rc;
 }
 
 /* Small blob into memory (config): capped and verified. */
@@ -1100,10 +1199,11 @@ static char *scope_for(const char *repo, const char *actions, struct ep_error *e
 
 /* Remembers where a blob came from, so that push can mount it. */
 static int record_source(struct ep_txn *t, const struct ep_ref *ref, const char *digest,
-			 struct ep_error *err)
+			 const char *diff_id, struct ep_error *err)
 {
 	char key[80];
-	cleanup_json json_t *rec = json_pack("{s:s, s:s}", "host", ref->host, "repo", ref->repo);
+	cleanup_json json_t *rec =
+	    json_pack("{s:s, s:s, s:s*}", "host", ref->host, "repo", ref->repo, "diff_id", diff_id);
 
 	if (!rec)
 		return ep_error_oom(err);
@@ -1121,9 +1221,10 @@ static int pull_image(struct ep_store *s, const struct ep_ref *ref, const char *
 	int txn_open = 0, rc = -1;
 	cleanup_free char *cfg = NULL;
 	cleanup_free struct blob *blobs = NULL;
-	json_t *layers, *cdesc, *l;
+	cleanup_json json_t *cfgj = NULL, *seen = NULL;
+	json_t *layers, *cdesc, *l, *diff_ids;
 	const char *cdigest;
-	size_t nl = 0, i;
+	size_t nl = 0, i, cfg_len = 0;
 
 	memset(res, 0, sizeof(*res));
 	if (!g)
@@ -1160,8 +1261,34 @@ static int pull_image(struct ep_store *s, const struct ep_ref *ref, const char *
 				     EP_MAX_CONFIG_BYTES, err);
 		if (!cfg || ep_txn_add_blob_buf(&txn, cfg, (size_t)csz, cd, err) < 0)
 			goto out;
+		cfg_len = (size_t)csz;
 		res->n_fetched++;
 		res->bytes_fetched += (uint64_t)csz;
+	} else {
+		cleanup_free char *cpath = ep_store_blob_path(s, cdigest, err);
+
+		cfg = cpath ? ep_read_file(cpath, EP_MAX_CONFIG_BYTES, &cfg_len, err) : NULL;
+		if (!cfg)
+			goto out;
+	}
+	/* the diff_ids are checked here, so that the store never holds an
+	 * image whose config lies about its layers */
+	cfgj = json_loadb(cfg, cfg_len, JSON_REJECT_DUPLICATES, NULL);
+	diff_ids = json_object_get(json_object_get(cfgj, "rootfs"), "diff_ids");
+	if (!json_is_array(diff_ids)) {
+		ep_error_set(err, EP_EINVAL, "config %s: no rootfs.diff_ids array", cdigest);
+		goto out;
+	}
+	if (json_array_size(diff_ids) != nl) {
+		ep_error_set(err, EP_EMISMATCH,
+			     "config %s: lists %zu diff_ids for %zu layers; nothing was stored",
+			     cdigest, json_array_size(diff_ids), nl);
+		goto out;
+	}
+	seen = json_object();
+	if (!seen) {
+		ep_error_oom(err);
+		goto out;
 	}
 	g->pwhat = "pull";
 	json_array_foreach(layers, i, l) {
@@ -1175,24 +1302,82 @@ static int pull_image(struct ep_store *s, const struct ep_ref *ref, const char *
 			goto out;
 		}
 		b->size = (uint64_t)sz;
+		b->index = i;
+		b->want_diff = json_string_value(json_array_get(diff_ids, i));
+		b->kind = ep_compression_from_media_type(
+		    json_string_value(json_object_get(l, "mediaType")));
+		if (!b->want_diff || ep_digest_check(b->want_diff, NULL) < 0) {
+			ep_error_set(err, EP_EINVAL, "config %s: diff_ids[%zu] is not a digest",
+				     cdigest, i);
+			goto out;
+		}
+		if (b->kind < 0) {
+			ep_error_set(err, EP_EINVAL,
+				     "manifest %s: layer %zu (%s): unknown media type '%s'",
+				     d.digest, i, b->digest,
+				     json_string_value(json_object_get(l, "mediaType"))
+					 ? json_string_value(json_object_get(l, "mediaType"))
+					 : "");
+			goto out;
+		}
+		/* the same blob twice in one manifest: fetch it once, and the
+		 * config must give both places the same diff_id */
+		{
+			json_t *first = json_object_get(seen, b->digest);
+
+			if (first) {
+				const struct blob *f = &blobs[json_integer_value(first)];
+
+				if (strcmp(f->want_diff, b->want_diff)) {
+					ep_error_set(
+					    err, EP_EMISMATCH,
+					    "layer %zu (%s): diff_id mismatch: config says %s, "
+					    "but %s for the same blob as layer %zu; nothing was "
+					    "stored",
+					    i, b->digest, b->want_diff, f->want_diff, f->index);
+					goto out;
+				}
+				b->skip = b->dup = 1;
+				continue;
+			}
+			if (json_object_set_new(seen, b->digest, json_integer((json_int_t)i)) < 0) {
+				ep_error_oom(err);
+				goto out;
+			}
+		}
 		if (ep_store_has_blob(s, b->digest)) {
-			b->skip = 1;
+			char key[80];
+			cleanup_json json_t *src = NULL;
+			const char *known;
+
+			b->in_store = 1;
+			snprintf(key, sizeof(key), "blobsrc-%s", ep_digest_hex(b->digest));
+			src = ep_store_cache_get(s, key);
+			known = json_string_value(json_object_get(src, "diff_id"));
+			/* a diff_id this store computed before needs no second look */
+			if (known && !strcmp(known, b->want_diff)) {
+				b->skip = 1;
+				continue;
+			}
+			b->path = ep_store_blob_path(s, b->digest, err);
+			if (!b->path)
+				goto out;
 			continue;
 		}
-		/* the same blob twice in one manifest: fetch it once */
-		for (size_t k = 0; k < i; k++)
-			if (!strcmp(blobs[k].digest, b->digest))
-				b->skip = 1;
-		if (b->skip)
-			continue;
-		if (ep_txn_tempfile(&txn, &b->fd, &b->path, err) < 0)
-			goto out;
+		{
+			int fd;
+
+			if (ep_txn_tempfile(&txn, &fd, &b->path, err) < 0)
+				goto out;
+			/* pull_blob reopens it: no descriptor per blob held here */
+			close(fd);
+		}
 		g->ptotal += b->size;
 	}
-	if (run_pool(g, ref->repo, blobs, nl, download_blob, err) < 0)
+	if (run_pool(g, ref->repo, blobs, nl, pull_blob, err) < 0)
 		goto out;
 	for (i = 0; i < nl; i++) {
-		if (blobs[i].skip)
+		if (blobs[i].in_store || blobs[i].dup)
 			continue;
 		if (ep_txn_add_blob_file(&txn, blobs[i].path, blobs[i].digest, err) < 0)
 			goto out;
@@ -1200,9 +1385,10 @@ static int pull_image(struct ep_store *s, const struct ep_ref *ref, const char *
 		res->bytes_fetched += blobs[i].size;
 	}
 	for (i = 0; i < nl; i++)
-		if (record_source(&txn, ref, blobs[i].digest, err) < 0)
+		if (!blobs[i].dup &&
+		    record_source(&txn, ref, blobs[i].digest, blobs[i].want_diff, err) < 0)
 			goto out;
-	if (record_source(&txn, ref, cdigest, err) < 0)
+	if (record_source(&txn, ref, cdigest, NULL, err) < 0)
 		goto out;
 	{
 		ep_digest md;
@@ -1226,13 +1412,13 @@ static int pull_image(struct ep_store *s, const struct ep_ref *ref, const char *
 	txn_open = 0;
 	rc = 0;
 out:
-	if (txn_open)
-		ep_txn_abort(&txn);
 	for (i = 0; blobs && i <= nl; i++) {
 		if (blobs[i].fd >= 0)
 			close(blobs[i].fd);
 		free(blobs[i].path);
 	}
+	if (txn_open)
+		ep_txn_abort(&txn);
 	doc_release(&d);
 	ep_http_free(h);
 	reg_free(g);
@@ -1366,6 +1552,22 @@ static int upload_blob(struct reg *g, struct ep_http *h, const char *repo, struc
 	return 0;
 }
 
+/* upload_blob with the blob's file open only while it is worked on: a push
+ * of 25,000 layers holds one descriptor per thread, not per blob. */
+static int push_blob(struct reg *g, struct ep_http *h, const char *repo, struct blob *b,
+		     struct ep_error *err)
+{
+	int rc;
+
+	b->fd = open(b->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (b->fd < 0)
+		return ep_error_errno(err, EP_EENV, errno, "open '%s'", b->path);
+	rc = upload_blob(g, h, repo, b, err);
+	close(b->fd);
+	b->fd = -1;
+	return rc;
+}
+
 static int push_image(struct ep_store *s, const char *image, const struct ep_ref *ref,
 		      const struct ep_registry_opts *o, struct ep_push_result *res,
 		      struct ep_error *err)
@@ -1424,10 +1626,11 @@ static int push_image(struct ep_store *s, const char *image, const struct ep_ref
 		b->path = ep_store_blob_path(s, b->digest, err);
 		if (!b->path)
 			goto out;
-		b->fd = open(b->path, O_RDONLY | O_CLOEXEC);
-		if (b->fd < 0 || fstat(b->fd, &st) < 0 || (uint64_t)st.st_size != b->size) {
-			ep_error_errno(err, EP_EENV, b->fd < 0 ? errno : EIO,
-				       "blob %s is missing or has the wrong size in the store", b->digest);
+		/* opened by push_blob, one at a time per thread */
+		if (stat(b->path, &st) < 0 || (uint64_t)st.st_size != b->size) {
+			ep_error_errno(err, EP_EENV, access(b->path, F_OK) < 0 ? errno : EIO,
+				       "blob %s is missing or has the wrong size in the store",
+				       b->digest);
 			goto out;
 		}
 		g->ptotal += b->size;
@@ -1458,7 +1661,7 @@ static int push_image(struct ep_store *s, const char *image, const struct ep_ref
 	}
 	g->scope = steal_pointer(&scope);
 	g->pwhat = "push";
-	if (run_pool(g, ref->repo, blobs, n, upload_blob, err) < 0)
+	if (run_pool(g, ref->repo, blobs, n, push_blob, err) < 0)
 		goto out;
 	res->n_blobs = n;
 	for (i = 0; i < n; i++) {

@@ -6,6 +6,8 @@
  *   ROOT/blobs/sha256/HEX      content-addressed blobs
  *   ROOT/cache/KEY.json        small JSON records (layer cache, stat cache)
  *   ROOT/tmp/txn-*             staging of unfinished transactions
+ *   ROOT/tmp/rebuild-*         verify --rebuild's private stores
+ *   ROOT/tmp/rootfs-HEX-*      unpacks in progress (lib/unpack.c)
  *   ROOT/lock                  flock: shared by every user, exclusive by gc
  *   ROOT/index.lock            flock: exclusive while index.json changes
  *
@@ -28,6 +30,7 @@ struct ep_store {
 	char *root;
 	int lock_fd; /* shared flock on ROOT/lock for the store's lifetime */
 	int flags;   /* EP_STORE_* given to ep_store_open */
+	uint64_t tmp_freed; /* bytes of dead processes' leftovers the open removed */
 };
 
 enum { EP_STORE_CREATE = 1, EP_STORE_EXCLUSIVE = 2 };
@@ -41,7 +44,9 @@ char *ep_store_default_root(struct ep_error *err);
  * a path that is not a store: EP_EINVAL naming it.  A shared open waits for
  * a running gc; an exclusive one gives up after about 2 s ("store ... is
  * busy", EP_EENV).  Opening an existing store changes none of its files: it
- * may create ROOT/lock and removes txn dirs of dead processes from tmp/.
+ * may create ROOT/lock and removes from tmp/ what dead processes left (txn
+ * dirs, verify --rebuild stores, partial unpacks: each kind is known dead by
+ * a flock its owner held), counting the bytes in s->tmp_freed.
  * On failure *s is left released (ep_store_release is a no-op on it).
  * The lock fds are O_CLOEXEC, but a fork()ed child shares them. */
 int ep_store_open(struct ep_store *s, const char *root, int flags, struct ep_error *err);
@@ -71,6 +76,7 @@ struct ep_txn {
 	char *dir;	 /* ROOT/tmp/txn-XXXXXX */
 	int dir_lock_fd; /* flock held on dir/.lock while alive */
 	json_t *blobs;	 /* [{"tmp": path, "digest": d}] staged */
+	json_t *by_digest; /* {digest: the same records}: a lookup per blob, not a scan */
 	json_t *cache;	 /* {key: record} to write at commit */
 	json_t *images;	 /* [{"digest","size","tag"}] to add to index.json */
 	unsigned seq;

@@ -53,7 +53,7 @@ build_busybox_image() {
 
 @test "unpack: whiteouts and opaque directories across layers match umoci" {
 	python3 "$MK" image wh
-	run envpin unpack wh out --json
+	run envpin unpack ./wh out --json
 	[ "$status" -eq 0 ]
 	echo "$output" | python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["layers"]==3 and j["whiteouts"]==4, j'
 	[ ! -e out/etc/gone ]
@@ -79,7 +79,7 @@ build_busybox_image() {
 	rm -rf b/rootfs/etc/conf.d/a b/rootfs/data
 	echo c >b/rootfs/etc/conf.d/c
 	umoci repack --image lay:base b >/dev/null 2>&1
-	run envpin unpack lay out --json
+	run envpin unpack ./lay out --json
 	[ "$status" -eq 0 ]
 	[ ! -e out/etc/conf.d/a ] && [ ! -e out/data ] && [ -f out/etc/conf.d/c ]
 	umoci_rootfs lay base ub
@@ -89,18 +89,18 @@ build_busybox_image() {
 @test "unpack: refuses a non-empty DIR and a DIR that is a symlink; --help" {
 	python3 "$MK" image wh
 	mkdir full && touch full/x
-	run envpin unpack wh full
+	run envpin unpack ./wh full
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"'full' is not empty"* ]]
 	[ -f full/x ]
 	mkdir real && ln -s real viasym
-	run envpin unpack wh viasym
+	run envpin unpack ./wh viasym
 	[ "$status" -eq 2 ]
 	[ -z "$(ls -A real)" ]
 	run envpin unpack --help
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"usage: envpin unpack IMAGE DIR"* ]]
-	run envpin unpack wh
+	run envpin unpack ./wh
 	[ "$status" -eq 2 ]
 	run envpin unpack no-such-image out
 	[ "$status" -ne 0 ]
@@ -109,7 +109,7 @@ build_busybox_image() {
 
 @test "unpack: --no-same-owner leaves files to the caller and drops setuid" {
 	python3 "$MK" image wh
-	run envpin unpack wh out --no-same-owner
+	run envpin unpack ./wh out --no-same-owner
 	[ "$status" -eq 0 ]
 	[ "$(stat -c %a out/suid)" = 755 ]
 }
