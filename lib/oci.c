@@ -9,8 +9,6 @@
  * comparison against manifest, config and diff_ids is then shared. */
 #include "oci.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -22,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "archive_dl.h"
 #include "compress.h"
 #include "jsonutil.h"
 #include "sink.h"
