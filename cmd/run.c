@@ -81,6 +81,7 @@ int cmd_run(int argc, char **argv, struct cmd_ctx *ctx)
 	int c, status = EP_RUN_EFAIL, e, certify = 0, require_gpu = 0;
 
 	ep_run_opts_init(&o);
+	o.progress = (void (*)(void *, const char *, uint64_t, uint64_t))cmd_progress;
 	optind = 1;
 	/* '+': options end at IMAGE, so the command's own options pass through */
 	while ((c = getopt_long(argc, argv, "+v:e:w:u:p:th", opts, NULL)) != -1) {

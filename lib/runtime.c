@@ -1395,26 +1395,22 @@ static int write_gpu_files(const char *dir, const struct ep_gpu_plan *gpu, struc
 
 /* What ep_layer_rootfs gives, top layer first. */
 static int layer_dirs(struct ep_store *s, const json_t *layers, char ***out, size_t *n,
-		      struct ep_error *err)
+		      const struct ep_run_opts *o, struct ep_error *err)
 {
 	size_t cnt = json_array_size(layers);
 	char **v = ep_calloc(cnt + 1, sizeof(*v), err);
 
 	if (!v)
 		return -1;
-	for (size_t i = 0; i < cnt; i++) {
-		const json_t *l = json_array_get(layers, i);
-		char *path = NULL;
+	if (ep_layer_rootfs_all(s, layers, v, o->progress, o->pctx, err) < 0) {
+		free(v);
+		return -1;
+	}
+	for (size_t i = 0; i < cnt / 2; i++) {
+		char *t = v[i];
 
-		if (ep_layer_rootfs(s, json_string_value(json_object_get(l, "digest")),
-				    json_string_value(json_object_get(l, "media_type")),
-				    json_string_value(json_object_get(l, "diff_id")), &path, err) < 0) {
-			for (size_t k = 0; k < cnt; k++)
-				free(v[k]);
-			free(v);
-			return ep_error_wrap(err, "layer %zu", i + 1);
-		}
-		v[cnt - 1 - i] = path;
+		v[i] = v[cnt - 1 - i];
+		v[cnt - 1 - i] = t;
 	}
 	*out = v;
 	*n = cnt;
@@ -1479,7 +1475,7 @@ static int run_native(struct ep_store *s, const struct ep_image_loc *loc, const 
 			return ep_error_errno(err, EP_EENV, errno, "getcwd");
 	}
 	if (loc->in_store &&
-	    layer_dirs(s, json_object_get(info, "layers"), &lowers, &n_lowers, err) < 0)
+	    layer_dirs(s, json_object_get(info, "layers"), &lowers, &n_lowers, o, err) < 0)
 		return -1;
 	if (bundle_create(s, o->name, o->keep, &b, err) < 0)
 		goto out;
