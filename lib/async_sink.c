@@ -188,3 +188,16 @@ void ep_async_sink_free(struct ep_sink *s)
 	ep_sink_release(s);
 	free(s);
 }
+
+int ep_idle_cpus(void)
+{
+	const char *e = getenv("ENVPIN_THREADS");
+	double load = 0;
+	int n = ep_ncpu();
+
+	if (e && atoi(e) > 0)
+		return atoi(e);
+	if (getloadavg(&load, 1) == 1)
+		n -= (int)(load + 0.5);
+	return n < 1 ? 1 : n;
+}
