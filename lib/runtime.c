@@ -1559,9 +1559,11 @@ out:
 		}
 		close(wfd);
 	}
+	/* The byte tells the watchdog to just exit: reap it if it has, but do
+	 * not wait for it to be scheduled (a round trip on a busy machine);
+	 * an unreaped one is reparented to init when envpin exits. */
 	if (watchdog > 0)
-		while (waitpid(watchdog, NULL, 0) < 0 && errno == EINTR)
-			;
+		(void)waitpid(watchdog, NULL, WNOHANG);
 	bundle_release(&b);
 	free_strv(lowers, n_lowers);
 	if (have_plan)
