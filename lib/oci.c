@@ -372,8 +372,8 @@ static int hash_layout_blob(const char *layout, const char *digest, int kind,
 	if (fstat(fd, &st) < 0)
 		return ep_error_errno(err, EP_EENV, errno, "stat '%s'", path);
 	buf = ep_malloc(CHUNK, err);
-	if (!buf || blob_hasher_init(&h, kind, st.st_size >= THREADED_BLOB && ep_idle_cpus() >= 2, r,
-				     err) < 0)
+	if (!buf || blob_hasher_init(&h, kind, st.st_size >= THREADED_BLOB && ep_idle_cpus() >= 2,
+				     r, err) < 0)
 		return -1;
 	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	snprintf(what, sizeof(what), "layer %.19s", digest);
