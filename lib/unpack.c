@@ -1916,7 +1916,8 @@ int ep_layer_rootfs_all(struct ep_store *s, const json_t *layers, char **paths,
 		layer_queue_worker(&q);
 	for (int i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
-	if (todo && progress && !q.failed)
+	/* the last word is 100% (once: a tty line ends there) */
+	if (todo && progress && !q.failed && pg.done < pg.total)
 		progress(pctx, "unpack", pg.total, pg.total);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		struct layer_task *t = &q.tasks[i];
