@@ -5,6 +5,8 @@
 # --rm --network host` on a private dockerd, and `envpin run --gpus all` with
 # the fake driver tree.  Runs are interleaved (one of each per round) and
 # the medians reported.  Needs root.  N rounds (default 15), about 1 minute.
+# ENVPIN_BASE=/path/to/another/envpin adds it as one more interleaved row
+# (before/after comparisons on a busy machine).
 set -euo pipefail
 export LC_ALL=C
 N=${1:-15}
@@ -46,20 +48,22 @@ for i in 1 2 3; do
 done
 
 ms() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1 || echo "run-start: '$*' failed" >&2; e=$(date +%s%N); echo $(((e - s) / 1000)); }
-: >"$W/envpin" >"$W/runc" >"$W/docker" >"$W/gpu" >"$W/runc2"
+: >"$W/envpin" >"$W/runc" >"$W/docker" >"$W/gpu" >"$W/runc2" >"$W/base"
 for ((i = 0; i < N; i++)); do
 	ms env ENVPIN_HOST_ROOT="$W/nohost" "$ENVPIN" run --gpus none "$D" -- true >>"$W/envpin"
 	ms runc --root "$W/runc-state" run --bundle "$W/bundle" r$i >>"$W/runc"
+	[ -z "${ENVPIN_BASE:-}" ] || ms env ENVPIN_HOST_ROOT="$W/nohost" "$ENVPIN_BASE" run --gpus none "$D" -- true >>"$W/base"
 	ms runc --root "$W/runc-state" run --bundle "$W/bundle2" s$i >>"$W/runc2"
 	[ $gpu = 0 ] || ms env ENVPIN_HOST_ROOT="$W/host" "$ENVPIN" run --gpus all "$D" -- true >>"$W/gpu"
 	[ $docker = 0 ] || ms docker run --rm --network host "$("$ENVPIN" inspect --json "$D" | jq -r .config_digest)" true >>"$W/docker"
 done
 med() { sort -n "$1" | awk '{a[NR]=$1} END {if (NR) printf "%.1f", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)/1000; else printf "n/a"}'; }
-E=$(med "$W/envpin") R=$(med "$W/runc") R2=$(med "$W/runc2") G=$(med "$W/gpu") K=$(med "$W/docker")
+E=$(med "$W/envpin") R=$(med "$W/runc") R2=$(med "$W/runc2") G=$(med "$W/gpu") K=$(med "$W/docker") B=$(med "$W/base")
 echo "run-start: $N interleaved rounds, medians (ms), $(nproc) CPUs, $(uname -r), $(runc --version | head -1)"
 printf '  envpin run (native, --gpus none)   %8s\n' "$E"
 printf '  runc run (prepared bundle)         %8s\n' "$R"
 printf '  runc run (envpin'"'"'s config.json)     %8s\n' "$R2"
 printf '  envpin run --gpus all (fake tree)  %8s\n' "$G"
 printf '  docker run --rm (dockerd 20.10)    %8s\n' "$K"
+[ -z "${ENVPIN_BASE:-}" ] || printf '  ENVPIN_BASE run (native)           %8s   base/runc = %s\n' "$B" "$(awk -v b="$B" -v r="$R" 'BEGIN { printf "%.2f", b/r }')"
 awk -v e="$E" -v r="$R" -v r2="$R2" -v g="$G" 'BEGIN { printf "  envpin/runc = %.2f (target <= 1.2), envpin/runc-same-config = %.2f; gpu - cpu = %+.1f ms (target <= 20)\n", e/r, e/r2, g-e }'

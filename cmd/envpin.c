@@ -10,10 +10,10 @@
 #include <zlib.h>
 #include <zstd.h>
 #include <libdeflate.h>
-#include <archive.h>
 #include <curl/curlver.h>
 #include <jansson.h>
 
+#include "archive_dl.h"
 #include "cmd.h"
 #include "jsonutil.h"
 #include "util.h"

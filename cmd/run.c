@@ -1,6 +1,7 @@
 /* cmd/run.c - envpin run: parse options, hand them to ep_run, exit with the
  * container's status (envpin's own failures: 125, 126, 127, as docker). */
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,12 @@ static void run_args_release(struct run_args *a)
 	free(a->ports);
 }
 
+/* The first run of an image unpacks its layers: one progress line. */
+static void run_progress(void *pctx, const char *what, uint64_t done, uint64_t total)
+{
+	cmd_progress(pctx, what, done, total);
+}
+
 static int add(const char ***v, size_t *n, const char *s)
 {
 	const char **nv = realloc(*v, (*n + 1) * sizeof(**v));
@@ -118,6 +125,7 @@ static int parse_run(int argc, char **argv, struct cmd_ctx *ctx, struct run_args
 	struct ep_error err = EP_ERROR_INIT;
 	int c, e;
 
+	o->progress = run_progress;
 	optind = 1;
 	/* '+': options end at IMAGE, so the command's own options pass through */
 	while ((c = getopt_long(argc, argv, "+v:e:w:u:p:th", opts, NULL)) != -1) {

@@ -1,4 +1,4 @@
-/* lib/digest.h - SHA-256 (OpenSSL EVP, so SHA-NI is used where present) and
+/* lib/digest.h - SHA-256 (OpenSSL's, so SHA-NI is used where present) and
  * the "sha256:<64 hex>" digest strings of the OCI specs. */
 #ifndef EP_DIGEST_H
 #define EP_DIGEST_H
@@ -15,7 +15,7 @@
 typedef char ep_digest[EP_DIGEST_LEN + 1];
 
 struct ep_sha256 {
-	void *ctx; /* EVP_MD_CTX */
+	void *ctx; /* SHA256_CTX */
 };
 
 int ep_sha256_init(struct ep_sha256 *h, struct ep_error *err);

@@ -1,7 +1,5 @@
 #include "fetch.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "archive_dl.h"
 #include "http.h"
 #include "ref.h"
 #include "sink.h"

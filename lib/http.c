@@ -1,7 +1,6 @@
 #include "http.h"
 
 #include <ctype.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -11,6 +10,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "curl_dl.h"
 #include "util.h"
 
 struct ep_http {
@@ -28,6 +28,8 @@ static void do_global_init(void)
 
 int ep_http_global_init(struct ep_error *err)
 {
+	if (ep_curl_load(err) < 0)
+		return -1;
 	pthread_once(&init_once, do_global_init);
 	if (init_rc != CURLE_OK)
 		return ep_error_set(err, EP_EENV, "libcurl init: %s", curl_easy_strerror(init_rc));

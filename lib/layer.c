@@ -9,8 +9,6 @@
  * one code path that is correct for every order and every compression. */
 #include "layer.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "archive_dl.h"
 #include "tar.h"
 #include "util.h"
 

@@ -9,8 +9,6 @@
  * comparison against manifest, config and diff_ids is then shared. */
 #include "oci.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -22,8 +20,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "archive_dl.h"
+#include "async_sink.h"
 #include "compress.h"
 #include "jsonutil.h"
+#include "pgunzip.h"
 #include "sink.h"
 #include "util.h"
 
@@ -231,14 +232,23 @@ static void progress_add(struct progress *p, const char *what, uint64_t n)
  * the diff hash when kind is not NONE.  A decompression failure is not an
  * error of the hasher: it is recorded (it is what verify reports) and the
  * raw hash goes on, so the report can still say what the blob hashes to. */
+/* Blobs from this size on are inflated and hashed in a pipeline of threads. */
+#define THREADED_BLOB ((off_t)16 << 20)
+
 struct blob_hasher {
 	struct ep_hash_sink raw, diff;
 	struct ep_sink *dec;
+	/* big blobs: inflate and the diff hash each in a thread of their own
+	 * (async_sink.h), so the three stages overlap; `in` is what the raw
+	 * bytes go to (dec, or the async sink in front of it) */
+	struct ep_sink *in, *dec_async, *diff_async;
 	int kind, failed;
 	struct blob_result *r;
 };
 
-static int blob_hasher_init(struct blob_hasher *h, int kind, struct blob_result *r,
+static void blob_hasher_release(struct blob_hasher *h);
+
+static int blob_hasher_init(struct blob_hasher *h, int kind, int threaded, struct blob_result *r,
 			    struct ep_error *err)
 {
 	memset(h, 0, sizeof(*h));
@@ -253,14 +263,30 @@ static int blob_hasher_init(struct blob_hasher *h, int kind, struct blob_result 
 		ep_sink_release(&h->raw.base);
 		return -1;
 	}
-	h->dec = ep_decompress_sink_new((enum ep_compression)kind, EP_MAX_LAYER_BYTES, &h->diff.base,
-					err);
-	if (!h->dec) {
-		ep_sink_release(&h->raw.base);
-		ep_sink_release(&h->diff.base);
-		return -1;
+	if (threaded) {
+		h->diff_async = ep_async_sink_new(&h->diff.base, err);
+		if (!h->diff_async)
+			goto fail;
+	}
+	if (threaded && kind == EP_COMPRESS_GZIP)
+		h->dec = ep_pgunzip_sink_new(EP_MAX_LAYER_BYTES, ep_idle_cpus(),
+					     h->diff_async ? h->diff_async : &h->diff.base, err);
+	else
+		h->dec = ep_decompress_sink_new((enum ep_compression)kind, EP_MAX_LAYER_BYTES,
+						h->diff_async ? h->diff_async : &h->diff.base, err);
+	if (!h->dec)
+		goto fail;
+	h->in = h->dec;
+	if (threaded) {
+		h->dec_async = ep_async_sink_new(h->dec, err);
+		if (!h->dec_async)
+			goto fail;
+		h->in = h->dec_async;
 	}
 	return 0;
+fail:
+	blob_hasher_release(h);
+	return -1;
 }
 
 static void blob_hasher_fail(struct blob_hasher *h, const struct ep_error *e)
@@ -274,7 +300,7 @@ static void blob_hasher_write(struct blob_hasher *h, const void *buf, size_t len
 	struct ep_error e = EP_ERROR_INIT;
 
 	ep_sink_write(&h->raw.base, buf, len, NULL);
-	if (h->dec && !h->failed && ep_sink_write(h->dec, buf, len, &e) < 0)
+	if (h->in && !h->failed && ep_sink_write(h->in, buf, len, &e) < 0)
 		blob_hasher_fail(h, &e);
 }
 
@@ -289,7 +315,7 @@ static void blob_hasher_finish(struct blob_hasher *h)
 	if (!h->dec) {
 		memcpy(r->diff, r->raw, sizeof(r->diff));
 		r->diff_size = r->raw_size;
-	} else if (!h->failed && ep_sink_finish(h->dec, &e) < 0) {
+	} else if (!h->failed && ep_sink_finish(h->in, &e) < 0) {
 		blob_hasher_fail(h, &e);
 	} else if (!h->failed) {
 		memcpy(r->diff, h->diff.digest, sizeof(r->diff));
@@ -301,11 +327,18 @@ static void blob_hasher_finish(struct blob_hasher *h)
 static void blob_hasher_release(struct blob_hasher *h)
 {
 	ep_sink_release(&h->raw.base);
-	if (h->dec) {
-		ep_decompress_sink_free(h->dec);
-		ep_sink_release(&h->diff.base);
-		h->dec = NULL;
-	}
+	if (h->kind == EP_COMPRESS_NONE)
+		return;
+	/* front to back: each async sink's worker is stopped before the stage
+	 * it writes to goes away */
+	ep_async_sink_free(h->dec_async);
+	/* either kind of decompressor is freed as a sink */
+	ep_sink_release(h->dec);
+	free(h->dec);
+	ep_async_sink_free(h->diff_async);
+	ep_sink_release(&h->diff.base);
+	h->dec_async = h->dec = h->diff_async = h->in = NULL;
+	h->kind = EP_COMPRESS_NONE;
 }
 
 static char *blob_path(const char *layout, const char *digest, struct ep_error *err)
@@ -324,6 +357,7 @@ static int hash_layout_blob(const char *layout, const char *digest, int kind,
 	cleanup_free char *buf = NULL;
 	cleanup_close int fd = -1;
 	struct blob_hasher h;
+	struct stat st;
 	char what[96];
 
 	memset(r, 0, sizeof(*r));
@@ -335,8 +369,11 @@ static int hash_layout_blob(const char *layout, const char *digest, int kind,
 			return 0;
 		return ep_error_errno(err, EP_EENV, errno, "open '%s'", path);
 	}
+	if (fstat(fd, &st) < 0)
+		return ep_error_errno(err, EP_EENV, errno, "stat '%s'", path);
 	buf = ep_malloc(CHUNK, err);
-	if (!buf || blob_hasher_init(&h, kind, r, err) < 0)
+	if (!buf || blob_hasher_init(&h, kind, st.st_size >= THREADED_BLOB && ep_idle_cpus() >= 2,
+				     r, err) < 0)
 		return -1;
 	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	snprintf(what, sizeof(what), "layer %.19s", digest);
@@ -551,7 +588,9 @@ static int scan_member_data(struct archive *a, struct member *m, uint64_t size, 
 			len--;
 		}
 		if (!started && head_len == sizeof(head)) {
-			if (blob_hasher_init(&h, ep_compression_detect(head, head_len), &m->r, err) < 0)
+			if (blob_hasher_init(&h, ep_compression_detect(head, head_len),
+					     size >= THREADED_BLOB && ep_idle_cpus() >= 2, &m->r,
+					     err) < 0)
 				return -1;
 			started = 1;
 			keep = size <= EP_MAX_CONFIG_BYTES && looks_like_json(head, head_len);
@@ -592,7 +631,7 @@ static int scan_member_data(struct archive *a, struct member *m, uint64_t size, 
 	}
 	if (!started) {
 		/* shorter than the sniffing window: never compressed */
-		if (blob_hasher_init(&h, EP_COMPRESS_NONE, &m->r, err) < 0)
+		if (blob_hasher_init(&h, EP_COMPRESS_NONE, 0, &m->r, err) < 0)
 			return -1;
 		started = 1;
 		blob_hasher_write(&h, head, head_len);
@@ -1100,7 +1139,7 @@ static void *layer_worker(void *arg)
 static int verify_threads(size_t n_layers)
 {
 	const char *e = getenv("ENVPIN_VERIFY_THREADS");
-	int t = e && atoi(e) > 0 ? atoi(e) : ep_ncpu();
+	int t = e && atoi(e) > 0 ? atoi(e) : ep_idle_cpus();
 
 	if (t > 4)
 		t = 4;

@@ -8,8 +8,6 @@
  * file (PEP 427/491), so we do it ourselves, deterministically. */
 #include "pip.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "archive_dl.h"
 #include "digest.h"
 #include "jsonutil.h"
 #include "proc.h"

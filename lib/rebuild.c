@@ -1,12 +1,11 @@
 #include "rebuild.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "archive_dl.h"
 #include "jsonutil.h"
 #include "oci.h"
 #include "util.h"

@@ -26,6 +26,8 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -78,6 +80,9 @@ struct ep_run_opts {
 	int tty;               /* -1: when stdin is a terminal; 0 no; 1 yes */
 	int no_workspace;      /* do not mount $PWD at /workspace */
 	int no_entrypoint;     /* ignore the image's Entrypoint: cmd is the whole command */
+	/* native engine, a first run: unpacking the layers (ep_progress_fn); may be NULL */
+	void (*progress)(void *ctx, const char *what, uint64_t done, uint64_t total);
+	void *pctx;
 };
 void ep_run_opts_init(struct ep_run_opts *o);
 

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "async_sink.h"
 #include "compress.h"
+#include "pgunzip.h"
 #include "sink.h"
 #include "tar.h"
 #include "unpack.h"
@@ -43,6 +46,7 @@
 #define MAX_XATTRS 128               /* per entry */
 #define TRAILER_SLACK (1u << 20)     /* zero padding tolerated after the end marker */
 #define READ_CHUNK (1u << 20)
+#define THREADED_LAYER ((off_t)16 << 20) /* from this blob size on, a pipeline */
 
 void ep_unpack_opts_init(struct ep_unpack_opts *o)
 {
@@ -1513,10 +1517,10 @@ int ep_unpack_layer(int root_fd, const char *blob_path, const char *media_type,
 	struct ep_unpack_opts defaults;
 	struct unpacker u;
 	struct ep_hash_sink hash;
-	struct ep_sink *dec = NULL;
+	struct ep_sink *dec = NULL, *tar_async = NULL;
 	cleanup_close int fd = -1;
 	cleanup_free unsigned char *buf = NULL;
-	int kind, rc = -1;
+	int kind, rc = -1, threaded, hash_ok = 0;
 	struct stat st;
 	uint64_t done = 0, next_report = 0;
 	ssize_t n;
@@ -1553,12 +1557,26 @@ int ep_unpack_layer(int root_fd, const char *blob_path, const char *media_type,
 	u.max_entries = o->max_entries ? o->max_entries : 10000000;
 	u.stats = o->stats;
 	u.out_fd = -1;
-	if (ep_hash_sink_init(&hash, &u.base, err) < 0)
-		return -1;
+	/* A big layer is a pipeline (async_sink.h): read, inflate (gzip: on
+	 * all cores, pgunzip.h) and the diff_id hash in this thread, extraction
+	 * (file writes, mostly kernel time) in another. */
+	threaded = st.st_size >= THREADED_LAYER && ep_idle_cpus() >= 2;
+	if (threaded) {
+		tar_async = ep_async_sink_new(&u.base, err);
+		if (!tar_async)
+			goto out;
+	}
+	if (ep_hash_sink_init(&hash, tar_async ? tar_async : &u.base, err) < 0)
+		goto out;
+	hash_ok = 1;
 	/* The stream is the tar, so budget + trailer bounds it: a bomb stops
 	 * in the decompressor, before the parser sees the excess. */
-	dec = ep_decompress_sink_new((enum ep_compression)kind, u.budget + TRAILER_SLACK + 2 * BLOCK,
-				     &hash.base, err);
+	if (threaded && kind == EP_COMPRESS_GZIP)
+		dec = ep_pgunzip_sink_new(u.budget + TRAILER_SLACK + 2 * BLOCK, ep_idle_cpus(),
+					  &hash.base, err);
+	else
+		dec = ep_decompress_sink_new((enum ep_compression)kind,
+					     u.budget + TRAILER_SLACK + 2 * BLOCK, &hash.base, err);
 	if (!dec)
 		goto out;
 	while ((n = read(fd, buf, READ_CHUNK)) != 0) {
@@ -1601,9 +1619,12 @@ int ep_unpack_layer(int root_fd, const char *blob_path, const char *media_type,
 		o->progress(o->pctx, "unpack", (uint64_t)st.st_size, (uint64_t)st.st_size);
 	rc = 0;
 out:
-	if (dec)
-		ep_decompress_sink_free(dec);
-	ep_sink_release(&hash.base);
+	/* front to back: the async worker stops before its stage goes */
+	ep_sink_release(dec);
+	free(dec);
+	if (hash_ok)
+		ep_sink_release(&hash.base);
+	ep_async_sink_free(tar_async);
 	up_release(&u.base);
 	return rc;
 }
@@ -1689,8 +1710,9 @@ fail:
 	return -1;
 }
 
-int ep_layer_rootfs(struct ep_store *s, const char *blob_digest, const char *media_type,
-		    const char *diff_id, char **path, struct ep_error *err)
+static int layer_rootfs(struct ep_store *s, const char *blob_digest, const char *media_type,
+			const char *diff_id, ep_progress_fn progress, void *pctx, char **path,
+			struct ep_error *err)
 {
 	struct ep_unpack_opts opts;
 	cleanup_free char *rdir = NULL, *final = NULL, *lockp = NULL, *tmpdir = NULL;
@@ -1757,6 +1779,8 @@ int ep_layer_rootfs(struct ep_store *s, const char *blob_digest, const char *med
 		goto fail;
 	ep_unpack_opts_init(&opts);
 	opts.whiteouts = EP_WHITEOUT_OVERLAY;
+	opts.progress = progress;
+	opts.pctx = pctx;
 	if (ep_unpack_layer(root, blob, media_type, diff_id, &opts, err) < 0) {
 		ep_error_wrap(err, "layer %s", blob_digest);
 		goto fail;
@@ -1782,6 +1806,176 @@ fail:
 		empty_dir(root);
 	rmdir(tmp);
 	return -1;
+}
+
+int ep_layer_rootfs(struct ep_store *s, const char *blob_digest, const char *media_type,
+		    const char *diff_id, char **path, struct ep_error *err)
+{
+	return layer_rootfs(s, blob_digest, media_type, diff_id, NULL, NULL, path, err);
+}
+
+/* Progress over several layers unpacking at once: one total. */
+struct all_progress {
+	pthread_mutex_t mu;
+	ep_progress_fn fn;
+	void *ctx;
+	uint64_t done, total;
+};
+
+struct layer_task {
+	struct all_progress *pg;
+	const json_t *layer;
+	uint64_t size, reported; /* blob size; bytes already added to pg */
+	char *path;
+	struct ep_error err;
+	int rc, todo;
+};
+
+struct layer_queue {
+	pthread_mutex_t mu;
+	struct layer_task *tasks;
+	size_t n, next;
+	struct ep_store *s;
+	int failed;
+};
+
+static void task_progress(void *ctx, const char *what, uint64_t done, uint64_t total)
+{
+	struct layer_task *t = ctx;
+	struct all_progress *pg = t->pg;
+
+	(void)what;
+	(void)total;
+	pthread_mutex_lock(&pg->mu);
+	if (done > t->reported) {
+		pg->done += done - t->reported;
+		t->reported = done;
+	}
+	pg->fn(pg->ctx, "unpack", pg->done, pg->total);
+	pthread_mutex_unlock(&pg->mu);
+}
+
+static void *layer_queue_worker(void *arg)
+{
+	struct layer_queue *q = arg;
+
+	for (;;) {
+		struct layer_task *t = NULL;
+
+		pthread_mutex_lock(&q->mu);
+		while (q->next < q->n && !q->failed && !q->tasks[q->next].todo)
+			q->next++;
+		if (q->next < q->n && !q->failed)
+			t = &q->tasks[q->next++];
+		pthread_mutex_unlock(&q->mu);
+		if (!t)
+			return NULL;
+		t->rc = layer_rootfs(q->s, json_string_value(json_object_get(t->layer, "digest")),
+				     json_string_value(json_object_get(t->layer, "media_type")),
+				     json_string_value(json_object_get(t->layer, "diff_id")),
+				     t->pg->fn ? task_progress : NULL, t, &t->path, &t->err);
+		if (t->rc < 0) {
+			pthread_mutex_lock(&q->mu);
+			q->failed = 1;
+			pthread_mutex_unlock(&q->mu);
+		}
+	}
+}
+
+static int unpack_threads(void)
+{
+	const char *e = getenv("ENVPIN_UNPACK_THREADS");
+	int t = e && atoi(e) > 0 ? atoi(e) : ep_idle_cpus() >= 2 ? 2 : 1;
+
+	return t > 8 ? 8 : t;
+}
+
+int ep_layer_rootfs_all(struct ep_store *s, const json_t *layers, char **paths,
+			ep_progress_fn progress, void *pctx, struct ep_error *err)
+{
+	size_t n = json_array_size(layers);
+	struct all_progress pg = {PTHREAD_MUTEX_INITIALIZER, progress, pctx, 0, 0};
+	struct layer_queue q = {PTHREAD_MUTEX_INITIALIZER, NULL, n, 0, s, 0};
+	pthread_t th[8];
+	int nt = unpack_threads(), started = 0, rc = 0;
+	size_t todo = 0;
+
+	q.tasks = ep_calloc(n ? n : 1, sizeof(*q.tasks), err);
+	if (!q.tasks)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		struct layer_task *t = &q.tasks[i];
+		const char *diff =
+		    json_string_value(json_object_get(json_array_get(layers, i), "diff_id"));
+		const char *dg =
+		    json_string_value(json_object_get(json_array_get(layers, i), "digest"));
+		char hex_path[PATH_MAX];
+		struct stat st;
+
+		t->pg = &pg;
+		t->layer = json_array_get(layers, i);
+		ep_error_clear(&t->err);
+		t->todo = 1;
+		/* cached already: done in order below, no thread, no progress */
+		if (diff && ep_digest_check(diff, NULL) == 0) {
+			snprintf(hex_path, sizeof(hex_path), "%s/rootfs/%s", s->root,
+				 ep_digest_hex(diff));
+			if (lstat(hex_path, &st) == 0 && S_ISDIR(st.st_mode))
+				t->todo = 0;
+		}
+		if (t->todo) {
+			cleanup_free char *blob = dg && ep_digest_check(dg, NULL) == 0
+						      ? ep_store_blob_path(s, dg, NULL)
+						      : NULL;
+			if (blob && stat(blob, &st) == 0)
+				t->size = (uint64_t)st.st_size;
+			pg.total += t->size;
+			todo++;
+		}
+	}
+	if ((size_t)nt > todo)
+		nt = (int)todo;
+	for (int i = 1; i < nt; i++) {
+		if (pthread_create(&th[started], NULL, layer_queue_worker, &q) != 0)
+			break;
+		started++;
+	}
+	if (todo)
+		layer_queue_worker(&q);
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	/* the last word is 100% (once: a tty line ends there) */
+	if (todo && progress && !q.failed && pg.done < pg.total)
+		progress(pctx, "unpack", pg.total, pg.total);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct layer_task *t = &q.tasks[i];
+
+		if (t->todo && t->rc < 0) {
+			*err = t->err;
+			rc = ep_error_wrap(err, "layer %zu", i + 1);
+		} else if (!t->todo || !t->path) {
+			/* cached, or skipped after another layer failed */
+			if (q.failed)
+				continue;
+			t->rc =
+			    layer_rootfs(s, json_string_value(json_object_get(t->layer, "digest")),
+					 json_string_value(json_object_get(t->layer, "media_type")),
+					 json_string_value(json_object_get(t->layer, "diff_id")),
+					 NULL, NULL, &t->path, &t->err);
+			if (t->rc < 0) {
+				*err = t->err;
+				rc = ep_error_wrap(err, "layer %zu", i + 1);
+			}
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (rc == 0)
+			paths[i] = q.tasks[i].path;
+		else
+			free(q.tasks[i].path);
+	}
+	free(q.tasks);
+	return rc;
 }
 
 /* Bytes a tree takes on disk (best effort; for gc's report). */

@@ -80,6 +80,16 @@ int ep_unpack_image(const char *layout, const char *manifest_digest, const char 
 int ep_layer_rootfs(struct ep_store *s, const char *blob_digest, const char *media_type,
 		    const char *diff_id, char **path, struct ep_error *err);
 
+/* ep_layer_rootfs for every layer of `layers` (the array ep_inspect gives:
+ * objects with digest, media_type, diff_id), the missing ones unpacked two
+ * (or ENVPIN_UNPACK_THREADS) at a time: each goes to its own directory, so
+ * layers are independent.  paths[i] gets layer i's directory (caller frees
+ * each; on failure none is set).  progress, if set, hears "unpack" with the
+ * compressed bytes done and to do over the layers that were missing.  The
+ * error names the first failed layer as "layer N". */
+int ep_layer_rootfs_all(struct ep_store *s, const json_t *layers, char **paths,
+			ep_progress_fn progress, void *pctx, struct ep_error *err);
+
 /* Removes per-layer rootfs caches whose diff_id is not a key of keep (a
  * JSON object used as a set).  Needs the store opened EP_STORE_EXCLUSIVE,
  * so no run is using them.  *freed grows by the bytes removed. */

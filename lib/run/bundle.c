@@ -483,27 +483,22 @@ static int write_gpu_files(const char *dir, const struct ep_gpu_plan *gpu, struc
 
 /* What ep_layer_rootfs gives, top layer first. */
 static int layer_dirs(struct ep_store *s, const json_t *layers, char ***out, size_t *n,
-		      struct ep_error *err)
+		      const struct ep_run_opts *o, struct ep_error *err)
 {
 	size_t cnt = json_array_size(layers);
 	char **v = ep_calloc(cnt + 1, sizeof(*v), err);
 
 	if (!v)
 		return -1;
-	for (size_t i = 0; i < cnt; i++) {
-		const json_t *l = json_array_get(layers, i);
-		char *path = NULL;
+	if (ep_layer_rootfs_all(s, layers, v, o->progress, o->pctx, err) < 0) {
+		free(v);
+		return -1;
+	}
+	for (size_t i = 0; i < cnt / 2; i++) {
+		char *t = v[i];
 
-		if (ep_layer_rootfs(s, json_string_value(json_object_get(l, "digest")),
-				    json_string_value(json_object_get(l, "media_type")),
-				    json_string_value(json_object_get(l, "diff_id")), &path,
-				    err) < 0) {
-			for (size_t k = 0; k < cnt; k++)
-				free(v[k]);
-			free(v);
-			return ep_error_wrap(err, "layer %zu", i + 1);
-		}
-		v[cnt - 1 - i] = path;
+		v[i] = v[cnt - 1 - i];
+		v[cnt - 1 - i] = t;
 	}
 	*out = v;
 	*n = cnt;
@@ -538,14 +533,14 @@ static int write_spec(const char *dir, const json_t *spec, struct ep_error *err)
  * copy without overlayfs or for an image outside the store.  Returns an
  * O_PATH fd of the root. */
 static int bundle_rootfs(struct ep_store *s, const struct ep_image_loc *loc, const json_t *info,
-			 struct bundle *b, struct ep_error *err)
+			 const struct ep_run_opts *o, struct bundle *b, struct ep_error *err)
 {
 	char **lowers = NULL;
 	size_t n_lowers = 0;
 	int fd, overlay = 0;
 
 	if (loc->in_store &&
-	    layer_dirs(s, json_object_get(info, "layers"), &lowers, &n_lowers, err) < 0)
+	    layer_dirs(s, json_object_get(info, "layers"), &lowers, &n_lowers, o, err) < 0)
 		return -1;
 	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
 		free_strv(lowers, n_lowers);
@@ -658,7 +653,7 @@ int ep_run_native(struct ep_store *s, const struct ep_image_loc *loc, const json
 	}
 	if (bundle_create(s, o->name, o->keep, &b, err) < 0)
 		goto out;
-	root_fd = bundle_rootfs(s, loc, info, &b, err);
+	root_fd = bundle_rootfs(s, loc, info, o, &b, err);
 	if (root_fd < 0 || bundle_config(&b, root_fd, json_object_get(info, "config"), o, tty,
 					 workspace, &plan, &have_plan, err) < 0)
 		goto out;
@@ -677,9 +672,11 @@ out:
 		}
 		close(wfd);
 	}
+	/* The byte tells the watchdog to just exit: reap it if it has, but do
+	 * not wait for it to be scheduled (a round trip on a busy machine);
+	 * an unreaped one is reparented to init when envpin exits. */
 	if (watchdog > 0)
-		while (waitpid(watchdog, NULL, 0) < 0 && errno == EINTR)
-			;
+		(void)waitpid(watchdog, NULL, WNOHANG);
 	bundle_release(&b);
 	if (have_plan)
 		ep_gpu_plan_release(&plan);

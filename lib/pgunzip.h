@@ -1,0 +1,31 @@
+/* lib/pgunzip.h - gzip decompression of multi-member streams on several cores.
+ *
+ * envpin's layers are gzip streams of independent members (one per 1 MiB
+ * block, compress.c), the format of pigz --independent and bgzip.  Members
+ * can be inflated at the same time if one knows where they start; the
+ * stream has no index, so this sink guesses: every "1f 8b 08" with a valid
+ * flags byte is a candidate start, the stretches between candidates are
+ * inflated in parallel (libdeflate, which checks each member's CRC-32 and
+ * size), and a stretch that is not exactly one member (a candidate inside
+ * compressed data) is retried from its true start in order.  Output goes to
+ * `next` in stream order, byte-for-byte what ep_decompress_sink gives.
+ *
+ * A stream this cannot take (a member larger than the batch, as in the
+ * single-member layers most other tools write; invalid or truncated data)
+ * is handed, from the start of the member in question, to
+ * ep_decompress_sink_new(EP_COMPRESS_GZIP), whose messages then say what is
+ * wrong (its member and byte counts start at that member).
+ *
+ * threads: workers including the writer's thread (2..8). */
+#ifndef EP_PGUNZIP_H
+#define EP_PGUNZIP_H
+
+#include <stdint.h>
+
+#include "sink.h"
+
+struct ep_sink *ep_pgunzip_sink_new(uint64_t max_out, int threads, struct ep_sink *next,
+				    struct ep_error *err);
+void ep_pgunzip_sink_free(struct ep_sink *s);
+
+#endif
