@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "jsonutil.h"
 #include "util.h"
 
 const char *const ep_default_caps[] = {
@@ -429,24 +430,12 @@ static const char *const allowed_arch[] = {"arm_fadvise64_64", "arm_sync_file_ra
 static const unsigned long long personalities[] = {0x0, 0x8, 0x20000, 0x20008, 0xffffffff};
 #define AF_VSOCK_NR 40
 
-static json_t *str_array(const char *const *v, size_t n)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; a && i < n; i++)
-		if (json_array_append_new(a, json_string(v[i])) < 0) {
-			json_decref(a);
-			return NULL;
-		}
-	return a;
-}
-
 json_t *ep_capabilities(struct ep_error *err)
 {
 	json_t *c = json_pack(
-	    "{s:o,s:o,s:o,s:[],s:[]}", "bounding", str_array(ep_default_caps, ep_n_default_caps),
-	    "effective", str_array(ep_default_caps, ep_n_default_caps), "permitted",
-	    str_array(ep_default_caps, ep_n_default_caps), "inheritable", "ambient");
+	    "{s:o,s:o,s:o,s:[],s:[]}", "bounding", ep_json_strings(ep_default_caps, ep_n_default_caps),
+	    "effective", ep_json_strings(ep_default_caps, ep_n_default_caps), "permitted",
+	    ep_json_strings(ep_default_caps, ep_n_default_caps), "inheritable", "ambient");
 
 	if (!c)
 		ep_error_oom(err);
@@ -480,9 +469,9 @@ json_t *ep_seccomp_profile(struct ep_error *err)
 	json_t *p;
 	int bad = !rules;
 
-	bad = bad || add_rule(rules, str_array(allowed, EP_ARRAY_SIZE(allowed)), "SCMP_ACT_ALLOW",
+	bad = bad || add_rule(rules, ep_json_strings(allowed, EP_ARRAY_SIZE(allowed)), "SCMP_ACT_ALLOW",
 			      0, 0, 0, 0, NULL) < 0;
-	bad = bad || add_rule(rules, str_array(allowed_arch, EP_ARRAY_SIZE(allowed_arch)),
+	bad = bad || add_rule(rules, ep_json_strings(allowed_arch, EP_ARRAY_SIZE(allowed_arch)),
 			      "SCMP_ACT_ALLOW", 0, 0, 0, 0, NULL) < 0;
 	/* no new namespaces: only a clone whose flags have no CLONE_NEW* bit */
 	bad = bad || add_rule(rules, json_pack("[s]", "clone"), "SCMP_ACT_ALLOW", 0, 0,
@@ -502,7 +491,7 @@ json_t *ep_seccomp_profile(struct ep_error *err)
 		return NULL;
 	}
 	p = json_pack("{s:s,s:i,s:o,s:O}", "defaultAction", "SCMP_ACT_ERRNO", "defaultErrnoRet",
-		      EPERM, "architectures", str_array(arches, EP_ARRAY_SIZE(arches)), "syscalls",
+		      EPERM, "architectures", ep_json_strings(arches, EP_ARRAY_SIZE(arches)), "syscalls",
 		      rules);
 	if (!p)
 		ep_error_oom(err);

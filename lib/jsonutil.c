@@ -124,3 +124,15 @@ int ep_json_depth(const json_t *j)
 	}
 	return 0;
 }
+
+json_t *ep_json_strings(const char *const *v, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < n; i++)
+		if (json_array_append_new(a, json_string(v[i])) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}

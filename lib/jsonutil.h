@@ -32,4 +32,8 @@ char *ep_json_pretty(const json_t *j, struct ep_error *err);
 /* Maximum nesting depth of j (a scalar has depth 0). */
 int ep_json_depth(const json_t *j);
 
+/* A new JSON array of the n strings v[]; NULL when out of memory or a
+ * string is not UTF-8. */
+json_t *ep_json_strings(const char *const *v, size_t n);
+
 #endif

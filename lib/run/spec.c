@@ -149,18 +149,6 @@ json_t *ep_runtime_env(const json_t *image_cfg, const struct ep_gpu_plan *gpu, c
  * allow-list live in lib/isolation.c; spec_process takes the capabilities,
  * spec_linux the rest ---- */
 
-static json_t *str_array(const char *const *v, size_t n)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; a && i < n; i++)
-		if (json_array_append_new(a, json_string(v[i])) < 0) {
-			json_decref(a);
-			return NULL;
-		}
-	return a;
-}
-
 /* ---- the spec, piece by piece ---- */
 
 static int add_mount(json_t *mounts, const char *dst, const char *type, const char *src,
@@ -357,8 +345,8 @@ static int spec_hooks(json_t *spec, const struct ep_gpu_plan *gpu, struct ep_err
 			json_object_set_new(hooks, h->hook_name, list);
 		}
 		hj = json_pack("{s:s,s:o,s:o}", "path", h->path, "args",
-			       str_array((const char *const *)h->args, h->n_args), "env",
-			       str_array((const char *const *)h->env, h->n_env));
+			       ep_json_strings((const char *const *)h->args, h->n_args), "env",
+			       ep_json_strings((const char *const *)h->env, h->n_env));
 		if (hj && h->timeout > 0)
 			json_object_set_new(hj, "timeout", json_integer(h->timeout));
 		json_array_append_new(list, hj);
@@ -393,8 +381,8 @@ static json_t *spec_linux(const struct ep_gpu_plan *gpu, struct ep_error *err)
 	linux_ =
 	    json_pack("{s:[{s:s},{s:s},{s:s},{s:s}],s:o,s:o,s:o,s:{s:o},s:o}", "namespaces", "type",
 		      "pid", "type", "ipc", "type", "uts", "type", "mount", "maskedPaths",
-		      str_array(ep_masked_paths, ep_n_masked_paths), "readonlyPaths",
-		      str_array(ep_readonly_paths, ep_n_readonly_paths), "devices", devices,
+		      ep_json_strings(ep_masked_paths, ep_n_masked_paths), "readonlyPaths",
+		      ep_json_strings(ep_readonly_paths, ep_n_readonly_paths), "devices", devices,
 		      "resources", "devices", rules, "seccomp", ep_seccomp_profile(err));
 	if (!linux_)
 		ep_error_oom(err);
