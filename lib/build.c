@@ -920,13 +920,12 @@ static json_t *merge_env(json_t *base_env, json_t *env, struct ep_error *err)
 	json_array_foreach(base_env, i, v) {
 		const char *s = json_string_value(v);
 		const char *eq = s ? strchr(s, '=') : NULL;
-		char name[256];
 
-		if (!eq || (size_t)(eq - s) >= sizeof(name))
+		/* looked up by length: a name copied into a fixed buffer dropped
+		 * base variables whose names did not fit */
+		if (!eq)
 			continue;
-		memcpy(name, s, (size_t)(eq - s));
-		name[eq - s] = '\0';
-		if (env && json_object_get(env, name))
+		if (env && json_object_getn(env, s, (size_t)(eq - s)))
 			continue;
 		json_array_append(out, v);
 	}

@@ -38,3 +38,31 @@ teardown() { common_teardown; }
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"does not match the manifest"* ]]
 }
+
+@test "a base image's variable with a name over 255 bytes survives the manifest's env" {
+	# merge_env once copied each base name into a 256-byte buffer and
+	# dropped the variables whose names did not fit
+	local long
+	long=V$(printf 'N%.0s' $(seq 1 300))
+	mkdir -p "$T/payload" && printf 'x\n' >"$T/payload/x"
+	cat >"$T/a.json" <<-JSON
+	{ "envpin": 1, "name": "a", "source_date_epoch": 0, "base": "scratch",
+	  "layers": [ { "copy": [ { "src": "payload/", "dest": "/p/" } ] } ],
+	  "config": { "env": { "$long": "kept", "SHORT": "kept" } } }
+	JSON
+	A=$("$ENVPIN" build -q -f "$T/a.json" -o "$T/lay")
+	cat >"$T/b.json" <<-JSON
+	{ "envpin": 1, "name": "b", "source_date_epoch": 0,
+	  "base": { "oci": "$T/lay", "digest": "$A" },
+	  "layers": [ { "copy": [ { "src": "payload/", "dest": "/q/" } ] } ],
+	  "config": { "env": { "OTHER": "new" } } }
+	JSON
+	B=$("$ENVPIN" build -q -f "$T/b.json")
+	cfg=$(jq -r .config.digest "$ENVPIN_STORE/blobs/sha256/${B#sha256:}")
+	run jq -r '.config.Env[]' "$ENVPIN_STORE/blobs/sha256/${cfg#sha256:}"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"SHORT=kept"* ]]
+	[[ "$output" == *"OTHER=new"* ]]
+	[[ "$output" == *"$long=kept"* ]]
+}
