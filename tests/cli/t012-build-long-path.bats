@@ -66,3 +66,23 @@ teardown() { common_teardown; }
 	[[ "$output" == *"OTHER=new"* ]]
 	[[ "$output" == *"$long=kept"* ]]
 }
+
+@test "verify --rebuild describes a changed symlink with its whole target" {
+	# describe_entry once wrote into a 256-byte buffer: two long targets
+	# that differ at the end were described alike
+	local stem
+	stem=/opt/$(printf 't%.0s' $(seq 1 300))
+	mkdir -p "$T/w/payload"
+	ln -s "$stem-old" "$T/w/payload/link"
+	cat >"$T/w/m.json" <<-'JSON'
+	{ "envpin": 1, "name": "ln", "source_date_epoch": 0, "base": "scratch",
+	  "layers": [ { "copy": [ { "src": "payload/", "dest": "/d/" } ] } ] }
+	JSON
+	D=$("$ENVPIN" build -q -f "$T/w/m.json")
+	ln -sfn "$stem-new" "$T/w/payload/link"
+	run "$ENVPIN" verify "$D" --rebuild -f "$T/w/m.json" --json
+	[ "$status" -eq 1 ]
+	[ "$(echo "$output" | jq -r '.rebuild.paths[0].path')" = d/link ]
+	[[ "$(echo "$output" | jq -r '.rebuild.paths[0].image')" == *" -> $stem-old" ]]
+	[[ "$(echo "$output" | jq -r '.rebuild.paths[0].rebuilt')" == *" -> $stem-new" ]]
+}
