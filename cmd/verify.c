@@ -208,7 +208,15 @@ static int resolve_target(struct cmd_ctx *ctx, const char *arg, const char *imag
 	return 0;
 }
 
-int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
+/* verify's command line, parsed once. */
+struct verify_opts {
+	const char *image_path, *arg, *manifest, *lock, *certify;
+	int json, quiet, rebuild;
+	struct check_opts co;
+};
+
+/* Returns -1 to go on, or the exit status (help, usage error). */
+static int parse_verify_opts(int argc, char **argv, struct cmd_ctx *ctx, struct verify_opts *vo)
 {
 	enum { O_IMAGE = 256, O_JSON, O_REBUILD, O_LOCK, O_CERTIFY };
 	static const struct option opts[] = {
@@ -222,18 +230,13 @@ int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 		{"quiet", no_argument, NULL, 'q'},           {"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct ep_error err = EP_ERROR_INIT;
-	struct ep_verify_report rep;
-	struct verify_target tg = {0};
-	const char *image_path = NULL, *arg = NULL, *manifest = "envpin.json", *lock = NULL;
-	int c, json = 0, quiet = 0, rebuild = 0, rc;
-	cleanup_json json_t *rep_rebuild = NULL, *cert_ref = NULL, *cert_now = NULL, *fp_cmp = NULL;
-	const char *certify = NULL;
-	struct check_opts co = {0};
+	int c;
 
+	memset(vo, 0, sizeof(*vo));
+	vo->manifest = "envpin.json";
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "f:qh", opts, NULL)) != -1) {
-		int r = parse_check_opt(c, optarg, &co, ctx);
+		int r = parse_check_opt(c, optarg, &vo->co, ctx);
 
 		if (r == EXIT_USAGE)
 			return EXIT_USAGE;
@@ -241,25 +244,25 @@ int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 			continue;
 		switch (c) {
 		case O_CERTIFY:
-			certify = optarg;
+			vo->certify = optarg;
 			break;
 		case O_REBUILD:
-			rebuild = 1;
+			vo->rebuild = 1;
 			break;
 		case 'f':
-			manifest = optarg;
+			vo->manifest = optarg;
 			break;
 		case O_LOCK:
-			lock = optarg;
+			vo->lock = optarg;
 			break;
 		case O_IMAGE:
-			image_path = optarg;
+			vo->image_path = optarg;
 			break;
 		case O_JSON:
-			json = 1;
+			vo->json = 1;
 			break;
 		case 'q':
-			quiet = 1;
+			vo->quiet = 1;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -269,113 +272,199 @@ int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 		}
 	}
 	if (optind < argc)
-		arg = argv[optind++];
+		vo->arg = argv[optind++];
 	if (optind < argc)
 		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
-	if (!arg && !image_path)
+	if (!vo->arg && !vo->image_path)
 		return cmd_usage_error(ctx, "name an image: a DIGEST in the store, or --image PATH");
-	if (certify && (image_path || !arg || (strchr(arg, '/') && !access(arg, F_OK))))
+	if (vo->certify &&
+	    (vo->image_path || !vo->arg || (strchr(vo->arg, '/') && !access(vo->arg, F_OK))))
 		return cmd_usage_error(ctx, "--certify runs an image in the store: name its DIGEST");
-	if (certify) {
-		cert_ref = ep_json_load_file(certify, EP_JSON_MAX_BYTES, &err);
-		if (!cert_ref)
-			return cmd_fail(&err);
-		if (!json_is_object(json_object_get(cert_ref, "fingerprint"))) {
-			ep_error_set(&err, EP_EINVAL, "'%s' is not an envpin certificate with a fingerprint", certify);
-			return cmd_fail(&err);
+	return -1;
+}
+
+/* The certificate --certify compares with; loaded before any work so that a
+ * bad file fails fast. */
+static json_t *load_reference_cert(const char *path, struct ep_error *err)
+{
+	json_t *cert = ep_json_load_file(path, EP_JSON_MAX_BYTES, err);
+
+	if (cert && !json_is_object(json_object_get(cert, "fingerprint"))) {
+		json_decref(cert);
+		ep_error_set(err, EP_EINVAL, "'%s' is not an envpin certificate with a fingerprint",
+			     path);
+		return NULL;
+	}
+	return cert;
+}
+
+/* --rebuild: build the manifest again in a private store and compare. */
+static int verify_rebuild(struct cmd_ctx *ctx, const struct verify_opts *vo,
+			  const struct verify_target *tg, json_t **out, struct ep_error *err)
+{
+	struct ep_build_opts bo;
+
+	memset(&bo, 0, sizeof(bo));
+	bo.manifest_path = vo->manifest;
+	bo.lock_path = vo->lock;
+	bo.progress = (ep_progress_fn)cmd_progress;
+	ep_compress_defaults(EP_COMPRESS_GZIP, &bo.compress);
+	if (!vo->quiet && !vo->json)
+		fprintf(stderr, "rebuilding from '%s' in a temporary store...\n", vo->manifest);
+	/* the private rebuild store lives under the store's tmp/, also
+	 * when the image is a layout elsewhere */
+	if (cmd_open_store(ctx, 1, err) < 0)
+		return -1;
+	return ep_rebuild_compare(&ctx->store, tg->path, tg->loc.digest, &bo, out, err);
+}
+
+/* --certify: certify the image here and compare fingerprints with ref. */
+static int verify_certify(struct cmd_ctx *ctx, struct verify_opts *vo, const char *digest,
+			  json_t *ref, json_t **now, json_t **cmp, struct ep_error *err)
+{
+	vo->co.quiet = vo->quiet || vo->json;
+	if (check_image(ctx, digest, &vo->co, now, err) < 0)
+		return -1;
+	*cmp = ep_cert_compare_fingerprints(json_object_get(ref, "fingerprint"),
+					    json_object_get(*now, "fingerprint"), err);
+	return *cmp ? 0 : -1;
+}
+
+/* The results of a verify run, for printing and the exit status. */
+struct verify_result {
+	struct ep_verify_report rep;
+	json_t *rebuild;  /* --rebuild's comparison, or NULL */
+	json_t *cert_ref; /* --certify's certificate, or NULL */
+	json_t *cert_now; /* the certificate made here, or NULL */
+	json_t *fp_cmp;	  /* the fingerprint comparison, or NULL */
+};
+
+static void print_verify_json(const struct verify_result *vr, int rc, const struct ep_error *err)
+{
+	struct ep_error jerr = EP_ERROR_INIT;
+	cleanup_json json_t *j = report_json(&vr->rep, rc == 0, rc == 0 ? NULL : err->msg);
+	cleanup_free char *text = NULL;
+
+	if (vr->cert_now) {
+		json_object_set(j, "certificate", vr->cert_now);
+		json_object_set(j, "fingerprint_comparison", vr->fp_cmp);
+	}
+	if (vr->rebuild)
+		json_object_set(j, "rebuild", vr->rebuild);
+	text = ep_json_pretty(j, &jerr);
+	if (text)
+		fputs(text, stdout);
+}
+
+static void print_verify_text(const struct verify_result *vr, int rc, int quiet)
+{
+	const struct ep_verify_report *rep = &vr->rep;
+
+	if (!quiet) {
+		size_t nl = 0, li = 0;
+
+		for (size_t i = 0; i < rep->n_items; i++)
+			nl += !strcmp(rep->items[i].kind, "layer");
+		for (size_t i = 0; i < rep->n_items; i++) {
+			if (!strcmp(rep->items[i].kind, "layer"))
+				li++;
+			print_item(&rep->items[i], li, nl);
 		}
 	}
+	if (rc != 0)
+		return;
+	printf("verified %s: %zu blobs, %.1f MB hashed\n",
+	       rep->manifest_digest[0] ? rep->manifest_digest : rep->config_digest, rep->n_items,
+	       (double)rep->bytes_hashed / 1e6);
+	if (vr->rebuild)
+		print_rebuild(vr->rebuild, quiet);
+	if (vr->cert_now)
+		print_certify(vr->cert_ref, vr->cert_now, vr->fp_cmp, quiet);
+}
 
-	memset(&rep, 0, sizeof(rep));
-	if (resolve_target(ctx, arg, image_path, &tg, &err) < 0) {
+/* Integrity first; --rebuild and --certify only for an image that verified. */
+static int verify_run(struct cmd_ctx *ctx, struct verify_opts *vo, struct verify_target *tg,
+		      struct verify_result *vr, struct ep_error *err)
+{
+	int rc;
+
+	if (tg->path)
+		rc = ep_verify_path(tg->path, tg->want, &vr->rep, (ep_progress_fn)cmd_progress,
+				    NULL, err);
+	else
+		rc = ep_verify_layout(tg->loc.layout, tg->loc.digest, &vr->rep,
+				      (ep_progress_fn)cmd_progress, NULL, err);
+	/* a layout's image is the manifest that was just verified */
+	if (rc == 0 && tg->path)
+		snprintf(tg->loc.digest, sizeof(tg->loc.digest), "%s", vr->rep.manifest_digest);
+	if (rc == 0 && vo->rebuild && verify_rebuild(ctx, vo, tg, &vr->rebuild, err) < 0)
+		rc = -1;
+	if (rc == 0 && vo->certify &&
+	    verify_certify(ctx, vo, tg->loc.digest, vr->cert_ref, &vr->cert_now, &vr->fp_cmp, err) <
+		0)
+		rc = -1;
+	return rc;
+}
+
+static void verify_result_release(struct verify_result *vr)
+{
+	ep_verify_report_release(&vr->rep);
+	json_decref(vr->rebuild);
+	json_decref(vr->cert_ref);
+	json_decref(vr->cert_now);
+	json_decref(vr->fp_cmp);
+	memset(vr, 0, sizeof(*vr));
+}
+
+/* 1 when the rebuild differs or the certification does not hold. */
+static int verify_mismatch(const struct verify_result *vr)
+{
+	if (vr->rebuild &&
+	    !strcmp(json_string_value(json_object_get(vr->rebuild, "verdict")), "different"))
+		return 1;
+	return vr->cert_now &&
+	       (!json_is_true(json_object_get(vr->fp_cmp, "match")) ||
+		strcmp(json_string_value(json_object_get(vr->cert_now, "result")), "pass"));
+}
+
+int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
+{
+	struct ep_error err = EP_ERROR_INIT;
+	struct verify_opts vo;
+	struct verify_target tg = {0};
+	struct verify_result vr;
+	int rc, mismatch;
+
+	rc = parse_verify_opts(argc, argv, ctx, &vo);
+	if (rc >= 0)
+		return rc;
+	memset(&vr, 0, sizeof(vr));
+	if (vo.certify && !(vr.cert_ref = load_reference_cert(vo.certify, &err)))
+		return cmd_fail(&err);
+	if (resolve_target(ctx, vo.arg, vo.image_path, &tg, &err) < 0) {
 		ep_image_loc_release(&tg.loc);
+		verify_result_release(&vr);
 		return cmd_fail(&err);
 	}
-	if (rebuild && tg.path && !tg.is_dir) {
+	if (vo.rebuild && tg.path && !tg.is_dir) {
 		ep_image_loc_release(&tg.loc);
+		verify_result_release(&vr);
 		return cmd_usage_error(ctx,
 				       "--rebuild compares with an image in the store or in an OCI "
 				       "layout directory; '%s' is an archive",
 				       tg.path);
 	}
-	if (tg.path)
-		rc = ep_verify_path(tg.path, tg.want, &rep, (ep_progress_fn)cmd_progress, NULL,
-				    &err);
+	rc = verify_run(ctx, &vo, &tg, &vr, &err);
+	if (vo.json)
+		print_verify_json(&vr, rc, &err);
 	else
-		rc = ep_verify_layout(tg.loc.layout, tg.loc.digest, &rep,
-				      (ep_progress_fn)cmd_progress, NULL, &err);
-	/* a layout's image is the manifest that was just verified */
-	if (rc == 0 && tg.path)
-		snprintf(tg.loc.digest, sizeof(tg.loc.digest), "%s", rep.manifest_digest);
-	if (rc == 0 && rebuild) {
-		struct ep_build_opts bo;
-
-		memset(&bo, 0, sizeof(bo));
-		bo.manifest_path = manifest;
-		bo.lock_path = lock;
-		bo.progress = (ep_progress_fn)cmd_progress;
-		ep_compress_defaults(EP_COMPRESS_GZIP, &bo.compress);
-		if (!quiet && !json)
-			fprintf(stderr, "rebuilding from '%s' in a temporary store...\n", manifest);
-		/* the private rebuild store lives under the store's tmp/, also
-		 * when the image is a layout elsewhere */
-		if (cmd_open_store(ctx, 1, &err) < 0 ||
-		    ep_rebuild_compare(&ctx->store, tg.path, tg.loc.digest, &bo, &rep_rebuild,
-				       &err) < 0)
-			rc = -1;
-	}
-	if (rc == 0 && certify) {
-		co.quiet = quiet || json;
-		if (check_image(ctx, tg.loc.digest, &co, &cert_now, &err) < 0)
-			rc = -1;
-		else if (!(fp_cmp = ep_cert_compare_fingerprints(json_object_get(cert_ref, "fingerprint"),
-								 json_object_get(cert_now, "fingerprint"), &err)))
-			rc = -1;
-	}
-	if (json) {
-		cleanup_json json_t *j = report_json(&rep, rc == 0, rc == 0 ? NULL : err.msg);
-
-		if (cert_now) {
-			json_object_set(j, "certificate", cert_now);
-			json_object_set(j, "fingerprint_comparison", fp_cmp);
-		}
-
-		if (rep_rebuild)
-			json_object_set(j, "rebuild", rep_rebuild);
-		cleanup_free char *text = ep_json_pretty(j, &err);
-
-		if (text)
-			fputs(text, stdout);
-	} else if (!quiet) {
-		size_t nl = 0, li = 0;
-
-		for (size_t i = 0; i < rep.n_items; i++)
-			nl += !strcmp(rep.items[i].kind, "layer");
-		for (size_t i = 0; i < rep.n_items; i++) {
-			if (!strcmp(rep.items[i].kind, "layer"))
-				li++;
-			print_item(&rep.items[i], li, nl);
-		}
-	}
-	if (rc == 0 && !json) {
-		printf("verified %s: %zu blobs, %.1f MB hashed\n",
-		       rep.manifest_digest[0] ? rep.manifest_digest : rep.config_digest, rep.n_items,
-		       (double)rep.bytes_hashed / 1e6);
-		if (rep_rebuild)
-			print_rebuild(rep_rebuild, quiet);
-		if (cert_now)
-			print_certify(cert_ref, cert_now, fp_cmp, quiet);
-	}
-	ep_verify_report_release(&rep);
+		print_verify_text(&vr, rc, vo.quiet);
+	mismatch = rc == 0 && verify_mismatch(&vr);
+	verify_result_release(&vr);
 	ep_image_loc_release(&tg.loc);
 	if (rc < 0) {
 		cmd_finish(0);
 		return cmd_fail(&err);
 	}
-	if (rep_rebuild && !strcmp(json_string_value(json_object_get(rep_rebuild, "verdict")), "different"))
-		return cmd_finish(EXIT_MISMATCH);
-	if (cert_now && (!json_is_true(json_object_get(fp_cmp, "match")) ||
-			 strcmp(json_string_value(json_object_get(cert_now, "result")), "pass")))
-		return cmd_finish(EXIT_MISMATCH);
-	return cmd_finish(0);
+	return cmd_finish(mismatch ? EXIT_MISMATCH : 0);
 }

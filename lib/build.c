@@ -218,17 +218,19 @@ out_dh:
 static int pinned_file_sha256(struct bctx *b, const char *path, ep_digest out, struct ep_error *err)
 {
 	struct stat st;
-	char id[512];
-	char key[80];
+	/* allocated: a long path truncated here would drop the stat fields
+	 * and let a changed file hit the cache */
+	cleanup_free char *id = NULL;
+	char key[80]; /* "file-" + 64 hex digits */
 	ep_digest kd;
 	json_t *rec;
 
 	if (stat(path, &st) < 0)
 		return ep_error_errno(err, EP_EINVAL, errno, "cannot open '%s'", path);
-	snprintf(id, sizeof(id), "%s\n%ju\n%ju\n%jd\n%ld.%09ld\n%ld.%09ld", path, (uintmax_t)st.st_dev,
-		 (uintmax_t)st.st_ino, (intmax_t)st.st_size, (long)st.st_mtim.tv_sec,
-		 st.st_mtim.tv_nsec, (long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
-	if (ep_sha256_buf(id, strlen(id), kd, err) < 0)
+	id = ep_asprintf(err, "%s\n%ju\n%ju\n%jd\n%ld.%09ld\n%ld.%09ld", path, (uintmax_t)st.st_dev,
+			 (uintmax_t)st.st_ino, (intmax_t)st.st_size, (long)st.st_mtim.tv_sec,
+			 st.st_mtim.tv_nsec, (long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+	if (!id || ep_sha256_buf(id, strlen(id), kd, err) < 0)
 		return -1;
 	snprintf(key, sizeof(key), "file-%s", ep_digest_hex(kd));
 	rec = ep_store_cache_get(b->s, key);
@@ -918,13 +920,12 @@ static json_t *merge_env(json_t *base_env, json_t *env, struct ep_error *err)
 	json_array_foreach(base_env, i, v) {
 		const char *s = json_string_value(v);
 		const char *eq = s ? strchr(s, '=') : NULL;
-		char name[256];
 
-		if (!eq || (size_t)(eq - s) >= sizeof(name))
+		/* looked up by length: a name copied into a fixed buffer dropped
+		 * base variables whose names did not fit */
+		if (!eq)
 			continue;
-		memcpy(name, s, (size_t)(eq - s));
-		name[eq - s] = '\0';
-		if (env && json_object_get(env, name))
+		if (env && json_object_getn(env, s, (size_t)(eq - s)))
 			continue;
 		json_array_append(out, v);
 	}

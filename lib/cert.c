@@ -109,12 +109,124 @@ static void add_checks(json_t *out, const char *program, json_t *doc, int *n_fai
 	}
 }
 
+/* Counts over the checks of both programs, for the summary and the reasons. */
+struct cert_tally {
+	int n_fail, n_gpu_ok, n_gpu_skip;
+};
+
+/* A program that failed without reporting a failed check of its own gets
+ * one, named after the program, so that the certificate says why. */
+static void add_program_failure(json_t *checks, const char *program, const char *detail,
+				struct cert_tally *t)
+{
+	json_array_append_new(checks,
+			      json_pack("{s:s, s:s, s:s, s:b, s:s}", "name", program, "program",
+					program, "status", "fail", "gpu", 0, "detail", detail));
+	t->n_fail++;
+}
+
+/* The self-check's part: driver, GPUs, CUDA library versions and checks. */
+static void cert_add_selfcheck(json_t *cert, json_t *checks, json_t *libs,
+			       const struct ep_cert_inputs *in, struct cert_tally *t)
+{
+	json_t *sc = in->selfcheck;
+	const char *v;
+	int before = t->n_fail;
+
+	if (!sc) {
+		json_object_set_new(cert, "driver", json_null());
+		json_object_set_new(cert, "gpus", json_array());
+		add_program_failure(checks, "selfcheck",
+				    in->selfcheck_error ? in->selfcheck_error : "did not run", t);
+		return;
+	}
+	json_object_set_new(cert, "driver",
+			    json_pack("{s:O?}", "version", json_object_get(sc, "driver_version")));
+	json_object_set(cert, "gpus",
+			json_is_array(json_object_get(sc, "devices"))
+			    ? json_object_get(sc, "devices")
+			    : json_array());
+	if ((v = json_string_value(json_object_get(sc, "runtime_version"))))
+		json_object_set_new(libs, "cudart", json_string(v));
+	if ((v = json_string_value(json_object_get(sc, "cublas_version"))))
+		json_object_set_new(libs, "cublas", json_string(v));
+	if ((v = json_string_value(json_object_get(sc, "cudnn_version"))))
+		json_object_set_new(libs, "cudnn", json_string(v));
+	add_checks(checks, "selfcheck", sc, &t->n_fail, &t->n_gpu_ok, &t->n_gpu_skip);
+	if (t->n_fail == before && (in->selfcheck_error || in->selfcheck_status != 0))
+		add_program_failure(checks, "selfcheck",
+				    in->selfcheck_error ? in->selfcheck_error
+							: "the self-check exited with a failure",
+				    t);
+}
+
+/* The FITS smoke test's part: model library versions, checks, fingerprint. */
+static void cert_add_fitsinfer(json_t *cert, json_t *checks, json_t *libs,
+			       const struct ep_cert_inputs *in, struct cert_tally *t)
+{
+	json_t *fi = in->fitsinfer;
+	json_t *model = json_object_get(fi, "model");
+	const char *result = json_string_value(json_object_get(fi, "result"));
+	int before = t->n_fail;
+
+	if (!fi) {
+		json_object_set_new(cert, "fingerprint", json_null());
+		add_program_failure(checks, "fitsinfer",
+				    in->fitsinfer_error ? in->fitsinfer_error : "did not run", t);
+		return;
+	}
+	if (json_is_object(model)) {
+		const char *k;
+		json_t *v;
+
+		json_object_foreach (model, k, v)
+			if (json_is_string(v) && (strstr(k, "version") || !strcmp(k, "torch")))
+				json_object_set(libs, k, v);
+	}
+	add_checks(checks, "fitsinfer", fi, &t->n_fail, &t->n_gpu_ok, &t->n_gpu_skip);
+	/* A fatal error (missing library, bad model) ends the program
+	 * before its checks: record it as a failed check of its own. */
+	if (t->n_fail == before &&
+	    (in->fitsinfer_error || in->fitsinfer_status != 0 || !result || strcmp(result, "pass")))
+		add_program_failure(
+		    checks, "fitsinfer",
+		    in->fitsinfer_error ? in->fitsinfer_error : "the smoke test did not pass", t);
+	json_object_set(cert, "fingerprint",
+			json_object_get(fi, "fingerprint") ? json_object_get(fi, "fingerprint")
+							   : json_null());
+	json_object_set_new(cert, "smoke",
+			    json_pack("{s:O?, s:O?, s:O?}", "input", json_object_get(fi, "input"),
+				      "background", json_object_get(fi, "background"), "runs",
+				      json_object_get(fi, "runs")));
+}
+
+/* Why the certificate fails; empty when it passes. */
+static void cert_add_reasons(json_t *reasons, const struct ep_cert_inputs *in,
+			     const struct cert_tally *t)
+{
+	if (in->selfcheck && in->selfcheck_status != 0 && in->selfcheck_status != 1)
+		json_array_append_new(reasons, json_pack("{s:s, s:i}", "reason",
+							 "selfcheck exited abnormally", "status",
+							 in->selfcheck_status));
+	if (in->fitsinfer && in->fitsinfer_status != 0 && in->fitsinfer_status != 1)
+		json_array_append_new(reasons, json_pack("{s:s, s:i}", "reason",
+							 "fitsinfer exited abnormally", "status",
+							 in->fitsinfer_status));
+	if (t->n_fail)
+		json_array_append_new(reasons, json_pack("{s:s, s:i}", "reason", "checks failed",
+							 "count", t->n_fail));
+	if (in->require_gpu && (t->n_gpu_ok == 0 || t->n_gpu_skip > 0))
+		json_array_append_new(
+		    reasons, json_pack("{s:s, s:i, s:i}", "reason",
+				       "--require-gpu: GPU checks did not all run and pass",
+				       "gpu_passed", t->n_gpu_ok, "gpu_skipped", t->n_gpu_skip));
+}
+
 json_t *ep_cert_build(const struct ep_cert_inputs *in, struct ep_error *err)
 {
 	cleanup_json json_t *cert = json_object();
 	json_t *checks = json_array(), *reasons = json_array(), *libs = json_object();
-	json_t *sc = in->selfcheck, *fi = in->fitsinfer;
-	int n_fail = 0, n_gpu_ok = 0, n_gpu_skip = 0;
+	struct cert_tally t = {0, 0, 0};
 	char when[32];
 
 	if (!cert || !checks || !reasons || !libs) {
@@ -138,96 +250,14 @@ json_t *ep_cert_build(const struct ep_cert_inputs *in, struct ep_error *err)
 	/* what this host passed in: a stored certificate holds while it is the same */
 	json_object_set_new(cert, "passthrough",
 			    in->host_facts ? json_deep_copy(in->host_facts) : json_null());
-
-	if (sc) {
-		const char *v;
-
-		json_object_set_new(cert, "driver",
-				    json_pack("{s:O?}", "version", json_object_get(sc, "driver_version")));
-		json_object_set(cert, "gpus", json_is_array(json_object_get(sc, "devices"))
-						      ? json_object_get(sc, "devices")
-						      : json_array());
-		if ((v = json_string_value(json_object_get(sc, "runtime_version"))))
-			json_object_set_new(libs, "cudart", json_string(v));
-		if ((v = json_string_value(json_object_get(sc, "cublas_version"))))
-			json_object_set_new(libs, "cublas", json_string(v));
-		if ((v = json_string_value(json_object_get(sc, "cudnn_version"))))
-			json_object_set_new(libs, "cudnn", json_string(v));
-		{
-			int before = n_fail;
-
-			add_checks(checks, "selfcheck", sc, &n_fail, &n_gpu_ok, &n_gpu_skip);
-			if (n_fail == before && (in->selfcheck_error || in->selfcheck_status != 0)) {
-				json_array_append_new(checks, json_pack("{s:s, s:s, s:s, s:b, s:s}", "name", "selfcheck",
-									"program", "selfcheck", "status", "fail", "gpu", 0,
-									"detail", in->selfcheck_error ? in->selfcheck_error
-									: "the self-check exited with a failure"));
-				n_fail++;
-			}
-		}
-	} else {
-		json_object_set_new(cert, "driver", json_null());
-		json_object_set_new(cert, "gpus", json_array());
-		json_array_append_new(checks, json_pack("{s:s, s:s, s:s, s:b}", "name", "selfcheck",
-							"program", "selfcheck", "status", "fail", "gpu", 0));
-		json_object_set_new(json_array_get(checks, json_array_size(checks) - 1), "detail",
-				    json_string(in->selfcheck_error ? in->selfcheck_error : "did not run"));
-		n_fail++;
-	}
-	if (fi) {
-		json_t *model = json_object_get(fi, "model");
-
-		if (json_is_object(model)) {
-			const char *k;
-			json_t *v;
-
-			json_object_foreach(model, k, v) if (json_is_string(v) &&
-							     (strstr(k, "version") || !strcmp(k, "torch")))
-				json_object_set(libs, k, v);
-		}
-		{
-			int before = n_fail;
-
-			add_checks(checks, "fitsinfer", fi, &n_fail, &n_gpu_ok, &n_gpu_skip);
-			/* A fatal error (missing library, bad model) ends the program
-			 * before its checks: record it as a failed check of its own. */
-			if (n_fail == before && (in->fitsinfer_error || in->fitsinfer_status != 0 ||
-						 !json_is_string(json_object_get(fi, "result")) ||
-						 strcmp(json_string_value(json_object_get(fi, "result")), "pass"))) {
-				json_array_append_new(checks, json_pack("{s:s, s:s, s:s, s:b, s:s}", "name", "fitsinfer",
-									"program", "fitsinfer", "status", "fail", "gpu", 0,
-									"detail", in->fitsinfer_error ? in->fitsinfer_error
-									: "the smoke test did not pass"));
-				n_fail++;
-			}
-		}
-		json_object_set(cert, "fingerprint", json_object_get(fi, "fingerprint") ? json_object_get(fi, "fingerprint") : json_null());
-		json_object_set_new(cert, "smoke", json_pack("{s:O?, s:O?, s:O?}", "input", json_object_get(fi, "input"),
-							      "background", json_object_get(fi, "background"),
-							      "runs", json_object_get(fi, "runs")));
-	} else {
-		json_object_set_new(cert, "fingerprint", json_null());
-		json_array_append_new(checks, json_pack("{s:s, s:s, s:s, s:b, s:s}", "name", "fitsinfer",
-							"program", "fitsinfer", "status", "fail", "gpu", 0,
-							"detail", in->fitsinfer_error ? in->fitsinfer_error : "did not run"));
-		n_fail++;
-	}
-	if (sc && in->selfcheck_status != 0 && in->selfcheck_status != 1)
-		json_array_append_new(reasons, json_pack("{s:s, s:i}", "reason", "selfcheck exited abnormally",
-							 "status", in->selfcheck_status));
-	if (fi && in->fitsinfer_status != 0 && in->fitsinfer_status != 1)
-		json_array_append_new(reasons, json_pack("{s:s, s:i}", "reason", "fitsinfer exited abnormally",
-							 "status", in->fitsinfer_status));
-	if (n_fail)
-		json_array_append_new(reasons, json_pack("{s:s, s:i}", "reason", "checks failed", "count", n_fail));
-	if (in->require_gpu && (n_gpu_ok == 0 || n_gpu_skip > 0))
-		json_array_append_new(reasons, json_pack("{s:s, s:i, s:i}", "reason",
-							 "--require-gpu: GPU checks did not all run and pass",
-							 "gpu_passed", n_gpu_ok, "gpu_skipped", n_gpu_skip));
+	cert_add_selfcheck(cert, checks, libs, in, &t);
+	cert_add_fitsinfer(cert, checks, libs, in, &t);
+	cert_add_reasons(reasons, in, &t);
 	json_object_set_new(cert, "libraries", libs);
 	json_object_set_new(cert, "checks", checks);
-	json_object_set_new(cert, "summary", json_pack("{s:i, s:i, s:i}", "failed", n_fail, "gpu_passed",
-						       n_gpu_ok, "gpu_skipped", n_gpu_skip));
+	json_object_set_new(cert, "summary",
+			    json_pack("{s:i, s:i, s:i}", "failed", t.n_fail, "gpu_passed",
+				      t.n_gpu_ok, "gpu_skipped", t.n_gpu_skip));
 	json_object_set_new(cert, "result", json_string(json_array_size(reasons) ? "fail" : "pass"));
 	json_object_set_new(cert, "reasons", reasons);
 	return steal_pointer(&cert);

@@ -116,21 +116,23 @@ fail:
 /* Short human form of a listing record: "file 0644 0:0 size 12 sha256:ab12…". */
 static json_t *describe_entry(json_t *rec)
 {
-	char s[256];
+	/* allocated: a link target from the layer is as long as it is; two
+	 * targets cut to one length would read the same */
+	cleanup_free char *s = NULL;
 	const char *sha = json_string_value(json_object_get(rec, "sha256"));
 	const char *link = json_string_value(json_object_get(rec, "link"));
 
 	if (!rec)
 		return json_string("(absent)");
-	snprintf(s, sizeof(s), "%s %s %lld:%lld mtime %lld size %lld%s%.19s%s%s",
-		 json_string_value(json_object_get(rec, "type")),
-		 json_string_value(json_object_get(rec, "mode")),
-		 (long long)json_integer_value(json_object_get(rec, "uid")),
-		 (long long)json_integer_value(json_object_get(rec, "gid")),
-		 (long long)json_integer_value(json_object_get(rec, "mtime")),
-		 (long long)json_integer_value(json_object_get(rec, "size")), sha ? " " : "", sha ? sha : "",
-		 link ? " -> " : "", link ? link : "");
-	return json_string(s);
+	s = ep_asprintf(NULL, "%s %s %lld:%lld mtime %lld size %lld%s%.19s%s%s",
+			json_string_value(json_object_get(rec, "type")),
+			json_string_value(json_object_get(rec, "mode")),
+			(long long)json_integer_value(json_object_get(rec, "uid")),
+			(long long)json_integer_value(json_object_get(rec, "gid")),
+			(long long)json_integer_value(json_object_get(rec, "mtime")),
+			(long long)json_integer_value(json_object_get(rec, "size")), sha ? " " : "",
+			sha ? sha : "", link ? " -> " : "", link ? link : "");
+	return s ? json_string(s) : NULL;
 }
 
 static int diff_listings(json_t *a, json_t *b, json_t *paths)
@@ -168,6 +170,131 @@ static json_t *read_doc(const char *layout, const char *digest, size_t max, stru
 	return text ? ep_json_loadb(text, len, max, digest, err) : NULL;
 }
 
+/* Appends one entry per layer position to layers (digests and diff_ids of
+ * both images side by side); returns the first position whose content
+ * differs, or -1. */
+static long compare_layers(json_t *la, json_t *lb, json_t *cfg_a, json_t *cfg_b, json_t *layers)
+{
+	json_t *ids_a = json_object_get(json_object_get(cfg_a, "rootfs"), "diff_ids");
+	json_t *ids_b = json_object_get(json_object_get(cfg_b, "rootfs"), "diff_ids");
+	size_t i, n;
+	long first = -1;
+
+	n = json_array_size(la) > json_array_size(lb) ? json_array_size(la) : json_array_size(lb);
+	for (i = 0; i < n; i++) {
+		json_t *da = json_object_get(json_array_get(la, i), "digest");
+		json_t *db = json_object_get(json_array_get(lb, i), "digest");
+		json_t *ia = json_array_get(ids_a, i);
+		json_t *ib = json_array_get(ids_b, i);
+		int same_content = ia && ib && json_equal(ia, ib);
+
+		json_array_append_new(
+		    layers, json_pack("{s:I, s:O?, s:O?, s:O?, s:O?, s:b, s:b}", "index",
+				      (json_int_t)i, "image_digest", da, "rebuilt_digest", db,
+				      "image_diff_id", ia, "rebuilt_diff_id", ib, "same_content",
+				      same_content, "same_bytes", da && db && json_equal(da, db)));
+		if (!same_content && first < 0)
+			first = (long)i;
+	}
+	return first;
+}
+
+/* Lists the paths that differ inside layer `first` of both images into
+ * rep.paths and counts them in rep.paths_differing. */
+static int diff_first_layer(const char *layout, struct ep_store *tmp, json_t *la, json_t *lb,
+			    size_t first, json_t *rep, struct ep_error *err)
+{
+	const char *da = json_string_value(json_object_get(json_array_get(la, first), "digest"));
+	const char *db = json_string_value(json_object_get(json_array_get(lb, first), "digest"));
+	cleanup_free char *pa =
+	    da && ep_digest_check(da, err) == 0
+		? ep_asprintf(err, "%s/blobs/sha256/%s", layout, ep_digest_hex(da))
+		: NULL;
+	cleanup_free char *pb = ep_store_blob_path(tmp, db, err);
+	cleanup_json json_t *xa = pa ? ep_layer_listing(pa, 10000000, err) : NULL;
+	cleanup_json json_t *xb = xa && pb ? ep_layer_listing(pb, 10000000, err) : NULL;
+
+	if (!xb)
+		return -1;
+	json_object_set_new(rep, "paths_differing",
+			    json_integer(diff_listings(xa, xb, json_object_get(rep, "paths"))));
+	return 0;
+}
+
+/* Names the config fields (and "created") whose values differ. */
+static void diff_config_fields(json_t *cfg_a, json_t *cfg_b, json_t *fields)
+{
+	json_t *a = json_object_get(cfg_a, "config"), *b = json_object_get(cfg_b, "config");
+	const char *k;
+	json_t *v;
+
+	json_object_foreach (a, k, v)
+		if (!json_equal(v, json_object_get(b, k)))
+			json_array_append_new(fields, json_string(k));
+	json_object_foreach (b, k, v)
+		if (!json_object_get(a, k))
+			json_array_append_new(fields, json_string(k));
+	if (!json_equal(json_object_get(cfg_a, "created"), json_object_get(cfg_b, "created")))
+		json_array_append_new(fields, json_string("created"));
+}
+
+/* Sets rep.verdict and a sentence for a person in rep.explanation. */
+static int explain_verdict(json_t *rep, const char *digest, const char *ca,
+			   const struct ep_build_result *r, long first, struct ep_error *err)
+{
+	json_t *layers = json_object_get(rep, "layers"),
+	       *fields = json_object_get(rep, "config_fields");
+	const char *verdict;
+	char *text;
+	cleanup_free char *rc_desc = NULL;
+
+	if (!strcmp(digest, r->manifest_digest))
+		verdict = "identical";
+	else if (!strcmp(ca, r->config_digest))
+		verdict = "same-content";
+	else
+		verdict = "different";
+	json_object_set_new(rep, "verdict", json_string(verdict));
+	json_object_set(json_object_get(rep, "rebuilt"), "compressor",
+			r->compressor ? r->compressor : json_null());
+	rc_desc = ep_json_canonical(json_object_get(json_object_get(rep, "rebuilt"), "compressor"),
+				    NULL, NULL);
+	if (!strcmp(verdict, "identical"))
+		text = ep_asprintf(err, "the rebuild gives the same bytes: %s", digest);
+	else if (!strcmp(verdict, "same-content"))
+		text = ep_asprintf(
+		    err,
+		    "same content, different bytes: every layer's uncompressed content "
+		    "(diff_id) and the config match (%s), but the compressed layers differ; "
+		    "the rebuild compressed with %s. A different compressor, library version, "
+		    "level or block size gives other bytes for the same content.",
+		    ca, rc_desc ? rc_desc : "?");
+	else if (first >= 0)
+		text = ep_asprintf(
+		    err,
+		    "different content: layer %ld is the first whose uncompressed content "
+		    "differs (image %s, rebuild %s); %lld path(s) differ in it",
+		    first + 1,
+		    json_string_value(
+			json_object_get(json_array_get(layers, (size_t)first), "image_diff_id"))
+			?: "(none)",
+		    json_string_value(
+			json_object_get(json_array_get(layers, (size_t)first), "rebuilt_diff_id"))
+			?: "(none)",
+		    (long long)json_integer_value(json_object_get(rep, "paths_differing")));
+	else
+		text =
+		    ep_asprintf(err,
+				"different config: the layers match but the image config differs "
+				"in %zu field(s)",
+				json_array_size(fields));
+	if (!text)
+		return -1;
+	json_object_set_new(rep, "explanation", json_string(text));
+	free(text);
+	return 0;
+}
+
 int ep_rebuild_compare(struct ep_store *s, const char *layout, const char *digest,
 		       const struct ep_build_opts *o, json_t **report, struct ep_error *err)
 {
@@ -177,10 +304,9 @@ int ep_rebuild_compare(struct ep_store *s, const char *layout, const char *diges
 	struct ep_build_opts bo = *o;
 	struct ep_build_result r;
 	struct ep_store tmp = {0};
-	const char *ca, *verdict;
-	json_t *layers, *la, *lb, *paths, *fields;
-	size_t i, n;
-	long first = -1;
+	const char *ca;
+	json_t *la, *lb;
+	long first;
 	int rc = -1, tmp_open = 0;
 
 	memset(&r, 0, sizeof(r));
@@ -223,98 +349,19 @@ int ep_rebuild_compare(struct ep_store *s, const char *layout, const char *diges
 		goto out;
 	}
 	json_object_set(rep, "lock_compressor",
-			lock && json_object_get(lock, "compressor") ? json_object_get(lock, "compressor")
-								   : json_null());
-	layers = json_object_get(rep, "layers");
-	paths = json_object_get(rep, "paths");
-	fields = json_object_get(rep, "config_fields");
+			lock && json_object_get(lock, "compressor")
+			    ? json_object_get(lock, "compressor")
+			    : json_null());
 	la = json_object_get(man_a, "layers");
 	lb = json_object_get(man_b, "layers");
-	n = json_array_size(la) > json_array_size(lb) ? json_array_size(la) : json_array_size(lb);
-	for (i = 0; i < n; i++) {
-		json_t *da = json_object_get(json_array_get(la, i), "digest");
-		json_t *db = json_object_get(json_array_get(lb, i), "digest");
-		json_t *ia = json_array_get(json_object_get(json_object_get(cfg_a, "rootfs"), "diff_ids"), i);
-		json_t *ib = json_array_get(json_object_get(json_object_get(cfg_b, "rootfs"), "diff_ids"), i);
-		int same_content = ia && ib && json_equal(ia, ib);
-
-		json_array_append_new(layers,
-				      json_pack("{s:I, s:O?, s:O?, s:O?, s:O?, s:b, s:b}", "index", (json_int_t)i,
-						"image_digest", da, "rebuilt_digest", db, "image_diff_id", ia,
-						"rebuilt_diff_id", ib, "same_content", same_content,
-						"same_bytes", da && db && json_equal(da, db)));
-		if (!same_content && first < 0)
-			first = (long)i;
-	}
+	first = compare_layers(la, lb, cfg_a, cfg_b, json_object_get(rep, "layers"));
 	json_object_set_new(rep, "first_different_layer", first < 0 ? json_null() : json_integer(first));
-	/* The paths that differ inside the first differing layer. */
-	if (first >= 0 && json_array_get(la, (size_t)first) && json_array_get(lb, (size_t)first)) {
-		const char *da = json_string_value(json_object_get(json_array_get(la, (size_t)first), "digest"));
-		const char *db = json_string_value(json_object_get(json_array_get(lb, (size_t)first), "digest"));
-		cleanup_free char *pa =
-		    da && ep_digest_check(da, err) == 0
-			? ep_asprintf(err, "%s/blobs/sha256/%s", layout, ep_digest_hex(da))
-			: NULL;
-		cleanup_free char *pb = ep_store_blob_path(&tmp, db, err);
-		cleanup_json json_t *xa = pa ? ep_layer_listing(pa, 10000000, err) : NULL;
-		cleanup_json json_t *xb = xa && pb ? ep_layer_listing(pb, 10000000, err) : NULL;
-
-		if (!xb)
-			goto out;
-		json_object_set_new(rep, "paths_differing", json_integer(diff_listings(xa, xb, paths)));
-	}
-	{
-		json_t *a = json_object_get(cfg_a, "config"), *b = json_object_get(cfg_b, "config");
-		const char *k;
-		json_t *v;
-
-		json_object_foreach(a, k, v) if (!json_equal(v, json_object_get(b, k)))
-			json_array_append_new(fields, json_string(k));
-		json_object_foreach(b, k, v) if (!json_object_get(a, k))
-			json_array_append_new(fields, json_string(k));
-		if (!json_equal(json_object_get(cfg_a, "created"), json_object_get(cfg_b, "created")))
-			json_array_append_new(fields, json_string("created"));
-	}
-	if (!strcmp(digest, r.manifest_digest))
-		verdict = "identical";
-	else if (!strcmp(ca, r.config_digest))
-		verdict = "same-content";
-	else
-		verdict = "different";
-	json_object_set_new(rep, "verdict", json_string(verdict));
-	{
-		char *text;
-		cleanup_free char *rc_desc = NULL;
-
-		json_object_set(json_object_get(rep, "rebuilt"), "compressor",
-				r.compressor ? r.compressor : json_null());
-		rc_desc = ep_json_canonical(json_object_get(json_object_get(rep, "rebuilt"), "compressor"),
-					    NULL, NULL);
-		if (!strcmp(verdict, "identical"))
-			text = ep_asprintf(err, "the rebuild gives the same bytes: %s", digest);
-		else if (!strcmp(verdict, "same-content"))
-			text = ep_asprintf(err,
-					   "same content, different bytes: every layer's uncompressed content "
-					   "(diff_id) and the config match (%s), but the compressed layers differ; "
-					   "the rebuild compressed with %s. A different compressor, library version, "
-					   "level or block size gives other bytes for the same content.",
-					   ca, rc_desc ? rc_desc : "?");
-		else if (first >= 0)
-			text = ep_asprintf(err,
-					   "different content: layer %ld is the first whose uncompressed content "
-					   "differs (image %s, rebuild %s); %lld path(s) differ in it",
-					   first + 1,
-					   json_string_value(json_object_get(json_array_get(layers, (size_t)first), "image_diff_id")) ?: "(none)",
-					   json_string_value(json_object_get(json_array_get(layers, (size_t)first), "rebuilt_diff_id")) ?: "(none)",
-					   (long long)json_integer_value(json_object_get(rep, "paths_differing")));
-		else
-			text = ep_asprintf(err, "different config: the layers match but the image config differs "
-						"in %zu field(s)", json_array_size(fields));
-		if (!text)
-			goto out;
-		json_object_set_new(rep, "explanation", json_string(text));
-		free(text);
-	}
+	if (first >= 0 && json_array_get(la, (size_t)first) && json_array_get(lb, (size_t)first) &&
+	    diff_first_layer(layout, &tmp, la, lb, (size_t)first, rep, err) < 0)
+		goto out;
+	diff_config_fields(cfg_a, cfg_b, json_object_get(rep, "config_fields"));
+	if (explain_verdict(rep, digest, ca, &r, first, err) < 0)
+		goto out;
 	*report = steal_pointer(&rep);
 	rc = 0;
 out:

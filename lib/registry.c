@@ -18,6 +18,7 @@
 #include "jsonutil.h"
 #include "oci.h"
 #include "sink.h"
+#include "strvec.h"
 #include "util.h"
 
 #define MAX_ATTEMPTS 5
@@ -84,14 +85,17 @@ static char *lookup_credentials(const char *host, struct ep_error *err)
 	cleanup_json json_t *cfg = NULL;
 	const char *keys[5];
 	size_t nk = 0;
-	char https_host[300];
+	/* allocated: a truncated key could name another host's credentials */
+	cleanup_free char *https_host = NULL;
 
 	if (!path || access(path, F_OK) < 0)
 		return NULL;
 	cfg = ep_json_load_file(path, 1u << 20, err);
 	if (!cfg)
 		return NULL;
-	snprintf(https_host, sizeof(https_host), "https://%s", host);
+	https_host = ep_asprintf(err, "https://%s", host);
+	if (!https_host)
+		return NULL;
 	keys[nk++] = host;
 	keys[nk++] = https_host;
 	if (!strcmp(host, "docker.io")) {
@@ -353,30 +357,25 @@ static int valid_token(const char *t)
 static int fetch_token(struct reg *g, struct ep_http *h, const char *realm, const char *service,
 		       const char *scope, struct ep_error *err)
 {
-	cleanup_free char *url = NULL, *authz = NULL;
+	cleanup_free char *authz = NULL;
 	cleanup_json json_t *doc = NULL;
+	/* grown as needed: the realm, service and scopes come from the registry */
+	struct ep_strbuf url = EP_STRBUF_INIT;
 	struct ep_http_resp r;
 	struct ep_http_req q = {.method = "GET", .upload_fd = -1, .max_body = TOKEN_MAX};
 	const char *hdrs[2] = {NULL, NULL};
 	const char *tok;
-	char *buf;
-	size_t len, cap;
 	int rc = -1;
 
 	if (check_realm(g, realm, err) < 0)
 		goto out;
-	cap = strlen(realm) + 32 + 3 * (service ? strlen(service) : 0) + 3 * (scope ? strlen(scope) : 0) * 2;
-	buf = ep_malloc(cap, err);
-	if (!buf)
-		goto out;
-	url = buf;
-	len = (size_t)snprintf(buf, cap, "%s%s", realm, strchr(realm, '?') ? "&" : "?");
+	ep_strbuf_addf(&url, "%s%s", realm, strchr(realm, '?') ? "&" : "?");
 	if (service) {
 		cleanup_free char *e = ep_url_escape(service, err);
 
 		if (!e)
 			goto out;
-		len += (size_t)snprintf(buf + len, cap - len, "service=%s", e);
+		ep_strbuf_addf(&url, "service=%s", e);
 	}
 	/* one scope= parameter per space-separated scope */
 	for (const char *s = scope; s && *s;) {
@@ -386,7 +385,7 @@ static int fetch_token(struct reg *g, struct ep_http *h, const char *realm, cons
 
 		if (!e)
 			goto out;
-		len += (size_t)snprintf(buf + len, cap - len, "%sscope=%s", service ? "&" : "", e);
+		ep_strbuf_addf(&url, "%sscope=%s", service ? "&" : "", e);
 		service = service ? service : "";
 		s += n;
 		while (*s == ' ')
@@ -398,7 +397,11 @@ static int fetch_token(struct reg *g, struct ep_http *h, const char *realm, cons
 			goto out;
 		hdrs[0] = authz;
 	}
-	q.url = url;
+	if (url.oom) {
+		ep_error_oom(err);
+		goto out;
+	}
+	q.url = ep_strbuf_str(&url);
 	q.headers = hdrs;
 	q.allow_http = g->allow_http;
 	if (ep_http_do(h, &q, &r, err) < 0) {
@@ -435,6 +438,7 @@ static int fetch_token(struct reg *g, struct ep_http *h, const char *realm, cons
 	g->auth_gen++;
 	rc = 0;
 out:
+	ep_strbuf_release(&url);
 	return rc;
 }
 
@@ -1211,6 +1215,167 @@ static int record_source(struct ep_txn *t, const struct ep_ref *ref, const char 
 	return ep_txn_set_cache(t, key, rec, err);
 }
 
+/* Loads the image config (fetched unless the store has it) and parses it.
+ * The diff_ids are checked here, so that the store never holds an image whose
+ * config lies about its layers.  *cfgj (caller frees) owns the diff_id
+ * strings the blobs point into. */
+static int pull_config(struct reg *g, struct ep_http *h, struct ep_store *s, struct ep_txn *txn,
+		       const struct ep_ref *ref, json_t *cdesc, const char *cdigest, size_t nl,
+		       struct ep_pull_result *res, json_t **cfgj, struct ep_error *err)
+{
+	cleanup_free char *cfg = NULL;
+	size_t cfg_len = 0;
+	json_t *diff_ids;
+
+	if (!ep_store_has_blob(s, cdigest)) {
+		json_int_t csz = json_integer_value(json_object_get(cdesc, "size"));
+		ep_digest cd;
+
+		cfg = get_small_blob(g, h, ref->repo, cdigest, csz < 0 ? 0 : (uint64_t)csz,
+				     EP_MAX_CONFIG_BYTES, err);
+		if (!cfg || ep_txn_add_blob_buf(txn, cfg, (size_t)csz, cd, err) < 0)
+			return -1;
+		cfg_len = (size_t)csz;
+		res->n_fetched++;
+		res->bytes_fetched += (uint64_t)csz;
+	} else {
+		cleanup_free char *cpath = ep_store_blob_path(s, cdigest, err);
+
+		cfg = cpath ? ep_read_file(cpath, EP_MAX_CONFIG_BYTES, &cfg_len, err) : NULL;
+		if (!cfg)
+			return -1;
+	}
+	*cfgj = json_loadb(cfg, cfg_len, JSON_REJECT_DUPLICATES, NULL);
+	diff_ids = json_object_get(json_object_get(*cfgj, "rootfs"), "diff_ids");
+	if (!json_is_array(diff_ids))
+		return ep_error_set(err, EP_EINVAL, "config %s: no rootfs.diff_ids array", cdigest);
+	if (json_array_size(diff_ids) != nl)
+		return ep_error_set(
+		    err, EP_EMISMATCH,
+		    "config %s: lists %zu diff_ids for %zu layers; nothing was stored", cdigest,
+		    json_array_size(diff_ids), nl);
+	return 0;
+}
+
+/* Fills blobs[i] from the manifest's layer descriptor l and the config's
+ * diff_ids[i]. */
+static int pull_describe_layer(struct blob *b, size_t i, json_t *l, json_t *diff_ids,
+			       const char *mdigest, const char *cdigest, struct ep_error *err)
+{
+	json_int_t sz = json_integer_value(json_object_get(l, "size"));
+	const char *mt = json_string_value(json_object_get(l, "mediaType"));
+
+	b->digest = json_string_value(json_object_get(l, "digest"));
+	if (!b->digest || ep_digest_check(b->digest, NULL) < 0 || sz < 0 ||
+	    !json_is_integer(json_object_get(l, "size")))
+		return ep_error_set(err, EP_EINVAL, "manifest %s: layer %zu is malformed", mdigest,
+				    i);
+	b->size = (uint64_t)sz;
+	b->index = i;
+	b->want_diff = json_string_value(json_array_get(diff_ids, i));
+	b->kind = ep_compression_from_media_type(mt);
+	if (!b->want_diff || ep_digest_check(b->want_diff, NULL) < 0)
+		return ep_error_set(err, EP_EINVAL, "config %s: diff_ids[%zu] is not a digest",
+				    cdigest, i);
+	if (b->kind < 0)
+		return ep_error_set(err, EP_EINVAL,
+				    "manifest %s: layer %zu (%s): unknown media type '%s'", mdigest,
+				    i, b->digest, mt ? mt : "");
+	return 0;
+}
+
+/* The same blob twice in one manifest: fetch it once, and the config must
+ * give both places the same diff_id.  seen maps digest -> first index.
+ * Returns 1 when blobs[i] repeats an earlier one, 0 when it is new. */
+static int pull_dedup_layer(struct blob *blobs, size_t i, json_t *seen, struct ep_error *err)
+{
+	struct blob *b = &blobs[i];
+	json_t *first = json_object_get(seen, b->digest);
+
+	if (first) {
+		const struct blob *f = &blobs[json_integer_value(first)];
+
+		if (strcmp(f->want_diff, b->want_diff))
+			return ep_error_set(err, EP_EMISMATCH,
+					    "layer %zu (%s): diff_id mismatch: config says %s, "
+					    "but %s for the same blob as layer %zu; nothing was "
+					    "stored",
+					    i, b->digest, b->want_diff, f->want_diff, f->index);
+		b->skip = b->dup = 1;
+		return 1;
+	}
+	if (json_object_set_new(seen, b->digest, json_integer((json_int_t)i)) < 0)
+		return ep_error_oom(err);
+	return 0;
+}
+
+/* Decides what pull_blob does with a layer: nothing (a diff_id this store
+ * computed before needs no second look), hash the stored blob, or download
+ * it into a transaction temp file. */
+static int pull_plan_blob(struct reg *g, struct ep_store *s, struct ep_txn *txn, struct blob *b,
+			  struct ep_error *err)
+{
+	int fd;
+
+	if (ep_store_has_blob(s, b->digest)) {
+		char key[80]; /* "blobsrc-" + 64 hex digits */
+		cleanup_json json_t *src = NULL;
+		const char *known;
+
+		b->in_store = 1;
+		snprintf(key, sizeof(key), "blobsrc-%s", ep_digest_hex(b->digest));
+		src = ep_store_cache_get(s, key);
+		known = json_string_value(json_object_get(src, "diff_id"));
+		if (known && !strcmp(known, b->want_diff)) {
+			b->skip = 1;
+			return 0;
+		}
+		b->path = ep_store_blob_path(s, b->digest, err);
+		return b->path ? 0 : -1;
+	}
+	if (ep_txn_tempfile(txn, &fd, &b->path, err) < 0)
+		return -1;
+	/* pull_blob reopens it: no descriptor per blob held here */
+	close(fd);
+	g->ptotal += b->size;
+	return 0;
+}
+
+/* Stages the downloaded blobs, their sources (for push's cross-repo mounts),
+ * the manifest and the image name in the transaction. */
+static int pull_stage(struct ep_txn *txn, const struct ep_ref *ref, const char *tag,
+		      const struct doc *d, const char *cdigest, struct blob *blobs, size_t nl,
+		      struct ep_pull_result *res, struct ep_error *err)
+{
+	cleanup_free char *name = NULL;
+	ep_digest md;
+	size_t i;
+
+	for (i = 0; i < nl; i++) {
+		if (blobs[i].in_store || blobs[i].dup)
+			continue;
+		if (ep_txn_add_blob_file(txn, blobs[i].path, blobs[i].digest, err) < 0)
+			return -1;
+		res->n_fetched++;
+		res->bytes_fetched += blobs[i].size;
+	}
+	for (i = 0; i < nl; i++)
+		if (!blobs[i].dup &&
+		    record_source(txn, ref, blobs[i].digest, blobs[i].want_diff, err) < 0)
+			return -1;
+	if (record_source(txn, ref, cdigest, NULL, err) < 0)
+		return -1;
+	if (ep_txn_add_blob_buf(txn, d->text, d->len, md, err) < 0)
+		return -1;
+	/* a digest-only pull keeps whatever tag the image has */
+	if (!tag && ref->tag) {
+		name = ep_ref_format(ref, err);
+		if (!name)
+			return -1;
+	}
+	return ep_txn_add_image(txn, d->digest, d->len, tag ? tag : name, err);
+}
+
 static int pull_image(struct ep_store *s, const struct ep_ref *ref, const char *tag,
 		      const struct ep_registry_opts *o, struct ep_pull_result *res, struct ep_error *err)
 {
@@ -1219,12 +1384,11 @@ static int pull_image(struct ep_store *s, const struct ep_ref *ref, const char *
 	struct doc d = {0};
 	struct ep_txn txn;
 	int txn_open = 0, rc = -1;
-	cleanup_free char *cfg = NULL;
 	cleanup_free struct blob *blobs = NULL;
 	cleanup_json json_t *cfgj = NULL, *seen = NULL;
 	json_t *layers, *cdesc, *l, *diff_ids;
 	const char *cdigest;
-	size_t nl = 0, i, cfg_len = 0;
+	size_t nl = 0, i;
 
 	memset(res, 0, sizeof(*res));
 	if (!g)
@@ -1253,38 +1417,9 @@ static int pull_image(struct ep_store *s, const struct ep_ref *ref, const char *
 	for (i = 0; i <= nl; i++)
 		blobs[i].fd = -1;
 	res->n_blobs = nl + 1;
-	if (!ep_store_has_blob(s, cdigest)) {
-		json_int_t csz = json_integer_value(json_object_get(cdesc, "size"));
-		ep_digest cd;
-
-		cfg = get_small_blob(g, h, ref->repo, cdigest, csz < 0 ? 0 : (uint64_t)csz,
-				     EP_MAX_CONFIG_BYTES, err);
-		if (!cfg || ep_txn_add_blob_buf(&txn, cfg, (size_t)csz, cd, err) < 0)
-			goto out;
-		cfg_len = (size_t)csz;
-		res->n_fetched++;
-		res->bytes_fetched += (uint64_t)csz;
-	} else {
-		cleanup_free char *cpath = ep_store_blob_path(s, cdigest, err);
-
-		cfg = cpath ? ep_read_file(cpath, EP_MAX_CONFIG_BYTES, &cfg_len, err) : NULL;
-		if (!cfg)
-			goto out;
-	}
-	/* the diff_ids are checked here, so that the store never holds an
-	 * image whose config lies about its layers */
-	cfgj = json_loadb(cfg, cfg_len, JSON_REJECT_DUPLICATES, NULL);
+	if (pull_config(g, h, s, &txn, ref, cdesc, cdigest, nl, res, &cfgj, err) < 0)
+		goto out;
 	diff_ids = json_object_get(json_object_get(cfgj, "rootfs"), "diff_ids");
-	if (!json_is_array(diff_ids)) {
-		ep_error_set(err, EP_EINVAL, "config %s: no rootfs.diff_ids array", cdigest);
-		goto out;
-	}
-	if (json_array_size(diff_ids) != nl) {
-		ep_error_set(err, EP_EMISMATCH,
-			     "config %s: lists %zu diff_ids for %zu layers; nothing was stored",
-			     cdigest, json_array_size(diff_ids), nl);
-		goto out;
-	}
 	seen = json_object();
 	if (!seen) {
 		ep_error_oom(err);
@@ -1292,124 +1427,23 @@ static int pull_image(struct ep_store *s, const struct ep_ref *ref, const char *
 	}
 	g->pwhat = "pull";
 	json_array_foreach(layers, i, l) {
-		struct blob *b = &blobs[i];
-		json_int_t sz = json_integer_value(json_object_get(l, "size"));
+		int dup;
 
-		b->digest = json_string_value(json_object_get(l, "digest"));
-		if (!b->digest || ep_digest_check(b->digest, NULL) < 0 || sz < 0 ||
-		    !json_is_integer(json_object_get(l, "size"))) {
-			ep_error_set(err, EP_EINVAL, "manifest %s: layer %zu is malformed", d.digest, i);
+		if (pull_describe_layer(&blobs[i], i, l, diff_ids, d.digest, cdigest, err) < 0)
 			goto out;
-		}
-		b->size = (uint64_t)sz;
-		b->index = i;
-		b->want_diff = json_string_value(json_array_get(diff_ids, i));
-		b->kind = ep_compression_from_media_type(
-		    json_string_value(json_object_get(l, "mediaType")));
-		if (!b->want_diff || ep_digest_check(b->want_diff, NULL) < 0) {
-			ep_error_set(err, EP_EINVAL, "config %s: diff_ids[%zu] is not a digest",
-				     cdigest, i);
+		dup = pull_dedup_layer(blobs, i, seen, err);
+		if (dup < 0)
 			goto out;
-		}
-		if (b->kind < 0) {
-			ep_error_set(err, EP_EINVAL,
-				     "manifest %s: layer %zu (%s): unknown media type '%s'",
-				     d.digest, i, b->digest,
-				     json_string_value(json_object_get(l, "mediaType"))
-					 ? json_string_value(json_object_get(l, "mediaType"))
-					 : "");
+		if (!dup && pull_plan_blob(g, s, &txn, &blobs[i], err) < 0)
 			goto out;
-		}
-		/* the same blob twice in one manifest: fetch it once, and the
-		 * config must give both places the same diff_id */
-		{
-			json_t *first = json_object_get(seen, b->digest);
-
-			if (first) {
-				const struct blob *f = &blobs[json_integer_value(first)];
-
-				if (strcmp(f->want_diff, b->want_diff)) {
-					ep_error_set(
-					    err, EP_EMISMATCH,
-					    "layer %zu (%s): diff_id mismatch: config says %s, "
-					    "but %s for the same blob as layer %zu; nothing was "
-					    "stored",
-					    i, b->digest, b->want_diff, f->want_diff, f->index);
-					goto out;
-				}
-				b->skip = b->dup = 1;
-				continue;
-			}
-			if (json_object_set_new(seen, b->digest, json_integer((json_int_t)i)) < 0) {
-				ep_error_oom(err);
-				goto out;
-			}
-		}
-		if (ep_store_has_blob(s, b->digest)) {
-			char key[80];
-			cleanup_json json_t *src = NULL;
-			const char *known;
-
-			b->in_store = 1;
-			snprintf(key, sizeof(key), "blobsrc-%s", ep_digest_hex(b->digest));
-			src = ep_store_cache_get(s, key);
-			known = json_string_value(json_object_get(src, "diff_id"));
-			/* a diff_id this store computed before needs no second look */
-			if (known && !strcmp(known, b->want_diff)) {
-				b->skip = 1;
-				continue;
-			}
-			b->path = ep_store_blob_path(s, b->digest, err);
-			if (!b->path)
-				goto out;
-			continue;
-		}
-		{
-			int fd;
-
-			if (ep_txn_tempfile(&txn, &fd, &b->path, err) < 0)
-				goto out;
-			/* pull_blob reopens it: no descriptor per blob held here */
-			close(fd);
-		}
-		g->ptotal += b->size;
 	}
 	if (run_pool(g, ref->repo, blobs, nl, pull_blob, err) < 0)
 		goto out;
-	for (i = 0; i < nl; i++) {
-		if (blobs[i].in_store || blobs[i].dup)
-			continue;
-		if (ep_txn_add_blob_file(&txn, blobs[i].path, blobs[i].digest, err) < 0)
-			goto out;
-		res->n_fetched++;
-		res->bytes_fetched += blobs[i].size;
-	}
-	for (i = 0; i < nl; i++)
-		if (!blobs[i].dup &&
-		    record_source(&txn, ref, blobs[i].digest, blobs[i].want_diff, err) < 0)
-			goto out;
-	if (record_source(&txn, ref, cdigest, NULL, err) < 0)
+	if (pull_stage(&txn, ref, tag, &d, cdigest, blobs, nl, res, err) < 0)
 		goto out;
-	{
-		ep_digest md;
-		cleanup_free char *name = NULL;
-
-		if (ep_txn_add_blob_buf(&txn, d.text, d.len, md, err) < 0)
-			goto out;
-		/* a digest-only pull keeps whatever tag the image has */
-		if (!tag && ref->tag) {
-			name = ep_ref_format(ref, err);
-			if (!name)
-				goto out;
-		}
-		if (ep_txn_add_image(&txn, d.digest, d.len, tag ? tag : name, err) < 0)
-			goto out;
-	}
-	if (ep_txn_commit(&txn, err) < 0) {
-		txn_open = 0;
-		goto out;
-	}
 	txn_open = 0;
+	if (ep_txn_commit(&txn, err) < 0)
+		goto out;
 	rc = 0;
 out:
 	for (i = 0; blobs && i <= nl; i++) {
@@ -1568,13 +1602,108 @@ static int push_blob(struct reg *g, struct ep_http *h, const char *repo, struct 
 	return rc;
 }
 
+/* Fills blobs[i] from its descriptor and checks the store holds it whole.
+ * When the blob was pulled from another repository of the same registry,
+ * notes that repository to mount from and widens *scope to pull from it. */
+static int push_plan_blob(struct ep_store *s, const struct ep_ref *ref, struct blob *blobs,
+			  size_t i, json_t *desc, const char *mdigest, char **scope,
+			  struct ep_error *err)
+{
+	struct blob *b = &blobs[i];
+	json_int_t sz = json_integer_value(json_object_get(desc, "size"));
+	char key[80]; /* "blobsrc-" + 64 hex digits */
+	cleanup_json json_t *src = NULL;
+	const char *from;
+	struct stat st;
+
+	b->digest = json_string_value(json_object_get(desc, "digest"));
+	if (!b->digest || ep_digest_check(b->digest, err) < 0 || sz < 0)
+		return ep_error_wrap(err, "manifest %s", mdigest);
+	b->size = (uint64_t)sz;
+	b->path = ep_store_blob_path(s, b->digest, err);
+	if (!b->path)
+		return -1;
+	/* opened by push_blob, one at a time per thread */
+	if (stat(b->path, &st) < 0 || (uint64_t)st.st_size != b->size)
+		return ep_error_errno(err, EP_EENV, access(b->path, F_OK) < 0 ? errno : EIO,
+				      "blob %s is missing or has the wrong size in the store",
+				      b->digest);
+	for (size_t k = 0; k < i; k++)
+		if (!strcmp(blobs[k].digest, b->digest))
+			b->skip = 1;
+	snprintf(key, sizeof(key), "blobsrc-%s", ep_digest_hex(b->digest));
+	src = ep_store_cache_get(s, key);
+	if (!src || strcmp(json_string_value(json_object_get(src, "host")) ?: "", ref->host))
+		return 0;
+	from = json_string_value(json_object_get(src, "repo"));
+	if (from && strcmp(from, ref->repo)) {
+		cleanup_free char *sc = scope_for(from, "pull", err);
+		char *ns;
+
+		b->mount_from = ep_strdup(from, err);
+		if (!b->mount_from || !sc)
+			return -1;
+		if (!strstr(*scope, sc)) {
+			ns = ep_asprintf(err, "%s %s", *scope, sc);
+			if (!ns)
+				return -1;
+			free(*scope);
+			*scope = ns;
+		}
+	}
+	return 0;
+}
+
+/* Puts the manifest last, once every blob it names is in the registry. */
+static int push_manifest(struct reg *g, const struct ep_ref *ref, const char *mtext, size_t len,
+			 const char *mt, const char *mdigest, struct ep_error *err)
+{
+	struct ep_http *h = ep_http_new(g->ca_file, err);
+	cleanup_free char *url = ep_asprintf(err, "%s/v2/%s/manifests/%s", g->base, ref->repo,
+					     ref->tag ? ref->tag : mdigest);
+	cleanup_free char *ctype =
+	    ep_asprintf(err, "Content-Type: %s", mt ? mt : EP_MT_OCI_MANIFEST);
+	const char *hdrs[] = {ctype, NULL};
+	struct ep_http_req q = {.method = "PUT",
+				.url = url,
+				.headers = hdrs,
+				.upload = mtext,
+				.upload_size = len,
+				.upload_fd = -1,
+				.allow_http = g->allow_http};
+	struct ep_http_resp r;
+	int rc = -1;
+
+	if (!h || !url || !ctype)
+		goto out;
+	if (reg_do(g, h, &q, &r, err) < 0) {
+		ep_error_wrap(err, "manifest");
+		goto out;
+	}
+	if (r.status != 201) {
+		http_status_error(&r, "put manifest", err);
+		goto out;
+	}
+	if (r.docker_digest && strcmp(r.docker_digest, mdigest)) {
+		ep_error_set(err, EP_EMISMATCH,
+			     "manifest: the registry says %.80s, envpin pushed %s", r.docker_digest,
+			     mdigest);
+		ep_http_resp_release(&r);
+		goto out;
+	}
+	ep_http_resp_release(&r);
+	rc = 0;
+out:
+	ep_http_free(h);
+	return rc;
+}
+
 static int push_image(struct ep_store *s, const char *image, const struct ep_ref *ref,
 		      const struct ep_registry_opts *o, struct ep_push_result *res,
 		      struct ep_error *err)
 {
 	struct reg *g = NULL;
-	struct ep_http *h = NULL;
-	cleanup_free char *mtext = NULL, *url = NULL, *ctype = NULL, *scope = NULL;
+	cleanup_free char *mtext = NULL, *scope = NULL;
 	cleanup_json json_t *man = NULL, *sources = NULL;
 	cleanup_free struct blob *blobs = NULL;
 	json_t *layers;
@@ -1609,55 +1738,13 @@ static int push_image(struct ep_store *s, const char *image, const struct ep_ref
 	scope = scope_for(ref->repo, "pull,push", err);
 	if (!scope)
 		goto out;
+	/* blobs[0] is the config, blobs[1..] the layers */
 	for (i = 0; i < n; i++) {
-		struct blob *b = &blobs[i];
 		json_t *desc = i ? json_array_get(layers, i - 1) : json_object_get(man, "config");
-		json_int_t sz = json_integer_value(json_object_get(desc, "size"));
-		char key[80];
-		cleanup_json json_t *src = NULL;
-		struct stat st;
 
-		b->digest = json_string_value(json_object_get(desc, "digest"));
-		if (!b->digest || ep_digest_check(b->digest, err) < 0 || sz < 0) {
-			ep_error_wrap(err, "manifest %s", res->manifest_digest);
+		if (push_plan_blob(s, ref, blobs, i, desc, res->manifest_digest, &scope, err) < 0)
 			goto out;
-		}
-		b->size = (uint64_t)sz;
-		b->path = ep_store_blob_path(s, b->digest, err);
-		if (!b->path)
-			goto out;
-		/* opened by push_blob, one at a time per thread */
-		if (stat(b->path, &st) < 0 || (uint64_t)st.st_size != b->size) {
-			ep_error_errno(err, EP_EENV, access(b->path, F_OK) < 0 ? errno : EIO,
-				       "blob %s is missing or has the wrong size in the store",
-				       b->digest);
-			goto out;
-		}
-		g->ptotal += b->size;
-		for (size_t k = 0; k < i; k++)
-			if (!strcmp(blobs[k].digest, b->digest))
-				b->skip = 1;
-		snprintf(key, sizeof(key), "blobsrc-%s", ep_digest_hex(b->digest));
-		src = ep_store_cache_get(s, key);
-		if (src && !strcmp(json_string_value(json_object_get(src, "host")) ?: "", ref->host)) {
-			const char *from = json_string_value(json_object_get(src, "repo"));
-
-			if (from && strcmp(from, ref->repo)) {
-				cleanup_free char *sc = scope_for(from, "pull", err);
-				char *ns;
-
-				b->mount_from = ep_strdup(from, err);
-				if (!b->mount_from || !sc)
-					goto out;
-				if (!strstr(scope, sc)) {
-					ns = ep_asprintf(err, "%s %s", scope, sc);
-					if (!ns)
-						goto out;
-					free(scope);
-					scope = ns;
-				}
-			}
-		}
+		g->ptotal += blobs[i].size;
 	}
 	g->scope = steal_pointer(&scope);
 	g->pwhat = "push";
@@ -1674,35 +1761,8 @@ static int push_image(struct ep_store *s, const char *image, const struct ep_ref
 			res->bytes_uploaded += blobs[i].size;
 		}
 	}
-	h = ep_http_new(g->ca_file, err);
-	url = ep_asprintf(err, "%s/v2/%s/manifests/%s", g->base, ref->repo,
-			  ref->tag ? ref->tag : res->manifest_digest);
-	ctype = ep_asprintf(err, "Content-Type: %s", mt ? mt : EP_MT_OCI_MANIFEST);
-	if (!h || !url || !ctype)
+	if (push_manifest(g, ref, mtext, len, mt, res->manifest_digest, err) < 0)
 		goto out;
-	{
-		const char *hdrs[] = {ctype, NULL};
-		struct ep_http_req q = {.method = "PUT", .url = url, .headers = hdrs, .upload = mtext,
-					.upload_size = len, .upload_fd = -1, .allow_http = g->allow_http};
-		struct ep_http_resp r;
-
-		if (reg_do(g, h, &q, &r, err) < 0) {
-			ep_error_wrap(err, "manifest");
-			goto out;
-		}
-		if (r.status != 201) {
-			http_status_error(&r, "put manifest", err);
-			goto out;
-		}
-		if (r.docker_digest && strcmp(r.docker_digest, res->manifest_digest)) {
-			ep_error_set(err, EP_EMISMATCH,
-				     "manifest: the registry says %.80s, envpin pushed %s", r.docker_digest,
-				     res->manifest_digest);
-			ep_http_resp_release(&r);
-			goto out;
-		}
-		ep_http_resp_release(&r);
-	}
 	rc = 0;
 out:
 	for (i = 0; blobs && i < n; i++) {
@@ -1711,7 +1771,6 @@ out:
 		free(blobs[i].path);
 		free(blobs[i].mount_from);
 	}
-	ep_http_free(h);
 	reg_free(g);
 	return rc;
 }
