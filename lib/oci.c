@@ -1344,7 +1344,7 @@ static int verify_docker_archive(struct scan *s, const char *want, struct ep_ver
 					  n_diff, n_layers);
 		}
 	}
-	memcpy(rep->config_digest, ci->digest[0] ? ci->digest : "", sizeof(rep->config_digest));
+	snprintf(rep->config_digest, sizeof(rep->config_digest), "%s", ci->digest);
 	for (size_t i = 0; i < n_layers; i++) {
 		const char *ln = json_string_value(json_array_get(layers, i));
 		struct ep_verify_item *it = &rep->items[1 + i];
