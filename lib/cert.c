@@ -122,9 +122,10 @@ json_t *ep_cert_build(const struct ep_cert_inputs *in, struct ep_error *err)
 
 		json_object_set_new(cert, "driver",
 				    json_pack("{s:O?}", "version", json_object_get(sc, "driver_version")));
-		json_object_set_new(cert, "gpus", json_is_array(json_object_get(sc, "devices"))
-							  ? json_incref(json_object_get(sc, "devices"))
-							  : json_array());
+		json_object_set_new(cert, "gpus",
+				    json_is_array(json_object_get(sc, "devices"))
+					? json_incref(json_object_get(sc, "devices"))
+					: json_array());
 		if ((v = json_string_value(json_object_get(sc, "runtime_version"))))
 			json_object_set_new(libs, "cudart", json_string(v));
 		if ((v = json_string_value(json_object_get(sc, "cublas_version"))))

@@ -1686,7 +1686,8 @@ struct ep_manifest *ep_manifest_loadb(const char *path, const char *buf, size_t 
 	struct ctx c = {0};
 
 	if (len > EP_MANIFEST_MAX_BYTES) {
-		ep_error_set(err, EP_EINVAL, "%s: larger than %u bytes", path, (unsigned)EP_MANIFEST_MAX_BYTES);
+		ep_error_set(err, EP_EINVAL, "%s: larger than %u bytes", path,
+			     (unsigned)EP_MANIFEST_MAX_BYTES);
 		return NULL;
 	}
 	lines = index_text(path, buf, len, err);

@@ -44,17 +44,19 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
 	if (checks || a) {
 		struct ep_error err = EP_ERROR_INIT;
 		struct ep_cert_inputs in = {
-			.digest = "sha256:0000000000000000000000000000000000000000000000000000000000000000",
-			.config_digest = "sha256:1111111111111111111111111111111111111111111111111111111111111111",
-			.tag = "fuzz",
-			.selfcheck = checks ? checks : a,
-			.selfcheck_status = 0,
-			.fitsinfer = checks ? a : NULL,
-			.fitsinfer_error = checks ? NULL : "did not run",
-			.fitsinfer_status = 1,
-			.gpus = "all",
-			.engine = "native",
-			.require_gpu = 1,
+		    .digest =
+			"sha256:0000000000000000000000000000000000000000000000000000000000000000",
+		    .config_digest =
+			"sha256:1111111111111111111111111111111111111111111111111111111111111111",
+		    .tag = "fuzz",
+		    .selfcheck = checks ? checks : a,
+		    .selfcheck_status = 0,
+		    .fitsinfer = checks ? a : NULL,
+		    .fitsinfer_error = checks ? NULL : "did not run",
+		    .fitsinfer_status = 1,
+		    .gpus = "all",
+		    .engine = "native",
+		    .require_gpu = 1,
 		};
 		json_t *c = ep_cert_build(&in, &err);
 

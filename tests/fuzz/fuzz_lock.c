@@ -69,7 +69,7 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
 		goto out;
 	compressor(json_object_get(lock, "compressor"));
 	layers = json_object_get(in, "layers");
-	json_array_foreach(layers, i, l) {
+	json_array_foreach (layers, i, l) {
 		char *c;
 
 		if (json_is_string(json_object_get(l, "kind")) &&

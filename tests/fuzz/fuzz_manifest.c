@@ -13,10 +13,11 @@
  * manifests validate. */
 static const char *setup(void)
 {
-	static const char *const dirs[] = {"payload", "payload/bin", "oci-layout", "default", "default/opt"};
-	static const char *const files[] = {"payload/hello.txt", "payload/bin/hi.sh", "base.tar",
-					    "rootfs.tar", "oci-layout/index.json",
-					    "oci-layout/oci-layout"};
+	static const char *const dirs[] = {"payload", "payload/bin", "oci-layout", "default",
+					   "default/opt"};
+	static const char *const files[] = {
+	    "payload/hello.txt", "payload/bin/hi.sh",	  "base.tar",
+	    "rootfs.tar",	 "oci-layout/index.json", "oci-layout/oci-layout"};
 	static char path[4200];
 	char p[4200];
 

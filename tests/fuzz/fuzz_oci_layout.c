@@ -104,7 +104,9 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
 		j = ep_inspect(dir, md, &err);
 		json_decref(j);
 		if (ok)
-			fuzz_note("export", ep_export(dir, md, out, EP_EXPORT_DOCKER, "fuzz/x:1", &err), &err);
+			fuzz_note("export",
+				  ep_export(dir, md, out, EP_EXPORT_DOCKER, "fuzz/x:1", &err),
+				  &err);
 	}
 	for (size_t i = 0; i < np; i++)
 		free(p[i].buf);

@@ -68,7 +68,8 @@ const char *fuzz_scratch(void)
 	t = getenv("TMPDIR");
 	if (!t || !*t)
 		t = "/tmp";
-	if (snprintf(scratch, sizeof(scratch), "%s/envpin-fuzz-XXXXXX", t) >= (int)sizeof(scratch) ||
+	if (snprintf(scratch, sizeof(scratch), "%s/envpin-fuzz-XXXXXX", t) >=
+		(int)sizeof(scratch) ||
 	    !mkdtemp(scratch)) {
 		perror("fuzz: scratch directory");
 		abort();

@@ -164,7 +164,8 @@ int main(int argc, char **argv)
 		char last[4200];
 
 		snprintf(corpus, sizeof(corpus), "%s/tests/fuzz/corpus/%s", top, harnesses[i].name);
-		snprintf(crashes, sizeof(crashes), "%s/tests/fuzz/crashes/%s", top, harnesses[i].name);
+		snprintf(crashes, sizeof(crashes), "%s/tests/fuzz/crashes/%s", top,
+			 harnesses[i].name);
 		if (pipe(pfd) < 0) {
 			perror("pipe");
 			return 1;
@@ -198,7 +199,8 @@ int main(int argc, char **argv)
 				line[strcspn(line, "\n")] = '\0';
 				if (line[0] == 'I')
 					snprintf(last, sizeof(last), "%s", line + 2);
-				else if (line[0] == 'C' && sscanf(line + 2, "%ld %ld", &counts[0], &counts[1]) == 2)
+				else if (line[0] == 'C' &&
+					 sscanf(line + 2, "%ld %ld", &counts[0], &counts[1]) == 2)
 					done = 1;
 			}
 			if (in)
@@ -210,11 +212,12 @@ int main(int argc, char **argv)
 		}
 		if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) ||
 		    counts[0] < 0) {
-			printf("not ok %zu - %s: replay failed on input %s\n", i + 1, harnesses[i].name,
-			       last[0] ? last : "(none)");
+			printf("not ok %zu - %s: replay failed on input %s\n", i + 1,
+			       harnesses[i].name, last[0] ? last : "(none)");
 			failed = 1;
 		} else if (counts[0] == 0) {
-			printf("not ok %zu - %s: no seed corpus in %s\n", i + 1, harnesses[i].name, corpus);
+			printf("not ok %zu - %s: no seed corpus in %s\n", i + 1, harnesses[i].name,
+			       corpus);
 			failed = 1;
 		} else {
 			printf("ok %zu - %s: %ld corpus inputs, %ld past crash inputs\n", i + 1,
