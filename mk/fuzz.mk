@@ -52,7 +52,7 @@ fuzz: fuzz-build
 		$(FUZZ_NICE) $(FUZZ_DIR)/fuzz_$$h -max_total_time=$(FUZZ_TIME) -timeout=30 -print_final_stats=1 \
 			-artifact_prefix=$(FUZZ_DIR)/artifacts/$$h/ $(FUZZ_FLAGS) \
 			$(FUZZ_DIR)/corpus/$$h tests/fuzz/corpus/$$h 2>&1 | tee $(FUZZ_DIR)/fuzz_$$h.log | \
-			grep -E '^(#[0-9]+ +(INITED|DONE|pulse)|==[0-9]+==ERROR|SUMMARY|stat::|Done )' ; \
+			grep -E '^(#[0-9]+[[:space:]]+(INITED|DONE)|==[0-9]+==ERROR|SUMMARY|stat::|Done )' ; \
 		for a in $(FUZZ_DIR)/artifacts/$$h/*; do \
 			[ -f "$$a" ] || continue; \
 			cp "$$a" tests/fuzz/crashes/$$h/ && echo "crash input: tests/fuzz/crashes/$$h/$$(basename $$a)"; rc=1; \
