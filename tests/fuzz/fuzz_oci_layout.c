@@ -31,7 +31,7 @@ struct part {
 static char *substitute(const uint8_t *in, size_t n, size_t self, struct part *p, size_t np,
 			size_t *out_len)
 {
-	size_t cap = n * 20 + 1, o = 0;
+	size_t cap = n * 32 + 1, o = 0; /* "@N" (2 bytes) becomes 64 */
 	char *out = malloc(cap);
 
 	if (!out)
