@@ -6,7 +6,7 @@
 #       (the library compiled again under build/fuzz/, the normal build is
 #       untouched) and runs each harness for FUZZ_TIME seconds, one after the
 #       other, one worker, growing build/fuzz/corpus/NAME from
-#       tests/fuzz/corpus/NAME.  Crash inputs are copied to
+#       tests/fuzz/corpus/NAME.  Crash inputs are moved to
 #       tests/fuzz/crashes/NAME/; the target fails if there were any.
 #   make fuzz-build                  only the build
 #   make test                        replays every corpus and crash input
@@ -55,7 +55,7 @@ fuzz: fuzz-build
 			grep -E '^(#[0-9]+[[:space:]]+(INITED|DONE)|==[0-9]+==ERROR|SUMMARY|stat::|Done )' ; \
 		for a in $(FUZZ_DIR)/artifacts/$$h/*; do \
 			[ -f "$$a" ] || continue; \
-			cp "$$a" tests/fuzz/crashes/$$h/ && echo "crash input: tests/fuzz/crashes/$$h/$$(basename $$a)"; rc=1; \
+			mv "$$a" tests/fuzz/crashes/$$h/ && echo "crash input: tests/fuzz/crashes/$$h/$$(basename $$a)"; rc=1; \
 		done; \
 	done; exit $$rc
 
