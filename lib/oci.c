@@ -557,6 +557,11 @@ static int scan_member_data(struct archive *a, struct member *m, uint64_t size, 
 			keep = size <= EP_MAX_CONFIG_BYTES && looks_like_json(head, head_len);
 			blob_hasher_write(&h, head, head_len);
 			if (keep) {
+				if (head_len > size) {
+					rc = ep_error_set(err, EP_EMISMATCH, "archive member '%s' is "
+							  "longer than its header says", m->name);
+					goto out;
+				}
 				if (s->kept + size > KEPT_BYTES_MAX) {
 					rc = ep_error_set(err, EP_EINVAL, "archive holds more than %u "
 							  "bytes of JSON documents", KEPT_BYTES_MAX);
