@@ -8,8 +8,9 @@
 #                                  objects go to build/san/ so both builds coexist
 #   V=1                            show full commands
 #   TESTS="unit cli"               which test groups `make test` runs
+#   FUZZ_TIME=60 FUZZ="tar cert"   make fuzz: seconds per harness, which harnesses
 #
-# Targets: all (default), deps, test, demo, bench, install, clean, style, help
+# Targets: all (default), deps, test, fuzz, demo, bench, install, clean, style, help
 
 VERSION := 0.1.0
 PREFIX ?= /usr/local

@@ -142,10 +142,11 @@ static void cert_add_selfcheck(json_t *cert, json_t *checks, json_t *libs,
 	}
 	json_object_set_new(cert, "driver",
 			    json_pack("{s:O?}", "version", json_object_get(sc, "driver_version")));
-	json_object_set(cert, "gpus",
-			json_is_array(json_object_get(sc, "devices"))
-			    ? json_object_get(sc, "devices")
-			    : json_array());
+	/* a new empty array when the self-check lists no devices (set_new: no leak) */
+	json_object_set_new(cert, "gpus",
+			    json_is_array(json_object_get(sc, "devices"))
+				? json_incref(json_object_get(sc, "devices"))
+				: json_array());
 	if ((v = json_string_value(json_object_get(sc, "runtime_version"))))
 		json_object_set_new(libs, "cudart", json_string(v));
 	if ((v = json_string_value(json_object_get(sc, "cublas_version"))))

@@ -1669,15 +1669,27 @@ static char *manifest_dir(const char *path, struct ep_error *err)
 
 struct ep_manifest *ep_manifest_load(const char *path, struct ep_error *err)
 {
-	struct ep_manifest *m = NULL;
 	cleanup_free char *buf = NULL;
-	cleanup_json json_t *lines = NULL;
-	struct ctx c = {0};
 	size_t len;
 
 	buf = ep_read_file(path, EP_MANIFEST_MAX_BYTES, &len, err);
 	if (!buf)
 		return NULL;
+	return ep_manifest_loadb(path, buf, len, err);
+}
+
+struct ep_manifest *ep_manifest_loadb(const char *path, const char *buf, size_t len,
+				      struct ep_error *err)
+{
+	struct ep_manifest *m = NULL;
+	cleanup_json json_t *lines = NULL;
+	struct ctx c = {0};
+
+	if (len > EP_MANIFEST_MAX_BYTES) {
+		ep_error_set(err, EP_EINVAL, "%s: larger than %u bytes", path,
+			     (unsigned)EP_MANIFEST_MAX_BYTES);
+		return NULL;
+	}
 	lines = index_text(path, buf, len, err);
 	if (!lines)
 		return NULL;

@@ -80,6 +80,11 @@ struct ep_manifest {
 
 /* Loads and validates path.  Returns NULL with EP_EINVAL on any error. */
 struct ep_manifest *ep_manifest_load(const char *path, struct ep_error *err);
+/* The same for a manifest already in memory (buf need not be NUL-terminated);
+ * path names it in messages and its directory anchors relative paths, as if
+ * the file had been read from there (the fuzzers use this). */
+struct ep_manifest *ep_manifest_loadb(const char *path, const char *buf, size_t len,
+				      struct ep_error *err);
 void ep_manifest_free(struct ep_manifest *m);
 
 /* Line of a field, named by its path as in error messages

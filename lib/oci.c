@@ -596,6 +596,11 @@ static int scan_member_data(struct archive *a, struct member *m, uint64_t size, 
 			keep = size <= EP_MAX_CONFIG_BYTES && looks_like_json(head, head_len);
 			blob_hasher_write(&h, head, head_len);
 			if (keep) {
+				if (head_len > size) {
+					rc = ep_error_set(err, EP_EMISMATCH, "archive member '%s' is "
+							  "longer than its header says", m->name);
+					goto out;
+				}
 				if (s->kept + size > KEPT_BYTES_MAX) {
 					rc = ep_error_set(err, EP_EINVAL, "archive holds more than %u "
 							  "bytes of JSON documents", KEPT_BYTES_MAX);
@@ -1383,7 +1388,7 @@ static int verify_docker_archive(struct scan *s, const char *want, struct ep_ver
 					  n_diff, n_layers);
 		}
 	}
-	memcpy(rep->config_digest, ci->digest[0] ? ci->digest : "", sizeof(rep->config_digest));
+	snprintf(rep->config_digest, sizeof(rep->config_digest), "%s", ci->digest);
 	for (size_t i = 0; i < n_layers; i++) {
 		const char *ln = json_string_value(json_array_get(layers, i));
 		struct ep_verify_item *it = &rep->items[1 + i];

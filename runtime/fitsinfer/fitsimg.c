@@ -1,6 +1,7 @@
 /* runtime/fitsinfer/fitsimg.c - see fitsimg.h; rules in docs/fits.md. */
 #include "fitsimg.h"
 
+#include <errno.h>
 #include <fitsio.h>
 #include <math.h>
 #include <stdarg.h>
@@ -224,9 +225,21 @@ int fi_read_image(const char *spec, size_t max_pixels, struct fi_image *img, cha
 	if (fits_read_key(f, TDOUBLE, "BZERO", &img->bzero, NULL, &st))
 		img->bzero = 0.0;
 	st = 0;
-	/* BLANK means something only for integer data (a float image uses NaN). */
-	if (bitpix > 0 && fits_read_key(f, TLONGLONG, "BLANK", &img->blank, NULL, &st) == 0)
-		img->has_blank = 1;
+	/* BLANK means something only for integer data (a float image uses NaN).
+	 * Read as text and parsed here: cfitsio 4.2.0's own conversion (ffc2j)
+	 * overflows a message buffer on a long non-integer value (found by
+	 * tests/fuzz/fuzz_fits). */
+	if (bitpix > 0 && fits_read_key(f, TSTRING, "BLANK", val, NULL, &st) == 0) {
+		char *end;
+
+		errno = 0;
+		img->blank = strtoll(val, &end, 10);
+		while (*end == ' ')
+			end++;
+		img->has_blank = end != val && !*end && !errno;
+		if (!img->has_blank)
+			img->blank = 0;
+	}
 	st = 0;
 	img->compressed = fits_is_compressed_image(f, &st) ? 1 : 0;
 	st = 0;
