@@ -189,15 +189,11 @@ void ep_async_sink_free(struct ep_sink *s)
 	free(s);
 }
 
-int ep_idle_cpus(void)
+int ep_worker_cpus(void)
 {
 	const char *e = getenv("ENVPIN_THREADS");
-	double load = 0;
-	int n = ep_ncpu();
 
 	if (e && atoi(e) > 0)
 		return atoi(e);
-	if (getloadavg(&load, 1) == 1)
-		n -= (int)(load + 0.5);
-	return n < 1 ? 1 : n;
+	return ep_ncpu();
 }

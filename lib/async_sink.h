@@ -23,12 +23,12 @@
 struct ep_sink *ep_async_sink_new(struct ep_sink *next, struct ep_error *err);
 void ep_async_sink_free(struct ep_sink *s);
 
-/* CPUs that are idle now: ep_ncpu() less the 1-minute load average
- * (rounded), at least 1; ENVPIN_THREADS overrides it.  Threads only pay
- * where cores are idle: on a machine busy with other work a pipeline of
- * stages costs more CPU (copies, hand-overs, cold caches) and waits on
- * stages that are not scheduled, so callers go parallel only when this is
- * 2 or more. */
-int ep_idle_cpus(void);
+/* The CPUs envpin's pipelines may use: ENVPIN_THREADS when set, else
+ * ep_ncpu().  Callers go parallel when this is 2 or more.  Not the load
+ * average: it counts envpin's own work of the last minute (a verify right
+ * after a build ran sequentially, 29 s instead of 19 s on the reference
+ * image), and on a machine busy with other work the scheduler shares the
+ * cores anyway (docs/verify.md). */
+int ep_worker_cpus(void);
 
 #endif

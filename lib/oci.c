@@ -269,7 +269,7 @@ static int blob_hasher_init(struct blob_hasher *h, int kind, int threaded, struc
 			goto fail;
 	}
 	if (threaded && kind == EP_COMPRESS_GZIP)
-		h->dec = ep_pgunzip_sink_new(EP_MAX_LAYER_BYTES, ep_idle_cpus(),
+		h->dec = ep_pgunzip_sink_new(EP_MAX_LAYER_BYTES, ep_worker_cpus(),
 					     h->diff_async ? h->diff_async : &h->diff.base, err);
 	else
 		h->dec = ep_decompress_sink_new((enum ep_compression)kind, EP_MAX_LAYER_BYTES,
@@ -372,7 +372,7 @@ static int hash_layout_blob(const char *layout, const char *digest, int kind,
 	if (fstat(fd, &st) < 0)
 		return ep_error_errno(err, EP_EENV, errno, "stat '%s'", path);
 	buf = ep_malloc(CHUNK, err);
-	if (!buf || blob_hasher_init(&h, kind, st.st_size >= THREADED_BLOB && ep_idle_cpus() >= 2,
+	if (!buf || blob_hasher_init(&h, kind, st.st_size >= THREADED_BLOB && ep_worker_cpus() >= 2,
 				     r, err) < 0)
 		return -1;
 	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -589,7 +589,7 @@ static int scan_member_data(struct archive *a, struct member *m, uint64_t size, 
 		}
 		if (!started && head_len == sizeof(head)) {
 			if (blob_hasher_init(&h, ep_compression_detect(head, head_len),
-					     size >= THREADED_BLOB && ep_idle_cpus() >= 2, &m->r,
+					     size >= THREADED_BLOB && ep_worker_cpus() >= 2, &m->r,
 					     err) < 0)
 				return -1;
 			started = 1;
@@ -1144,7 +1144,7 @@ static void *layer_worker(void *arg)
 static int verify_threads(size_t n_layers)
 {
 	const char *e = getenv("ENVPIN_VERIFY_THREADS");
-	int t = e && atoi(e) > 0 ? atoi(e) : ep_idle_cpus();
+	int t = e && atoi(e) > 0 ? atoi(e) : ep_worker_cpus();
 
 	if (t > 4)
 		t = 4;

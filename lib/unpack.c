@@ -1560,7 +1560,7 @@ int ep_unpack_layer(int root_fd, const char *blob_path, const char *media_type,
 	/* A big layer is a pipeline (async_sink.h): read, inflate (gzip: on
 	 * all cores, pgunzip.h) and the diff_id hash in this thread, extraction
 	 * (file writes, mostly kernel time) in another. */
-	threaded = st.st_size >= THREADED_LAYER && ep_idle_cpus() >= 2;
+	threaded = st.st_size >= THREADED_LAYER && ep_worker_cpus() >= 2;
 	if (threaded) {
 		tar_async = ep_async_sink_new(&u.base, err);
 		if (!tar_async)
@@ -1572,7 +1572,7 @@ int ep_unpack_layer(int root_fd, const char *blob_path, const char *media_type,
 	/* The stream is the tar, so budget + trailer bounds it: a bomb stops
 	 * in the decompressor, before the parser sees the excess. */
 	if (threaded && kind == EP_COMPRESS_GZIP)
-		dec = ep_pgunzip_sink_new(u.budget + TRAILER_SLACK + 2 * BLOCK, ep_idle_cpus(),
+		dec = ep_pgunzip_sink_new(u.budget + TRAILER_SLACK + 2 * BLOCK, ep_worker_cpus(),
 					  &hash.base, err);
 	else
 		dec = ep_decompress_sink_new((enum ep_compression)kind,
@@ -1885,7 +1885,7 @@ static void *layer_queue_worker(void *arg)
 static int unpack_threads(void)
 {
 	const char *e = getenv("ENVPIN_UNPACK_THREADS");
-	int t = e && atoi(e) > 0 ? atoi(e) : ep_idle_cpus() >= 2 ? 2 : 1;
+	int t = e && atoi(e) > 0 ? atoi(e) : ep_worker_cpus() >= 2 ? 2 : 1;
 
 	return t > 8 ? 8 : t;
 }
