@@ -158,8 +158,19 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *ud)
 				return 0;
 		}
 	}
-	if ((size_t)(colon - buf) == 14 && !strncasecmp(buf, "content-length", 14))
-		x->r->content_length = strtoll(colon + 1, NULL, 10);
+	if ((size_t)(colon - buf) == 14 && !strncasecmp(buf, "content-length", 14)) {
+		/* libcurl's header buffer is not NUL-terminated: parse a copy, and
+		 * only plain digits (a bad value is no length, not a negative one) */
+		char num[32];
+		size_t vl = len - 15, i = 0, k = 0;
+
+		while (i < vl && (colon[1 + i] == ' ' || colon[1 + i] == '\t'))
+			i++;
+		while (i < vl && k + 1 < sizeof(num) && colon[1 + i] >= '0' && colon[1 + i] <= '9')
+			num[k++] = colon[1 + i++];
+		num[k] = '\0';
+		x->r->content_length = k > 0 && k < 19 ? strtoll(num, NULL, 10) : -1;
+	}
 	return len;
 }
 
