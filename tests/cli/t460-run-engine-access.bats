@@ -27,7 +27,7 @@ setup_file() {
 }
 teardown_file() {
 	[ -z "${ET:-}" ] || rm -rf "$ET"
-	! id "$USER460" >/dev/null 2>&1 || userdel "$USER460"
+	if id "$USER460" >/dev/null 2>&1; then userdel "$USER460"; fi
 }
 
 setup() {
