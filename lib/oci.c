@@ -24,6 +24,7 @@
 #include "async_sink.h"
 #include "compress.h"
 #include "jsonutil.h"
+#include "parallel.h"
 #include "pgunzip.h"
 #include "sink.h"
 #include "util.h"
@@ -1113,29 +1114,20 @@ struct layer_job {
 	int rc;
 };
 
-struct layer_pool {
+struct layer_hash {
 	struct layer_job *jobs;
-	size_t n, next;
-	pthread_mutex_t mu;
 	struct progress *pg;
 };
 
-static void *layer_worker(void *arg)
+static int hash_one_layer(void *ctx, size_t i)
 {
-	struct layer_pool *p = arg;
+	struct layer_hash *h = ctx;
+	struct layer_job *j = &h->jobs[i];
 
-	for (;;) {
-		struct layer_job *j;
-
-		pthread_mutex_lock(&p->mu);
-		j = p->next < p->n ? &p->jobs[p->next++] : NULL;
-		pthread_mutex_unlock(&p->mu);
-		if (!j)
-			return NULL;
-		j->rc = hash_layout_blob(j->layout, j->d->digest,
-					 ep_compression_from_media_type(j->d->media_type), &j->r, p->pg,
-					 &j->err);
-	}
+	j->rc = hash_layout_blob(j->layout, j->d->digest,
+				 ep_compression_from_media_type(j->d->media_type), &j->r, h->pg,
+				 &j->err);
+	return j->rc;
 }
 
 /* Hashing and inflating are CPU-bound and independent per layer, so layers
@@ -1156,23 +1148,16 @@ static int verify_threads(size_t n_layers)
 static int hash_layout_layers(const char *layout, const struct image_manifest *m,
 			      struct layer_job *jobs, struct progress *pg, struct ep_error *err)
 {
-	struct layer_pool pool = {jobs, m->n_layers, 0, PTHREAD_MUTEX_INITIALIZER, pg};
-	pthread_t th[4];
-	int nt = verify_threads(m->n_layers), started = 0;
+	struct layer_hash h = {jobs, pg};
 
 	for (size_t i = 0; i < m->n_layers; i++) {
 		jobs[i].layout = layout;
 		jobs[i].d = &m->layers[i];
 		ep_error_clear(&jobs[i].err);
 	}
-	for (int i = 1; i < nt; i++) {
-		if (pthread_create(&th[started], NULL, layer_worker, &pool) != 0)
-			break;
-		started++;
-	}
-	layer_worker(&pool);
-	for (int i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
+	/* every layer is hashed (no stop on error): the report names the first
+	 * bad layer in order, whatever the threads did */
+	ep_parallel_for(m->n_layers, verify_threads(m->n_layers), 0, hash_one_layer, &h);
 	for (size_t i = 0; i < m->n_layers; i++) {
 		if (jobs[i].rc < 0) {
 			*err = jobs[i].err;

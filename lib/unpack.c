@@ -33,6 +33,7 @@
 
 #include "async_sink.h"
 #include "compress.h"
+#include "parallel.h"
 #include "pgunzip.h"
 #include "sink.h"
 #include "tar.h"
@@ -1832,11 +1833,8 @@ struct layer_task {
 };
 
 struct layer_queue {
-	pthread_mutex_t mu;
 	struct layer_task *tasks;
-	size_t n, next;
 	struct ep_store *s;
-	int failed;
 };
 
 static void task_progress(void *ctx, const char *what, uint64_t done, uint64_t total)
@@ -1855,31 +1853,18 @@ static void task_progress(void *ctx, const char *what, uint64_t done, uint64_t t
 	pthread_mutex_unlock(&pg->mu);
 }
 
-static void *layer_queue_worker(void *arg)
+static int unpack_one_layer(void *ctx, size_t i)
 {
-	struct layer_queue *q = arg;
+	struct layer_queue *q = ctx;
+	struct layer_task *t = &q->tasks[i];
 
-	for (;;) {
-		struct layer_task *t = NULL;
-
-		pthread_mutex_lock(&q->mu);
-		while (q->next < q->n && !q->failed && !q->tasks[q->next].todo)
-			q->next++;
-		if (q->next < q->n && !q->failed)
-			t = &q->tasks[q->next++];
-		pthread_mutex_unlock(&q->mu);
-		if (!t)
-			return NULL;
-		t->rc = layer_rootfs(q->s, json_string_value(json_object_get(t->layer, "digest")),
-				     json_string_value(json_object_get(t->layer, "media_type")),
-				     json_string_value(json_object_get(t->layer, "diff_id")),
-				     t->pg->fn ? task_progress : NULL, t, &t->path, &t->err);
-		if (t->rc < 0) {
-			pthread_mutex_lock(&q->mu);
-			q->failed = 1;
-			pthread_mutex_unlock(&q->mu);
-		}
-	}
+	if (!t->todo)
+		return 0;
+	t->rc = layer_rootfs(q->s, json_string_value(json_object_get(t->layer, "digest")),
+			     json_string_value(json_object_get(t->layer, "media_type")),
+			     json_string_value(json_object_get(t->layer, "diff_id")),
+			     t->pg->fn ? task_progress : NULL, t, &t->path, &t->err);
+	return t->rc;
 }
 
 static int unpack_threads(void)
@@ -1895,9 +1880,8 @@ int ep_layer_rootfs_all(struct ep_store *s, const json_t *layers, char **paths,
 {
 	size_t n = json_array_size(layers);
 	struct all_progress pg = {PTHREAD_MUTEX_INITIALIZER, progress, pctx, 0, 0};
-	struct layer_queue q = {PTHREAD_MUTEX_INITIALIZER, NULL, n, 0, s, 0};
-	pthread_t th[8];
-	int nt = unpack_threads(), started = 0, rc = 0;
+	struct layer_queue q = {NULL, s};
+	int nt = unpack_threads(), failed = 0, rc = 0;
 	size_t todo = 0;
 
 	q.tasks = ep_calloc(n ? n : 1, sizeof(*q.tasks), err);
@@ -1935,17 +1919,12 @@ int ep_layer_rootfs_all(struct ep_store *s, const json_t *layers, char **paths,
 	}
 	if ((size_t)nt > todo)
 		nt = (int)todo;
-	for (int i = 1; i < nt; i++) {
-		if (pthread_create(&th[started], NULL, layer_queue_worker, &q) != 0)
-			break;
-		started++;
-	}
 	if (todo)
-		layer_queue_worker(&q);
-	for (int i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
+		ep_parallel_for(n, nt, 1, unpack_one_layer, &q);
+	for (size_t i = 0; i < n; i++)
+		failed |= q.tasks[i].todo && q.tasks[i].rc < 0;
 	/* the last word is 100% (once: a tty line ends there) */
-	if (todo && progress && !q.failed && pg.done < pg.total)
+	if (todo && progress && !failed && pg.done < pg.total)
 		progress(pctx, "unpack", pg.total, pg.total);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		struct layer_task *t = &q.tasks[i];
@@ -1955,7 +1934,7 @@ int ep_layer_rootfs_all(struct ep_store *s, const json_t *layers, char **paths,
 			rc = ep_error_wrap(err, "layer %zu", i + 1);
 		} else if (!t->todo || !t->path) {
 			/* cached, or skipped after another layer failed */
-			if (q.failed)
+			if (failed)
 				continue;
 			t->rc =
 			    layer_rootfs(s, json_string_value(json_object_get(t->layer, "digest")),
