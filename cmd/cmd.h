@@ -73,5 +73,7 @@ int cmd_login(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_check(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_version(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_run(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_key(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_sign(int argc, char **argv, struct cmd_ctx *ctx);
 
 #endif

@@ -46,6 +46,8 @@ static const struct command commands[] = {
 	{"dockerfile", cmd_dockerfile, 0, "print a Dockerfile equivalent to a manifest"},
 	{"gc", cmd_gc, CMD_NEEDS_STORE | CMD_EXCLUSIVE_STORE,
 	 "remove unreferenced blobs and leftovers of killed builds"},
+	{"key", cmd_key, 0, "generate an ECDSA P-256 key pair for sign and provenance"},
+	{"sign", cmd_sign, CMD_NEEDS_STORE, "sign an image the way cosign does (kept beside it)"},
 	{"version", cmd_version, 0, "print version and the library versions that affect digests"},
 };
 

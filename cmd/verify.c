@@ -11,11 +11,12 @@
 #include "jsonutil.h"
 #include "oci.h"
 #include "rebuild.h"
+#include "trust.h"
 #include "util.h"
 
 static const char usage[] =
     "usage: envpin verify [DIGEST] [--image PATH] [--rebuild [-f MANIFEST] [--lock FILE]]\n"
-    "                     [--json] [-q]\n\n"
+    "                     [--key PUB | --policy FILE] [--identity REPO] [--json] [-q]\n\n"
     "Checks an image's integrity: the manifest, the config, every layer blob (compressed\n"
     "digest and size) and every diff_id (the hash of the uncompressed layer), each blob read\n"
     "once. Exits 0 when all match, 1 naming the first bad blob otherwise.\n\n"
@@ -35,6 +36,12 @@ static const char usage[] =
     "                  and compare the FITS smoke test's fingerprint with CERT's, field\n"
     "                  by field within the tolerances CERT carries\n"
     "      --require-gpu, --gpus SPEC, --engine E   as for envpin check\n"
+    "      --key PUB   then check the image's cosign-style signature (envpin sign) with\n"
+    "                  this public key: it must verify and name this digest and repository\n"
+    "      --policy FILE  the same with the key a containers policy.json (skopeo's\n"
+    "                  sigstoreSigned keyPath) gives for the image's repository\n"
+    "      --identity REPO  the repository the signature must name (default: the\n"
+    "                  image's tag in the store; without either, only the digest)\n"
     "  -f, --file M    the manifest to rebuild (default: envpin.json)\n"
     "      --lock FILE the lock to rebuild with (default: beside the manifest; never written)\n"
     "      --json      print the report as JSON\n"
@@ -211,6 +218,7 @@ static int resolve_target(struct cmd_ctx *ctx, const char *arg, const char *imag
 /* verify's command line, parsed once. */
 struct verify_opts {
 	const char *image_path, *arg, *manifest, *lock, *certify;
+	const char *key, *policy, *identity; /* signature check */
 	int json, quiet, rebuild;
 	struct check_opts co;
 };
@@ -218,12 +226,15 @@ struct verify_opts {
 /* Returns -1 to go on, or the exit status (help, usage error). */
 static int parse_verify_opts(int argc, char **argv, struct cmd_ctx *ctx, struct verify_opts *vo)
 {
-	enum { O_IMAGE = 256, O_JSON, O_REBUILD, O_LOCK, O_CERTIFY };
+	enum { O_IMAGE = 256, O_JSON, O_REBUILD, O_LOCK, O_CERTIFY, O_KEY, O_POLICY, O_IDENTITY };
 	static const struct option opts[] = {
 		{"image", required_argument, NULL, O_IMAGE}, {"json", no_argument, NULL, O_JSON},
 		{"rebuild", no_argument, NULL, O_REBUILD},   {"file", required_argument, NULL, 'f'},
 		{"lock", required_argument, NULL, O_LOCK},
 		{"certify", required_argument, NULL, O_CERTIFY},
+		{"key", required_argument, NULL, O_KEY},
+		{"policy", required_argument, NULL, O_POLICY},
+		{"identity", required_argument, NULL, O_IDENTITY},
 		{"require-gpu", no_argument, NULL, CHECK_O_REQUIRE_GPU},
 		{"gpus", required_argument, NULL, CHECK_O_GPUS},
 		{"engine", required_argument, NULL, CHECK_O_ENGINE},
@@ -248,6 +259,15 @@ static int parse_verify_opts(int argc, char **argv, struct cmd_ctx *ctx, struct 
 			break;
 		case O_REBUILD:
 			vo->rebuild = 1;
+			break;
+		case O_KEY:
+			vo->key = optarg;
+			break;
+		case O_POLICY:
+			vo->policy = optarg;
+			break;
+		case O_IDENTITY:
+			vo->identity = optarg;
 			break;
 		case 'f':
 			vo->manifest = optarg;
@@ -280,6 +300,10 @@ static int parse_verify_opts(int argc, char **argv, struct cmd_ctx *ctx, struct 
 	if (vo->certify &&
 	    (vo->image_path || !vo->arg || (strchr(vo->arg, '/') && !access(vo->arg, F_OK))))
 		return cmd_usage_error(ctx, "--certify runs an image in the store: name its DIGEST");
+	if (vo->key && vo->policy)
+		return cmd_usage_error(ctx, "--key and --policy exclude each other");
+	if ((vo->key || vo->policy) && (vo->image_path || (strchr(vo->arg, '/') && !access(vo->arg, F_OK))))
+		return cmd_usage_error(ctx, "signatures are kept in the store: name the image's DIGEST");
 	return -1;
 }
 
@@ -337,6 +361,7 @@ struct verify_result {
 	json_t *cert_ref; /* --certify's certificate, or NULL */
 	json_t *cert_now; /* the certificate made here, or NULL */
 	json_t *fp_cmp;	  /* the fingerprint comparison, or NULL */
+	json_t *signature; /* --key/--policy's report, or NULL */
 };
 
 static void print_verify_json(const struct verify_result *vr, int rc, const struct ep_error *err)
@@ -351,6 +376,8 @@ static void print_verify_json(const struct verify_result *vr, int rc, const stru
 	}
 	if (vr->rebuild)
 		json_object_set(j, "rebuild", vr->rebuild);
+	if (vr->signature)
+		json_object_set(j, "signature", vr->signature);
 	text = ep_json_pretty(j, &jerr);
 	if (text)
 		fputs(text, stdout);
@@ -376,6 +403,16 @@ static void print_verify_text(const struct verify_result *vr, int rc, int quiet)
 	printf("verified %s: %zu blobs, %.1f MB hashed\n",
 	       rep->manifest_digest[0] ? rep->manifest_digest : rep->config_digest, rep->n_items,
 	       (double)rep->bytes_hashed / 1e6);
+	if (vr->signature && json_is_true(json_object_get(vr->signature, "verified")))
+		printf("signature: verified by key %s for '%s'%s\n",
+		       json_string_value(json_object_get(vr->signature, "key_id")),
+		       json_string_value(json_object_get(vr->signature, "identity")),
+		       json_is_true(json_object_get(vr->signature, "repository_checked"))
+			       ? ""
+			       : " (repository not checked: no tag, no --identity)");
+	else if (vr->signature)
+		printf("signature: not required by the policy for '%s'\n",
+		       json_string_value(json_object_get(vr->signature, "identity")));
 	if (vr->rebuild)
 		print_rebuild(vr->rebuild, quiet);
 	if (vr->cert_now)
@@ -397,6 +434,10 @@ static int verify_run(struct cmd_ctx *ctx, struct verify_opts *vo, struct verify
 	/* a layout's image is the manifest that was just verified */
 	if (rc == 0 && tg->path)
 		snprintf(tg->loc.digest, sizeof(tg->loc.digest), "%s", vr->rep.manifest_digest);
+	if (rc == 0 && (vo->key || vo->policy) &&
+	    trust_verify_signature(ctx, tg->loc.digest, tg->loc.tag, vo->identity, vo->key,
+				   vo->policy, &vr->signature, err) < 0)
+		rc = -1;
 	if (rc == 0 && vo->rebuild && verify_rebuild(ctx, vo, tg, &vr->rebuild, err) < 0)
 		rc = -1;
 	if (rc == 0 && vo->certify &&
@@ -413,6 +454,7 @@ static void verify_result_release(struct verify_result *vr)
 	json_decref(vr->cert_ref);
 	json_decref(vr->cert_now);
 	json_decref(vr->fp_cmp);
+	json_decref(vr->signature);
 	memset(vr, 0, sizeof(*vr));
 }
 

@@ -1,0 +1,29 @@
+/* cmd/trust.h - what verify, push and pull share with the trust commands
+ * (cmd/sign.c, cmd/attach.c). */
+#ifndef EP_CMD_TRUST_H
+#define EP_CMD_TRUST_H
+
+#include <jansson.h>
+
+#include "cmd.h"
+#include "registry.h"
+
+/* Reads the passphrase from the first line of file (NULL: none).  *out is
+ * malloc'ed (caller frees and clears it). */
+int trust_read_passphrase(const char *file, char **out, struct ep_error *err);
+
+/* verify --key/--policy: checks the signature of image digest (tag: its
+ * store tag or NULL; identity: --identity or NULL) and returns a report
+ * (*out new): {"verified", "key", "identity", "signatures"}. */
+int trust_verify_signature(struct cmd_ctx *ctx, const char *digest, const char *tag,
+			   const char *identity, const char *key_path, const char *policy,
+			   json_t **out, struct ep_error *err);
+
+/* push/pull: carries an image's signature and attachments to/from the
+ * registry repository of ref.  *report (new, may be NULL) says what moved. */
+int trust_push(struct cmd_ctx *ctx, const char *digest, const char *ref,
+	       const struct ep_registry_opts *o, json_t **report, struct ep_error *err);
+int trust_pull(struct cmd_ctx *ctx, const char *digest, const char *ref,
+	       const struct ep_registry_opts *o, json_t **report, struct ep_error *err);
+
+#endif
