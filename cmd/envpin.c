@@ -48,6 +48,10 @@ static const struct command commands[] = {
 	 "remove unreferenced blobs and leftovers of killed builds"},
 	{"key", cmd_key, 0, "generate an ECDSA P-256 key pair for sign and provenance"},
 	{"sign", cmd_sign, CMD_NEEDS_STORE, "sign an image the way cosign does (kept beside it)"},
+	{"attach", cmd_attach, CMD_NEEDS_STORE,
+	 "attach an SBOM, provenance or certificate to an image (OCI 1.1 artifact)"},
+	{"attachments", cmd_attachments, CMD_CREATE_STORE,
+	 "list an image's signature and attachments (store or registry)"},
 	{"version", cmd_version, 0, "print version and the library versions that affect digests"},
 };
 

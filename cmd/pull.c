@@ -8,6 +8,7 @@
 #include "cmd.h"
 #include "jsonutil.h"
 #include "registry.h"
+#include "trust.h"
 #include "util.h"
 
 static const char pull_usage[] =
@@ -120,6 +121,10 @@ int cmd_pull(int argc, char **argv, struct cmd_ctx *ctx)
 		return cmd_usage_error(ctx, "expected one REF");
 	if (ep_pull(&ctx->store, argv[optind], r.tag, &r.o, &res, &err) < 0)
 		return cmd_fail(&err);
+	/* the image's signature and attachments come with it */
+	cleanup_json json_t *trust = NULL;
+	if (trust_pull(ctx, res.manifest_digest, argv[optind], &r.o, &trust, &err) < 0)
+		return cmd_fail(&err);
 	if (r.json) {
 		cleanup_json json_t *j = json_pack(
 			"{s:s, s:s, s:I, s:I, s:I, s:I}", "reference", argv[optind], "digest",
@@ -129,12 +134,20 @@ int cmd_pull(int argc, char **argv, struct cmd_ctx *ctx)
 
 		if (j && res.index_digest[0])
 			json_object_set_new(j, "index_digest", json_string(res.index_digest));
+		if (j)
+			json_object_set(j, "trust", trust);
 		return cmd_finish(cmd_print_json(j));
 	}
 	if (res.index_digest[0])
 		printf("index    %s\n", res.index_digest);
 	printf("fetched  %zu of %zu blobs, %llu bytes\n", res.n_fetched, res.n_blobs,
 	       (unsigned long long)res.bytes_fetched);
+	if (json_is_true(json_object_get(trust, "signature")) ||
+	    json_integer_value(json_object_get(trust, "attachments")))
+		printf("trust    signature %s, %lld attachments (%s)\n",
+		       json_is_true(json_object_get(trust, "signature")) ? "yes" : "no",
+		       json_integer_value(json_object_get(trust, "attachments")),
+		       json_string_value(json_object_get(trust, "via")));
 	printf("%s\n", res.manifest_digest);
 	return cmd_finish(0);
 }
@@ -154,6 +167,10 @@ int cmd_push(int argc, char **argv, struct cmd_ctx *ctx)
 		return cmd_usage_error(ctx, "expected IMAGE and REF");
 	if (ep_push(&ctx->store, argv[optind], argv[optind + 1], &r.o, &res, &err) < 0)
 		return cmd_fail(&err);
+	/* then what is kept beside it: signature, attachments */
+	cleanup_json json_t *trust = NULL;
+	if (trust_push(ctx, res.manifest_digest, argv[optind + 1], &r.o, &trust, &err) < 0)
+		return cmd_fail(&err);
 	if (r.json) {
 		cleanup_json json_t *j = json_pack(
 			"{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "reference", argv[optind + 1], "digest",
@@ -161,11 +178,19 @@ int cmd_push(int argc, char **argv, struct cmd_ctx *ctx)
 			(json_int_t)res.n_uploaded, "existing", (json_int_t)res.n_existing, "mounted",
 			(json_int_t)res.n_mounted, "bytes_uploaded", (json_int_t)res.bytes_uploaded);
 
+		if (j)
+			json_object_set(j, "trust", trust);
 		return cmd_finish(cmd_print_json(j));
 	}
 	printf("uploaded %zu, already there %zu, mounted %zu of %zu blobs (%llu bytes)\n",
 	       res.n_uploaded, res.n_existing, res.n_mounted, res.n_blobs,
 	       (unsigned long long)res.bytes_uploaded);
+	if (json_is_true(json_object_get(trust, "signature")) ||
+	    json_integer_value(json_object_get(trust, "attachments")))
+		printf("trust: signature %s, %lld attachments (%s)\n",
+		       json_is_true(json_object_get(trust, "signature")) ? "yes" : "no",
+		       json_integer_value(json_object_get(trust, "attachments")),
+		       json_string_value(json_object_get(trust, "via")));
 	printf("%s\n", res.manifest_digest);
 	return cmd_finish(0);
 }

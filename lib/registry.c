@@ -1790,6 +1790,230 @@ int ep_push(struct ep_store *s, const char *image, const char *ref_s,
 	return rc;
 }
 
+/* ---- documents beside images: signatures, artifacts, referrers ---- */
+
+/* 1 when the registry answers 404 for the manifest, 0 when it has it. */
+static int manifest_absent(struct reg *g, struct ep_http *h, const char *repo,
+			   const char *reference, struct ep_error *err)
+{
+	cleanup_free char *url = ep_asprintf(err, "%s/v2/%s/manifests/%s", g->base, repo, reference);
+	const char *hdrs[] = {accept_manifests, NULL};
+	struct ep_http_req q = {.method = "HEAD", .headers = hdrs, .upload_fd = -1,
+				.allow_http = g->allow_http};
+	struct ep_http_resp r;
+	long st;
+
+	if (!url)
+		return -1;
+	q.url = url;
+	if (reg_do(g, h, &q, &r, err) < 0)
+		return ep_error_wrap(err, "manifest %s", reference);
+	st = r.status;
+	if (st == 404) {
+		ep_http_resp_release(&r);
+		return 1;
+	}
+	if (st != 200)
+		return http_status_error(&r, reference, err);
+	ep_http_resp_release(&r);
+	return 0;
+}
+
+static int stage_doc_blob(struct reg *g, struct ep_http *h, struct ep_txn *txn, const char *repo,
+			  json_t *desc, size_t max_blob, struct ep_error *err)
+{
+	const char *d = json_string_value(json_object_get(desc, "digest"));
+	json_t *sz = json_object_get(desc, "size");
+	cleanup_free char *buf = NULL;
+	ep_digest got;
+
+	if (!d || ep_digest_check(d, err) < 0 || !json_is_integer(sz) || json_integer_value(sz) < 0)
+		return ep_error_set(err, EP_EINVAL, "malformed descriptor in a manifest");
+	if (ep_store_has_blob(txn->s, d))
+		return 0;
+	buf = get_small_blob(g, h, repo, d, (uint64_t)json_integer_value(sz), max_blob, err);
+	if (!buf)
+		return -1;
+	return ep_txn_add_blob_buf(txn, buf, (size_t)json_integer_value(sz), got, err);
+}
+
+int ep_registry_fetch_doc(struct ep_txn *txn, const char *ref_s, const char *reference,
+			  size_t max_blob, const struct ep_registry_opts *o, ep_digest digest,
+			  json_t **doc, struct ep_error *err)
+{
+	struct ep_ref ref;
+	struct reg *g = NULL;
+	struct ep_http *h = NULL;
+	struct doc d = {0};
+	ep_digest md;
+	json_t *l;
+	size_t i;
+	int rc = -1;
+
+	if (doc)
+		*doc = NULL;
+	if (ep_ref_parse(ref_s, &ref, err) < 0)
+		return -1;
+	g = reg_new(&ref, o, err);
+	if (!g)
+		goto out;
+	g->scope = scope_for(ref.repo, "pull", err);
+	h = ep_http_new(g->ca_file, err);
+	if (!g->scope || !h)
+		goto out;
+	rc = manifest_absent(g, h, ref.repo, reference, err);
+	if (rc != 0)
+		goto out;
+	rc = -1;
+	if (get_manifest(g, h, ref.repo, reference, &d, err) < 0)
+		goto out;
+	if (d.kind == 1) {
+		if (stage_doc_blob(g, h, txn, ref.repo, json_object_get(d.json, "config"), max_blob,
+				   err) < 0)
+			goto out;
+		json_array_foreach(json_object_get(d.json, "layers"), i, l)
+			if (stage_doc_blob(g, h, txn, ref.repo, l, max_blob, err) < 0)
+				goto out;
+	}
+	if (ep_txn_add_blob_buf(txn, d.text, d.len, md, err) < 0)
+		goto out;
+	snprintf(digest, sizeof(ep_digest), "%s", d.digest);
+	if (doc)
+		*doc = json_incref(d.json);
+	rc = 0;
+out:
+	if (rc < 0)
+		ep_error_wrap(err, "fetch '%s' of '%s'", reference, ref_s);
+	doc_release(&d);
+	ep_http_free(h);
+	reg_free(g);
+	ep_ref_release(&ref);
+	return rc;
+}
+
+int ep_registry_push_doc(struct ep_store *s, const char *digest, const char *ref_s,
+			 const char *tag, const struct ep_registry_opts *o, struct ep_error *err)
+{
+	struct ep_ref ref;
+	struct reg *g = NULL;
+	cleanup_free char *mtext = NULL, *scope = NULL;
+	cleanup_json json_t *man = NULL;
+	cleanup_free struct blob *blobs = NULL;
+	json_t *layers;
+	size_t len, n = 0, i;
+	int kind, rc = -1;
+
+	if (ep_ref_parse(ref_s, &ref, err) < 0)
+		return -1;
+	free(ref.tag);
+	ref.tag = NULL;
+	ref.digest[0] = '\0';
+	if (tag && !(ref.tag = ep_strdup(tag, err)))
+		goto out;
+	mtext = ep_layout_read_blob(s->root, digest, EP_MAX_MANIFEST_BYTES, &len, err);
+	man = mtext ? ep_json_loadb(mtext, len, EP_MAX_MANIFEST_BYTES, digest, err) : NULL;
+	kind = man ? ep_registry_doc_kind(man, NULL, err) : -1;
+	if (kind < 0)
+		goto out;
+	layers = json_object_get(man, "layers");
+	if (kind == 1) {
+		n = json_array_size(layers) + 1;
+		blobs = ep_calloc(n, sizeof(*blobs), err);
+		if (!blobs)
+			goto out;
+		for (i = 0; i < n; i++)
+			blobs[i].fd = -1;
+	}
+	g = reg_new(&ref, o, err);
+	scope = g ? scope_for(ref.repo, "pull,push", err) : NULL;
+	if (!scope)
+		goto out;
+	for (i = 0; i < n; i++) {
+		json_t *desc = i ? json_array_get(layers, i - 1) : json_object_get(man, "config");
+
+		if (push_plan_blob(s, &ref, blobs, i, desc, digest, &scope, err) < 0)
+			goto out;
+	}
+	g->scope = steal_pointer(&scope);
+	g->pwhat = "push";
+	if (n && run_pool(g, ref.repo, blobs, n, push_blob, err) < 0)
+		goto out;
+	if (push_manifest(g, &ref, mtext, len,
+			  json_string_value(json_object_get(man, "mediaType")), digest, err) < 0)
+		goto out;
+	rc = 0;
+out:
+	for (i = 0; blobs && i < n; i++) {
+		if (blobs[i].fd >= 0)
+			close(blobs[i].fd);
+		free(blobs[i].path);
+		free(blobs[i].mount_from);
+	}
+	if (rc < 0)
+		ep_error_wrap(err, "push %s to '%s'", digest, ref_s);
+	reg_free(g);
+	ep_ref_release(&ref);
+	return rc;
+}
+
+int ep_registry_referrers(const char *ref_s, const char *digest,
+			  const struct ep_registry_opts *o, json_t **index, struct ep_error *err)
+{
+	struct ep_ref ref;
+	struct reg *g = NULL;
+	struct ep_http *h = NULL;
+	cleanup_free char *url = NULL;
+	const char *hdrs[] = {"Accept: " EP_MT_OCI_INDEX, NULL};
+	struct ep_http_req q = {.method = "GET", .headers = hdrs, .upload_fd = -1,
+				.max_body = EP_MAX_MANIFEST_BYTES};
+	struct ep_http_resp r;
+	int rc = -1;
+
+	*index = NULL;
+	if (ep_ref_parse(ref_s, &ref, err) < 0)
+		return -1;
+	g = reg_new(&ref, o, err);
+	if (!g)
+		goto out;
+	g->scope = scope_for(ref.repo, "pull", err);
+	h = ep_http_new(g->ca_file, err);
+	url = ep_asprintf(err, "%s/v2/%s/referrers/%s", g->base, ref.repo, digest);
+	if (!g->scope || !h || !url)
+		goto out;
+	q.url = url;
+	q.allow_http = g->allow_http;
+	if (reg_do(g, h, &q, &r, err) < 0)
+		goto out;
+	if (r.status == 404 || r.status == 400 || r.status == 405) {
+		ep_http_resp_release(&r);
+		rc = 1;
+		goto out;
+	}
+	if (r.status != 200) {
+		http_status_error(&r, "referrers", err);
+		goto out;
+	}
+	*index = ep_json_loadb(r.body ? r.body : "", r.body_len, EP_MAX_MANIFEST_BYTES,
+			       "referrers index", err);
+	ep_http_resp_release(&r);
+	if (!*index)
+		goto out;
+	if (!json_is_array(json_object_get(*index, "manifests"))) {
+		json_decref(*index);
+		*index = NULL;
+		ep_error_set(err, EP_EINVAL, "the referrers answer is not an index");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (rc < 0)
+		ep_error_wrap(err, "referrers of %s in '%s'", digest, ref_s);
+	ep_http_free(h);
+	reg_free(g);
+	ep_ref_release(&ref);
+	return rc;
+}
+
 /* ---- login ---- */
 
 int ep_login(const char *host, const char *user, const char *password,

@@ -76,6 +76,30 @@ int ep_push(struct ep_store *s, const char *image, const char *ref_s,
 int ep_login(const char *host, const char *user, const char *password,
 	     const struct ep_registry_opts *o, char **config_path, struct ep_error *err);
 
+/* Documents beside images (lib/trust: signatures, OCI 1.1 artifacts and
+ * referrers).  ref_s names the repository (its tag or digest is ignored).
+ *
+ * ep_registry_fetch_doc stages into txn the manifest or index `reference`
+ * (a tag or a digest) and, for a manifest, its config and layers (each
+ * digest-checked, at most max_blob bytes; blobs the store has are not
+ * fetched).  Returns 1 when the registry has no such manifest (404), 0 when
+ * staged (digest gets its digest; *doc, when doc is non-NULL, the parsed
+ * document), -1 on error. */
+int ep_registry_fetch_doc(struct ep_txn *txn, const char *ref_s, const char *reference,
+			  size_t max_blob, const struct ep_registry_opts *o, ep_digest digest,
+			  json_t **doc, struct ep_error *err);
+
+/* Pushes the manifest or index blob `digest` of the store (for a manifest,
+ * its config and layers first, skipping those the registry has) under tag
+ * (NULL: by digest only). */
+int ep_registry_push_doc(struct ep_store *s, const char *digest, const char *ref_s,
+			 const char *tag, const struct ep_registry_opts *o, struct ep_error *err);
+
+/* GET /v2/REPO/referrers/DIGEST (OCI 1.1).  0 with *index (new reference),
+ * 1 when the registry has no referrers API (404, 400, 405), -1 on error. */
+int ep_registry_referrers(const char *ref_s, const char *digest,
+			  const struct ep_registry_opts *o, json_t **index, struct ep_error *err);
+
 /* $DOCKER_CONFIG/config.json or ~/.docker/config.json.  Caller frees. */
 char *ep_docker_config_path(struct ep_error *err);
 
