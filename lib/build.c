@@ -16,6 +16,7 @@
 #include "ref.h"
 #include "registry.h"
 #include "sink.h"
+#include "trust/sidecar.h"
 #include "util.h"
 
 #define LOCK_VERSION 1
@@ -1147,6 +1148,17 @@ static int write_lock(struct bctx *b, json_t *doc, struct ep_error *err)
 	return 0;
 }
 
+/* Keeps the lock's bytes (as write_lock writes them) beside the image. */
+static int stage_lock_sidecar(struct bctx *b, json_t *doc, const char *image,
+			      struct ep_error *err)
+{
+	cleanup_free char *text = ep_json_pretty(doc, err);
+
+	if (!text)
+		return -1;
+	return ep_sidecar_set_lock(&b->txn, image, text, strlen(text), err);
+}
+
 static int bctx_init(struct bctx *b, const struct ep_build_opts *o, struct ep_store *s,
 		     struct ep_build_result *r, struct ep_error *err)
 {
@@ -1300,14 +1312,15 @@ int ep_build(struct ep_store *s, const struct ep_build_opts *o, struct ep_build_
 			goto out;
 		}
 	}
+	/* the lock travels with the image in the store (sbom, provenance) */
+	doc = lock_doc(&b, image, err);
+	if (!doc || stage_lock_sidecar(&b, doc, r->manifest_digest, err) < 0)
+		goto out;
 	if (ep_txn_commit(&b.txn, err) < 0)
 		goto out;
 	b.txn_open = 0;
-	if (!o->no_lock_write && !o->locked) {
-		doc = lock_doc(&b, image, err);
-		if (!doc || write_lock(&b, doc, err) < 0)
-			goto out;
-	}
+	if (!o->no_lock_write && !o->locked && write_lock(&b, doc, err) < 0)
+		goto out;
 	if (o->out_dir && ep_write_layout(s, r->manifest_digest, o->out_dir, tag, err) < 0)
 		goto out;
 	rc = 0;
