@@ -75,6 +75,7 @@ int cmd_version(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_run(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_key(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_sign(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_sbom(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_attach(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_attachments(int argc, char **argv, struct cmd_ctx *ctx);
 

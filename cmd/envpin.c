@@ -48,6 +48,7 @@ static const struct command commands[] = {
 	 "remove unreferenced blobs and leftovers of killed builds"},
 	{"key", cmd_key, 0, "generate an ECDSA P-256 key pair for sign and provenance"},
 	{"sign", cmd_sign, CMD_NEEDS_STORE, "sign an image the way cosign does (kept beside it)"},
+	{"sbom", cmd_sbom, CMD_NEEDS_STORE, "write an SPDX or CycloneDX SBOM of an image"},
 	{"attach", cmd_attach, CMD_NEEDS_STORE,
 	 "attach an SBOM, provenance or certificate to an image (OCI 1.1 artifact)"},
 	{"attachments", cmd_attachments, CMD_CREATE_STORE,
