@@ -76,6 +76,7 @@ int cmd_run(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_key(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_sign(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_sbom(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_provenance(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_attach(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_attachments(int argc, char **argv, struct cmd_ctx *ctx);
 

@@ -49,6 +49,8 @@ static const struct command commands[] = {
 	{"key", cmd_key, 0, "generate an ECDSA P-256 key pair for sign and provenance"},
 	{"sign", cmd_sign, CMD_NEEDS_STORE, "sign an image the way cosign does (kept beside it)"},
 	{"sbom", cmd_sbom, CMD_NEEDS_STORE, "write an SPDX or CycloneDX SBOM of an image"},
+	{"provenance", cmd_provenance, CMD_OPTIONAL_STORE,
+	 "write signed SLSA provenance (in-toto, DSSE) of an image"},
 	{"attach", cmd_attach, CMD_NEEDS_STORE,
 	 "attach an SBOM, provenance or certificate to an image (OCI 1.1 artifact)"},
 	{"attachments", cmd_attachments, CMD_CREATE_STORE,
