@@ -1,6 +1,9 @@
 /* cmd/attach.c - envpin attach, envpin attachments, and what push and pull
  * carry beside an image (signature, attachments). */
+#include <errno.h>
 #include <getopt.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,7 +13,9 @@
 #include "ref.h"
 #include "trust.h"
 #include "trust/attach.h"
+#include "trust/provenance.h"
 #include "trust/sidecar.h"
+#include "trust/sign.h"
 #include "util.h"
 
 static const char attach_usage[] =
@@ -22,7 +27,50 @@ static const char attach_usage[] =
 	"  --type sbom        an SPDX or CycloneDX JSON SBOM (envpin sbom)\n"
 	"  --type provenance  a DSSE envelope (envpin provenance)\n"
 	"  --type cert        a certificate (envpin check -o CERT)\n"
+	"  --key KEY          sign FILE: attach a DSSE envelope of it signed with KEY\n"
+	"                     (verify --certify --from-registry --key PUB checks it)\n"
+	"  --passphrase-file F  the key's passphrase\n"
 	"  --json             print the artifact's digest and type as JSON\n";
+
+/* --key on attach: the file goes in a DSSE envelope signed with the key. */
+static int sign_attachment(const char *path, const char *key, const char *pfile, const char *at,
+			   char **signed_path, struct ep_error *err)
+{
+	cleanup_free char *text = NULL, *pass = NULL, *out = NULL, *tmpl = NULL;
+	cleanup_json json_t *env = NULL;
+	struct ep_key *k;
+	size_t len;
+	int fd;
+
+	text = ep_read_file(path, EP_SIDECAR_MAX_BLOB, &len, err);
+	if (!text || trust_read_passphrase(pfile, &pass, err) < 0)
+		return -1;
+	k = ep_key_load_private(key, pass, err);
+	if (pass)
+		explicit_bzero(pass, strlen(pass));
+	if (!k)
+		return -1;
+	env = ep_dsse_sign(at, text, len, k, err);
+	ep_key_free(k);
+	out = env ? ep_json_pretty(env, err) : NULL;
+	if (!out)
+		return -1;
+	/* beside the original, so the artifact keeps its title */
+	tmpl = ep_asprintf(err, "%s.dsse.XXXXXX", path);
+	if (!tmpl)
+		return -1;
+	fd = mkstemp(tmpl);
+	if (fd < 0)
+		return ep_error_errno(err, EP_EENV, errno, "create '%s'", tmpl);
+	if (ep_write_all(fd, out, strlen(out), err) < 0) {
+		close(fd);
+		unlink(tmpl);
+		return -1;
+	}
+	close(fd);
+	*signed_path = steal_pointer(&tmpl);
+	return 0;
+}
 
 static const char attachments_usage[] =
 	"usage: envpin attachments REF [--ca-cert FILE] [--json]\n\n"
@@ -34,26 +82,34 @@ static const char attachments_usage[] =
 
 int cmd_attach(int argc, char **argv, struct cmd_ctx *ctx)
 {
-	enum { O_TYPE = 256, O_JSON };
+	enum { O_TYPE = 256, O_JSON, O_KEY, O_PASS };
 	static const struct option opts[] = {
 		{"type", required_argument, NULL, O_TYPE},
+		{"key", required_argument, NULL, O_KEY},
+		{"passphrase-file", required_argument, NULL, O_PASS},
 		{"json", no_argument, NULL, O_JSON},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct ep_error err = EP_ERROR_INIT;
-	const char *type = NULL, *at;
-	cleanup_free char *text = NULL;
+	const char *type = NULL, *at, *key = NULL, *pfile = NULL, *file;
+	cleanup_free char *text = NULL, *signed_path = NULL;
 	struct ep_image_loc loc = {0};
 	ep_digest md;
 	size_t len;
-	int c, json = 0;
+	int c, json = 0, rc;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case O_TYPE:
 			type = optarg;
+			break;
+		case O_KEY:
+			key = optarg;
+			break;
+		case O_PASS:
+			pfile = optarg;
 			break;
 		case O_JSON:
 			json = 1;
@@ -75,14 +131,29 @@ int cmd_attach(int argc, char **argv, struct cmd_ctx *ctx)
 	at = ep_attach_type(type, text, len, &err);
 	if (!at)
 		return cmd_fail(&err);
-	if (ep_image_locate(&ctx->store, argv[optind], &loc, &err) < 0)
+	file = argv[optind + 1];
+	if (key && strcmp(at, EP_AT_DSSE)) {
+		/* the envelope's payloadType says what it wraps */
+		if (sign_attachment(file, key, pfile, at, &signed_path, &err) < 0)
+			return cmd_fail(&err);
+		file = signed_path;
+	}
+	if (ep_image_locate(&ctx->store, argv[optind], &loc, &err) < 0) {
+		if (signed_path)
+			unlink(signed_path);
 		return cmd_fail(&err);
+	}
 	if (!loc.in_store) {
 		ep_image_loc_release(&loc);
+		if (signed_path)
+			unlink(signed_path);
 		return cmd_usage_error(ctx, "'%s' is a layout: attach to an image of the store",
 				       argv[optind]);
 	}
-	if (ep_attach_file(&ctx->store, loc.digest, argv[optind + 1], at, md, &err) < 0) {
+	rc = ep_attach_file(&ctx->store, loc.digest, file, at, md, &err);
+	if (signed_path)
+		unlink(signed_path);
+	if (rc < 0) {
 		ep_image_loc_release(&loc);
 		return cmd_fail(&err);
 	}
@@ -183,4 +254,70 @@ int trust_pull(struct cmd_ctx *ctx, const char *digest, const char *ref,
 	       const struct ep_registry_opts *o, json_t **report, struct ep_error *err)
 {
 	return ep_trust_pull(&ctx->store, digest, ref, o, report, err);
+}
+
+int trust_fetch_cert(struct cmd_ctx *ctx, const char *ref, const char *key,
+		     const struct ep_registry_opts *o, ep_digest digest, json_t **cert,
+		     struct ep_error *err)
+{
+	cleanup_free char *text = NULL, *body = NULL;
+	cleanup_json json_t *doc = NULL, *trust = NULL;
+	size_t len, blen;
+
+	*cert = NULL;
+	if (cmd_open_store(ctx, 1, err) < 0)
+		return -1;
+	if (ep_store_resolve(&ctx->store, ref, digest, NULL) < 0) {
+		struct ep_pull_result res;
+
+		if (!strchr(ref, '/'))
+			return ep_error_set(err, EP_EINVAL,
+					    "'%s' is neither an image of the store nor a registry "
+					    "reference",
+					    ref);
+		if (ep_pull(&ctx->store, ref, NULL, o, &res, err) < 0)
+			return -1;
+		snprintf(digest, sizeof(ep_digest), "%s", res.manifest_digest);
+	}
+	/* what the registry holds now, also for an image pulled before */
+	if (strchr(ref, '/') && strncmp(ref, "sha256:", 7) &&
+	    trust_pull(ctx, digest, ref, o, &trust, err) < 0)
+		return -1;
+	text = ep_attachment_read(&ctx->store, digest, EP_AT_CERT, &len, err);
+	if (!text)
+		return ep_error_wrap(err, "--from-registry");
+	doc = ep_json_loadb(text, len, EP_SIDECAR_MAX_BLOB, "certificate attachment", err);
+	if (!doc)
+		return -1;
+	if (json_object_get(doc, "payloadType")) {
+		struct ep_key *k;
+		int rc;
+
+		if (!key)
+			return ep_error_set(err, EP_EINVAL,
+					    "the certificate attached to %s is signed: give the lab's "
+					    "public key with --key PUB",
+					    digest);
+		k = ep_key_load_public(key, err);
+		if (!k)
+			return -1;
+		rc = ep_dsse_verify(doc, k, &body, &blen, err);
+		ep_key_free(k);
+		if (rc < 0)
+			return ep_error_wrap(err, "certificate attached to %s", digest);
+		json_decref(doc);
+		doc = ep_json_loadb(body, blen, EP_SIDECAR_MAX_BLOB, "certificate", err);
+		if (!doc)
+			return -1;
+	} else if (key) {
+		return ep_error_set(err, EP_EMISMATCH,
+				    "the certificate attached to %s is not signed, but --key asks for "
+				    "a signed one",
+				    digest);
+	}
+	if (!json_is_object(json_object_get(doc, "fingerprint")))
+		return ep_error_set(err, EP_EINVAL,
+				    "the certificate attached to %s has no fingerprint", digest);
+	*cert = steal_pointer(&doc);
+	return 0;
 }

@@ -26,4 +26,12 @@ int trust_push(struct cmd_ctx *ctx, const char *digest, const char *ref,
 int trust_pull(struct cmd_ctx *ctx, const char *digest, const char *ref,
 	       const struct ep_registry_opts *o, json_t **report, struct ep_error *err);
 
+/* verify --certify --from-registry: the certificate attached to ref (an
+ * image of the store, or a registry reference, pulled with its
+ * attachments); a DSSE-signed one is verified with key (required then).
+ * digest gets the image's digest, *cert the certificate (new). */
+int trust_fetch_cert(struct cmd_ctx *ctx, const char *ref, const char *key,
+		     const struct ep_registry_opts *o, ep_digest digest, json_t **cert,
+		     struct ep_error *err);
+
 #endif

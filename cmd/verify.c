@@ -35,6 +35,9 @@ static const char usage[] =
     "      --certify CERT  then certify the image on this machine (as envpin check)\n"
     "                  and compare the FITS smoke test's fingerprint with CERT's, field\n"
     "                  by field within the tolerances CERT carries\n"
+    "      --certify --from-registry  the same with the certificate attached to the\n"
+    "                  image (envpin attach --type cert): REF may be a registry reference,\n"
+    "                  pulled with its attachments; a signed one needs --key PUB\n"
     "      --require-gpu, --gpus SPEC, --engine E   as for envpin check\n"
     "      --key PUB   then check the image's cosign-style signature (envpin sign) with\n"
     "                  this public key: it must verify and name this digest and repository\n"
@@ -219,6 +222,8 @@ static int resolve_target(struct cmd_ctx *ctx, const char *arg, const char *imag
 struct verify_opts {
 	const char *image_path, *arg, *manifest, *lock, *certify;
 	const char *key, *policy, *identity; /* signature check */
+	int from_registry;		     /* --certify's certificate is attached to the image */
+	ep_digest fetched;		     /* the image --from-registry resolved */
 	int json, quiet, rebuild;
 	struct check_opts co;
 };
@@ -226,7 +231,8 @@ struct verify_opts {
 /* Returns -1 to go on, or the exit status (help, usage error). */
 static int parse_verify_opts(int argc, char **argv, struct cmd_ctx *ctx, struct verify_opts *vo)
 {
-	enum { O_IMAGE = 256, O_JSON, O_REBUILD, O_LOCK, O_CERTIFY, O_KEY, O_POLICY, O_IDENTITY };
+	enum { O_IMAGE = 256, O_JSON, O_REBUILD, O_LOCK, O_CERTIFY, O_KEY, O_POLICY, O_IDENTITY,
+	       O_FROM_REGISTRY };
 	static const struct option opts[] = {
 		{"image", required_argument, NULL, O_IMAGE}, {"json", no_argument, NULL, O_JSON},
 		{"rebuild", no_argument, NULL, O_REBUILD},   {"file", required_argument, NULL, 'f'},
@@ -235,6 +241,7 @@ static int parse_verify_opts(int argc, char **argv, struct cmd_ctx *ctx, struct 
 		{"key", required_argument, NULL, O_KEY},
 		{"policy", required_argument, NULL, O_POLICY},
 		{"identity", required_argument, NULL, O_IDENTITY},
+		{"from-registry", no_argument, NULL, O_FROM_REGISTRY},
 		{"require-gpu", no_argument, NULL, CHECK_O_REQUIRE_GPU},
 		{"gpus", required_argument, NULL, CHECK_O_GPUS},
 		{"engine", required_argument, NULL, CHECK_O_ENGINE},
@@ -255,7 +262,14 @@ static int parse_verify_opts(int argc, char **argv, struct cmd_ctx *ctx, struct 
 			continue;
 		switch (c) {
 		case O_CERTIFY:
-			vo->certify = optarg;
+			/* "--certify --from-registry": no CERT file */
+			if (!strcmp(optarg, "--from-registry"))
+				vo->from_registry = 1;
+			else
+				vo->certify = optarg;
+			break;
+		case O_FROM_REGISTRY:
+			vo->from_registry = 1;
 			break;
 		case O_REBUILD:
 			vo->rebuild = 1;
@@ -297,6 +311,9 @@ static int parse_verify_opts(int argc, char **argv, struct cmd_ctx *ctx, struct 
 		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
 	if (!vo->arg && !vo->image_path)
 		return cmd_usage_error(ctx, "name an image: a DIGEST in the store, or --image PATH");
+	if (vo->from_registry && (vo->certify || vo->image_path))
+		return cmd_usage_error(ctx, "--from-registry takes the certificate attached to the image "
+					    "REF: no CERT file, no --image");
 	if (vo->certify &&
 	    (vo->image_path || !vo->arg || (strchr(vo->arg, '/') && !access(vo->arg, F_OK))))
 		return cmd_usage_error(ctx, "--certify runs an image in the store: name its DIGEST");
@@ -483,6 +500,14 @@ int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 	memset(&vr, 0, sizeof(vr));
 	if (vo.certify && !(vr.cert_ref = load_reference_cert(vo.certify, &err)))
 		return cmd_fail(&err);
+	if (vo.from_registry) {
+		struct ep_registry_opts ro = {0};
+
+		if (trust_fetch_cert(ctx, vo.arg, vo.key, &ro, vo.fetched, &vr.cert_ref, &err) < 0)
+			return cmd_fail(&err);
+		vo.arg = vo.fetched;
+		vo.certify = "(attached to the image)";
+	}
 	if (resolve_target(ctx, vo.arg, vo.image_path, &tg, &err) < 0) {
 		ep_image_loc_release(&tg.loc);
 		verify_result_release(&vr);
