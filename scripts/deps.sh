@@ -11,6 +11,8 @@ for p in $PKGS; do
 done
 if [ -z "$missing" ]; then
 	echo "deps: all packages present"
+	# PyPI validators for the trust tests (scripts/deps.d/pypi.req)
+	[ "$(id -u)" != 0 ] || "$(dirname "$0")/pytools.sh"
 	exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
@@ -23,4 +25,5 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing
+"$(dirname "$0")/pytools.sh"
 echo "deps: done"
