@@ -205,7 +205,7 @@ out:
 	}
 	if (json) {
 		cleanup_json json_t *j =
-			json_pack("{s:s, s:s, s:s, s:s, s:s+}", "digest", loc.digest, "identity",
+			json_pack("{s:s, s:s, s:s, s:s, s:s++}", "digest", loc.digest, "identity",
 				  identity, "key_id", id, "signature_manifest", sm, "tag", "sha256-",
 				  ep_digest_hex(loc.digest), ".sig");
 

@@ -138,7 +138,7 @@ json_t *ep_attachments_local(struct ep_store *s, const char *digest, struct ep_e
 	}
 	sig = json_object_get(rec, "signature");
 	if (sig)
-		json_array_append_new(out, json_pack("{s:s, s:O, s:O, s:s, s:s+}", "kind", "signature",
+		json_array_append_new(out, json_pack("{s:s, s:O, s:O, s:s, s:s++}", "kind", "signature",
 						     "digest", json_object_get(sig, "digest"), "size",
 						     json_object_get(sig, "size"), "mediaType",
 						     EP_MT_OCI_MANIFEST, "tag", "sha256-",
