@@ -185,7 +185,7 @@ static int read_image(struct ep_store *s, const char *digest, json_t *files, jso
 static const char *const spdx_ids[] = {
 	"0BSD",	    "AFL-2.1",	    "AGPL-3.0-only", "AGPL-3.0-or-later", "Apache-1.1",
 	"Apache-2.0", "Artistic-1.0", "Artistic-1.0-Perl", "Artistic-2.0", "BSD-1-Clause",
-	"BSD-2-Clause", "BSD-3-Clause", "BSD-4-Clause", "BSL-1.0", "bzip2-1.0.6", "CC-BY-3.0",
+	"BSD-2-Clause", "BSD-3-Clause", "BSD-4-Clause", "BSD-4-Clause-UC", "BSL-1.0", "bzip2-1.0.6", "CC-BY-3.0",
 	"CC-BY-4.0", "CC-BY-SA-3.0", "CC-BY-SA-4.0", "CC0-1.0", "curl", "EPL-1.0", "EPL-2.0",
 	"FSFAP", "FSFUL", "FSFULLR", "FTL", "GFDL-1.2-only", "GFDL-1.2-or-later", "GFDL-1.3-only",
 	"GFDL-1.3-or-later", "GPL-1.0-only", "GPL-1.0-or-later", "GPL-2.0-only",
