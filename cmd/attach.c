@@ -19,18 +19,18 @@
 #include "util.h"
 
 static const char attach_usage[] =
-	"usage: envpin attach IMAGE FILE --type sbom|provenance|cert [--json]\n\n"
-	"Attaches FILE to an image of the store as an OCI 1.1 artifact whose subject is the\n"
-	"image (its digest does not change). 'envpin push' uploads attachments with the\n"
-	"image: found by the registry's referrers API, or by the referrers tag fallback\n"
-	"sha256-<hex> (an OCI index) where the registry has none. 'envpin pull' fetches them.\n\n"
-	"  --type sbom        an SPDX or CycloneDX JSON SBOM (envpin sbom)\n"
-	"  --type provenance  a DSSE envelope (envpin provenance)\n"
-	"  --type cert        a certificate (envpin check -o CERT)\n"
-	"  --key KEY          sign FILE: attach a DSSE envelope of it signed with KEY\n"
-	"                     (verify --certify --from-registry --key PUB checks it)\n"
-	"  --passphrase-file F  the key's passphrase\n"
-	"  --json             print the artifact's digest and type as JSON\n";
+    "usage: envpin attach IMAGE FILE --type sbom|provenance|cert [--json]\n\n"
+    "Attaches FILE to an image of the store as an OCI 1.1 artifact whose subject is the\n"
+    "image (its digest does not change). 'envpin push' uploads attachments with the\n"
+    "image: found by the registry's referrers API, or by the referrers tag fallback\n"
+    "sha256-<hex> (an OCI index) where the registry has none. 'envpin pull' fetches them.\n\n"
+    "  --type sbom        an SPDX or CycloneDX JSON SBOM (envpin sbom)\n"
+    "  --type provenance  a DSSE envelope (envpin provenance)\n"
+    "  --type cert        a certificate (envpin check -o CERT)\n"
+    "  --key KEY          sign FILE: attach a DSSE envelope of it signed with KEY\n"
+    "                     (verify --certify --from-registry --key PUB checks it)\n"
+    "  --passphrase-file F  the key's passphrase\n"
+    "  --json             print the artifact's digest and type as JSON\n";
 
 /* --key on attach: the file goes in a DSSE envelope signed with the key. */
 static int sign_attachment(const char *path, const char *key, const char *pfile, const char *at,
@@ -73,23 +73,23 @@ static int sign_attachment(const char *path, const char *key, const char *pfile,
 }
 
 static const char attachments_usage[] =
-	"usage: envpin attachments REF [--ca-cert FILE] [--json]\n\n"
-	"Lists the signature and attachments of an image: of the store when REF names one\n"
-	"(digest, prefix, tag), else of a registry image (HOST/REPO[:TAG|@DIGEST]), through\n"
-	"the referrers API or the tag fallback sha256-<hex>.\n\n"
-	"  --ca-cert FILE   CA for the registry's TLS certificate\n"
-	"  --json           print the list as JSON\n";
+    "usage: envpin attachments REF [--ca-cert FILE] [--json]\n\n"
+    "Lists the signature and attachments of an image: of the store when REF names one\n"
+    "(digest, prefix, tag), else of a registry image (HOST/REPO[:TAG|@DIGEST]), through\n"
+    "the referrers API or the tag fallback sha256-<hex>.\n\n"
+    "  --ca-cert FILE   CA for the registry's TLS certificate\n"
+    "  --json           print the list as JSON\n";
 
 int cmd_attach(int argc, char **argv, struct cmd_ctx *ctx)
 {
 	enum { O_TYPE = 256, O_JSON, O_KEY, O_PASS };
 	static const struct option opts[] = {
-		{"type", required_argument, NULL, O_TYPE},
-		{"key", required_argument, NULL, O_KEY},
-		{"passphrase-file", required_argument, NULL, O_PASS},
-		{"json", no_argument, NULL, O_JSON},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"type", required_argument, NULL, O_TYPE},
+	    {"key", required_argument, NULL, O_KEY},
+	    {"passphrase-file", required_argument, NULL, O_PASS},
+	    {"json", no_argument, NULL, O_JSON},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct ep_error err = EP_ERROR_INIT;
 	const char *type = NULL, *at, *key = NULL, *pfile = NULL, *file;
@@ -176,7 +176,7 @@ static void print_list(json_t *list)
 
 	if (!json_array_size(list))
 		printf("no signature, no attachments\n");
-	json_array_foreach(list, i, e) {
+	json_array_foreach (list, i, e) {
 		const char *kind = json_string_value(json_object_get(e, "kind")) ?: "attachment";
 		const char *at = json_string_value(json_object_get(e, "artifactType"));
 		const char *title = json_string_value(json_object_get(e, "title"));
@@ -190,10 +190,10 @@ int cmd_attachments(int argc, char **argv, struct cmd_ctx *ctx)
 {
 	enum { O_CA = 256, O_JSON };
 	static const struct option opts[] = {
-		{"ca-cert", required_argument, NULL, O_CA},
-		{"json", no_argument, NULL, O_JSON},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"ca-cert", required_argument, NULL, O_CA},
+	    {"json", no_argument, NULL, O_JSON},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct ep_error err = EP_ERROR_INIT;
 	struct ep_registry_opts o = {0};
@@ -235,7 +235,7 @@ int cmd_attachments(int argc, char **argv, struct cmd_ctx *ctx)
 		return cmd_fail(&err);
 	if (json) {
 		cleanup_json json_t *j =
-			json_pack("{s:s, s:s, s:O}", "subject", d, "source", via, "attachments", list);
+		    json_pack("{s:s, s:s, s:O}", "subject", d, "source", via, "attachments", list);
 
 		return cmd_finish(cmd_print_json(j));
 	}
@@ -294,10 +294,11 @@ int trust_fetch_cert(struct cmd_ctx *ctx, const char *ref, const char *key,
 		int rc;
 
 		if (!key)
-			return ep_error_set(err, EP_EINVAL,
-					    "the certificate attached to %s is signed: give the lab's "
-					    "public key with --key PUB",
-					    digest);
+			return ep_error_set(
+			    err, EP_EINVAL,
+			    "the certificate attached to %s is signed: give the lab's "
+			    "public key with --key PUB",
+			    digest);
 		k = ep_key_load_public(key, err);
 		if (!k)
 			return -1;
@@ -310,10 +311,11 @@ int trust_fetch_cert(struct cmd_ctx *ctx, const char *ref, const char *key,
 		if (!doc)
 			return -1;
 	} else if (key) {
-		return ep_error_set(err, EP_EMISMATCH,
-				    "the certificate attached to %s is not signed, but --key asks for "
-				    "a signed one",
-				    digest);
+		return ep_error_set(
+		    err, EP_EMISMATCH,
+		    "the certificate attached to %s is not signed, but --key asks for "
+		    "a signed one",
+		    digest);
 	}
 	if (!json_is_object(json_object_get(doc, "fingerprint")))
 		return ep_error_set(err, EP_EINVAL,

@@ -13,21 +13,21 @@
 #include "util.h"
 
 static const char prov_usage[] =
-	"usage: envpin provenance IMAGE --key KEY [--passphrase-file FILE] [-o FILE]\n"
-	"       envpin provenance --verify ENVELOPE --key PUB [IMAGE]\n\n"
-	"Writes an in-toto Statement v1 with a SLSA provenance v1 predicate for an image of\n"
-	"the store (builder: envpin and its version; build definition: the manifest and\n"
-	"its sha256, the lock digest, source_date_epoch, compressor, profile; resolved\n"
-	"dependencies: every input of the lock with its digest), in a DSSE envelope signed\n"
-	"with the key (ECDSA-SHA256 over the DSSE pre-authentication encoding). Attach it\n"
-	"with 'envpin attach IMAGE FILE --type provenance'.\n\n"
-	"  --key KEY               private key to sign with (with --verify: the public key)\n"
-	"  --passphrase-file FILE  the private key's passphrase, first line of FILE\n"
-	"  -o, --output FILE       write FILE (atomically) instead of standard output\n"
-	"  --verify ENVELOPE       check the envelope's signature (and, given IMAGE, that\n"
-	"                          its subject is that image); prints the statement\n\n"
-	"Exit status: 0 ok, 1 the envelope does not verify or names another image,\n"
-	"2 bad key, passphrase, image, or no lock for the image (nothing written).\n";
+    "usage: envpin provenance IMAGE --key KEY [--passphrase-file FILE] [-o FILE]\n"
+    "       envpin provenance --verify ENVELOPE --key PUB [IMAGE]\n\n"
+    "Writes an in-toto Statement v1 with a SLSA provenance v1 predicate for an image of\n"
+    "the store (builder: envpin and its version; build definition: the manifest and\n"
+    "its sha256, the lock digest, source_date_epoch, compressor, profile; resolved\n"
+    "dependencies: every input of the lock with its digest), in a DSSE envelope signed\n"
+    "with the key (ECDSA-SHA256 over the DSSE pre-authentication encoding). Attach it\n"
+    "with 'envpin attach IMAGE FILE --type provenance'.\n\n"
+    "  --key KEY               private key to sign with (with --verify: the public key)\n"
+    "  --passphrase-file FILE  the private key's passphrase, first line of FILE\n"
+    "  -o, --output FILE       write FILE (atomically) instead of standard output\n"
+    "  --verify ENVELOPE       check the envelope's signature (and, given IMAGE, that\n"
+    "                          its subject is that image); prints the statement\n\n"
+    "Exit status: 0 ok, 1 the envelope does not verify or names another image,\n"
+    "2 bad key, passphrase, image, or no lock for the image (nothing written).\n";
 
 static int verify_envelope(struct cmd_ctx *ctx, const char *path, const char *key,
 			   const char *image)
@@ -54,15 +54,16 @@ static int verify_envelope(struct cmd_ctx *ctx, const char *path, const char *ke
 	if (image) {
 		struct ep_image_loc loc = {0};
 		const char *sub = json_string_value(json_object_get(
-			json_object_get(json_array_get(json_object_get(st, "subject"), 0), "digest"),
-			"sha256"));
+		    json_object_get(json_array_get(json_object_get(st, "subject"), 0), "digest"),
+		    "sha256"));
 
 		if (cmd_open_store(ctx, 0, &err) < 0 ||
 		    ep_image_locate(&ctx->store, image, &loc, &err) < 0)
 			return cmd_fail(&err);
 		if (!sub || strcmp(sub, ep_digest_hex(loc.digest))) {
-			ep_error_set(&err, EP_EMISMATCH, "the provenance is for sha256:%.64s, not %s",
-				     sub ? sub : "?", loc.digest);
+			ep_error_set(&err, EP_EMISMATCH,
+				     "the provenance is for sha256:%.64s, not %s", sub ? sub : "?",
+				     loc.digest);
 			ep_image_loc_release(&loc);
 			return cmd_fail(&err);
 		}
@@ -75,12 +76,12 @@ int cmd_provenance(int argc, char **argv, struct cmd_ctx *ctx)
 {
 	enum { O_KEY = 256, O_PASS, O_VERIFY };
 	static const struct option opts[] = {
-		{"key", required_argument, NULL, O_KEY},
-		{"passphrase-file", required_argument, NULL, O_PASS},
-		{"output", required_argument, NULL, 'o'},
-		{"verify", required_argument, NULL, O_VERIFY},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"key", required_argument, NULL, O_KEY},
+	    {"passphrase-file", required_argument, NULL, O_PASS},
+	    {"output", required_argument, NULL, 'o'},
+	    {"verify", required_argument, NULL, O_VERIFY},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct ep_error err = EP_ERROR_INIT;
 	const char *key = NULL, *pfile = NULL, *out = NULL, *verify = NULL;
@@ -153,8 +154,8 @@ int cmd_provenance(int argc, char **argv, struct cmd_ctx *ctx)
 			return cmd_fail(&err);
 		fprintf(stderr, "wrote %s (%zu resolved dependencies)\n", out,
 			json_array_size(json_object_get(
-				json_object_get(json_object_get(st, "predicate"), "buildDefinition"),
-				"resolvedDependencies")));
+			    json_object_get(json_object_get(st, "predicate"), "buildDefinition"),
+			    "resolvedDependencies")));
 		return cmd_finish(0);
 	}
 	fputs(text, stdout);

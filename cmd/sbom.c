@@ -10,27 +10,27 @@
 #include "util.h"
 
 static const char sbom_usage[] =
-	"usage: envpin sbom IMAGE [--format spdx|cyclonedx] [-o FILE]\n\n"
-	"Writes a software bill of materials of an image of the store, from the lock it was\n"
-	"built from (kept beside it by 'envpin build') and from the image's own files: every\n"
-	"Debian package of its dpkg status (pkg:deb/debian/NAME@VERSION?arch=..&distro=..),\n"
-	"every wheel of the lock (pkg:pypi/NAME@VERSION with its sha256), every fetched\n"
-	"file and the base, with the licenses the packages declare (machine-readable\n"
-	"/usr/share/doc/*/copyright, wheel METADATA). Nothing in the image runs.\n\n"
-	"  --format spdx       SPDX 2.3 JSON (default)\n"
-	"  --format cyclonedx  CycloneDX 1.5 JSON\n"
-	"  -o, --output FILE   write FILE (atomically) instead of standard output\n\n"
-	"Exit status: 0 written, 2 unknown image or no lock for it (nothing written),\n"
-	"3 I/O failure.\n";
+    "usage: envpin sbom IMAGE [--format spdx|cyclonedx] [-o FILE]\n\n"
+    "Writes a software bill of materials of an image of the store, from the lock it was\n"
+    "built from (kept beside it by 'envpin build') and from the image's own files: every\n"
+    "Debian package of its dpkg status (pkg:deb/debian/NAME@VERSION?arch=..&distro=..),\n"
+    "every wheel of the lock (pkg:pypi/NAME@VERSION with its sha256), every fetched\n"
+    "file and the base, with the licenses the packages declare (machine-readable\n"
+    "/usr/share/doc/*/copyright, wheel METADATA). Nothing in the image runs.\n\n"
+    "  --format spdx       SPDX 2.3 JSON (default)\n"
+    "  --format cyclonedx  CycloneDX 1.5 JSON\n"
+    "  -o, --output FILE   write FILE (atomically) instead of standard output\n\n"
+    "Exit status: 0 written, 2 unknown image or no lock for it (nothing written),\n"
+    "3 I/O failure.\n";
 
 int cmd_sbom(int argc, char **argv, struct cmd_ctx *ctx)
 {
 	enum { O_FORMAT = 256 };
 	static const struct option opts[] = {
-		{"format", required_argument, NULL, O_FORMAT},
-		{"output", required_argument, NULL, 'o'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"format", required_argument, NULL, O_FORMAT},
+	    {"output", required_argument, NULL, 'o'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct ep_error err = EP_ERROR_INIT;
 	enum ep_sbom_format fmt = EP_SBOM_SPDX;
@@ -49,8 +49,8 @@ int cmd_sbom(int argc, char **argv, struct cmd_ctx *ctx)
 			else if (!strcmp(optarg, "cyclonedx"))
 				fmt = EP_SBOM_CYCLONEDX;
 			else
-				return cmd_usage_error(ctx, "--format is spdx or cyclonedx, not '%s'",
-						       optarg);
+				return cmd_usage_error(
+				    ctx, "--format is spdx or cyclonedx, not '%s'", optarg);
 			break;
 		case 'o':
 			out = optarg;

@@ -12,30 +12,30 @@
 #include "util.h"
 
 static const char key_usage[] =
-	"usage: envpin key generate [-o PREFIX] [--passphrase-file FILE] [--json]\n\n"
-	"Generates an ECDSA P-256 key pair for envpin sign and envpin provenance:\n"
-	"PREFIX.key (PKCS#8 PEM, mode 0600) and PREFIX.pub (PEM public key, which\n"
-	"'cosign verify --key' and 'openssl dgst -verify' read). An existing file is\n"
-	"never overwritten.\n\n"
-	"  -o, --output PREFIX      file name prefix (default: envpin)\n"
-	"  --passphrase-file FILE   encrypt the private key (AES-256) with the first line\n"
-	"                           of FILE\n"
-	"  --json                   print the paths and the key id as JSON\n";
+    "usage: envpin key generate [-o PREFIX] [--passphrase-file FILE] [--json]\n\n"
+    "Generates an ECDSA P-256 key pair for envpin sign and envpin provenance:\n"
+    "PREFIX.key (PKCS#8 PEM, mode 0600) and PREFIX.pub (PEM public key, which\n"
+    "'cosign verify --key' and 'openssl dgst -verify' read). An existing file is\n"
+    "never overwritten.\n\n"
+    "  -o, --output PREFIX      file name prefix (default: envpin)\n"
+    "  --passphrase-file FILE   encrypt the private key (AES-256) with the first line\n"
+    "                           of FILE\n"
+    "  --json                   print the paths and the key id as JSON\n";
 
 static const char sign_usage[] =
-	"usage: envpin sign IMAGE --key KEY [REF] [--passphrase-file FILE] [--json]\n\n"
-	"Signs an image of the store the way cosign signs with a key: a simple-signing\n"
-	"payload naming the repository and the manifest digest, signed with ECDSA-SHA256,\n"
-	"kept beside the image (its digest does not change). 'envpin push' uploads it as\n"
-	"the tag sha256-<hex>.sig, where cosign and skopeo find it. Signing again with\n"
-	"another key adds a signature.\n\n"
-	"  IMAGE                    digest, unique prefix or tag in the store\n"
-	"  REF                      the repository the signature names, [HOST/]REPO\n"
-	"                           (default: the image's tag)\n"
-	"  --key KEY                the private key (envpin key generate)\n"
-	"  --passphrase-file FILE   its passphrase, first line of FILE\n"
-	"  --json                   print the result as JSON\n\n"
-	"Exit status: 0 signed, 2 bad key, passphrase or image, 3 I/O failure.\n";
+    "usage: envpin sign IMAGE --key KEY [REF] [--passphrase-file FILE] [--json]\n\n"
+    "Signs an image of the store the way cosign signs with a key: a simple-signing\n"
+    "payload naming the repository and the manifest digest, signed with ECDSA-SHA256,\n"
+    "kept beside the image (its digest does not change). 'envpin push' uploads it as\n"
+    "the tag sha256-<hex>.sig, where cosign and skopeo find it. Signing again with\n"
+    "another key adds a signature.\n\n"
+    "  IMAGE                    digest, unique prefix or tag in the store\n"
+    "  REF                      the repository the signature names, [HOST/]REPO\n"
+    "                           (default: the image's tag)\n"
+    "  --key KEY                the private key (envpin key generate)\n"
+    "  --passphrase-file FILE   its passphrase, first line of FILE\n"
+    "  --json                   print the result as JSON\n\n"
+    "Exit status: 0 signed, 2 bad key, passphrase or image, 3 I/O failure.\n";
 
 int trust_read_passphrase(const char *file, char **out, struct ep_error *err)
 {
@@ -66,11 +66,11 @@ int cmd_key(int argc, char **argv, struct cmd_ctx *ctx)
 {
 	enum { O_PASS = 256, O_JSON };
 	static const struct option opts[] = {
-		{"output", required_argument, NULL, 'o'},
-		{"passphrase-file", required_argument, NULL, O_PASS},
-		{"json", no_argument, NULL, O_JSON},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"output", required_argument, NULL, 'o'},
+	    {"passphrase-file", required_argument, NULL, O_PASS},
+	    {"json", no_argument, NULL, O_JSON},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct ep_error err = EP_ERROR_INIT;
 	const char *prefix = "envpin", *pfile = NULL;
@@ -118,9 +118,9 @@ int cmd_key(int argc, char **argv, struct cmd_ctx *ctx)
 	if (rc < 0)
 		return cmd_fail(&err);
 	if (json) {
-		cleanup_json json_t *j = json_pack("{s:s+, s:s+, s:s, s:b}", "private", prefix, ".key",
-						   "public", prefix, ".pub", "key_id", id, "encrypted",
-						   pfile != NULL);
+		cleanup_json json_t *j =
+		    json_pack("{s:s+, s:s+, s:s, s:b}", "private", prefix, ".key", "public", prefix,
+			      ".pub", "key_id", id, "encrypted", pfile != NULL);
 
 		return cmd_finish(cmd_print_json(j));
 	}
@@ -133,11 +133,11 @@ int cmd_sign(int argc, char **argv, struct cmd_ctx *ctx)
 {
 	enum { O_KEY = 256, O_PASS, O_JSON };
 	static const struct option opts[] = {
-		{"key", required_argument, NULL, O_KEY},
-		{"passphrase-file", required_argument, NULL, O_PASS},
-		{"json", no_argument, NULL, O_JSON},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"key", required_argument, NULL, O_KEY},
+	    {"passphrase-file", required_argument, NULL, O_PASS},
+	    {"json", no_argument, NULL, O_JSON},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct ep_error err = EP_ERROR_INIT;
 	const char *key = NULL, *pfile = NULL, *ref;
@@ -205,9 +205,9 @@ out:
 	}
 	if (json) {
 		cleanup_json json_t *j =
-			json_pack("{s:s, s:s, s:s, s:s, s:s++}", "digest", loc.digest, "identity",
-				  identity, "key_id", id, "signature_manifest", sm, "tag", "sha256-",
-				  ep_digest_hex(loc.digest), ".sig");
+		    json_pack("{s:s, s:s, s:s, s:s, s:s++}", "digest", loc.digest, "identity",
+			      identity, "key_id", id, "signature_manifest", sm, "tag", "sha256-",
+			      ep_digest_hex(loc.digest), ".sig");
 
 		ep_image_loc_release(&loc);
 		return cmd_finish(cmd_print_json(j));
@@ -251,14 +251,15 @@ int trust_verify_signature(struct cmd_ctx *ctx, const char *digest, const char *
 	}
 	if (policy) {
 		if (!ident)
-			return ep_error_set(err, EP_EINVAL,
-					    "--policy needs the image's repository: give --identity REPO");
+			return ep_error_set(
+			    err, EP_EINVAL,
+			    "--policy needs the image's repository: give --identity REPO");
 		rc = ep_policy_key_for(policy, ident, &pkey, err);
 		if (rc < 0)
 			return -1;
 		if (rc == 0) {
-			*out = json_pack("{s:b, s:s, s:s}", "verified", 0, "identity", ident, "policy",
-					 "insecureAcceptAnything");
+			*out = json_pack("{s:b, s:s, s:s}", "verified", 0, "identity", ident,
+					 "policy", "insecureAcceptAnything");
 			return *out ? 0 : ep_error_oom(err);
 		}
 		key_path = pkey;
@@ -272,8 +273,9 @@ int trust_verify_signature(struct cmd_ctx *ctx, const char *digest, const char *
 	ep_key_free(k);
 	if (rc < 0)
 		return -1;
-	*out = json_pack("{s:b, s:s, s:s, s:s, s:i, s:s, s:b}", "verified", 1, "key", key_path,
-			 "key_id", id, "identity", chk.identity, "signatures", chk.n_signatures,
-			 "signature_manifest", chk.sig_manifest, "repository_checked", ident != NULL);
+	*out =
+	    json_pack("{s:b, s:s, s:s, s:s, s:i, s:s, s:b}", "verified", 1, "key", key_path,
+		      "key_id", id, "identity", chk.identity, "signatures", chk.n_signatures,
+		      "signature_manifest", chk.sig_manifest, "repository_checked", ident != NULL);
 	return *out ? 0 : ep_error_oom(err);
 }

@@ -20,12 +20,13 @@ const char *ep_attach_type(const char *type, const char *text, size_t len, struc
 	if (!strcmp(type, "cert"))
 		return EP_AT_CERT;
 	if (strcmp(type, "sbom")) {
-		ep_error_set(err, EP_EINVAL, "unknown attachment type '%s' (sbom, provenance, cert)",
-			     type);
+		ep_error_set(err, EP_EINVAL,
+			     "unknown attachment type '%s' (sbom, provenance, cert)", type);
 		return NULL;
 	}
 	{
-		cleanup_json json_t *j = ep_json_loadb(text, len, EP_SIDECAR_MAX_BLOB, "SBOM", NULL);
+		cleanup_json json_t *j =
+		    ep_json_loadb(text, len, EP_SIDECAR_MAX_BLOB, "SBOM", NULL);
 
 		if (json_string_value(json_object_get(j, "spdxVersion")))
 			return EP_AT_SPDX;
@@ -65,7 +66,7 @@ static int has_entry(json_t *list, const char *md)
 	json_t *e;
 	size_t i;
 
-	json_array_foreach(list, i, e)
+	json_array_foreach (list, i, e)
 		if (!strcmp(json_string_value(json_object_get(e, "digest")) ?: "", md))
 			return 1;
 	return 0;
@@ -87,12 +88,12 @@ int ep_attach_file(struct ep_store *s, const char *digest, const char *path,
 	subject = subject_of(s, digest, err);
 	if (!subject || ep_sha256_buf(data, len, fd, err) < 0)
 		return -1;
-	man = json_pack("{s:i, s:s, s:s, s:{s:s, s:s, s:i, s:s}, s:[{s:s, s:s, s:I, s:{s:s}}], s:O}",
-			"schemaVersion", 2, "mediaType", EP_MT_OCI_MANIFEST, "artifactType",
-			artifact_type, "config", "mediaType", EP_MT_OCI_EMPTY, "digest", EMPTY_DIGEST,
-			"size", 2, "data", "e30=", "layers", "mediaType", artifact_type, "digest", fd,
-			"size", (json_int_t)len, "annotations", "org.opencontainers.image.title",
-			base_name(path), "subject", subject);
+	man = json_pack(
+	    "{s:i, s:s, s:s, s:{s:s, s:s, s:i, s:s}, s:[{s:s, s:s, s:I, s:{s:s}}], s:O}",
+	    "schemaVersion", 2, "mediaType", EP_MT_OCI_MANIFEST, "artifactType", artifact_type,
+	    "config", "mediaType", EP_MT_OCI_EMPTY, "digest", EMPTY_DIGEST, "size", 2, "data",
+	    "e30=", "layers", "mediaType", artifact_type, "digest", fd, "size", (json_int_t)len,
+	    "annotations", "org.opencontainers.image.title", base_name(path), "subject", subject);
 	rec = ep_sidecar_get(s, digest);
 	if (!man || !rec)
 		return ep_error_oom(err);
@@ -138,15 +139,16 @@ json_t *ep_attachments_local(struct ep_store *s, const char *digest, struct ep_e
 	}
 	sig = json_object_get(rec, "signature");
 	if (sig)
-		json_array_append_new(out, json_pack("{s:s, s:O, s:O, s:s, s:s++}", "kind", "signature",
-						     "digest", json_object_get(sig, "digest"), "size",
-						     json_object_get(sig, "size"), "mediaType",
-						     EP_MT_OCI_MANIFEST, "tag", "sha256-",
-						     ep_digest_hex(digest), ".sig"));
-	json_array_foreach(json_object_get(rec, "attachments"), i, e) {
-		json_t *o = json_pack("{s:s, s:O, s:O, s:O}", "kind", "attachment", "digest",
-				      json_object_get(e, "digest"), "size", json_object_get(e, "size"),
-				      "mediaType", json_object_get(e, "mediaType"));
+		json_array_append_new(
+		    out, json_pack("{s:s, s:O, s:O, s:s, s:s++}", "kind", "signature", "digest",
+				   json_object_get(sig, "digest"), "size",
+				   json_object_get(sig, "size"), "mediaType", EP_MT_OCI_MANIFEST,
+				   "tag", "sha256-", ep_digest_hex(digest), ".sig"));
+	json_array_foreach (json_object_get(rec, "attachments"), i, e) {
+		json_t *o =
+		    json_pack("{s:s, s:O, s:O, s:O}", "kind", "attachment", "digest",
+			      json_object_get(e, "digest"), "size", json_object_get(e, "size"),
+			      "mediaType", json_object_get(e, "mediaType"));
 
 		if (json_object_get(e, "artifactType"))
 			json_object_set(o, "artifactType", json_object_get(e, "artifactType"));
@@ -164,23 +166,26 @@ char *ep_attachment_read(struct ep_store *s, const char *digest, const char *art
 	json_t *e, *hit = NULL;
 	size_t i;
 
-	json_array_foreach(json_object_get(rec, "attachments"), i, e)
-		if (!strcmp(json_string_value(json_object_get(e, "artifactType")) ?: "", artifact_type))
+	json_array_foreach (json_object_get(rec, "attachments"), i, e)
+		if (!strcmp(json_string_value(json_object_get(e, "artifactType")) ?: "",
+			    artifact_type))
 			hit = e;
 	if (!hit) {
-		ep_error_set(err, EP_EINVAL, "image %s has no %s attachment", digest, artifact_type);
+		ep_error_set(err, EP_EINVAL, "image %s has no %s attachment", digest,
+			     artifact_type);
 		return NULL;
 	}
 	/* blobs: [config, the file] */
 	return ep_sidecar_blob(s,
 			       json_string_value(json_object_get(
-				   json_array_get(json_object_get(hit, "blobs"), 1), "digest")) ?: "",
+				   json_array_get(json_object_get(hit, "blobs"), 1), "digest"))
+				   ?: "",
 			       EP_SIDECAR_MAX_BLOB, len, err);
 }
 
 static json_t *referrers_index(const char *ref_s, const char *digest,
-			       const struct ep_registry_opts *o, const char **via, json_t **fallback,
-			       struct ep_store *s, struct ep_error *err)
+			       const struct ep_registry_opts *o, const char **via,
+			       json_t **fallback, struct ep_store *s, struct ep_error *err)
 {
 	json_t *idx = NULL;
 	char tag[80];
@@ -206,8 +211,8 @@ static json_t *referrers_index(const char *ref_s, const char *digest,
 	*via = rc == 0 ? "tag-fallback" : "none";
 	if (rc == 1 || !json_is_array(json_object_get(idx, "manifests"))) {
 		json_decref(idx);
-		idx = json_pack("{s:i, s:s, s:[]}", "schemaVersion", 2, "mediaType", EP_MT_OCI_INDEX,
-				"manifests");
+		idx = json_pack("{s:i, s:s, s:[]}", "schemaVersion", 2, "mediaType",
+				EP_MT_OCI_INDEX, "manifests");
 	}
 	*fallback = json_incref(idx);
 	return idx;
@@ -240,7 +245,8 @@ int ep_trust_push(struct ep_store *s, const char *digest, const char *ref_s,
 		  const struct ep_registry_opts *o, json_t **report, struct ep_error *err)
 {
 	cleanup_json json_t *rec = ep_sidecar_get(s, digest), *idx = NULL, *fb = NULL;
-	const char *sig = json_string_value(json_object_get(json_object_get(rec, "signature"), "digest"));
+	const char *sig =
+	    json_string_value(json_object_get(json_object_get(rec, "signature"), "digest"));
 	json_t *atts = json_object_get(rec, "attachments"), *e;
 	const char *via = "none";
 	char tag[80];
@@ -255,7 +261,7 @@ int ep_trust_push(struct ep_store *s, const char *digest, const char *ref_s,
 		if (ep_registry_push_doc(s, sig, ref_s, tag, o, err) < 0)
 			return ep_error_wrap(err, "push the signature");
 	}
-	json_array_foreach(atts, i, e) {
+	json_array_foreach (atts, i, e) {
 		if (ep_registry_push_doc(s, json_string_value(json_object_get(e, "digest")), ref_s,
 					 NULL, o, err) < 0)
 			return ep_error_wrap(err, "push an attachment");
@@ -274,15 +280,15 @@ int ep_trust_push(struct ep_store *s, const char *digest, const char *ref_s,
 		size_t len;
 		struct ep_txn t;
 
-		json_array_foreach(atts, i, e) {
+		json_array_foreach (atts, i, e) {
 			const char *md = json_string_value(json_object_get(e, "digest"));
 
 			if (has_entry(ms, md))
 				continue;
-			json_array_append_new(ms, json_pack("{s:s, s:s, s:O, s:O}", "mediaType",
-							    EP_MT_OCI_MANIFEST, "digest", md, "size",
-							    json_object_get(e, "size"), "artifactType",
-							    json_object_get(e, "artifactType")));
+			json_array_append_new(
+			    ms, json_pack("{s:s, s:s, s:O, s:O}", "mediaType", EP_MT_OCI_MANIFEST,
+					  "digest", md, "size", json_object_get(e, "size"),
+					  "artifactType", json_object_get(e, "artifactType")));
 			changed = 1;
 		}
 		if (changed) {
@@ -310,7 +316,7 @@ int ep_trust_push(struct ep_store *s, const char *digest, const char *ref_s,
 static int subject_is(json_t *doc, const char *digest)
 {
 	return !strcmp(json_string_value(json_object_get(json_object_get(doc, "subject"), "digest"))
-			       ?: "",
+			   ?: "",
 		       digest);
 }
 
@@ -342,11 +348,12 @@ int ep_trust_pull(struct ep_store *s, const char *digest, const char *ref_s,
 		rc = ep_registry_fetch_doc(&t, ref_s, tag, 1u << 20, o, md, &doc, err);
 		if (rc < 0)
 			goto fail;
-		json_array_foreach(json_object_get(doc, "layers"), i, l)
+		json_array_foreach (json_object_get(doc, "layers"), i, l)
 			if (strcmp(json_string_value(json_object_get(l, "mediaType")) ?: "",
 				   EP_MT_COSIGN_PAYLOAD)) {
-				ep_error_set(err, EP_EINVAL, "'%s' in '%s' is not a cosign signature image",
-					     tag, ref_s);
+				ep_error_set(err, EP_EINVAL,
+					     "'%s' in '%s' is not a cosign signature image", tag,
+					     ref_s);
 				goto fail;
 			}
 		if (rc == 0) {
@@ -362,7 +369,7 @@ int ep_trust_pull(struct ep_store *s, const char *digest, const char *ref_s,
 		list = json_array();
 		json_object_set_new(rec, "attachments", list);
 	}
-	json_array_foreach(json_object_get(idx, "manifests"), i, e) {
+	json_array_foreach (json_object_get(idx, "manifests"), i, e) {
 		const char *d = json_string_value(json_object_get(e, "digest"));
 		cleanup_json json_t *doc = NULL, *entry = NULL;
 
@@ -379,7 +386,7 @@ int ep_trust_pull(struct ep_store *s, const char *digest, const char *ref_s,
 		{
 			json_t *l0 = json_array_get(json_object_get(doc, "layers"), 0);
 			const char *title = json_string_value(json_object_get(
-				json_object_get(l0, "annotations"), "org.opencontainers.image.title"));
+			    json_object_get(l0, "annotations"), "org.opencontainers.image.title"));
 
 			if (title)
 				json_object_set_new(entry, "title", json_string(title));

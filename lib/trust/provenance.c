@@ -51,8 +51,9 @@ static int add_deps(json_t *deps, json_t *lock, const char *lock_digest, struct 
 			return -1;
 		json_array_append_new(deps, dep("base image", uri, STR(base, "digest")));
 	} else if (!strcmp(kind, "debian")) {
-		json_array_append_new(deps, dep("debian base (mmdebstrap)", STR(base, "mirror"), NULL));
-		json_array_foreach(json_object_get(base, "packages"), j, w) {
+		json_array_append_new(deps,
+				      dep("debian base (mmdebstrap)", STR(base, "mirror"), NULL));
+		json_array_foreach (json_object_get(base, "packages"), j, w) {
 			const char *p = json_string_value(w);
 			const char *eq = p ? strchr(p, '=') : NULL;
 			const char *colon = eq ? strrchr(eq, ':') : NULL;
@@ -67,17 +68,18 @@ static int add_deps(json_t *deps, json_t *lock, const char *lock_digest, struct 
 			json_array_append_new(deps, dep(NULL, uri, NULL));
 		}
 	}
-	json_array_foreach(json_object_get(in, "layers"), i, l) {
+	json_array_foreach (json_object_get(in, "layers"), i, l) {
 		const char *lk = STR(l, "kind") ?: "";
 		char name[64];
 
 		snprintf(name, sizeof(name), "layers[%zu] %s", i, lk);
 		if (!strcmp(lk, "copy"))
 			json_array_append_new(deps, dep(name, NULL, STR(l, "content")));
-		json_array_foreach(json_object_get(l, "items"), j, w)
+		json_array_foreach (json_object_get(l, "items"), j, w)
 			json_array_append_new(deps, dep(name, STR(w, "url"), STR(w, "sha256")));
-		json_array_foreach(json_object_get(l, "wheels"), j, w)
-			json_array_append_new(deps, dep(STR(w, "filename"), STR(w, "url"), STR(w, "sha256")));
+		json_array_foreach (json_object_get(l, "wheels"), j, w)
+			json_array_append_new(
+			    deps, dep(STR(w, "filename"), STR(w, "url"), STR(w, "sha256")));
 	}
 #undef STR
 	return 0;
@@ -103,19 +105,19 @@ json_t *ep_provenance_statement(struct ep_store *s, const char *digest, const ch
 	if (!name)
 		name = json_string_value(json_object_get(lock, "manifest")) ?: "image";
 	img = json_object_get(lock, "image");
-	st = json_pack("{s:s, s:[{s:s, s:{s:s}}], s:s, s:{s:{s:s, s:{s:{s:O, s:O}, s:O, s:O}, "
-		       "s:{s:O, s:s, s:s, s:O}, s:O}, s:{s:{s:s, s:{s:s}}, s:{s:s}}}}",
-		       "_type", EP_INTOTO_STATEMENT, "subject", "name", name, "digest", "sha256",
-		       ep_digest_hex(digest), "predicateType", EP_SLSA_PROVENANCE, "predicate",
-		       "buildDefinition", "buildType", BUILD_TYPE, "externalParameters", "manifest",
-		       "name", json_object_get(lock, "manifest"), "sha256",
-		       json_object_get(lock, "manifest_sha256"), "source_date_epoch",
-		       json_object_get(lock, "source_date_epoch"), "compressor",
-		       json_object_get(lock, "compressor"), "internalParameters", "profile",
-		       json_object_get(lock, "profile"), "lock_digest", ld, "manifest_digest", digest,
-		       "config_digest", json_object_get(img, "config_digest") ?: json_null(),
-		       "resolvedDependencies", deps, "runDetails", "builder", "id", BUILDER_ID,
-		       "version", "envpin", EP_VERSION, "metadata", "invocationId", digest);
+	st = json_pack(
+	    "{s:s, s:[{s:s, s:{s:s}}], s:s, s:{s:{s:s, s:{s:{s:O, s:O}, s:O, s:O}, "
+	    "s:{s:O, s:s, s:s, s:O}, s:O}, s:{s:{s:s, s:{s:s}}, s:{s:s}}}}",
+	    "_type", EP_INTOTO_STATEMENT, "subject", "name", name, "digest", "sha256",
+	    ep_digest_hex(digest), "predicateType", EP_SLSA_PROVENANCE, "predicate",
+	    "buildDefinition", "buildType", BUILD_TYPE, "externalParameters", "manifest", "name",
+	    json_object_get(lock, "manifest"), "sha256", json_object_get(lock, "manifest_sha256"),
+	    "source_date_epoch", json_object_get(lock, "source_date_epoch"), "compressor",
+	    json_object_get(lock, "compressor"), "internalParameters", "profile",
+	    json_object_get(lock, "profile"), "lock_digest", ld, "manifest_digest", digest,
+	    "config_digest", json_object_get(img, "config_digest") ?: json_null(),
+	    "resolvedDependencies", deps, "runDetails", "builder", "id", BUILDER_ID, "version",
+	    "envpin", EP_VERSION, "metadata", "invocationId", digest);
 	if (!st)
 		return ep_error_oom(err), NULL;
 	return steal_pointer(&st);
@@ -200,7 +202,7 @@ int ep_dsse_verify(json_t *env, const struct ep_key *k, char **payload, size_t *
 	pae = ep_dsse_pae(type, body, blen, &len, err);
 	if (!pae)
 		return -1;
-	json_array_foreach(json_object_get(env, "signatures"), i, s) {
+	json_array_foreach (json_object_get(env, "signatures"), i, s) {
 		const char *sig = json_string_value(json_object_get(s, "sig"));
 		int v = sig ? ep_verify_b64(k, pae, len, sig, err) : 0;
 

@@ -49,7 +49,8 @@ static void whiteout(json_t *files, json_t *links, const char *path)
 		const char *key;
 		json_t *v, *tmp;
 
-		json_object_foreach_safe (objs[k], tmp, key, v) {
+		json_object_foreach_safe(objs[k], tmp, key, v)
+		{
 			int hit;
 
 			if (!strcmp(base, ".wh..wh..opq"))
@@ -58,7 +59,8 @@ static void whiteout(json_t *files, json_t *links, const char *path)
 				const char *name = base + 4;
 				size_t nl = strlen(name);
 
-				hit = (dlen == 0 || (!strncmp(key, path, dlen) && key[dlen] == '/')) &&
+				hit = (dlen == 0 ||
+				       (!strncmp(key, path, dlen) && key[dlen] == '/')) &&
 				      !strncmp(key + (dlen ? dlen + 1 : 0), name, nl) &&
 				      (key[(dlen ? dlen + 1 : 0) + nl] == '\0' ||
 				       key[(dlen ? dlen + 1 : 0) + nl] == '/');
@@ -141,7 +143,7 @@ static int read_layer(const char *blob, json_t *files, json_t *links, struct ep_
 		const char *k;
 		json_t *v;
 
-		json_array_foreach(wh, i, w)
+		json_array_foreach (wh, i, w)
 			whiteout(files, links, json_string_value(w));
 		json_object_foreach (lf, k, v) {
 			json_object_del(links, k);
@@ -170,7 +172,7 @@ static int read_image(struct ep_store *s, const char *digest, json_t *files, jso
 	m = text ? ep_json_loadb(text, len, EP_MAX_MANIFEST_BYTES, digest, err) : NULL;
 	if (!m)
 		return -1;
-	json_array_foreach(json_object_get(m, "layers"), i, l) {
+	json_array_foreach (json_object_get(m, "layers"), i, l) {
 		const char *d = json_string_value(json_object_get(l, "digest"));
 		cleanup_free char *path = d ? ep_store_blob_path(s, d, err) : NULL;
 
@@ -183,45 +185,121 @@ static int read_image(struct ep_store *s, const char *digest, json_t *files, jso
 /* ---- licenses ---- */
 
 static const char *const spdx_ids[] = {
-	"0BSD",	    "AFL-2.1",	    "AGPL-3.0-only", "AGPL-3.0-or-later", "Apache-1.1",
-	"Apache-2.0", "Artistic-1.0", "Artistic-1.0-Perl", "Artistic-2.0", "BSD-1-Clause",
-	"BSD-2-Clause", "BSD-3-Clause", "BSD-4-Clause", "BSD-4-Clause-UC", "BSL-1.0", "bzip2-1.0.6", "CC-BY-3.0",
-	"CC-BY-4.0", "CC-BY-SA-3.0", "CC-BY-SA-4.0", "CC0-1.0", "curl", "EPL-1.0", "EPL-2.0",
-	"FSFAP", "FSFUL", "FSFULLR", "FTL", "GFDL-1.2-only", "GFDL-1.2-or-later", "GFDL-1.3-only",
-	"GFDL-1.3-or-later", "GPL-1.0-only", "GPL-1.0-or-later", "GPL-2.0-only",
-	"GPL-2.0-or-later", "GPL-3.0-only", "GPL-3.0-or-later", "HPND", "ICU", "IJG", "ISC",
-	"LGPL-2.0-only", "LGPL-2.0-or-later", "LGPL-2.1-only", "LGPL-2.1-or-later",
-	"LGPL-3.0-only", "LGPL-3.0-or-later", "Libpng", "libtiff", "MIT", "MIT-0", "MPL-1.1",
-	"MPL-2.0", "NCSA", "OFL-1.1", "OpenSSL", "PostgreSQL", "PSF-2.0", "Python-2.0",
-	"Ruby", "SGI-B-2.0", "Sleepycat", "TCL", "Unicode-DFS-2016", "Unlicense", "W3C", "WTFPL",
-	"X11", "Zlib", "ZPL-2.1",
+    "0BSD",
+    "AFL-2.1",
+    "AGPL-3.0-only",
+    "AGPL-3.0-or-later",
+    "Apache-1.1",
+    "Apache-2.0",
+    "Artistic-1.0",
+    "Artistic-1.0-Perl",
+    "Artistic-2.0",
+    "BSD-1-Clause",
+    "BSD-2-Clause",
+    "BSD-3-Clause",
+    "BSD-4-Clause",
+    "BSD-4-Clause-UC",
+    "BSL-1.0",
+    "bzip2-1.0.6",
+    "CC-BY-3.0",
+    "CC-BY-4.0",
+    "CC-BY-SA-3.0",
+    "CC-BY-SA-4.0",
+    "CC0-1.0",
+    "curl",
+    "EPL-1.0",
+    "EPL-2.0",
+    "FSFAP",
+    "FSFUL",
+    "FSFULLR",
+    "FTL",
+    "GFDL-1.2-only",
+    "GFDL-1.2-or-later",
+    "GFDL-1.3-only",
+    "GFDL-1.3-or-later",
+    "GPL-1.0-only",
+    "GPL-1.0-or-later",
+    "GPL-2.0-only",
+    "GPL-2.0-or-later",
+    "GPL-3.0-only",
+    "GPL-3.0-or-later",
+    "HPND",
+    "ICU",
+    "IJG",
+    "ISC",
+    "LGPL-2.0-only",
+    "LGPL-2.0-or-later",
+    "LGPL-2.1-only",
+    "LGPL-2.1-or-later",
+    "LGPL-3.0-only",
+    "LGPL-3.0-or-later",
+    "Libpng",
+    "libtiff",
+    "MIT",
+    "MIT-0",
+    "MPL-1.1",
+    "MPL-2.0",
+    "NCSA",
+    "OFL-1.1",
+    "OpenSSL",
+    "PostgreSQL",
+    "PSF-2.0",
+    "Python-2.0",
+    "Ruby",
+    "SGI-B-2.0",
+    "Sleepycat",
+    "TCL",
+    "Unicode-DFS-2016",
+    "Unlicense",
+    "W3C",
+    "WTFPL",
+    "X11",
+    "Zlib",
+    "ZPL-2.1",
 };
 
 /* Debian's short names (copyright-format 1.0) that differ from SPDX's. */
 static const char *const deb_map[][2] = {
-	{"GPL-1", "GPL-1.0-only"},	    {"GPL-1+", "GPL-1.0-or-later"},
-	{"GPL-2", "GPL-2.0-only"},	    {"GPL-2+", "GPL-2.0-or-later"},
-	{"GPL-3", "GPL-3.0-only"},	    {"GPL-3+", "GPL-3.0-or-later"},
-	{"LGPL-2", "LGPL-2.0-only"},	    {"LGPL-2+", "LGPL-2.0-or-later"},
-	{"LGPL-2.1", "LGPL-2.1-only"},	    {"LGPL-2.1+", "LGPL-2.1-or-later"},
-	{"LGPL-3", "LGPL-3.0-only"},	    {"LGPL-3+", "LGPL-3.0-or-later"},
-	{"AGPL-3", "AGPL-3.0-only"},	    {"AGPL-3+", "AGPL-3.0-or-later"},
-	{"GFDL-1.2", "GFDL-1.2-only"},	    {"GFDL-1.2+", "GFDL-1.2-or-later"},
-	{"GFDL-1.3", "GFDL-1.3-only"},	    {"GFDL-1.3+", "GFDL-1.3-or-later"},
-	{"Apache-2", "Apache-2.0"},	    {"Expat", "MIT"},
-	{"Artistic", "Artistic-1.0-Perl"},  {"BSD-2-clause", "BSD-2-Clause"},
-	{"BSD-3-clause", "BSD-3-Clause"},   {"BSD-4-clause", "BSD-4-Clause"},
-	{"MPL-1.1+", "MPL-1.1"},	    {"MPL-2.0+", "MPL-2.0"},
-	{"PSF-2", "PSF-2.0"},		    {"Python", "PSF-2.0"},
-	{"CC0", "CC0-1.0"},		    {"zlib", "Zlib"},
-	/* PyPI classifiers */
-	{"MIT License", "MIT"},		    {"Apache Software License", "Apache-2.0"},
-	{"ISC License (ISCL)", "ISC"},	    {"Python Software Foundation License", "PSF-2.0"},
-	{"Mozilla Public License 2.0 (MPL 2.0)", "MPL-2.0"},
-	{"GNU General Public License v2 (GPLv2)", "GPL-2.0-only"},
-	{"GNU General Public License v3 (GPLv3)", "GPL-3.0-only"},
-	{"GNU Lesser General Public License v3 (LGPLv3)", "LGPL-3.0-only"},
-	{"The Unlicense (Unlicense)", "Unlicense"},
+    {"GPL-1", "GPL-1.0-only"},
+    {"GPL-1+", "GPL-1.0-or-later"},
+    {"GPL-2", "GPL-2.0-only"},
+    {"GPL-2+", "GPL-2.0-or-later"},
+    {"GPL-3", "GPL-3.0-only"},
+    {"GPL-3+", "GPL-3.0-or-later"},
+    {"LGPL-2", "LGPL-2.0-only"},
+    {"LGPL-2+", "LGPL-2.0-or-later"},
+    {"LGPL-2.1", "LGPL-2.1-only"},
+    {"LGPL-2.1+", "LGPL-2.1-or-later"},
+    {"LGPL-3", "LGPL-3.0-only"},
+    {"LGPL-3+", "LGPL-3.0-or-later"},
+    {"AGPL-3", "AGPL-3.0-only"},
+    {"AGPL-3+", "AGPL-3.0-or-later"},
+    {"GFDL-1.2", "GFDL-1.2-only"},
+    {"GFDL-1.2+", "GFDL-1.2-or-later"},
+    {"GFDL-1.3", "GFDL-1.3-only"},
+    {"GFDL-1.3+", "GFDL-1.3-or-later"},
+    {"Apache-2", "Apache-2.0"},
+    {"Expat", "MIT"},
+    {"Artistic", "Artistic-1.0-Perl"},
+    {"BSD-2-clause", "BSD-2-Clause"},
+    {"BSD-3-clause", "BSD-3-Clause"},
+    {"BSD-4-clause", "BSD-4-Clause"},
+    {"MPL-1.1+", "MPL-1.1"},
+    {"MPL-2.0+", "MPL-2.0"},
+    {"PSF-2", "PSF-2.0"},
+    {"Python", "PSF-2.0"},
+    {"CC0", "CC0-1.0"},
+    {"zlib", "Zlib"},
+    /* PyPI classifiers */
+    {"MIT License", "MIT"},
+    {"Apache Software License", "Apache-2.0"},
+    {"ISC License (ISCL)", "ISC"},
+    {"Python Software Foundation License", "PSF-2.0"},
+    {"Mozilla Public License 2.0 (MPL 2.0)", "MPL-2.0"},
+    {"GNU General Public License v2 (GPLv2)", "GPL-2.0-only"},
+    {"GNU General Public License v3 (GPLv3)", "GPL-3.0-only"},
+    {"GNU Lesser General Public License v3 (LGPLv3)", "LGPL-3.0-only"},
+    {"The Unlicense (Unlicense)", "Unlicense"},
 };
 
 /* The SPDX id for a license name, or a LicenseRef- added to refs. */
@@ -294,7 +372,7 @@ static char *join_and(json_t *list, struct ep_error *err)
 	json_t *v;
 	size_t i;
 
-	json_array_foreach(list, i, v) {
+	json_array_foreach (list, i, v) {
 		char *next = out ? ep_asprintf(err, "%s AND %s", out, json_string_value(v))
 				 : ep_strdup(json_string_value(v), err);
 
@@ -311,7 +389,7 @@ static void add_unique(json_t *list, const char *s)
 	json_t *v;
 	size_t i;
 
-	json_array_foreach(list, i, v)
+	json_array_foreach (list, i, v)
 		if (!strcmp(json_string_value(v), s))
 			return;
 	json_array_append_new(list, json_string(s));
@@ -332,8 +410,8 @@ char *ep_sbom_debian_license(const char *copyright, const char *pkg, json_t *ref
 		size_t len = eol ? (size_t)(eol - p) : strlen(p);
 		char line[512];
 
-		snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) ? len : sizeof(line) - 1),
-			 p);
+		snprintf(line, sizeof(line), "%.*s",
+			 (int)(len < sizeof(line) ? len : sizeof(line) - 1), p);
 		if (first_para && !strncasecmp(line, "Format:", 7) &&
 		    (strstr(line, "copyright-format") || strstr(line, "dep5")))
 			machine = 1;
@@ -378,8 +456,8 @@ static char *wheel_license(const char *meta, const char *name, json_t *refs, str
 		size_t len = eol ? (size_t)(eol - p) : strlen(p);
 		char line[512];
 
-		snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) ? len : sizeof(line) - 1),
-			 p);
+		snprintf(line, sizeof(line), "%.*s",
+			 (int)(len < sizeof(line) ? len : sizeof(line) - 1), p);
 		line[strcspn(line, "\r")] = '\0';
 		if (!strncasecmp(line, "License-Expression:", 19)) {
 			const char *v = line + 19 + strspn(line + 19, " ");
@@ -465,7 +543,8 @@ static const char *file_text(json_t *files, json_t *links, const char *path, int
 		if (t[0] == '/')
 			snprintf(buf, sizeof(buf), "%s", rel(t));
 		else
-			snprintf(buf, sizeof(buf), "%.*s/%s", slash ? (int)(slash - path) : 0, path, t);
+			snprintf(buf, sizeof(buf), "%.*s/%s", slash ? (int)(slash - path) : 0, path,
+				 t);
 		return file_text(files, links, buf, depth + 1);
 	}
 	return NULL;
@@ -583,9 +662,9 @@ static int add_lock_inputs(json_t *comps, json_t *lock, json_t *files, json_t *r
 	size_t i, j;
 
 	if (!strcmp(kind, "rootfs"))
-		json_array_append_new(comps, json_pack("{s:s, s:s, s:s, s:O}", "kind", "base", "name",
-						       "base rootfs", "version", "tar", "sha256",
-						       json_object_get(base, "sha256")));
+		json_array_append_new(comps, json_pack("{s:s, s:s, s:s, s:O}", "kind", "base",
+						       "name", "base rootfs", "version", "tar",
+						       "sha256", json_object_get(base, "sha256")));
 	else if (!strcmp(kind, "oci") || !strcmp(kind, "image")) {
 		const char *d = json_string_value(json_object_get(base, "digest")) ?: "";
 		const char *ref = json_string_value(json_object_get(base, "ref"));
@@ -593,37 +672,41 @@ static int add_lock_inputs(json_t *comps, json_t *lock, json_t *files, json_t *r
 
 		purl_enc(d, enc, sizeof(enc));
 		snprintf(purl, sizeof(purl), "pkg:oci/base@%s", enc);
-		json_array_append_new(comps, json_pack("{s:s, s:s, s:s, s:s, s:s}", "kind", "base",
-						       "name", ref ? ref : "base image", "version", d,
-						       "sha256", strlen(d) > 7 ? d + 7 : d, "purl",
-						       purl));
+		json_array_append_new(comps,
+				      json_pack("{s:s, s:s, s:s, s:s, s:s}", "kind", "base", "name",
+						ref ? ref : "base image", "version", d, "sha256",
+						strlen(d) > 7 ? d + 7 : d, "purl", purl));
 	} else if (!strcmp(kind, "debian")) {
 		cleanup_free char *ver = ep_asprintf(
-			err, "%s %s", json_string_value(json_object_get(base, "suite")) ?: "?",
-			json_string_value(json_object_get(base, "variant")) ?: "?");
+		    err, "%s %s", json_string_value(json_object_get(base, "suite")) ?: "?",
+		    json_string_value(json_object_get(base, "variant")) ?: "?");
 
 		if (!ver)
 			return -1;
-		json_array_append_new(comps, json_pack("{s:s, s:s, s:s, s:O}", "kind", "base", "name",
-						       "debian (mmdebstrap)", "version", ver, "url",
-						       json_object_get(base, "mirror")));
+		json_array_append_new(comps,
+				      json_pack("{s:s, s:s, s:s, s:O}", "kind", "base", "name",
+						"debian (mmdebstrap)", "version", ver, "url",
+						json_object_get(base, "mirror")));
 	}
-	json_array_foreach(json_object_get(in, "layers"), i, l) {
+	json_array_foreach (json_object_get(in, "layers"), i, l) {
 		const char *lk = json_string_value(json_object_get(l, "kind")) ?: "";
 
 		if (!strcmp(lk, "pip"))
-			json_array_foreach(json_object_get(l, "wheels"), j, w) {
-				const char *name = json_string_value(json_object_get(w, "name")) ?: "?";
-				const char *ver = json_string_value(json_object_get(w, "version")) ?: "?";
+			json_array_foreach (json_object_get(l, "wheels"), j, w) {
+				const char *name =
+				    json_string_value(json_object_get(w, "name")) ?: "?";
+				const char *ver =
+				    json_string_value(json_object_get(w, "version")) ?: "?";
 				const char *meta = wheel_meta(files, name);
-				cleanup_free char *lic = meta ? wheel_license(meta, name, refs, err) : NULL;
+				cleanup_free char *lic =
+				    meta ? wheel_license(meta, name, refs, err) : NULL;
 				char purl[768], lname[256];
 				json_t *c;
 
 				norm_name(name, lname, sizeof(lname));
 				snprintf(purl, sizeof(purl), "pkg:pypi/%s@%s", lname, ver);
-				c = json_pack("{s:s, s:s, s:s, s:s, s:O, s:O}", "kind", "wheel", "name",
-					      name, "version", ver, "purl", purl, "sha256",
+				c = json_pack("{s:s, s:s, s:s, s:s, s:O, s:O}", "kind", "wheel",
+					      "name", name, "version", ver, "purl", purl, "sha256",
 					      json_object_get(w, "sha256"), "url",
 					      json_object_get(w, "url"));
 				if (!c)
@@ -633,15 +716,16 @@ static int add_lock_inputs(json_t *comps, json_t *lock, json_t *files, json_t *r
 				json_array_append_new(comps, c);
 			}
 		if (!strcmp(lk, "fetch"))
-			json_array_foreach(json_object_get(l, "items"), j, w) {
-				const char *url = json_string_value(json_object_get(w, "url")) ?: "";
+			json_array_foreach (json_object_get(l, "items"), j, w) {
+				const char *url =
+				    json_string_value(json_object_get(w, "url")) ?: "";
 				const char *slash = strrchr(url, '/');
 
 				json_array_append_new(
-					comps, json_pack("{s:s, s:s, s:s, s:O, s:s}", "kind", "file",
-							 "name", slash && slash[1] ? slash + 1 : url,
-							 "version", "NOASSERTION", "sha256",
-							 json_object_get(w, "sha256"), "url", url));
+				    comps, json_pack("{s:s, s:s, s:s, s:O, s:s}", "kind", "file",
+						     "name", slash && slash[1] ? slash + 1 : url,
+						     "version", "NOASSERTION", "sha256",
+						     json_object_get(w, "sha256"), "url", url));
 			}
 	}
 	return 0;
@@ -716,8 +800,8 @@ static const char *purpose(const char *kind)
 static json_t *spdx(json_t *c, struct ep_error *err)
 {
 	const char *img = json_string_value(json_object_get(c, "image"));
-	cleanup_free char *ns = ep_asprintf(err, "https://spdx.org/spdxdocs/envpin-%s",
-					    ep_digest_hex(img));
+	cleanup_free char *ns =
+	    ep_asprintf(err, "https://spdx.org/spdxdocs/envpin-%s", ep_digest_hex(img));
 	char ipurl[160];
 	json_t *doc, *pkgs, *rels, *e, *x;
 	const char *k;
@@ -726,12 +810,12 @@ static json_t *spdx(json_t *c, struct ep_error *err)
 	if (!ns)
 		return NULL;
 	snprintf(ipurl, sizeof(ipurl), "pkg:oci/image@sha256%%3A%s", ep_digest_hex(img));
-	doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:[s]}, s:[], s:[], s:[]}", "spdxVersion",
-			"SPDX-2.3", "dataLicense", "CC0-1.0", "SPDXID", "SPDXRef-DOCUMENT", "name",
-			json_string_value(json_object_get(c, "name")), "documentNamespace", ns,
-			"creationInfo", "created", json_string_value(json_object_get(c, "created")),
-			"creators", "Tool: envpin-" EP_VERSION, "packages", "relationships",
-			"hasExtractedLicensingInfos");
+	doc = json_pack(
+	    "{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:[s]}, s:[], s:[], s:[]}", "spdxVersion",
+	    "SPDX-2.3", "dataLicense", "CC0-1.0", "SPDXID", "SPDXRef-DOCUMENT", "name",
+	    json_string_value(json_object_get(c, "name")), "documentNamespace", ns, "creationInfo",
+	    "created", json_string_value(json_object_get(c, "created")), "creators",
+	    "Tool: envpin-" EP_VERSION, "packages", "relationships", "hasExtractedLicensingInfos");
 	if (!doc) {
 		ep_error_oom(err);
 		return NULL;
@@ -739,19 +823,20 @@ static json_t *spdx(json_t *c, struct ep_error *err)
 	pkgs = json_object_get(doc, "packages");
 	rels = json_object_get(doc, "relationships");
 	json_array_append_new(
-		pkgs, json_pack("{s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s, s:[{s:s, s:s}], s:[{s:s, s:s, s:s}], s:s}",
-				"SPDXID", "SPDXRef-Image", "name",
-				json_string_value(json_object_get(c, "name")), "versionInfo", img,
-				"downloadLocation", "NOASSERTION", "filesAnalyzed", 0,
-				"licenseConcluded", "NOASSERTION", "licenseDeclared", "NOASSERTION",
-				"copyrightText", "NOASSERTION", "checksums", "algorithm", "SHA256",
-				"checksumValue", ep_digest_hex(img), "externalRefs", "referenceCategory",
-				"PACKAGE-MANAGER", "referenceType", "purl", "referenceLocator", ipurl,
-				"primaryPackagePurpose", "CONTAINER"));
-	json_array_append_new(rels, json_pack("{s:s, s:s, s:s}", "spdxElementId", "SPDXRef-DOCUMENT",
-					      "relationshipType", "DESCRIBES", "relatedSpdxElement",
-					      "SPDXRef-Image"));
-	json_array_foreach(json_object_get(c, "components"), i, e) {
+	    pkgs, json_pack("{s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s, s:[{s:s, s:s}], s:[{s:s, "
+			    "s:s, s:s}], s:s}",
+			    "SPDXID", "SPDXRef-Image", "name",
+			    json_string_value(json_object_get(c, "name")), "versionInfo", img,
+			    "downloadLocation", "NOASSERTION", "filesAnalyzed", 0,
+			    "licenseConcluded", "NOASSERTION", "licenseDeclared", "NOASSERTION",
+			    "copyrightText", "NOASSERTION", "checksums", "algorithm", "SHA256",
+			    "checksumValue", ep_digest_hex(img), "externalRefs",
+			    "referenceCategory", "PACKAGE-MANAGER", "referenceType", "purl",
+			    "referenceLocator", ipurl, "primaryPackagePurpose", "CONTAINER"));
+	json_array_append_new(rels, json_pack("{s:s, s:s, s:s}", "spdxElementId",
+					      "SPDXRef-DOCUMENT", "relationshipType", "DESCRIBES",
+					      "relatedSpdxElement", "SPDXRef-Image"));
+	json_array_foreach (json_object_get(c, "components"), i, e) {
 		char id[64];
 		const char *kind = json_string_value(json_object_get(e, "kind"));
 		const char *lic = json_string_value(json_object_get(e, "license"));
@@ -762,24 +847,23 @@ static json_t *spdx(json_t *c, struct ep_error *err)
 
 		snprintf(id, sizeof(id), "SPDXRef-%s-%zu", kind, i + 1);
 		p = json_pack("{s:s, s:O, s:O, s:s, s:b, s:s, s:s, s:s, s:s}", "SPDXID", id, "name",
-			      json_object_get(e, "name"), "versionInfo", json_object_get(e, "version"),
-			      "downloadLocation",
+			      json_object_get(e, "name"), "versionInfo",
+			      json_object_get(e, "version"), "downloadLocation",
 			      url && (!strncmp(url, "https://", 8) || !strncmp(url, "http://", 7))
-				      ? url
-				      : "NOASSERTION",
-			      "filesAnalyzed",
-			      0, "licenseConcluded", "NOASSERTION", "licenseDeclared",
-			      lic ? lic : "NOASSERTION", "copyrightText", "NOASSERTION",
-			      "primaryPackagePurpose", purpose(kind));
+				  ? url
+				  : "NOASSERTION",
+			      "filesAnalyzed", 0, "licenseConcluded", "NOASSERTION",
+			      "licenseDeclared", lic ? lic : "NOASSERTION", "copyrightText",
+			      "NOASSERTION", "primaryPackagePurpose", purpose(kind));
 		if (!p) {
 			json_decref(doc);
 			ep_error_oom(err);
 			return NULL;
 		}
 		if (sha && strlen(sha) == 64)
-			json_object_set_new(p, "checksums",
-					    json_pack("[{s:s, s:s}]", "algorithm", "SHA256",
-						      "checksumValue", sha));
+			json_object_set_new(
+			    p, "checksums",
+			    json_pack("[{s:s, s:s}]", "algorithm", "SHA256", "checksumValue", sha));
 		if (purl)
 			json_object_set_new(p, "externalRefs",
 					    json_pack("[{s:s, s:s, s:s}]", "referenceCategory",
@@ -787,8 +871,8 @@ static json_t *spdx(json_t *c, struct ep_error *err)
 						      "referenceLocator", purl));
 		json_array_append_new(pkgs, p);
 		json_array_append_new(rels, json_pack("{s:s, s:s, s:s}", "spdxElementId",
-						      "SPDXRef-Image", "relationshipType", "CONTAINS",
-						      "relatedSpdxElement", id));
+						      "SPDXRef-Image", "relationshipType",
+						      "CONTAINS", "relatedSpdxElement", id));
 	}
 	json_object_foreach (json_object_get(c, "license_refs"), k, x)
 		json_array_append_new(json_object_get(doc, "hasExtractedLicensingInfos"),
@@ -806,25 +890,27 @@ static json_t *cyclonedx(json_t *c, struct ep_error *err)
 	size_t i;
 
 	/* a UUID derived from the image digest: the same image, the same SBOM */
-	snprintf(uuid, sizeof(uuid), "%.8s-%.4s-5%.3s-8%.3s-%.12s", h, h + 8, h + 13, h + 17, h + 20);
+	snprintf(uuid, sizeof(uuid), "%.8s-%.4s-5%.3s-8%.3s-%.12s", h, h + 8, h + 13, h + 17,
+		 h + 20);
 	snprintf(ipurl, sizeof(ipurl), "pkg:oci/image@sha256%%3A%s", h);
 	doc = json_pack("{s:s, s:s, s:s+, s:i, s:{s:s, s:{s:[{s:s, s:s, s:s}]}, s:{s:s, s:s, s:s, "
 			"s:s, s:s, s:[{s:s, s:s}]}}, s:[], s:[{s:s, s:[]}]}",
-			"bomFormat", "CycloneDX", "specVersion", "1.5", "serialNumber", "urn:uuid:",
-			uuid, "version", 1, "metadata", "timestamp",
+			"bomFormat", "CycloneDX", "specVersion", "1.5", "serialNumber",
+			"urn:uuid:", uuid, "version", 1, "metadata", "timestamp",
 			json_string_value(json_object_get(c, "created")), "tools", "components",
 			"type", "application", "name", "envpin", "version", EP_VERSION, "component",
 			"type", "container", "bom-ref", "image", "name",
-			json_string_value(json_object_get(c, "name")), "version", img, "purl", ipurl,
-			"hashes", "alg", "SHA-256", "content", h, "components", "dependencies", "ref",
-			"image", "dependsOn");
+			json_string_value(json_object_get(c, "name")), "version", img, "purl",
+			ipurl, "hashes", "alg", "SHA-256", "content", h, "components",
+			"dependencies", "ref", "image", "dependsOn");
 	if (!doc) {
 		ep_error_oom(err);
 		return NULL;
 	}
 	comps = json_object_get(doc, "components");
-	deps = json_object_get(json_array_get(json_object_get(doc, "dependencies"), 0), "dependsOn");
-	json_array_foreach(json_object_get(c, "components"), i, e) {
+	deps =
+	    json_object_get(json_array_get(json_object_get(doc, "dependencies"), 0), "dependsOn");
+	json_array_foreach (json_object_get(c, "components"), i, e) {
 		const char *kind = json_string_value(json_object_get(e, "kind"));
 		const char *lic = json_string_value(json_object_get(e, "license"));
 		const char *sha = json_string_value(json_object_get(e, "sha256"));
@@ -848,14 +934,15 @@ static json_t *cyclonedx(json_t *c, struct ep_error *err)
 		if (purl)
 			json_object_set_new(o, "purl", json_string(purl));
 		if (sha && strlen(sha) == 64)
-			json_object_set_new(o, "hashes",
-					    json_pack("[{s:s, s:s}]", "alg", "SHA-256", "content", sha));
+			json_object_set_new(
+			    o, "hashes",
+			    json_pack("[{s:s, s:s}]", "alg", "SHA-256", "content", sha));
 		if (lic)
 			json_object_set_new(o, "licenses", json_pack("[{s:s}]", "expression", lic));
 		if (url && *url)
-			json_object_set_new(o, "externalReferences",
-					    json_pack("[{s:s, s:s}]", "type", "distribution", "url",
-						      url));
+			json_object_set_new(
+			    o, "externalReferences",
+			    json_pack("[{s:s, s:s}]", "type", "distribution", "url", url));
 		json_array_append_new(comps, o);
 		json_array_append_new(deps, json_string(ref));
 	}

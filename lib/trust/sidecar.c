@@ -55,10 +55,12 @@ json_t *ep_sidecar_entry(const char *text, size_t len, const char *md, struct ep
 		json_object_set_new(e, "artifactType", json_string(at));
 	blobs = json_object_get(e, "blobs");
 	if (json_object_get(doc, "config"))
-		json_array_append_new(blobs, json_pack("{s:O}", "digest",
-						       json_object_get(json_object_get(doc, "config"), "digest")));
-	json_array_foreach(json_object_get(doc, "layers"), i, l)
-		json_array_append_new(blobs, json_pack("{s:O}", "digest", json_object_get(l, "digest")));
+		json_array_append_new(
+		    blobs, json_pack("{s:O}", "digest",
+				     json_object_get(json_object_get(doc, "config"), "digest")));
+	json_array_foreach (json_object_get(doc, "layers"), i, l)
+		json_array_append_new(blobs,
+				      json_pack("{s:O}", "digest", json_object_get(l, "digest")));
 	return e;
 }
 

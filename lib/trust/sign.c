@@ -112,8 +112,9 @@ int ep_key_generate(const char *prefix, const char *passphrase, struct ep_error 
 	if (!kpath || !ppath)
 		return -1;
 	if (access(kpath, F_OK) == 0 || access(ppath, F_OK) == 0)
-		return ep_error_set(err, EP_EINVAL, "'%s' or '%s' exists: envpin never overwrites a key",
-				    kpath, ppath);
+		return ep_error_set(err, EP_EINVAL,
+				    "'%s' or '%s' exists: envpin never overwrites a key", kpath,
+				    ppath);
 	p = EVP_EC_gen("P-256");
 	kb = BIO_new(BIO_s_mem());
 	pb = BIO_new(BIO_s_mem());
@@ -122,8 +123,8 @@ int ep_key_generate(const char *prefix, const char *passphrase, struct ep_error 
 		goto out;
 	}
 	if (PEM_write_bio_PKCS8PrivateKey(kb, p, enc ? EVP_aes_256_cbc() : NULL,
-					  enc ? passphrase : NULL, enc ? (int)strlen(passphrase) : 0,
-					  NULL, NULL) != 1 ||
+					  enc ? passphrase : NULL,
+					  enc ? (int)strlen(passphrase) : 0, NULL, NULL) != 1 ||
 	    PEM_write_bio_PUBKEY(pb, p) != 1) {
 		ep_error_set(err, EP_EENV, "encode the key: %s", ssl_reason());
 		goto out;
@@ -202,8 +203,7 @@ static BIO *key_bio(const char *path, char **text, struct ep_error *err)
 	return b;
 }
 
-struct ep_key *ep_key_load_private(const char *path, const char *passphrase,
-				   struct ep_error *err)
+struct ep_key *ep_key_load_private(const char *path, const char *passphrase, struct ep_error *err)
 {
 	cleanup_free char *text = NULL;
 	BIO *b = key_bio(path, &text, err);
@@ -218,12 +218,15 @@ struct ep_key *ep_key_load_private(const char *path, const char *passphrase,
 	if (!p) {
 		ERR_clear_error();
 		if (pw.asked && !passphrase)
-			ep_error_set(err, EP_EINVAL,
-				     "'%s' is encrypted: give its passphrase with --passphrase-file", path);
+			ep_error_set(
+			    err, EP_EINVAL,
+			    "'%s' is encrypted: give its passphrase with --passphrase-file", path);
 		else if (pw.asked)
-			ep_error_set(err, EP_EINVAL, "'%s': wrong passphrase (or a damaged key)", path);
+			ep_error_set(err, EP_EINVAL, "'%s': wrong passphrase (or a damaged key)",
+				     path);
 		else
-			ep_error_set(err, EP_EINVAL, "'%s' is not a PEM private key (corrupt?)", path);
+			ep_error_set(err, EP_EINVAL, "'%s' is not a PEM private key (corrupt?)",
+				     path);
 		return NULL;
 	}
 	return wrap_key(p, path, err);
@@ -327,13 +330,12 @@ int ep_verify_b64(const struct ep_key *k, const void *buf, size_t len, const cha
 	return rc == 1;
 }
 
-char *ep_cosign_payload(const char *identity, const char *digest, size_t *len,
-			struct ep_error *err)
+char *ep_cosign_payload(const char *identity, const char *digest, size_t *len, struct ep_error *err)
 {
-	cleanup_json json_t *p = json_pack("{s:{s:{s:s}, s:{s:s}, s:s}, s:n}", "critical", "identity",
-					   "docker-reference", identity, "image",
-					   "docker-manifest-digest", digest, "type", EP_COSIGN_TYPE,
-					   "optional");
+	cleanup_json json_t *p =
+	    json_pack("{s:{s:{s:s}, s:{s:s}, s:s}, s:n}", "critical", "identity",
+		      "docker-reference", identity, "image", "docker-manifest-digest", digest,
+		      "type", EP_COSIGN_TYPE, "optional");
 
 	if (!p) {
 		ep_error_oom(err);
@@ -366,7 +368,7 @@ static json_t *sig_config(json_t *layers)
 
 	if (!c)
 		return NULL;
-	json_array_foreach(layers, i, l) {
+	json_array_foreach (layers, i, l) {
 		json_array_append_new(json_object_get(c, "history"),
 				      json_pack("{s:s}", "created", "0001-01-01T00:00:00Z"));
 		json_array_append(json_object_get(json_object_get(c, "rootfs"), "diff_ids"),
@@ -378,7 +380,8 @@ static json_t *sig_config(json_t *layers)
 /* The layers of the signature image recorded in rec (a new array). */
 static json_t *sig_layers(struct ep_store *s, json_t *rec, ep_digest md, struct ep_error *err)
 {
-	const char *d = json_string_value(json_object_get(json_object_get(rec, "signature"), "digest"));
+	const char *d =
+	    json_string_value(json_object_get(json_object_get(rec, "signature"), "digest"));
 	cleanup_free char *text = NULL;
 	cleanup_json json_t *m = NULL;
 	size_t len;
@@ -403,8 +406,8 @@ static json_t *sig_layers(struct ep_store *s, json_t *rec, ep_digest md, struct 
 }
 
 /* Stages a JSON document canonically; its digest and size go to desc. */
-static json_t *stage_json(struct ep_txn *t, json_t *doc, const char *mt, char **text,
-			  size_t *len, ep_digest d, struct ep_error *err)
+static json_t *stage_json(struct ep_txn *t, json_t *doc, const char *mt, char **text, size_t *len,
+			  ep_digest d, struct ep_error *err)
 {
 	*text = ep_json_canonical(doc, len, err);
 	if (!*text || ep_txn_add_blob_buf(t, *text, *len, d, err) < 0)
@@ -432,9 +435,9 @@ int ep_sign_image(struct ep_store *s, const char *digest, const char *identity,
 	if (!layers || ep_sha256_buf(payload, plen, pd, err) < 0)
 		return -1;
 	/* the same payload already signed by this key: nothing to add */
-	json_array_foreach(layers, i, l) {
+	json_array_foreach (layers, i, l) {
 		const char *a = json_string_value(
-			json_object_get(json_object_get(l, "annotations"), EP_COSIGN_SIG_ANNOTATION));
+		    json_object_get(json_object_get(l, "annotations"), EP_COSIGN_SIG_ANNOTATION));
 
 		if (a && !strcmp(json_string_value(json_object_get(l, "digest")) ?: "", pd) &&
 		    ep_verify_b64(k, payload, plen, a, NULL) == 1) {
@@ -443,10 +446,10 @@ int ep_sign_image(struct ep_store *s, const char *digest, const char *identity,
 			return 0;
 		}
 	}
-	json_array_append_new(layers, json_pack("{s:s, s:I, s:s, s:{s:s}}", "mediaType",
-						EP_MT_COSIGN_PAYLOAD, "size", (json_int_t)plen,
-						"digest", pd, "annotations",
-						EP_COSIGN_SIG_ANNOTATION, sig));
+	json_array_append_new(layers,
+			      json_pack("{s:s, s:I, s:s, s:{s:s}}", "mediaType",
+					EP_MT_COSIGN_PAYLOAD, "size", (json_int_t)plen, "digest",
+					pd, "annotations", EP_COSIGN_SIG_ANNOTATION, sig));
 	cfg = sig_config(layers);
 	if (!cfg)
 		return ep_error_oom(err);
@@ -490,9 +493,9 @@ static int check_payload(const char *p, size_t len, const char *digest, const ch
 	json_t *crit = json_object_get(j, "critical");
 	const char *type = json_string_value(json_object_get(crit, "type"));
 	const char *d = json_string_value(
-		json_object_get(json_object_get(crit, "image"), "docker-manifest-digest"));
+	    json_object_get(json_object_get(crit, "image"), "docker-manifest-digest"));
 	const char *r = json_string_value(
-		json_object_get(json_object_get(crit, "identity"), "docker-reference"));
+	    json_object_get(json_object_get(crit, "identity"), "docker-reference"));
 
 	if (!j || !type || strcmp(type, EP_COSIGN_TYPE) || !d || !r) {
 		snprintf(why, wlen, "the signed payload is not a cosign simple-signing payload");
@@ -529,14 +532,15 @@ int ep_verify_image_signature(struct ep_store *s, const char *digest, const char
 	if (!layers)
 		return -1;
 	if (json_array_size(layers) == 0)
-		return ep_error_set(err, EP_EMISMATCH,
-				    "no signature: image %s has no signature in the store (sign it, or "
-				    "pull it from a registry that has one)",
-				    digest);
-	json_array_foreach(layers, i, l) {
+		return ep_error_set(
+		    err, EP_EMISMATCH,
+		    "no signature: image %s has no signature in the store (sign it, or "
+		    "pull it from a registry that has one)",
+		    digest);
+	json_array_foreach (layers, i, l) {
 		const char *pd = json_string_value(json_object_get(l, "digest"));
 		const char *a = json_string_value(
-			json_object_get(json_object_get(l, "annotations"), EP_COSIGN_SIG_ANNOTATION));
+		    json_object_get(json_object_get(l, "annotations"), EP_COSIGN_SIG_ANNOTATION));
 		cleanup_free char *p = NULL;
 		char lwhy[512];
 		size_t plen;
@@ -544,13 +548,15 @@ int ep_verify_image_signature(struct ep_store *s, const char *digest, const char
 
 		out->n_signatures++;
 		if (!pd || !a) {
-			snprintf(lwhy, sizeof(lwhy), "signature layer %zu has no payload or signature", i);
+			snprintf(lwhy, sizeof(lwhy),
+				 "signature layer %zu has no payload or signature", i);
 			w = WHY_TAMPERED;
 		} else if (!(p = ep_sidecar_blob(s, pd, 1u << 20, &plen, NULL))) {
-			snprintf(lwhy, sizeof(lwhy),
-				 "tampered payload: the signed payload %.80s is missing or its bytes "
-				 "changed",
-				 pd);
+			snprintf(
+			    lwhy, sizeof(lwhy),
+			    "tampered payload: the signed payload %.80s is missing or its bytes "
+			    "changed",
+			    pd);
 			w = WHY_TAMPERED;
 		} else if ((v = ep_verify_b64(k, p, plen, a, err)) < 0) {
 			return -1;
@@ -600,7 +606,7 @@ int ep_policy_key_for(const char *policy_path, const char *identity, char **key_
 	if (!pol)
 		return -1;
 	scopes = json_object_get(json_object_get(pol, "transports"), "docker");
-	json_object_foreach(scopes, scope, v) {
+	json_object_foreach (scopes, scope, v) {
 		size_t m = scope_match(scope, identity);
 
 		if (m > best) {
@@ -613,7 +619,7 @@ int ep_policy_key_for(const char *policy_path, const char *identity, char **key_
 	if (!json_is_array(reqs) || !json_array_size(reqs))
 		return ep_error_set(err, EP_EINVAL, "'%s': no requirement covers '%s'", policy_path,
 				    identity);
-	json_array_foreach(reqs, i, r) {
+	json_array_foreach (reqs, i, r) {
 		const char *type = json_string_value(json_object_get(r, "type")) ?: "";
 
 		if (!strcmp(type, "reject"))
@@ -625,10 +631,11 @@ int ep_policy_key_for(const char *policy_path, const char *identity, char **key_
 			const char *kp = json_string_value(json_object_get(r, "keyPath"));
 
 			if (!kp || sigstore)
-				return ep_error_set(err, EP_EINVAL,
-						    "'%s': envpin checks one sigstoreSigned requirement "
-						    "with a keyPath per scope",
-						    policy_path);
+				return ep_error_set(
+				    err, EP_EINVAL,
+				    "'%s': envpin checks one sigstoreSigned requirement "
+				    "with a keyPath per scope",
+				    policy_path);
 			*key_path = ep_strdup(kp, err);
 			if (!*key_path)
 				return -1;
@@ -636,7 +643,8 @@ int ep_policy_key_for(const char *policy_path, const char *identity, char **key_
 		} else {
 			free(*key_path);
 			*key_path = NULL;
-			return ep_error_set(err, EP_EINVAL, "'%s': requirement type '%s' is not supported",
+			return ep_error_set(err, EP_EINVAL,
+					    "'%s': requirement type '%s' is not supported",
 					    policy_path, type);
 		}
 	}

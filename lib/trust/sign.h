@@ -36,8 +36,7 @@ int ep_key_generate(const char *prefix, const char *passphrase, struct ep_error 
 /* Loads a private key (PEM: PKCS#8, encrypted or not, or SEC1).  A corrupt
  * file, a key that is not P-256, a wrong or missing passphrase: EP_EINVAL
  * naming the file.  Caller frees with ep_key_free. */
-struct ep_key *ep_key_load_private(const char *path, const char *passphrase,
-				   struct ep_error *err);
+struct ep_key *ep_key_load_private(const char *path, const char *passphrase, struct ep_error *err);
 
 /* Loads a public key (PEM SubjectPublicKeyInfo; a private key file also
  * works, its public half is used).  Errors as above. */
@@ -77,9 +76,9 @@ int ep_sign_image(struct ep_store *s, const char *digest, const char *identity,
 		  const struct ep_key *k, ep_digest sig_manifest, struct ep_error *err);
 
 struct ep_sig_check {
-	int n_signatures;     /* payload layers found */
-	int verified;         /* index of the layer that verified, -1 if none */
-	char identity[512];   /* the verified payload's docker-reference */
+	int n_signatures;   /* payload layers found */
+	int verified;	    /* index of the layer that verified, -1 if none */
+	char identity[512]; /* the verified payload's docker-reference */
 	ep_digest sig_manifest;
 };
 
