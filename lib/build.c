@@ -1149,8 +1149,7 @@ static int write_lock(struct bctx *b, json_t *doc, struct ep_error *err)
 }
 
 /* Keeps the lock's bytes (as write_lock writes them) beside the image. */
-static int stage_lock_sidecar(struct bctx *b, json_t *doc, const char *image,
-			      struct ep_error *err)
+static int stage_lock_sidecar(struct bctx *b, json_t *doc, const char *image, struct ep_error *err)
 {
 	cleanup_free char *text = ep_json_pretty(doc, err);
 

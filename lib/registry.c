@@ -1796,10 +1796,11 @@ int ep_push(struct ep_store *s, const char *image, const char *ref_s,
 static int manifest_absent(struct reg *g, struct ep_http *h, const char *repo,
 			   const char *reference, struct ep_error *err)
 {
-	cleanup_free char *url = ep_asprintf(err, "%s/v2/%s/manifests/%s", g->base, repo, reference);
+	cleanup_free char *url =
+	    ep_asprintf(err, "%s/v2/%s/manifests/%s", g->base, repo, reference);
 	const char *hdrs[] = {accept_manifests, NULL};
-	struct ep_http_req q = {.method = "HEAD", .headers = hdrs, .upload_fd = -1,
-				.allow_http = g->allow_http};
+	struct ep_http_req q = {
+	    .method = "HEAD", .headers = hdrs, .upload_fd = -1, .allow_http = g->allow_http};
 	struct ep_http_resp r;
 	long st;
 
@@ -1871,7 +1872,7 @@ int ep_registry_fetch_doc(struct ep_txn *txn, const char *ref_s, const char *ref
 		if (stage_doc_blob(g, h, txn, ref.repo, json_object_get(d.json, "config"), max_blob,
 				   err) < 0)
 			goto out;
-		json_array_foreach(json_object_get(d.json, "layers"), i, l)
+		json_array_foreach (json_object_get(d.json, "layers"), i, l)
 			if (stage_doc_blob(g, h, txn, ref.repo, l, max_blob, err) < 0)
 				goto out;
 	}
@@ -1891,8 +1892,8 @@ out:
 	return rc;
 }
 
-int ep_registry_push_doc(struct ep_store *s, const char *digest, const char *ref_s,
-			 const char *tag, const struct ep_registry_opts *o, struct ep_error *err)
+int ep_registry_push_doc(struct ep_store *s, const char *digest, const char *ref_s, const char *tag,
+			 const struct ep_registry_opts *o, struct ep_error *err)
 {
 	struct ep_ref ref;
 	struct reg *g = NULL;
@@ -1938,8 +1939,8 @@ int ep_registry_push_doc(struct ep_store *s, const char *digest, const char *ref
 	g->pwhat = "push";
 	if (n && run_pool(g, ref.repo, blobs, n, push_blob, err) < 0)
 		goto out;
-	if (push_manifest(g, &ref, mtext, len,
-			  json_string_value(json_object_get(man, "mediaType")), digest, err) < 0)
+	if (push_manifest(g, &ref, mtext, len, json_string_value(json_object_get(man, "mediaType")),
+			  digest, err) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -1956,16 +1957,16 @@ out:
 	return rc;
 }
 
-int ep_registry_referrers(const char *ref_s, const char *digest,
-			  const struct ep_registry_opts *o, json_t **index, struct ep_error *err)
+int ep_registry_referrers(const char *ref_s, const char *digest, const struct ep_registry_opts *o,
+			  json_t **index, struct ep_error *err)
 {
 	struct ep_ref ref;
 	struct reg *g = NULL;
 	struct ep_http *h = NULL;
 	cleanup_free char *url = NULL;
 	const char *hdrs[] = {"Accept: " EP_MT_OCI_INDEX, NULL};
-	struct ep_http_req q = {.method = "GET", .headers = hdrs, .upload_fd = -1,
-				.max_body = EP_MAX_MANIFEST_BYTES};
+	struct ep_http_req q = {
+	    .method = "GET", .headers = hdrs, .upload_fd = -1, .max_body = EP_MAX_MANIFEST_BYTES};
 	struct ep_http_resp r;
 	int rc = -1;
 

@@ -92,13 +92,13 @@ int ep_registry_fetch_doc(struct ep_txn *txn, const char *ref_s, const char *ref
 /* Pushes the manifest or index blob `digest` of the store (for a manifest,
  * its config and layers first, skipping those the registry has) under tag
  * (NULL: by digest only). */
-int ep_registry_push_doc(struct ep_store *s, const char *digest, const char *ref_s,
-			 const char *tag, const struct ep_registry_opts *o, struct ep_error *err);
+int ep_registry_push_doc(struct ep_store *s, const char *digest, const char *ref_s, const char *tag,
+			 const struct ep_registry_opts *o, struct ep_error *err);
 
 /* GET /v2/REPO/referrers/DIGEST (OCI 1.1).  0 with *index (new reference),
  * 1 when the registry has no referrers API (404, 400, 405), -1 on error. */
-int ep_registry_referrers(const char *ref_s, const char *digest,
-			  const struct ep_registry_opts *o, json_t **index, struct ep_error *err);
+int ep_registry_referrers(const char *ref_s, const char *digest, const struct ep_registry_opts *o,
+			  json_t **index, struct ep_error *err);
 
 /* $DOCKER_CONFIG/config.json or ~/.docker/config.json.  Caller frees. */
 char *ep_docker_config_path(struct ep_error *err);
