@@ -16,6 +16,7 @@
 
 static const char usage[] =
     "usage: envpin verify [DIGEST] [--image PATH] [--rebuild [-f MANIFEST] [--lock FILE]]\n"
+    "                     [--certify CERT | --certify --from-registry]\n"
     "                     [--key PUB | --policy FILE] [--identity REPO] [--json] [-q]\n\n"
     "Checks an image's integrity: the manifest, the config, every layer blob (compressed\n"
     "digest and size) and every diff_id (the hash of the uncompressed layer), each blob read\n"
