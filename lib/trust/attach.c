@@ -10,6 +10,9 @@
 #include "trust/sign.h"
 #include "util.h"
 
+/* Cap on the artifacts pulled for one image. */
+#define MAX_ATTACHMENTS 256
+
 /* sha256 of "{}", the OCI empty descriptor's blob */
 #define EMPTY_DIGEST "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
 
@@ -375,6 +378,12 @@ int ep_trust_pull(struct ep_store *s, const char *digest, const char *ref_s,
 
 		if (!d || ep_digest_check(d, NULL) < 0 || has_entry(list, d))
 			continue;
+		/* an untrusted index: a bounded number of artifacts */
+		if (json_array_size(list) >= MAX_ATTACHMENTS) {
+			ep_error_set(err, EP_EINVAL, "more than %d attachments for %s in '%s'",
+				     MAX_ATTACHMENTS, digest, ref_s);
+			goto fail;
+		}
 		rc = ep_registry_fetch_doc(&t, ref_s, d, EP_SIDECAR_MAX_BLOB, o, md, &doc, err);
 		if (rc < 0)
 			goto fail;
