@@ -320,8 +320,10 @@ static int parse_verify_opts(int argc, char **argv, struct cmd_ctx *ctx, struct 
 		return cmd_usage_error(ctx, "--certify runs an image in the store: name its DIGEST");
 	if (vo->key && vo->policy)
 		return cmd_usage_error(ctx, "--key and --policy exclude each other");
-	if ((vo->key || vo->policy) && (vo->image_path || (strchr(vo->arg, '/') && !access(vo->arg, F_OK))))
-		return cmd_usage_error(ctx, "signatures are kept in the store: name the image's DIGEST");
+	if ((vo->key || vo->policy) &&
+	    (vo->image_path || (strchr(vo->arg, '/') && !access(vo->arg, F_OK))))
+		return cmd_usage_error(ctx,
+				       "signatures are kept in the store: name the image's DIGEST");
 	return -1;
 }
 
