@@ -227,11 +227,35 @@ json_t *ep_attachments_remote(struct ep_store *s, const char *ref_s, const char 
 {
 	cleanup_json json_t *fb = NULL, *idx = NULL;
 
+	cleanup_json json_t *out = NULL, *sig = NULL;
+	char tag[80];
+	struct ep_txn t;
+	ep_digest md;
+	int rc;
+
 	*via = "none";
 	idx = referrers_index(ref_s, digest, o, via, &fb, s, err);
 	if (!idx)
 		return NULL;
-	return json_incref(json_object_get(idx, "manifests"));
+	out = json_array();
+	if (!out) {
+		ep_error_oom(err);
+		return NULL;
+	}
+	/* cosign's signature is a tag, not a referrer */
+	snprintf(tag, sizeof(tag), "sha256-%s.sig", ep_digest_hex(digest));
+	if (ep_txn_begin(s, &t, err) < 0)
+		return NULL;
+	rc = ep_registry_fetch_doc(&t, ref_s, tag, 1u << 20, o, md, &sig, err);
+	ep_txn_abort(&t);
+	if (rc < 0)
+		return NULL;
+	if (rc == 0)
+		json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:s}", "kind", "signature",
+						     "digest", md, "mediaType", EP_MT_OCI_MANIFEST,
+						     "tag", tag));
+	json_array_extend(out, json_object_get(idx, "manifests"));
+	return steal_pointer(&out);
 }
 
 /* The sidecar entry for a manifest fetched into t. */

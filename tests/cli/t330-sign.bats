@@ -170,6 +170,10 @@ need_registry() { [ -n "${ADDR:-}" ] || skip "docker-registry not installed"; }
 	envpin sign "$D" --key "$T/k.key" "$ADDR/lab/pulled" >/dev/null
 	envpin push "$D" "$ADDR/lab/pulled:v1" >/dev/null
 	export ENVPIN_STORE="$T/store2"
+	# listed from the registry before any pull
+	run envpin attachments "$ADDR/lab/pulled:v1" --json
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | jq -r '.attachments[0].tag')" = "sha256-$HEX.sig" ]
 	run envpin pull "$ADDR/lab/pulled:v1"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"signature yes"* ]]
