@@ -63,7 +63,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: envpin [--store DIR] COMMAND [OPTIONS] ARGS\n\n"
 		   "Reproducible, verifiable GPU environments.\n\ncommands:\n");
 	for (size_t i = 0; i < EP_ARRAY_SIZE(commands); i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nglobal options:\n"
 		   "  --store DIR   the image store (default $ENVPIN_STORE, /var/lib/envpin for root,\n"
 		   "                ~/.local/share/envpin otherwise); may appear anywhere\n"
