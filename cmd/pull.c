@@ -175,6 +175,13 @@ int cmd_push(int argc, char **argv, struct cmd_ctx *ctx)
 	cleanup_json json_t *trust = NULL;
 	if (trust_push(ctx, res.manifest_digest, argv[optind + 1], &r.o, &trust, &err) < 0)
 		return cmd_fail(&err);
+	if (json_is_false(json_object_get(trust, "signature_matches_repository")))
+		fprintf(stderr,
+			"envpin: warning: the signature names %s, not this repository: cosign and "
+			"verify --key of '%s' will refuse it; sign again with that REF\n",
+			json_string_value(json_array_get(
+			    json_object_get(trust, "signed_identities"), 0)) ?: "another repository",
+			argv[optind + 1]);
 	if (r.json) {
 		cleanup_json json_t *j = json_pack(
 			"{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "reference", argv[optind + 1], "digest",

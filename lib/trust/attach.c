@@ -268,6 +268,31 @@ static json_t *fetched_entry(struct ep_txn *t, const char *md, struct ep_error *
 	return raw ? ep_sidecar_entry(raw, len, md, err) : NULL;
 }
 
+/* The docker-references the signature image sig's payloads name (new array). */
+static json_t *signed_identities(struct ep_store *s, const char *sig)
+{
+	cleanup_free char *text = NULL;
+	cleanup_json json_t *m = NULL;
+	json_t *out = json_array(), *l;
+	size_t len, i;
+
+	text = ep_sidecar_blob(s, sig, EP_MAX_MANIFEST_BYTES, &len, NULL);
+	m = text ? ep_json_loadb(text, len, EP_MAX_MANIFEST_BYTES, sig, NULL) : NULL;
+	json_array_foreach (json_object_get(m, "layers"), i, l) {
+		const char *pd = json_string_value(json_object_get(l, "digest"));
+		cleanup_free char *p = pd ? ep_sidecar_blob(s, pd, 1u << 20, &len, NULL) : NULL;
+		cleanup_json json_t *pj =
+		    p ? ep_json_loadb(p, len, 1u << 20, "payload", NULL) : NULL;
+		json_t *r =
+		    json_object_get(json_object_get(json_object_get(pj, "critical"), "identity"),
+				    "docker-reference");
+
+		if (json_is_string(r))
+			json_array_append(out, r);
+	}
+	return out;
+}
+
 int ep_trust_push(struct ep_store *s, const char *digest, const char *ref_s,
 		  const struct ep_registry_opts *o, json_t **report, struct ep_error *err)
 {
@@ -336,6 +361,17 @@ int ep_trust_push(struct ep_store *s, const char *digest, const char *ref_s,
 	}
 	*report = json_pack("{s:b, s:I, s:s}", "signature", sig != NULL, "attachments",
 			    (json_int_t)n, "via", via);
+	if (*report && sig) {
+		/* cosign checks the payload names the repository it verifies */
+		cleanup_free char *repo = ep_sign_identity(ref_s, NULL);
+		json_t *ids = signed_identities(s, sig), *v;
+		int match = 0;
+
+		json_array_foreach (ids, i, v)
+			match |= repo && !strcmp(json_string_value(v), repo);
+		json_object_set_new(*report, "signed_identities", ids);
+		json_object_set_new(*report, "signature_matches_repository", json_boolean(match));
+	}
 	return *report ? 0 : ep_error_oom(err);
 }
 

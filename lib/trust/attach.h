@@ -57,7 +57,8 @@ json_t *ep_attachments_remote(struct ep_store *s, const char *ref_s, const char 
  * attachments (by digest, then the fallback index tag sha256-<hex>, merged
  * with what is there, when the registry has no referrers API) of image
  * digest to ref_s's repository.  *report (new): {"signature": bool,
- * "attachments": N, "via": ...}. */
+ * "attachments": N, "via": ..., and with a signature "signed_identities":
+ * [REPO...], "signature_matches_repository": bool}. */
 int ep_trust_push(struct ep_store *s, const char *digest, const char *ref_s,
 		  const struct ep_registry_opts *o, json_t **report, struct ep_error *err);
 

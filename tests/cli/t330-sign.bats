@@ -139,6 +139,11 @@ need_registry() { [ -n "${ADDR:-}" ] || skip "docker-registry not installed"; }
 	run envpin push "$D" "$ADDR/lab/astro:v1" --json
 	[ "$status" -eq 0 ]
 	[ "$(echo "$output" | jq .trust.signature)" = true ]
+	[ "$(echo "$output" | jq .trust.signature_matches_repository)" = true ]
+	# pushed elsewhere, the signature names the wrong repository: a warning says so
+	run envpin push "$D" "$ADDR/lab/elsewhere:v1"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"warning: the signature names $ADDR/lab/astro, not this repository"* ]]
 	# skopeo (not envpin) fetches the signature manifest by cosign's tag
 	skopeo inspect --tls-verify=false --raw "docker://$ADDR/lab/astro:sha256-$HEX.sig" >"$T/sig.json"
 	[ "$(jq -r .mediaType "$T/sig.json")" = application/vnd.oci.image.manifest.v1+json ]
