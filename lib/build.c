@@ -1198,6 +1198,9 @@ static int check_supported(struct bctx *b, struct ep_error *err)
 					    "%s:%d: layers[%zu]: step '%s' is not supported by this envpin yet",
 					    b->m->path, b->m->steps[i].line, i,
 					    step_kind_name(b->m->steps[i].kind));
+	if (b->m->n_stages)
+		return ep_error_set(err, EP_EINVAL, "%s: stages are not supported by this envpin yet",
+				    b->m->path);
 	return 0;
 }
 
