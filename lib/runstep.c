@@ -73,19 +73,31 @@ static int scaffold(int lower_fd, const char *dir, const char *path, int is_dir,
 	p = ep_asprintf(err, "%s%s", dir, path);
 	if (!p)
 		return -1;
-	if (is_dir)
-		return ep_mkdir_p(p, err);
-	{
-		char *slash = strrchr(p, '/');
+	/* 0755 whatever the umask: a step writing next to a mount point copies
+	 * the scaffold directory up into its layer */
+	for (char *s = p + strlen(dir) + 1;; s++) {
+		int last = !*s;
 
-		*slash = '\0';
-		if (ep_mkdir_p(p, err) < 0)
-			return -1;
-		*slash = '/';
-		fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-		if (fd < 0)
-			return ep_error_errno(err, EP_EENV, errno, "create '%s'", p);
-		close(fd);
+		if (*s != '/' && !last)
+			continue;
+		*s = '\0';
+		if (last && !is_dir) {
+			fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+			if (fd < 0 || fchmod(fd, 0644) < 0) {
+				int e = errno;
+
+				if (fd >= 0)
+					close(fd);
+				return ep_error_errno(err, EP_EENV, e, "create '%s'", p);
+			}
+			close(fd);
+			break;
+		}
+		if ((mkdir(p, 0755) < 0 && errno != EEXIST) || chmod(p, 0755) < 0)
+			return ep_error_errno(err, EP_EENV, errno, "mkdir '%s'", p);
+		if (last)
+			break;
+		*s = '/';
 	}
 	return 0;
 }
