@@ -282,6 +282,10 @@ int ep_runstep_exec(const char *lower, const char *work, const char *spool,
 		    "a run step needs root (runc and overlayfs); run envpin build as root");
 	if (!ep_run_on_path("runc"))
 		return ep_error_set(err, EP_EENV, "a run step needs runc, which is not installed");
+	/* the launcher's rule on runc versions (CVE-2024-21626); no store
+	 * cache: a failed build leaves the store as it was */
+	if (ep_runc_check(NULL, NULL, err) < 0)
+		return -1;
 	upper = ep_path_join(work, "upper", err);
 	wdir = ep_path_join(work, "ovl-work", err);
 	merged = ep_path_join(work, "rootfs", err);
