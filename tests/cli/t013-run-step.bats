@@ -194,3 +194,21 @@ layer_of() {
 	[[ "$output" == *"r2.json:8: layers[1] run differs from the lock"* ]]
 	[ "$(tree_state "$T/s1")" = "$before" ]
 }
+
+@test "run step: envpin killed during a step takes the step's processes with it" {
+	write_project "$T/p"
+	manifest "$T/p/k.json" '    { "run": [ "sleep", "300" ] }'
+	"$ENVPIN" build -f "$T/p/k.json" >"$T/k.log" 2>&1 &
+	pid=$!
+	sl=$(wait_tree_pid "$pid" "sleep 300" 20)
+	ids=$(proc_ids $(descendants "$pid"))
+	[[ "$ids" == *"$sl:"* ]]
+	kill -9 "$pid"
+	wait "$pid" || true
+	# shellcheck disable=SC2086
+	procs_gone 10 $ids
+	# the next open of the store removes what the killed build left
+	run "$ENVPIN" images
+	[ "$status" -eq 0 ]
+	[ -z "$(ls -A "$ENVPIN_STORE/tmp")" ]
+}
