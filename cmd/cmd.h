@@ -73,5 +73,11 @@ int cmd_login(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_check(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_version(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_run(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_lab(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_ps(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_logs(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_attach(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_stop(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_rm(int argc, char **argv, struct cmd_ctx *ctx);
 
 #endif
