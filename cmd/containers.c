@@ -72,6 +72,24 @@ static void ago(char *buf, size_t n, long long secs)
 		snprintf(buf, n, "%lld days", secs / 86400);
 }
 
+/* Appends s to buf (n bytes): control characters (a script's newlines) as
+ * spaces, runs of spaces as one.  -1 when buf is full. */
+static int append_flat(char *buf, size_t n, size_t *len, const char *s)
+{
+	for (; s && *s; s++) {
+		char ch = (unsigned char)*s < 0x20 ? ' ' : *s;
+
+		if (ch == ' ' && *len && buf[*len - 1] == ' ')
+			continue;
+		if (*len + 1 >= n)
+			return -1;
+		buf[(*len)++] = ch;
+		buf[*len] = '\0';
+	}
+	return 0;
+}
+
+/* The command on one line, cut with "..." when longer than n - 1 bytes. */
 static void command_text(const json_t *cmd, char *buf, size_t n)
 {
 	size_t i, len = 0;
@@ -79,13 +97,12 @@ static void command_text(const json_t *cmd, char *buf, size_t n)
 
 	buf[0] = '\0';
 	json_array_foreach (cmd, i, v) {
-		int w = snprintf(buf + len, n - len, "%s%s", i ? " " : "", json_string_value(v));
-		if (w < 0 || (size_t)w >= n - len) {
+		if ((i && append_flat(buf, n, &len, " ") < 0) ||
+		    append_flat(buf, n, &len, json_string_value(v)) < 0) {
 			if (n > 4)
 				strcpy(buf + n - 4, "...");
 			return;
 		}
-		len += (size_t)w;
 	}
 }
 
@@ -151,7 +168,7 @@ int cmd_ps(int argc, char **argv, struct cmd_ctx *ctx)
 		       "COMMAND");
 	for (size_t i = 0; i < n; i++) {
 		const struct ep_container *c = &v[i];
-		char st[96], created[48], cmd[256], age[32];
+		char st[96], created[48], cmd[72], age[32];
 
 		if (!p.all && c->status != EP_CONTAINER_RUNNING && c->status != EP_CONTAINER_CREATED)
 			continue;
