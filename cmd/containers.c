@@ -262,10 +262,10 @@ static int show_log(struct cmd_ctx *ctx, const char *name, int follow, int from_
 
 		if (!follow)
 			argv[3] = NULL;
-		ep_container_release(&c);
 		fflush(stdout);
 		execvp(argv[0], argv);
 		fprintf(stderr, "envpin: exec '%s': %s\n", argv[0], strerror(errno));
+		ep_container_release(&c);
 		return EXIT_ENV;
 	}
 	ep_container_release(&c);

@@ -19,7 +19,11 @@ setup_file() {
 	JSON
 	ENVPIN_STORE="$DT/store" "${ENVPIN:-$TOP/envpin}" build -q -f "$DT/m.json" >"$DT/digest"
 }
-teardown_file() { [ -z "${DT:-}" ] || rm -rf "$DT"; }
+teardown_file() {
+	[ -z "${DT:-}" ] && return 0
+	[ ! -d "$DT/dockerd" ] || "$TOP/tests/fixtures/dockerd.sh" stop "$DT/dockerd" || true
+	rm -rf "$DT"
+}
 
 setup() {
 	[ "$(id -u)" = 0 ] || skip "the native engine needs root"
@@ -182,5 +186,27 @@ assert_no_run_left() {
 	[ "$status" -eq 2 ]
 	run envpin ps extra
 	[ "$status" -eq 2 ]
+	[ "$(envpin ps --all --json)" = "[]" ]
+}
+
+@test "run -d --engine docker: recorded, ps asks docker, logs, stop, rm removes docker's container" {
+	command -v docker >/dev/null || skip "docker is not installed"
+	"$TOP/tests/fixtures/dockerd.sh" start "$DT/dockerd" >/dev/null || skip "dockerd does not start here"
+	. "$DT/dockerd/env"
+	export DOCKER_HOST DOCKER_API_VERSION
+	run envpin run -d --engine docker --gpus none "$D" -- sh -c 'echo hello-docker; sleep 300'
+	[ "$status" -eq 0 ]
+	N=$output
+	[ "$(envpin ps --json | jq -r '.[0].engine + " " + .[0].status')" = "docker running" ]
+	[ "$(docker inspect --format '{{.State.Running}}' "$N")" = true ]
+	for ((i = 0; i < 50; i++)); do [ -n "$(envpin logs "$N")" ] && break; sleep 0.1; done
+	[ "$(envpin logs "$N")" = hello-docker ]
+	run envpin stop -t 1 "$N"
+	[ "$status" -eq 0 ]
+	[ "$(envpin ps --all --json | jq -r '.[0].status')" = exited ]
+	[ "$(envpin ps --all --json | jq '.[0].exit_code')" = 137 ]
+	run envpin rm "$N"
+	[ "$status" -eq 0 ]
+	[ -z "$(docker ps -aq)" ]
 	[ "$(envpin ps --all --json)" = "[]" ]
 }
