@@ -38,10 +38,9 @@ static const char stop_usage[] =
     "Sends SIGTERM to each container's process 1, then SIGKILL after SECONDS\n"
     "(default 10), and waits until it is gone.\n";
 
-static const char rm_usage[] =
-    "usage: envpin rm [-f] NAME...\n\n"
-    "Removes the record (and log) of ended containers.\n\n"
-    "  -f, --force  stop a running container first\n";
+static const char rm_usage[] = "usage: envpin rm [-f] NAME...\n\n"
+			       "Removes the record (and log) of ended containers.\n\n"
+			       "  -f, --force  stop a running container first\n";
 
 static const char *status_name(enum ep_container_status st)
 {
@@ -170,14 +169,15 @@ int cmd_ps(int argc, char **argv, struct cmd_ctx *ctx)
 		const struct ep_container *c = &v[i];
 		char st[96], created[48], cmd[72], age[32];
 
-		if (!p.all && c->status != EP_CONTAINER_RUNNING && c->status != EP_CONTAINER_CREATED)
+		if (!p.all && c->status != EP_CONTAINER_RUNNING &&
+		    c->status != EP_CONTAINER_CREATED)
 			continue;
 		if (p.json) {
-			json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:O,s:I,s:s}", "name", c->name,
-					      "image", c->image, "digest", c->digest, "engine",
-					      c->engine, "command", c->command ?: json_null(),
-					      "created", (json_int_t)c->created, "status",
-					      status_name(c->status));
+			json_t *o =
+			    json_pack("{s:s,s:s,s:s,s:s,s:O,s:I,s:s}", "name", c->name, "image",
+				      c->image, "digest", c->digest, "engine", c->engine, "command",
+				      c->command ?: json_null(), "created", (json_int_t)c->created,
+				      "status", status_name(c->status));
 			if (o && c->status == EP_CONTAINER_EXITED) {
 				json_object_set_new(o, "exit_code", json_integer(c->exit_code));
 				json_object_set_new(o, "finished", json_integer(c->finished));

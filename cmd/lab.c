@@ -75,17 +75,17 @@ static int parse_lab(int argc, char **argv, struct cmd_ctx *ctx, struct lab_args
 {
 	enum { O_GPUS = 256, O_ENGINE, O_NAME, O_CERTIFY, O_REQGPU, O_LISTEN, O_JSON };
 	static const struct option opts[] = {
-		{"listen", required_argument, NULL, O_LISTEN},
-		{"gpus", required_argument, NULL, O_GPUS},
-		{"engine", required_argument, NULL, O_ENGINE},
-		{"volume", required_argument, NULL, 'v'},
-		{"env", required_argument, NULL, 'e'},
-		{"name", required_argument, NULL, O_NAME},
-		{"certify", no_argument, NULL, O_CERTIFY},
-		{"require-gpu", no_argument, NULL, O_REQGPU},
-		{"json", no_argument, NULL, O_JSON},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"listen", required_argument, NULL, O_LISTEN},
+	    {"gpus", required_argument, NULL, O_GPUS},
+	    {"engine", required_argument, NULL, O_ENGINE},
+	    {"volume", required_argument, NULL, 'v'},
+	    {"env", required_argument, NULL, 'e'},
+	    {"name", required_argument, NULL, O_NAME},
+	    {"certify", no_argument, NULL, O_CERTIFY},
+	    {"require-gpu", no_argument, NULL, O_REQGPU},
+	    {"json", no_argument, NULL, O_JSON},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct ep_error err = EP_ERROR_INIT;
 	int c, e;
@@ -220,7 +220,8 @@ static void print_ready(const struct lab_args *a, const struct ep_listen *l, con
 		printf("http://%s:%d/lab?token=%s\n", host, l->port, token);
 	}
 	fflush(stdout);
-	fprintf(stderr, "envpin lab: open the URL above in your browser; Ctrl-C stops JupyterLab\n");
+	fprintf(stderr,
+		"envpin lab: open the URL above in your browser; Ctrl-C stops JupyterLab\n");
 }
 
 int cmd_lab(int argc, char **argv, struct cmd_ctx *ctx)
@@ -263,14 +264,13 @@ int cmd_lab(int argc, char **argv, struct cmd_ctx *ctx)
 	hdst = ep_asprintf(&err, "/home/%s", caller.name);
 	henv = hdst ? ep_asprintf(&err, "HOME=%s", hdst) : NULL;
 	uenv = henv ? ep_asprintf(&err, "USER=%s", caller.name) : NULL;
-	user = uenv ? ep_asprintf(&err, "%u:%u", (unsigned)caller.uid, (unsigned)caller.gid)
-		    : NULL;
+	user = uenv ? ep_asprintf(&err, "%u:%u", (unsigned)caller.uid, (unsigned)caller.gid) : NULL;
 	if (!user)
 		goto fail;
 	/* the token reaches the container through the environment, not argv */
 	if (setenv("JUPYTER_TOKEN", token, 1) < 0 ||
-	    run_volume_push(&a.vols, &a.o.n_volumes, home, hdst, 0) < 0 ||
-	    push_env(&a, henv) < 0 || push_env(&a, uenv) < 0 || push_env(&a, "JUPYTER_TOKEN") < 0 ||
+	    run_volume_push(&a.vols, &a.o.n_volumes, home, hdst, 0) < 0 || push_env(&a, henv) < 0 ||
+	    push_env(&a, uenv) < 0 || push_env(&a, "JUPYTER_TOKEN") < 0 ||
 	    ep_lab_command(&cmd, &l, caller.uid == 0) < 0) {
 		ep_error_oom(&err);
 		goto fail;

@@ -31,9 +31,9 @@ enum ep_container_status {
 
 struct ep_container {
 	char *name;
-	char *image;   /* as the user named it */
-	char *digest;  /* the image's manifest digest */
-	char *engine;  /* "native", "docker" or "podman" */
+	char *image;  /* as the user named it */
+	char *digest; /* the image's manifest digest */
+	char *engine; /* "native", "docker" or "podman" */
 	json_t *command;
 	long long created;  /* unix seconds */
 	long long finished; /* unix seconds, 0 while running */
@@ -54,8 +54,7 @@ int ep_container_get(struct ep_store *s, const char *name, struct ep_container *
 
 /* Every record, sorted by creation time (oldest first).  *v is freed with
  * ep_container_release on each and free(). */
-int ep_container_list(struct ep_store *s, struct ep_container **v, size_t *n,
-		      struct ep_error *err);
+int ep_container_list(struct ep_store *s, struct ep_container **v, size_t *n, struct ep_error *err);
 
 /* The path of the log of name (caller frees); docker/podman keep their own. */
 char *ep_container_log_path(struct ep_store *s, const char *name, struct ep_error *err);
@@ -63,8 +62,7 @@ char *ep_container_log_path(struct ep_store *s, const char *name, struct ep_erro
 /* Stops a running container: SIGTERM to its process 1 (through the
  * supervisor, as runc forwards it), SIGKILL after timeout_s seconds; waits
  * until it is gone.  A container that is not running is not an error. */
-int ep_container_stop(struct ep_store *s, const char *name, int timeout_s,
-		      struct ep_error *err);
+int ep_container_stop(struct ep_store *s, const char *name, int timeout_s, struct ep_error *err);
 
 /* Removes the record (and the engine's container).  A running container
  * is refused (EP_EINVAL) unless force, which stops it first. */

@@ -41,8 +41,7 @@ struct ep_listen {
 };
 /* Parses "ADDR:PORT", "[V6]:PORT", "PORT" (on 127.0.0.1) or "ADDR" (on
  * default_port); "localhost" is 127.0.0.1.  EP_EINVAL on anything else. */
-int ep_listen_parse(const char *spec, int default_port, struct ep_listen *l,
-		    struct ep_error *err);
+int ep_listen_parse(const char *spec, int default_port, struct ep_listen *l, struct ep_error *err);
 /* 1 when nothing listens on l's address and port (a bind test). */
 int ep_listen_free(const struct ep_listen *l);
 /* Waits until something accepts connections on l (loopback for a

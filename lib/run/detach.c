@@ -31,8 +31,8 @@ static json_t *record(const char *name, const char *image, const char *digest,
  * it), stdin /dev/null, stdout and stderr on the log; runs the container
  * as `envpin run` does, then records how it ended.  Never returns. */
 static void supervise(struct ep_store *s, const struct ep_image_loc *img, const json_t *info,
-		      const struct ep_run_opts *o, const char *name, const char *dir,
-		      json_t *state, int log_fd)
+		      const struct ep_run_opts *o, const char *name, const char *dir, json_t *state,
+		      int log_fd)
 {
 	struct ep_run_opts so = *o;
 	struct ep_error err = EP_ERROR_INIT;
@@ -277,11 +277,10 @@ int ep_run_detached(struct ep_store *s, const struct ep_image_loc *img, const ch
 	if (rc == 0)
 		*status = 0;
 	return rc;
-fail:
-	{
-		struct ep_error e = EP_ERROR_INIT;
+fail : {
+	struct ep_error e = EP_ERROR_INIT;
 
-		ep_rm_rf(dir, &e);
-	}
+	ep_rm_rf(dir, &e);
+}
 	return -1;
 }

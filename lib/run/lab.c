@@ -35,8 +35,8 @@ static int safe_login(const char *n)
 	if (len == 0 || len > 32 || !((n[0] >= 'a' && n[0] <= 'z') || n[0] == '_'))
 		return 0;
 	for (size_t i = 0; i < len; i++)
-		if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= '0' && n[i] <= '9') ||
-		      n[i] == '_' || n[i] == '-' || n[i] == '.'))
+		if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= '0' && n[i] <= '9') || n[i] == '_' ||
+		      n[i] == '-' || n[i] == '.'))
 			return 0;
 	return 1;
 }
@@ -162,8 +162,7 @@ static int fill_addr(const struct ep_listen *l, struct sockaddr_storage *ss, soc
 	return 0;
 }
 
-int ep_listen_parse(const char *spec, int default_port, struct ep_listen *l,
-		    struct ep_error *err)
+int ep_listen_parse(const char *spec, int default_port, struct ep_listen *l, struct ep_error *err)
 {
 	char host[64] = "127.0.0.1";
 	const char *port = NULL, *colon;
@@ -189,8 +188,8 @@ int ep_listen_parse(const char *spec, int default_port, struct ep_listen *l,
 			goto bad; /* a bare IPv6 address: needs [ ] */
 		if ((colon ? (size_t)(colon - spec) : strlen(spec)) >= sizeof(host))
 			goto bad;
-		snprintf(host, sizeof(host), "%.*s", colon ? (int)(colon - spec) : (int)strlen(spec),
-			 spec);
+		snprintf(host, sizeof(host), "%.*s",
+			 colon ? (int)(colon - spec) : (int)strlen(spec), spec);
 		port = colon ? colon + 1 : NULL;
 	}
 	if (!strcmp(host, "localhost"))

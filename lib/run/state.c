@@ -118,8 +118,8 @@ static int lock_held(const char *dir)
  * code and end; gone from the engine is DEAD. */
 static void engine_status(struct ep_container *c)
 {
-	char *argv[] = {c->engine, "inspect", "--format",
-			"{{.State.Running}} {{.State.ExitCode}}", c->name, NULL};
+	char *argv[] = {c->engine, "inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}",
+			c->name,   NULL};
 	cleanup_free char *line = ep_run_first_line(argv);
 	int code = 0;
 
@@ -330,8 +330,8 @@ int ep_container_stop(struct ep_store *s, const char *name, int timeout_s, struc
 	if (c.status == EP_CONTAINER_RUNNING || c.status == EP_CONTAINER_CREATED) {
 		if (!wait_unlocked(dir, (long)timeout_s * 1000)) {
 			cleanup_free char *runc_root = ep_asprintf(err, "%s/run/runc", s->root);
-			char *kill_argv[] = {"runc", "--root", runc_root, "kill", c.name, "KILL",
-					     NULL};
+			char *kill_argv[] = {"runc", "--root", runc_root, "kill",
+					     c.name, "KILL",   NULL};
 
 			if (runc_root)
 				ep_run_quiet(kill_argv, 1);
@@ -357,7 +357,8 @@ int ep_container_remove(struct ep_store *s, const char *name, int force, struct 
 	if (running && !force) {
 		ep_container_release(&c);
 		return ep_error_set(err, EP_EINVAL,
-				    "container '%s' is running: stop it first (or rm --force)", name);
+				    "container '%s' is running: stop it first (or rm --force)",
+				    name);
 	}
 	if (running && ep_container_stop(s, name, 0, err) < 0) {
 		ep_container_release(&c);
