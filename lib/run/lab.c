@@ -20,7 +20,7 @@ static int parse_id(const char *s, unsigned long *out)
 {
 	char *end;
 
-	if (!s || !*s)
+	if (!s || *s < '0' || *s > '9')
 		return -1;
 	errno = 0;
 	*out = strtoul(s, &end, 10);
