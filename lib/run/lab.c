@@ -310,11 +310,24 @@ static const char ssh_script[] =
     "  case \"$x\" in '' | *[\\ \\\"\\']*) ;; *) se=\"$se $v=$x\" ;; esac\n"
     "done\n"
     "echo \"envpin: sshd on $listen for $user\" >&2\n"
-    "exec $sshd -D -e -f /dev/null -h $key -o \"ListenAddress=$listen\" \\\n"
+    "set +e\n"
+    "$sshd -D -e -f /dev/null -h $key -o \"ListenAddress=$listen\" \\\n"
     "  -o AuthorizedKeysFile=" EP_SSH_AUTH_KEYS " -o UsePAM=no \\\n"
     "  -o PasswordAuthentication=no -o KbdInteractiveAuthentication=no \\\n"
     "  -o PermitRootLogin=$prl -o \"AllowUsers=$user\" -o PidFile=none \\\n"
-    "  -o 'Subsystem=sftp internal-sftp' ${se:+-o \"SetEnv=${se# }\"}\n";
+    "  -o 'Subsystem=sftp internal-sftp' ${se:+-o \"SetEnv=${se# }\"} &\n"
+    /* sshd -D ignores SIGINT: this shell (process 1) turns Ctrl-C into TERM */
+    "pid=$!\n"
+    "trap 'kill -TERM $pid 2>/dev/null' INT TERM HUP\n"
+    /* wait returns 128+N when a trapped signal interrupts it: wait again
+     * while sshd lives, and once more for the status of one that ended
+     * meanwhile (127: it was already collected) */
+    "while :; do\n"
+    "  wait $pid; st=$?\n"
+    "  [ $st -gt 128 ] || exit $st\n"
+    "  kill -0 $pid 2>/dev/null && continue\n"
+    "  wait $pid; s2=$?; [ $s2 = 127 ] || st=$s2; exit $st\n"
+    "done\n";
 
 int ep_ssh_command(struct ep_strvec *cmd, const struct ep_listen *l, const struct ep_caller *c)
 {

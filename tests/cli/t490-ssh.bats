@@ -107,7 +107,11 @@ wait_sshd() {
 	STRICT=yes wait_sshd "$N2"
 	run sshc -- 'tmux ls 2>&1'
 	[[ "$output" != job:* ]]
+	# stop is at once: process 1 hands TERM on to sshd
+	start=$(date +%s)
 	envpin stop "$N2"
+	[ $(($(date +%s) - start)) -lt 5 ]
+	[ "$(envpin ps --all --json | jq --arg n "$N2" '.[] | select(.name == $n) | .exit_code')" = 0 ]
 	[ "$(stat -c %a "$LAB_STORE/ssh")" = 700 ]
 	[ -s "$LAB_STORE/ssh/ssh_host_ed25519_key" ]
 }
