@@ -114,6 +114,9 @@ wait_sshd() {
 	[ "$(envpin ps --all --json | jq --arg n "$N2" '.[] | select(.name == $n) | .exit_code')" = 0 ]
 	[ "$(stat -c %a "$LAB_STORE/ssh")" = 700 ]
 	[ -s "$LAB_STORE/ssh/ssh_host_ed25519_key" ]
+	# the key sshd showed is the store's, never one baked into the image
+	grep -qF "$(cut -d' ' -f2 "$LAB_STORE/ssh/ssh_host_ed25519_key.pub")" "$T/known_hosts"
+	[ "$(wc -l <"$T/known_hosts")" -eq 1 ]
 }
 
 @test "run --ssh: missing authorized_keys, a command, a bad port, an image without sshd" {
