@@ -80,7 +80,7 @@ static const char attachments_usage[] =
     "  --ca-cert FILE   CA for the registry's TLS certificate\n"
     "  --json           print the list as JSON\n";
 
-int cmd_attach(int argc, char **argv, struct cmd_ctx *ctx)
+int cmd_attach_artifact(int argc, char **argv, struct cmd_ctx *ctx)
 {
 	enum { O_TYPE = 256, O_JSON, O_KEY, O_PASS };
 	static const struct option opts[] = {
@@ -184,6 +184,30 @@ static void print_list(json_t *list)
 		printf("%-10s %s  %s%s%s\n", kind, json_string_value(json_object_get(e, "digest")),
 		       at ? at : "cosign signature", title ? "  " : "", title ? title : "");
 	}
+}
+
+/* `attach` names two things: docker's (follow a detached container, NAME) and
+ * the artifact one (IMAGE FILE --type T).  --type is required by the second
+ * and unknown to the first, so it decides; plain --help shows both. */
+int cmd_attach(int argc, char **argv, struct cmd_ctx *ctx)
+{
+	int help = 0;
+
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		if (!strcmp(argv[i], "--type") || !strncmp(argv[i], "--type=", 7))
+			return cmd_attach_artifact(argc, argv, ctx);
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			help = 1;
+	}
+	if (help) {
+		fputs(attach_usage, stdout);
+		fputs("\nor: envpin attach NAME\n\n"
+		      "Follows the output of the running detached container NAME (see\n"
+		      "'envpin run --detach'); Ctrl-C leaves it running.\n",
+		      stdout);
+		return cmd_finish(0);
+	}
+	return cmd_attach_container(argc, argv, ctx);
 }
 
 int cmd_attachments(int argc, char **argv, struct cmd_ctx *ctx)

@@ -77,7 +77,14 @@ int cmd_key(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_sign(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_sbom(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_provenance(int argc, char **argv, struct cmd_ctx *ctx);
-int cmd_attach(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_attach_artifact(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_attachments(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_lab(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_ps(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_logs(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_attach_container(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_attach(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_stop(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_rm(int argc, char **argv, struct cmd_ctx *ctx);
 
 #endif

@@ -5,11 +5,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "cmd.h"
+#include "containers.h"
+#include "lab.h"
+#include "run.h"
 #include "runtime.h"
+#include "strvec.h"
 #include "util.h"
 
 static const char run_usage[] =
@@ -33,7 +38,18 @@ static const char run_usage[] =
     "      --name NAME            container name (default envpin-<random>)\n"
     "      --rm                   remove everything after exit (the default)\n"
     "      --keep                 keep the bundle (config.json, the container's writes)\n"
-    "  -t, --tty yes|no|auto      a terminal (default auto: when stdin is one)\n"
+    "  -t, --tty yes|no|auto      a terminal (default auto: when stdin is one); the\n"
+    "                             container then reads the terminal\n"
+    "  -i, --interactive          the container reads envpin's stdin (without -i and\n"
+    "                             without a terminal its stdin is /dev/null, as docker)\n"
+    "  -d, --detach               start in the background, print the container's name;\n"
+    "                             it survives the terminal, its output goes to a log in\n"
+    "                             the store (envpin ps, logs, attach, stop, rm)\n"
+    "      --ssh PORT             run the image's sshd on 127.0.0.1:PORT instead of CMD,\n"
+    "                             for the caller (under sudo: SUDO_UID) with the caller's\n"
+    "                             ~/.ssh/authorized_keys read-only; host keys made at\n"
+    "                             first start, kept in the store\n"
+    "      --authorized-keys FILE with --ssh: the keys that may log in\n"
     "      --no-workspace         do not mount the current directory\n"
     "      --entrypoint-none      ignore the image's Entrypoint: CMD is the whole command\n"
     "      --certify              first run `envpin check` on IMAGE with the same GPUs and\n"
@@ -54,6 +70,8 @@ struct run_args {
 	const char **envs;
 	const char **ports;
 	const char *image;
+	const char *ssh_port;
+	const char *authorized_keys;
 	int certify;
 	int require_gpu;
 };
@@ -84,6 +102,25 @@ static int add(const char ***v, size_t *n, const char *s)
 	return 0;
 }
 
+int run_volume_push(struct ep_volume **v, size_t *n, const char *src, const char *dst, int ro)
+{
+	struct ep_volume *nv = realloc(*v, (*n + 1) * sizeof(*nv));
+
+	if (!nv)
+		return -1;
+	*v = nv;
+	nv[*n].src = strdup(src);
+	nv[*n].dst = strdup(dst);
+	nv[*n].ro = ro;
+	if (!nv[*n].src || !nv[*n].dst) {
+		free(nv[*n].src);
+		free(nv[*n].dst);
+		return -1;
+	}
+	(*n)++;
+	return 0;
+}
+
 /* -v: parsed here, once; SRC must exist now. */
 static int add_volume(struct run_args *a, const char *spec, struct ep_error *err)
 {
@@ -101,7 +138,19 @@ static int add_volume(struct run_args *a, const char *spec, struct ep_error *err
 /* Parses argv into *a.  0, or the exit status after a message (or help). */
 static int parse_run(int argc, char **argv, struct cmd_ctx *ctx, struct run_args *a)
 {
-	enum { O_GPUS = 256, O_ENGINE, O_NAME, O_RM, O_KEEP, O_NOWS, O_CERTIFY, O_REQGPU, O_NOEP };
+	enum {
+		O_GPUS = 256,
+		O_ENGINE,
+		O_NAME,
+		O_RM,
+		O_KEEP,
+		O_NOWS,
+		O_CERTIFY,
+		O_REQGPU,
+		O_NOEP,
+		O_SSH,
+		O_AUTHKEYS
+	};
 	static const struct option opts[] = {
 		{"gpus", required_argument, NULL, O_GPUS},
 		{"engine", required_argument, NULL, O_ENGINE},
@@ -114,6 +163,10 @@ static int parse_run(int argc, char **argv, struct cmd_ctx *ctx, struct run_args
 		{"rm", no_argument, NULL, O_RM},
 		{"keep", no_argument, NULL, O_KEEP},
 		{"tty", optional_argument, NULL, 't'},
+		{"interactive", no_argument, NULL, 'i'},
+		{"detach", no_argument, NULL, 'd'},
+		{"ssh", required_argument, NULL, O_SSH},
+		{"authorized-keys", required_argument, NULL, O_AUTHKEYS},
 		{"no-workspace", no_argument, NULL, O_NOWS},
 		{"entrypoint-none", no_argument, NULL, O_NOEP},
 		{"certify", no_argument, NULL, O_CERTIFY},
@@ -128,7 +181,7 @@ static int parse_run(int argc, char **argv, struct cmd_ctx *ctx, struct run_args
 	o->progress = run_progress;
 	optind = 1;
 	/* '+': options end at IMAGE, so the command's own options pass through */
-	while ((c = getopt_long(argc, argv, "+v:e:w:u:p:th", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+v:e:w:u:p:tidh", opts, NULL)) != -1) {
 		switch (c) {
 		case O_GPUS:
 			o->gpus = optarg;
@@ -189,8 +242,24 @@ static int parse_run(int argc, char **argv, struct cmd_ctx *ctx, struct run_args
 		case O_REQGPU:
 			a->require_gpu = 1;
 			break;
+		case 'i':
+			o->interactive = 1;
+			break;
+		case 'd':
+			o->detach = 1;
+			break;
+		case O_SSH:
+			a->ssh_port = optarg;
+			break;
+		case O_AUTHKEYS:
+			a->authorized_keys = optarg;
+			break;
 		case 't':
-			if (!optarg || !strcmp(optarg, "yes") || !strcmp(optarg, "true"))
+			/* docker's -ti: getopt reads the i as -t's argument */
+			if (optarg && !strcmp(optarg, "i"))
+				o->interactive = 1;
+			if (!optarg || !strcmp(optarg, "yes") || !strcmp(optarg, "true") ||
+			    !strcmp(optarg, "i"))
 				o->tty = 1;
 			else if (!strcmp(optarg, "no") || !strcmp(optarg, "false"))
 				o->tty = 0;
@@ -255,14 +324,12 @@ static void certified_hook(const char *digest)
 	}
 }
 
-/* --certify: the check (or a stored certificate still valid here) on the
- * image that will run.  0 when it passed, else the exit status. */
-static int certify(struct cmd_ctx *ctx, const struct ep_image_loc *loc, const struct run_args *a)
+int run_certify(struct cmd_ctx *ctx, const struct ep_image_loc *loc, const char *name,
+		const char *gpus, enum ep_engine engine, int require_gpu)
 {
-	struct check_opts co = {a->o.gpus, a->o.engine, a->require_gpu, 0};
+	struct check_opts co = {gpus, engine, require_gpu, 0};
 	struct ep_error err = EP_ERROR_INIT;
 	cleanup_json json_t *cert = NULL;
-	const char *name = a->image;
 
 	if (certify_image(ctx, loc, &co, &cert, &err) < 0) {
 		fprintf(stderr, "envpin: refusing to start: the check could not run: %s\n",
@@ -288,8 +355,74 @@ static int certify(struct cmd_ctx *ctx, const struct ep_image_loc *loc, const st
 	return 0;
 }
 
+/* --ssh PORT: the image's sshd instead of CMD, as root in the container,
+ * for the caller only (lib/lab.h); *cmd holds the command. */
+static int setup_ssh(struct cmd_ctx *ctx, struct run_args *a, struct ep_strvec *cmd,
+		     struct ep_error *err)
+{
+	struct ep_caller c;
+	struct ep_listen l;
+	cleanup_free char *home = NULL, *keys = NULL, *auth = NULL, *hdst = NULL;
+	struct stat st;
+	int rc = -1;
+
+	if (a->o.n_cmd)
+		return ep_error_set(err, EP_EINVAL, "--ssh runs sshd: give no command");
+	if (ep_listen_parse(a->ssh_port, 22, &l, err) < 0)
+		return ep_error_wrap(err, "--ssh");
+	if (!l.loopback)
+		fprintf(stderr,
+			"envpin: warning: sshd listens on %s, reachable from other machines\n",
+			l.addr);
+	if (!ep_listen_free(&l))
+		return ep_error_set(err, EP_EENV, "--ssh: %s port %d is in use", l.addr, l.port);
+	if (ep_caller_get(&c, err) < 0)
+		return -1;
+	if (a->authorized_keys)
+		auth = strdup(a->authorized_keys);
+	else if (c.home)
+		auth = ep_asprintf(err, "%s/.ssh/authorized_keys", c.home);
+	if (!auth) {
+		ep_error_set(err, EP_EINVAL, "--ssh: no home directory: use --authorized-keys");
+		goto out;
+	}
+	if (stat(auth, &st) < 0 || !S_ISREG(st.st_mode)) {
+		ep_error_set(err, EP_EINVAL,
+			     "--ssh: '%s' is not a file: put your public key there (ssh-keygen; "
+			     "cat ~/.ssh/id_ed25519.pub >>%s) or use --authorized-keys FILE",
+			     auth, auth);
+		goto out;
+	}
+	(void)ctx;
+	home = ep_lab_home(&ctx->store, &c, err);
+	keys = home ? ep_ssh_key_dir(&ctx->store, err) : NULL;
+	hdst = keys ? ep_asprintf(err, "/home/%s", c.name) : NULL;
+	if (!hdst)
+		goto out;
+	if (run_volume_push(&a->vols, &a->o.n_volumes, keys, EP_SSH_KEY_DIR, 0) < 0 ||
+	    run_volume_push(&a->vols, &a->o.n_volumes, auth, EP_SSH_AUTH_KEYS, 1) < 0 ||
+	    run_volume_push(&a->vols, &a->o.n_volumes, home, hdst, 0) < 0 ||
+	    ep_ssh_command(cmd, &l, &c) < 0) {
+		ep_error_oom(err);
+		goto out;
+	}
+	a->o.volumes = a->vols;
+	a->o.user = "0:0";
+	a->o.no_entrypoint = 1;
+	a->o.cmd = cmd->v;
+	a->o.n_cmd = cmd->n;
+	if (!a->o.detach)
+		fprintf(stderr, "envpin: ssh -p %d %s@%s (Ctrl-C stops sshd)\n", l.port, c.name,
+			l.loopback ? "localhost" : l.addr);
+	rc = 0;
+out:
+	ep_caller_release(&c);
+	return rc;
+}
+
 int cmd_run(int argc, char **argv, struct cmd_ctx *ctx)
 {
+	struct ep_strvec ssh_cmd = EP_STRVEC_INIT;
 	struct run_args a = {0};
 	struct ep_error err = EP_ERROR_INIT;
 	struct ep_image_loc loc = {0};
@@ -306,10 +439,24 @@ int cmd_run(int argc, char **argv, struct cmd_ctx *ctx)
 	if (ep_engine_pick(a.o.engine, &a.o.engine, &err) < 0 ||
 	    ep_image_locate(&ctx->store, a.image, &loc, &err) < 0)
 		goto fail;
+	if (a.ssh_port && setup_ssh(ctx, &a, &ssh_cmd, &err) < 0) {
+		status = EP_RUN_EFAIL;
+		fprintf(stderr, "envpin: %s\n", err.msg);
+		goto out;
+	}
 	if (a.certify) {
-		status = certify(ctx, &loc, &a);
+		status = run_certify(ctx, &loc, a.image, a.o.gpus, a.o.engine, a.require_gpu);
 		if (status)
 			goto out;
+	}
+	if (a.o.detach) {
+		char name[72];
+
+		if (ep_run_detached(&ctx->store, &loc, a.image, &a.o, name, &status, &err) < 0)
+			goto fail;
+		printf("%s\n", name);
+		status = cmd_finish(0) ? EP_RUN_EFAIL : 0;
+		goto out;
 	}
 	if (ep_run(&ctx->store, &loc, &a.o, &status, &err) < 0)
 		goto fail;
@@ -322,5 +469,6 @@ fail:
 out:
 	ep_image_loc_release(&loc);
 	run_args_release(&a);
+	ep_strvec_release(&ssh_cmd);
 	return status;
 }

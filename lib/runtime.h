@@ -78,6 +78,10 @@ struct ep_run_opts {
 	size_t n_cmd;
 	int keep;              /* keep the bundle (config.json, upper dir) after exit */
 	int tty;               /* -1: when stdin is a terminal; 0 no; 1 yes */
+	int interactive;       /* -i: the container reads envpin's stdin; without it (and
+				  without a terminal) its stdin is /dev/null */
+	int detach;            /* -d: start, record the container in the store
+				  (lib/containers.h), return; its output goes to a log */
 	int no_workspace;      /* do not mount $PWD at /workspace */
 	int no_entrypoint;     /* ignore the image's Entrypoint: cmd is the whole command */
 	/* native engine, a first run: unpacking the layers (ep_progress_fn); may be NULL */

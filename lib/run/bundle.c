@@ -52,6 +52,7 @@ struct bundle {
 	char id[72];
 	int lock_fd;
 	int keep;
+	int stdin_open; /* -i or a terminal: runc (and the container) read stdin */
 };
 
 static void bundle_release(struct bundle *b)
@@ -430,6 +431,13 @@ static int exec_runc(const struct bundle *b, int *status, struct ep_error *err)
 				"--bundle", b->dir,	    (char *)b->id, NULL};
 		for (size_t i = 0; i < EP_ARRAY_SIZE(forwarded); i++)
 			signal(forwarded[i], SIG_DFL);
+		/* stdin only with -i or a terminal, as docker (docs/run.md) */
+		if (!b->stdin_open) {
+			int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+			if (nul < 0 || dup2(nul, 0) < 0)
+				_exit(126);
+		}
 		/* runc gets 0-2 only, whatever envpin inherited (docs/run.md) */
 		ep_close_inherited_fds();
 		execvp("runc", argv);
@@ -653,6 +661,7 @@ int ep_run_native(struct ep_store *s, const struct ep_image_loc *loc, const json
 	}
 	if (bundle_create(s, o->name, o->keep, &b, err) < 0)
 		goto out;
+	b.stdin_open = o->interactive || tty;
 	root_fd = bundle_rootfs(s, loc, info, o, &b, err);
 	if (root_fd < 0 || bundle_config(&b, root_fd, json_object_get(info, "config"), o, tty,
 					 workspace, &plan, &have_plan, err) < 0)

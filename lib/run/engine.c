@@ -152,9 +152,13 @@ static int cli_argv(struct ep_strvec *a, const char *bin, const json_t *info,
 
 	ep_strvec_push(a, bin);
 	ep_strvec_push(a, "run");
-	if (!o->keep)
+	/* detached: the engine keeps the container for ps/logs/rm */
+	if (o->detach)
+		ep_strvec_push(a, "--detach");
+	else if (!o->keep)
 		ep_strvec_push(a, "--rm");
-	ep_strvec_push(a, "-i");
+	if (o->interactive || tty)
+		ep_strvec_push(a, "-i");
 	if (tty)
 		ep_strvec_push(a, "-t");
 	if (o->name)

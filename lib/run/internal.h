@@ -37,12 +37,24 @@ int ep_run_on_path(const char *bin);
 /* Runs argv and waits; stdout (and stderr when quiet) go to /dev/null.
  * Returns the exit status, or -1 when it could not start. */
 int ep_run_quiet(char *const argv[], int quiet_stderr);
+/* The first line argv prints on stdout (bounded, stdin and stderr on
+ * /dev/null), or NULL.  Caller frees. */
+char *ep_run_first_line(char *const argv[]);
 /* "envpin-" and 12 random hex digits. */
 int ep_run_random_id(char out[32], struct ep_error *err);
 /* The GPU plan for --gpus (auto: all when the host has a driver).  rootfs
  * (may be NULL) picks the container's lib dir.  *have is 0 for no GPU. */
 int ep_run_gpu_plan(const char *gpus, const json_t *cfg, const char *rootfs,
 		    struct ep_gpu_plan *plan, int *have, struct ep_error *err);
+
+/* ---- state.c: records of detached containers (lib/containers.h) ---- */
+
+/* STORE/containers/NAME (name checked); caller frees. */
+char *ep_container_dir(struct ep_store *s, const char *name, struct ep_error *err);
+/* Replaces dir/state.json with state (atomically). */
+int ep_container_write_state(const char *dir, const json_t *state, struct ep_error *err);
+/* pid's start time in clock ticks since boot, 0 when it is gone. */
+unsigned long long ep_proc_start_time(pid_t pid);
 
 /* ---- bundle.c ---- */
 

@@ -272,8 +272,7 @@ out:
 	return rc;
 }
 
-/* The first line `argv` prints on stdout (bounded), or NULL. */
-static char *first_line_of(char *const argv[])
+char *ep_run_first_line(char *const argv[])
 {
 	char buf[512];
 	size_t len = 0;
@@ -387,7 +386,7 @@ json_t *ep_run_host_facts(const char *gpus, enum ep_engine engine, struct ep_err
 		char *cli_argv[] = {engine == EP_ENGINE_PODMAN ? "podman" : "docker", "--version",
 				    NULL};
 
-		version = first_line_of(engine == EP_ENGINE_NATIVE ? native_argv : cli_argv);
+		version = ep_run_first_line(engine == EP_ENGINE_NATIVE ? native_argv : cli_argv);
 	}
 	json_object_set_new(
 	    facts, "runtime",
