@@ -561,8 +561,8 @@ static int http_get(const char *url0, struct ep_sink *sink, uint64_t max, long *
 			continue;
 		}
 		ep_http_resp_release(&r);
-		if (r.status != 200) {
-			ep_error_set(err, r.status == 404 || r.status == 410 ? EP_EINVAL : EP_EENV,
+		if (*status != 200) {
+			ep_error_set(err, *status == 404 || *status == 410 ? EP_EINVAL : EP_EENV,
 				     "HTTP %ld", *status);
 			goto out;
 		}

@@ -140,9 +140,9 @@ static char *field_dup(const struct ep_apt_field *f, size_t n, const char *name,
 
 /* A package name or version as Debian policy allows (what goes into a
  * shell line and a file name later must be tame). */
-static int tame(const char *s, const char *extra)
+static int tame(const char *s, const char *extra, size_t max)
 {
-	if (!s || !*s || strlen(s) > 120)
+	if (!s || !*s || strlen(s) > max)
 		return 0;
 	for (; *s; s++)
 		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
@@ -199,7 +199,7 @@ static int add_para(void *vctx, const struct ep_apt_field *f, size_t n, int line
 	}
 	if (oom)
 		goto fail;
-	if (!tame(p.name, "+-.") || !tame(p.version, "+-.~:")) {
+	if (!tame(p.name, "+-.", 120) || !tame(p.version, "+-.~:", 120)) {
 		ep_error_set(err, EP_EINVAL, "%s:%d: bad Package or Version", c->what, line);
 		goto fail;
 	}
@@ -207,7 +207,7 @@ static int add_para(void *vctx, const struct ep_apt_field *f, size_t n, int line
 		char *end = NULL;
 		unsigned long long sz = size ? strtoull(size, &end, 10) : 0;
 
-		if (!p.filename || !tame(p.filename, "+-.~_/%") || strstr(p.filename, "..") ||
+		if (!p.filename || !tame(p.filename, "+-.~_/%", 400) || strstr(p.filename, "..") ||
 		    p.filename[0] == '/' || !p.sha256 || strlen(p.sha256) != 64 ||
 		    strspn(p.sha256, "0123456789abcdef") != 64 || !size || !end || *end ||
 		    sz > EP_APT_MAX_DEB) {
