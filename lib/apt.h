@@ -152,6 +152,13 @@ json_t *ep_apt_resolve(const char *rootfs, char *const *req, size_t n, const cha
  * snapshot URL; with ENVPIN_APT_SNAPSHOT=1 the snapshot URL is tried next. */
 int ep_apt_fetch(struct ep_store *s, json_t *debs, struct ep_error *err);
 
+/* Where the step's .debs are mounted (read-only) inside the container. */
+#define EP_APT_MOUNT_POINT "/mnt"
+
+/* "name=version:arch" for each .deb of debs, as the debian base's package
+ * list (lib/dockerfile.c pins versions from it).  New reference. */
+json_t *ep_apt_pkglist(json_t *debs);
+
 /* Links the .debs (blobs of the store) into dir as NNN_NAME_VERSION_ARCH.deb
  * (installation order) and returns the argv to run in the container with
  * dir mounted at mount_point: a /bin/sh script that installs them with

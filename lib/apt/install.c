@@ -219,3 +219,24 @@ json_t *ep_apt_install_argv(struct ep_store *s, json_t *debs, const char *dir,
 		ep_error_oom(err);
 	return argv;
 }
+
+json_t *ep_apt_pkglist(json_t *debs)
+{
+	json_t *out = json_array(), *d;
+	size_t i;
+
+	if (!out)
+		return NULL;
+	json_array_foreach(debs, i, d) {
+		const char *n = json_string_value(json_object_get(d, "package"));
+		const char *v = json_string_value(json_object_get(d, "version"));
+		const char *a = json_string_value(json_object_get(d, "architecture"));
+		char buf[512];
+
+		if (!n || !v || !a)
+			continue;
+		snprintf(buf, sizeof(buf), "%s=%s:%s", n, v, a);
+		json_array_append_new(out, json_string(buf));
+	}
+	return out;
+}
