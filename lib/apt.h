@@ -162,8 +162,9 @@ json_t *ep_apt_pkglist(json_t *debs);
 /* Links the .debs (blobs of the store) into dir as NNN_NAME_VERSION_ARCH.deb
  * (installation order) and returns the argv to run in the container with
  * dir mounted at mount_point: a /bin/sh script that installs them with
- * dpkg and removes dpkg's and apt's logs, backups and caches (new reference,
- * a JSON array of strings). */
+ * dpkg (new reference, a JSON array of strings).  What dpkg leaves that
+ * depends on the run (logs, *-old backups, ldconfig's aux-cache) is dropped
+ * by the run step's profile rules (lib/layer.c ep_tree_add_upper). */
 json_t *ep_apt_install_argv(struct ep_store *s, json_t *debs, const char *dir,
 			    const char *mount_point, struct ep_error *err);
 

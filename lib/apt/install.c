@@ -166,9 +166,13 @@ json_t *ep_apt_install_argv(struct ep_store *s, json_t *debs, const char *dir,
 		return NULL;
 	}
 	(void)cap;
-	fputs("set -e\nexport DEBIAN_FRONTEND=noninteractive DEBCONF_NONINTERACTIVE_SEEN=true\n"
-	      "dpkg --install --force-confold",
-	      f);
+	/* nothing to install (every request already met): an empty layer */
+	fputs(
+	    json_array_size(debs)
+		? "set -e\nexport DEBIAN_FRONTEND=noninteractive DEBCONF_NONINTERACTIVE_SEEN=true\n"
+		  "dpkg --install --force-confold"
+		: "true",
+	    f);
 	json_array_foreach (debs, i, deb) {
 		const char *name, *version, *sha, *url, *snap, *arch;
 		cleanup_free char *blob = NULL, *link_name = NULL, *ver = NULL;
@@ -203,13 +207,7 @@ json_t *ep_apt_install_argv(struct ep_store *s, json_t *debs, const char *dir,
 		}
 		fprintf(f, " \\\n  %s/%04zu_%s_%s_%s.deb", mount_point, i, name, ver, arch);
 	}
-	/* what dpkg and ldconfig leave that depends on the run, not the packages */
-	fputs("\nrm -f /var/log/dpkg.log /var/log/alternatives.log /var/log/apt/history.log "
-	      "/var/log/apt/term.log /var/log/apt/eipp.log.xz /var/cache/ldconfig/aux-cache "
-	      "/var/lib/dpkg/status-old /var/lib/dpkg/available-old /var/lib/dpkg/diversions-old "
-	      "/var/lib/dpkg/statoverride-old /var/cache/debconf/config.dat-old "
-	      "/var/cache/debconf/templates.dat-old /var/cache/debconf/passwords.dat-old\n",
-	      f);
+	fputc('\n', f);
 	if (fclose(f) != 0) {
 		ep_error_oom(err);
 		return NULL;
@@ -227,7 +225,7 @@ json_t *ep_apt_pkglist(json_t *debs)
 
 	if (!out)
 		return NULL;
-	json_array_foreach(debs, i, d) {
+	json_array_foreach (debs, i, d) {
 		const char *n = json_string_value(json_object_get(d, "package"));
 		const char *v = json_string_value(json_object_get(d, "version"));
 		const char *a = json_string_value(json_object_get(d, "architecture"));

@@ -121,6 +121,12 @@ deb_file() {
 	run envpin build -f m.json
 	[ "$status" -eq 0 ] && [ "${lines[-1]}" = "$d1" ]
 	[ ! -s "$BATS_FILE_TMPDIR/mirror.log" ]
+
+	# a second apt step sees the first one's packages as installed
+	jq '.layers += [ { "apt": [ "jq", "dpkg" ] } ]' m.json >m2.json
+	run envpin build -f m2.json
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	[ "$(jq '.inputs.layers[1].debs | length' m2.lock.json)" = 0 ]
 }
 
 @test "apt: --locked refuses a .deb whose bytes differ from the lock, naming it" {
