@@ -155,7 +155,8 @@ json_t *ep_apt_install_argv(struct ep_store *s, json_t *debs, const char *dir,
 			    const char *mount_point, struct ep_error *err)
 {
 	cleanup_free char *script = NULL;
-	size_t len = 0, cap = 0, i;
+	size_t len = 0, i;
+	json_int_t stage = -1;
 	json_t *deb;
 	FILE *f;
 	json_t *argv;
@@ -165,14 +166,11 @@ json_t *ep_apt_install_argv(struct ep_store *s, json_t *debs, const char *dir,
 		ep_error_oom(err);
 		return NULL;
 	}
-	(void)cap;
 	/* nothing to install (every request already met): an empty layer */
-	fputs(
-	    json_array_size(debs)
-		? "set -e\nexport DEBIAN_FRONTEND=noninteractive DEBCONF_NONINTERACTIVE_SEEN=true\n"
-		  "dpkg --install --force-confold"
-		: "true",
-	    f);
+	fputs(json_array_size(debs) ? "set -e\nexport DEBIAN_FRONTEND=noninteractive "
+				      "DEBCONF_NONINTERACTIVE_SEEN=true"
+				    : "true",
+	      f);
 	json_array_foreach (debs, i, deb) {
 		const char *name, *version, *sha, *url, *snap, *arch;
 		cleanup_free char *blob = NULL, *link_name = NULL, *ver = NULL;
@@ -204,6 +202,12 @@ json_t *ep_apt_install_argv(struct ep_store *s, json_t *debs, const char *dir,
 			fclose(f);
 			ep_error_errno(err, EP_EENV, errno, "link '%s'", link_name);
 			return NULL;
+		}
+		/* one dpkg run per stage: a stage's Pre-Depends are configured
+		 * by the runs before it */
+		if (json_integer_value(json_object_get(deb, "stage")) != stage) {
+			stage = json_integer_value(json_object_get(deb, "stage"));
+			fputs("\ndpkg --install --force-confold", f);
 		}
 		fprintf(f, " \\\n  %s/%04zu_%s_%s_%s.deb", mount_point, i, name, ver, arch);
 	}

@@ -751,6 +751,31 @@ static int order_visit(struct rs *r, size_t k, char *mark, size_t *out, size_t *
 	return 0;
 }
 
+/* Does a Pre-Depends field name a package of the current stage (mark[k]
+ * set for chosen[k])? */
+static int in_stage(const struct rs *r, const char *field, const char *mark)
+{
+	const char *s = field, *e;
+
+	if (!s)
+		return 0;
+	e = s + strlen(s);
+	while (s < e) {
+		const char *c = memchr(s, ',', (size_t)(e - s));
+		struct group g;
+
+		if (parse_group(s, (size_t)((c ? c : e) - s), &g) == 0)
+			for (int i = 0; i < g.n; i++) {
+				size_t d = chosen_for(r, g.alts[i].name);
+
+				if (d != SIZE_MAX && mark[d])
+					return 1;
+			}
+		s = c ? c + 1 : e;
+	}
+	return 0;
+}
+
 static json_t *deb_json(struct ep_apt_db *db, const struct pkg *p, struct ep_error *err)
 {
 	cleanup_free char *url = ep_asprintf(err, "%s/%s", db->uris[p->archive], p->filename);
@@ -830,10 +855,22 @@ json_t *ep_apt_db_resolve(struct ep_apt_db *db, char *const *req, size_t n, stru
 	/* requests in the order given, each after its dependencies */
 	for (size_t k = 0; k < r.n; k++)
 		order_visit(&r, k, mark, order, &n_order);
-	for (size_t k = 0; k < n_order; k++) {
-		json_t *o = deb_json(db, &db->p[order[k]], err);
+	/* dpkg unpacks a package only once its Pre-Depends are configured: a
+	 * package that pre-depends on one of the current stage starts the
+	 * next stage (one dpkg run each) */
+	memset(mark, 0, r.n ? r.n : 1);
+	for (size_t k = 0, stage = 0; k < n_order; k++) {
+		const struct pkg *p = &db->p[order[k]];
+		json_t *o;
 
-		if (!o || json_array_append_new(out, o) < 0)
+		if (in_stage(&r, p->predepends, mark)) {
+			stage++;
+			memset(mark, 0, r.n);
+		}
+		mark[chosen_by_name(&r, p->name)] = 1;
+		o = deb_json(db, p, err);
+		if (!o || json_object_set_new(o, "stage", json_integer((json_int_t)stage)) < 0 ||
+		    json_array_append_new(out, o) < 0)
 			goto fail;
 	}
 	free(r.chosen);

@@ -196,8 +196,10 @@ static const char universe[] =
 			    PKG("python3", "3.11.2-1", "amd64", "Multi-Arch: allowed\n")
 				PKG("broken", "1", "all", "Depends: libnothere\n")
 				    PKG("needsnew", "1", "all", "Depends: libtinfo6 (>= 6.4)\n")
-					PKG("cyc-a", "1", "all", "Depends: cyc-b\n")
-					    PKG("cyc-b", "1", "all", "Depends: cyc-a\n");
+					PKG("preuser", "1", "all",
+					    "Pre-Depends: libonig5\nDepends: libjq1\n")
+					    PKG("cyc-a", "1", "all", "Depends: cyc-b\n")
+						PKG("cyc-b", "1", "all", "Depends: cyc-a\n");
 
 static const char installed[] = "Package: libc6\nStatus: install ok installed\nVersion: 2.36-9\n"
 				"Architecture: amd64\n\n"
@@ -295,6 +297,22 @@ static void test_resolve_choices(void **state)
 	r = ep_apt_db_resolve(db, have, 1, &err);
 	assert_int_equal(json_array_size(r), 0);
 	json_decref(r);
+	/* a package that pre-depends on one of the same run waits for the
+	 * next dpkg run: stages */
+	{
+		char *pre[] = {"preuser"};
+
+		r = ep_apt_db_resolve(db, pre, 1, &err);
+		names(r, buf, sizeof(buf));
+		assert_string_equal(buf, "libonig5=6.9.8-1 libjq1=1.6-2.1 preuser=1");
+		assert_int_equal(json_integer_value(json_object_get(json_array_get(r, 0), "stage")),
+				 0);
+		assert_int_equal(json_integer_value(json_object_get(json_array_get(r, 1), "stage")),
+				 0);
+		assert_int_equal(json_integer_value(json_object_get(json_array_get(r, 2), "stage")),
+				 1);
+		json_decref(r);
+	}
 	/* dependency cycles terminate */
 	r = ep_apt_db_resolve(db, cyc, 1, &err);
 	names(r, buf, sizeof(buf));
