@@ -110,9 +110,10 @@ json_t *ep_apt_db_resolve(struct ep_apt_db *db, char *const *req, size_t n, stru
 /* One "deb" source of the image. */
 struct ep_apt_source {
 	char *uri;	   /* without trailing '/' */
-	char *suite;	   /* "bookworm"; a suite ending in '/' is a flat repository (refused) */
+	char *suite;	   /* "bookworm"; ending in '/': a flat repository ("/", "x86_64/") */
 	char **components; /* NULL-terminated */
 	char *signed_by;   /* image path of a keyring, or NULL */
+	int flat;	   /* no dists/: InRelease and Packages under URI/SUITE, no components */
 };
 
 /* Reads /etc/apt/sources.list and /etc/apt/sources.list.d/{*.list,*.sources}

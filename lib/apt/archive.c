@@ -222,16 +222,18 @@ static int add_source(struct ep_apt_source **out, size_t *n, const char *uri, co
 		return ep_error_set(
 		    err, EP_EINVAL,
 		    "%s: source '%s': only http:// and https:// archives are supported", what, uri);
-	if (suite[0] && suite[strlen(suite) - 1] == '/')
-		return ep_error_set(err, EP_EINVAL,
-				    "%s: source '%s %s': flat repositories are not supported", what,
-				    uri, suite);
-	if (strchr(suite, '$') || strstr(suite, ".."))
+	int flat = suite[0] && suite[strlen(suite) - 1] == '/';
+
+	if (!suite[0] || strchr(suite, '$') || strstr(suite, "..") || (suite[0] == '/' && suite[1]))
 		return ep_error_set(err, EP_EINVAL, "%s: suite '%s' is not supported", what, suite);
 	while (comps && comps[nc])
 		nc++;
-	if (!nc)
+	if (!nc && !flat)
 		return ep_error_set(err, EP_EINVAL, "%s: source '%s %s' names no component", what,
+				    uri, suite);
+	if (nc && flat)
+		return ep_error_set(err, EP_EINVAL,
+				    "%s: source '%s %s': a flat repository has no components", what,
 				    uri, suite);
 	for (size_t i = 0; i < *n; i++)
 		if (!strcmp((*out)[i].suite, suite) && !strncmp((*out)[i].uri, uri, ul) &&
@@ -243,6 +245,7 @@ static int add_source(struct ep_apt_source **out, size_t *n, const char *uri, co
 	*out = v;
 	s = &v[*n];
 	memset(s, 0, sizeof(*s));
+	s->flat = flat;
 	while (ul > 0 && uri[ul - 1] == '/')
 		ul--;
 	s->uri = strndup(uri, ul);
@@ -926,26 +929,40 @@ static char *decompress(const char *path, size_t max, size_t *len, struct ep_err
 	return steal_pointer(&buf);
 }
 
-/* Fetches one Packages index of an archive, checks it against InRelease. */
+/* Fetches one Packages index of an archive (dist: the URL holding
+ * InRelease; comp NULL for a flat repository), checks it against InRelease.
+ * The first of Packages.xz, .gz or plain that InRelease lists is used. */
 static char *fetch_index(const struct ep_apt_source *src, const struct release *rel,
-			 const char *comp, const char *arch, const char *work, size_t idx,
-			 size_t *len, struct ep_error *err)
+			 const char *dist, const char *comp, const char *arch, const char *work,
+			 size_t idx, size_t *len, struct ep_error *err)
 {
-	cleanup_free char *rpath = ep_asprintf(err, "%s/binary-%s/Packages.xz", comp, arch);
-	cleanup_free char *file = ep_asprintf(err, "%s/Packages-%zu.xz", work, idx);
+	static const char *const exts[] = {".xz", ".gz", ""};
+	cleanup_free char *rdir =
+	    comp ? ep_asprintf(err, "%s/binary-%s/", comp, arch) : ep_strdup("", err);
+	cleanup_free char *rpath = NULL;
+	cleanup_free char *file = ep_asprintf(err, "%s/Packages-%zu", work, idx);
+	int by_hash_ok = rel->by_hash && !strcmp(rel->by_hash, "yes");
 	char hash[65];
-	uint64_t size, got;
+	uint64_t size = 0, got;
 	ep_digest d;
 	long status;
 
-	if (!rpath || !file)
+	if (!rdir || !file)
 		return NULL;
-	if (release_entry(rel, rpath, hash, &size) < 0) {
-		ep_error_set(
-		    err, EP_EINVAL,
-		    "archive '%s %s': InRelease lists no %s (component or architecture not "
-		    "served)",
-		    src->uri, src->suite, rpath);
+	for (size_t i = 0; i < EP_ARRAY_SIZE(exts) && !rpath; i++) {
+		rpath = ep_asprintf(err, "%sPackages%s", rdir, exts[i]);
+		if (!rpath)
+			return NULL;
+		if (release_entry(rel, rpath, hash, &size) < 0) {
+			free(rpath);
+			rpath = NULL;
+		}
+	}
+	if (!rpath) {
+		ep_error_set(err, EP_EINVAL,
+			     "archive '%s %s': InRelease lists no %sPackages index (component or "
+			     "architecture not served)",
+			     src->uri, src->suite, rdir);
 		return NULL;
 	}
 	if (size > EP_APT_MAX_INDEX) {
@@ -957,11 +974,8 @@ static char *fetch_index(const struct ep_apt_source *src, const struct release *
 		cleanup_free char *url = NULL;
 		struct ep_error e = EP_ERROR_INIT;
 
-		if (by_hash && !(rel->by_hash && !strcmp(rel->by_hash, "yes")))
-			break;
-		url = by_hash ? ep_asprintf(err, "%s/dists/%s/%s/binary-%s/by-hash/SHA256/%s",
-					    src->uri, src->suite, comp, arch, hash)
-			      : ep_asprintf(err, "%s/dists/%s/%s", src->uri, src->suite, rpath);
+		url = by_hash ? ep_asprintf(err, "%s/%sby-hash/SHA256/%s", dist, rdir, hash)
+			      : ep_asprintf(err, "%s/%s", dist, rpath);
 		if (!url)
 			return NULL;
 		if (ep_apt_download(url, file, size, d, &got, &status, &e) == 0 &&
@@ -972,7 +986,8 @@ static char *fetch_index(const struct ep_apt_source *src, const struct release *
 				     "'%s' hashes to %s (%ju bytes), InRelease says sha256:%s (%ju "
 				     "bytes)",
 				     url, d, (uintmax_t)got, hash, (uintmax_t)size);
-		if (by_hash || !(rel->by_hash && !strcmp(rel->by_hash, "yes"))) {
+		/* a mirror updated in between still serves the file by its hash */
+		if (by_hash || !by_hash_ok) {
 			if (err)
 				*err = e;
 			return NULL;
@@ -1056,8 +1071,13 @@ json_t *ep_apt_resolve(const char *rootfs, char *const *req, size_t n, const cha
 		goto fail;
 	for (size_t i = 0; i < n_src; i++) {
 		struct ep_apt_source *s = &src[i];
-		cleanup_free char *url =
-		    ep_asprintf(err, "%s/dists/%s/InRelease", s->uri, s->suite);
+		/* where InRelease is: dists/SUITE, or the flat repository's directory */
+		cleanup_free char *dist =
+		    !s->flat ? ep_asprintf(err, "%s/dists/%s", s->uri, s->suite)
+		    : (!strcmp(s->suite, "/") || !strcmp(s->suite, "./"))
+			? ep_strdup(s->uri, err)
+			: ep_asprintf(err, "%s/%.*s", s->uri, (int)strlen(s->suite) - 1, s->suite);
+		cleanup_free char *url = dist ? ep_asprintf(err, "%s/InRelease", dist) : NULL;
 		cleanup_free char *file = ep_asprintf(err, "%s/InRelease-%zu", work_dir, i);
 		cleanup_free char *signed_text = ep_asprintf(err, "%s/Release-%zu", work_dir, i);
 		cleanup_free char *keydir = ep_asprintf(err, "%s/keys-%zu", work_dir, i);
@@ -1094,23 +1114,26 @@ json_t *ep_apt_resolve(const char *rootfs, char *const *req, size_t n, const cha
 			goto fail;
 		}
 		snap = ep_apt_snapshot_base(rel.origin, rel.label, s->uri, stamp, err);
-		ai = ep_apt_db_add_archive(db, s->uri, snap, err);
+		/* pool paths are relative to the archive root (flat: its directory) */
+		ai = ep_apt_db_add_archive(db, s->flat ? dist : s->uri, snap, err);
 		comps = json_array();
 		if (ai < 0 || !comps) {
 			json_decref(comps);
 			release_release(&rel);
 			goto fail;
 		}
-		for (size_t c = 0; s->components[c]; c++) {
+		for (size_t c = 0; s->flat ? c < 1 : s->components[c] != NULL; c++) {
+			const char *comp = s->flat ? NULL : s->components[c];
 			cleanup_free char *idx = NULL;
 			cleanup_free char *what =
-			    ep_asprintf(err, "%s/dists/%s/%s/binary-%s/Packages", s->uri, s->suite,
-					s->components[c], ac.arch);
+			    comp ? ep_asprintf(err, "%s/%s/binary-%s/Packages", dist, comp, ac.arch)
+				 : ep_asprintf(err, "%s/Packages", dist);
 			size_t il;
 
-			json_array_append_new(comps, json_string(s->components[c]));
-			idx = what ? fetch_index(s, &rel, s->components[c], ac.arch, work_dir,
-						 n_idx++, &il, err)
+			if (comp)
+				json_array_append_new(comps, json_string(comp));
+			idx = what ? fetch_index(s, &rel, dist, comp, ac.arch, work_dir, n_idx++,
+						 &il, err)
 				   : NULL;
 			if (!idx || ep_apt_db_add_packages(db, ai, idx, il, what, err) < 0) {
 				json_decref(comps);

@@ -217,6 +217,9 @@ static int add_para(void *vctx, const struct ep_apt_field *f, size_t n, int line
 			goto fail;
 		}
 		p.size = sz;
+		/* flat repositories write "./name.deb" */
+		while (!strncmp(p.filename, "./", 2))
+			memmove(p.filename, p.filename + 2, strlen(p.filename + 2) + 1);
 	}
 	free(size);
 	if (db->n == db->cap) {

@@ -161,3 +161,48 @@ deb_file() {
 	snap=$(jq -r '.inputs.layers[0].debs[] | select(.package == "libonig5") | .snapshot' m.lock.json)
 	[[ "$output" == *"package libonig5 "*"no longer serves"*"$snap"* ]]
 }
+
+# local_repo DIR: a flat repository signed by a fresh key (as NVIDIA's CUDA
+# repository is configured: "deb [signed-by=KEYRING] URI /"), holding one
+# package that depends on one of Debian's; its keyring in $T/keyring.gpg.
+local_repo() {
+	local r=$1 g="$T/gnupg"
+	mkdir -p "$r" "$g" pkg/DEBIAN pkg/usr/share/envpin-hello && chmod 700 "$g"
+	printf 'Package: envpin-hello\nVersion: 1.0-1\nArchitecture: all\nMaintainer: t <t@example.org>\nDepends: jq\nDescription: test\n' >pkg/DEBIAN/control
+	echo hello >pkg/usr/share/envpin-hello/greeting
+	SOURCE_DATE_EPOCH=1767225600 dpkg-deb --root-owner-group -Zgzip --build pkg "$r/envpin-hello_1.0-1_all.deb" >/dev/null
+	local sz sha
+	sz=$(stat -c %s "$r/envpin-hello_1.0-1_all.deb")
+	sha=$(sha256sum "$r/envpin-hello_1.0-1_all.deb" | cut -d' ' -f1)
+	printf 'Package: envpin-hello\nVersion: 1.0-1\nArchitecture: all\nDepends: jq\nFilename: ./envpin-hello_1.0-1_all.deb\nSize: %s\nSHA256: %s\n\n' "$sz" "$sha" | gzip -9n >"$r/Packages.gz"
+	printf 'Origin: envpin-test\nLabel: envpin-test\nDate: Thu, 01 Jan 2026 00:00:00 UTC\nSHA256:\n %s %s Packages.gz\n' \
+		"$(sha256sum "$r/Packages.gz" | cut -d' ' -f1)" "$(stat -c %s "$r/Packages.gz")" >"$r/Release"
+	GNUPGHOME=$g gpg --batch --quiet --passphrase '' --quick-gen-key 'envpin test <t@example.org>' ed25519 sign never 2>/dev/null
+	GNUPGHOME=$g gpg --batch --quiet --yes --clearsign -o "$r/InRelease" "$r/Release"
+	GNUPGHOME=$g gpg --batch --quiet --export >"$T/keyring.gpg"
+}
+
+@test "apt: a flat third-party repository with its own signed-by keyring; a bad signature is refused" {
+	local r=$BATS_FILE_TMPDIR/mirror/local/$BATS_TEST_NUMBER addr
+	addr=$(cat "$BATS_FILE_TMPDIR/addr")
+	local_repo "$r"
+	mkdir -p ctx/etc/apt/sources.list.d ctx/usr/share/keyrings
+	cp "$T/keyring.gpg" ctx/usr/share/keyrings/envpin-test.gpg
+	echo "deb [signed-by=/usr/share/keyrings/envpin-test.gpg] http://$addr/local/$BATS_TEST_NUMBER/ /" >ctx/etc/apt/sources.list.d/test.list
+	jq '.layers = [ { "copy": [ { "src": "ctx/", "dest": "/" } ] }, { "apt": [ "envpin-hello" ] } ]' m.json >m3.json
+	run envpin build -f m3.json
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	d=${lines[-1]}
+	run jq -r '.inputs.layers[1].debs[] | "\(.package) \(.url) \(.snapshot)"' m3.lock.json
+	[[ "$output" == *"envpin-hello http://$addr/local/$BATS_TEST_NUMBER/envpin-hello_1.0-1_all.deb null"* ]]
+	[[ "$output" == *"jq http://$addr/debian/pool/main/j/jq/"*"https://snapshot.debian.org/"* ]]
+	layer=$(envpin inspect "$d" --json | jq -r '.layers[-1].digest')
+	tar -tzf "$ENVPIN_STORE/blobs/sha256/${layer#sha256:}" | grep -qx 'usr/share/envpin-hello/greeting'
+
+	# InRelease whose signed text was changed: refused, nothing resolved
+	sed -i 's/^Origin: envpin-test/Origin: envpin-evil/' "$r/InRelease"
+	rm m3.lock.json
+	run envpin lock -f m3.json
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"/local/$BATS_TEST_NUMBER/InRelease: the signature does not verify with the image's keyrings"* ]]
+}

@@ -118,7 +118,11 @@ static void test_sources(void **state)
 				   "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
 				   "Types: deb\nURIs: http://x.org/y\nSuites: s\nComponents: c\n"
 				   "Enabled: no\n";
-	static const char flat[] = "deb http://x.org/repo ./\n";
+	static const char flat[] =
+	    "deb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] "
+	    "https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2404/"
+	    "x86_64/ /\ndeb http://x.org/repo ./\n";
+	static const char flatc[] = "deb http://x.org/repo ./ main\n";
 	static const char ftp[] = "deb ftp://x.org/repo s main\n";
 	struct ep_apt_source *s = NULL;
 	size_t n = 0;
@@ -145,8 +149,20 @@ static void test_sources(void **state)
 	ep_apt_sources_free(s, n);
 	s = NULL;
 	n = 0;
-	assert_int_equal(ep_apt_parse_sources(flat, strlen(flat), 0, "f", &s, &n, &err), -1);
-	assert_non_null(strstr(err.msg, "flat"));
+	/* flat repositories, as NVIDIA's CUDA images configure theirs */
+	assert_int_equal(ep_apt_parse_sources(flat, strlen(flat), 0, "f", &s, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(s[0].flat, 1);
+	assert_string_equal(s[0].suite, "/");
+	assert_null(s[0].components[0]);
+	assert_string_equal(s[0].signed_by, "/usr/share/keyrings/cuda-archive-keyring.gpg");
+	assert_int_equal(s[1].flat, 1);
+	assert_string_equal(s[1].suite, "./");
+	ep_apt_sources_free(s, n);
+	s = NULL;
+	n = 0;
+	assert_int_equal(ep_apt_parse_sources(flatc, strlen(flatc), 0, "f", &s, &n, &err), -1);
+	assert_non_null(strstr(err.msg, "no components"));
 	ep_error_clear(&err);
 	assert_int_equal(ep_apt_parse_sources(ftp, strlen(ftp), 0, "f", &s, &n, &err), -1);
 	assert_non_null(strstr(err.msg, "f:1"));
