@@ -746,9 +746,11 @@ out:
 	return rc;
 }
 
-/* Verifies file with gpgv against keyrings; the signed text goes to out. */
-static int gpgv_verify(char **keyrings, const char *file, const char *out, const char *work,
-		       const char *what, struct ep_error *err)
+/* Verifies file with gpgv against keyrings: an inline-signed file (the
+ * signed text goes to out), or, when data is set, file is the detached
+ * signature of data (Release.gpg of Release). */
+static int gpgv_verify(char **keyrings, const char *file, const char *data, const char *out,
+		       const char *work, const char *what, struct ep_error *err)
 {
 	cleanup_free char *log = ep_path_join(work, "gpgv.log", err);
 	cleanup_free char *home = ep_path_join(work, "gnupg", err);
@@ -773,11 +775,15 @@ static int gpgv_verify(char **keyrings, const char *file, const char *out, const
 		argv[a++] = "--keyring";
 		argv[a++] = keyrings[i];
 	}
-	argv[a++] = "--output";
-	argv[a++] = out;
+	if (!data) {
+		argv[a++] = "--output";
+		argv[a++] = out;
+		unlink(out);
+	}
 	argv[a++] = file;
+	if (data)
+		argv[a++] = data;
 	argv[a] = NULL;
-	unlink(out);
 	if (ep_spawn_logged(argv, env, log, &status, err) < 0)
 		return ep_error_wrap(err, "gpgv");
 	if (status == 127)
@@ -1084,6 +1090,7 @@ json_t *ep_apt_resolve(const char *rootfs, char *const *req, size_t n, const cha
 		cleanup_free char *rtext = NULL, *snap = NULL;
 		char **keys = NULL;
 		struct release rel = {0};
+		int detached = 0;
 		char stamp[17];
 		ep_digest d;
 		long st;
@@ -1094,11 +1101,26 @@ json_t *ep_apt_resolve(const char *rootfs, char *const *req, size_t n, const cha
 		if (!url || !file || !signed_text || !keydir || ep_mkdir_p(keydir, err) < 0)
 			goto fail;
 		if (ep_apt_download(url, file, EP_APT_MAX_INRELEASE, d, NULL, &st, err) < 0) {
-			ep_error_wrap(err, "archive '%s %s'", s->uri, s->suite);
-			goto fail;
+			/* an archive without InRelease: Release + Release.gpg, as apt does */
+			cleanup_free char *rurl = ep_asprintf(NULL, "%s/Release", dist);
+			cleanup_free char *gurl = ep_asprintf(NULL, "%s/Release.gpg", dist);
+			ep_digest gd;
+			long gst;
+
+			if (st != 404 || !rurl || !gurl ||
+			    ep_apt_download(rurl, signed_text, EP_APT_MAX_INRELEASE, d, NULL, &gst,
+					    NULL) < 0 ||
+			    ep_apt_download(gurl, file, 1u << 20, gd, NULL, &gst, NULL) < 0) {
+				ep_error_wrap(err, "archive '%s %s'", s->uri, s->suite);
+				goto fail;
+			}
+			detached = 1;
+			free(url);
+			url = steal_pointer(&rurl);
 		}
 		if (copy_keyrings(root, s, keydir, &keys, err) < 0 ||
-		    gpgv_verify(keys, file, signed_text, work_dir, url, err) < 0) {
+		    gpgv_verify(keys, file, detached ? signed_text : NULL, signed_text, work_dir,
+				url, err) < 0) {
 			strv_free(keys);
 			goto fail;
 		}

@@ -163,7 +163,8 @@ deb_file() {
 }
 
 # local_repo DIR: a flat repository signed by a fresh key (as NVIDIA's CUDA
-# repository is configured: "deb [signed-by=KEYRING] URI /"), holding one
+# repository is configured: "deb [signed-by=KEYRING] URI /"), with no
+# InRelease but Release + Release.gpg, and Packages.gz only, holding one
 # package that depends on one of Debian's; its keyring in $T/keyring.gpg.
 local_repo() {
 	local r=$1 g="$T/gnupg"
@@ -178,11 +179,11 @@ local_repo() {
 	printf 'Origin: envpin-test\nLabel: envpin-test\nDate: Thu, 01 Jan 2026 00:00:00 UTC\nSHA256:\n %s %s Packages.gz\n' \
 		"$(sha256sum "$r/Packages.gz" | cut -d' ' -f1)" "$(stat -c %s "$r/Packages.gz")" >"$r/Release"
 	GNUPGHOME=$g gpg --batch --quiet --passphrase '' --quick-gen-key 'envpin test <t@example.org>' ed25519 sign never 2>/dev/null
-	GNUPGHOME=$g gpg --batch --quiet --yes --clearsign -o "$r/InRelease" "$r/Release"
+	GNUPGHOME=$g gpg --batch --quiet --yes --armor --detach-sign -o "$r/Release.gpg" "$r/Release"
 	GNUPGHOME=$g gpg --batch --quiet --export >"$T/keyring.gpg"
 }
 
-@test "apt: a flat third-party repository with its own signed-by keyring; a bad signature is refused" {
+@test "apt: a flat third-party repository (Release.gpg, Packages.gz) with its own keyring; a bad signature is refused" {
 	local r=$BATS_FILE_TMPDIR/mirror/local/$BATS_TEST_NUMBER addr
 	addr=$(cat "$BATS_FILE_TMPDIR/addr")
 	local_repo "$r"
@@ -199,10 +200,10 @@ local_repo() {
 	layer=$(envpin inspect "$d" --json | jq -r '.layers[-1].digest')
 	tar -tzf "$ENVPIN_STORE/blobs/sha256/${layer#sha256:}" | grep -qx 'usr/share/envpin-hello/greeting'
 
-	# InRelease whose signed text was changed: refused, nothing resolved
-	sed -i 's/^Origin: envpin-test/Origin: envpin-evil/' "$r/InRelease"
+	# a Release whose text was changed: refused, nothing resolved
+	sed -i 's/^Origin: envpin-test/Origin: envpin-evil/' "$r/Release"
 	rm m3.lock.json
 	run envpin lock -f m3.json
 	[ "$status" -eq 1 ]
-	[[ "$output" == *"/local/$BATS_TEST_NUMBER/InRelease: the signature does not verify with the image's keyrings"* ]]
+	[[ "$output" == *"/local/$BATS_TEST_NUMBER/Release: the signature does not verify with the image's keyrings"* ]]
 }
