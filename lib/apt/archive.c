@@ -16,6 +16,7 @@
 #include "archive_dl.h"
 #include "digest.h"
 #include "http.h"
+#include "internal.h"
 #include "proc.h"
 #include "sink.h"
 #include "util.h"
@@ -577,10 +578,6 @@ out:
 	return rc;
 }
 
-/* Downloads url to path (created), at most max bytes; *digest gets its
- * sha256.  Transport failures are retried. */
-int ep_apt_download(const char *url, const char *path, uint64_t max, ep_digest digest,
-		    uint64_t *size, long *status, struct ep_error *err);
 int ep_apt_download(const char *url, const char *path, uint64_t max, ep_digest digest,
 		    uint64_t *size, long *status, struct ep_error *err)
 {

@@ -9,10 +9,8 @@
 #include <unistd.h>
 
 #include "digest.h"
+#include "internal.h"
 #include "util.h"
-
-int ep_apt_download(const char *url, const char *path, uint64_t max, ep_digest digest,
-		    uint64_t *size, long *status, struct ep_error *err);
 
 static int deb_fields(json_t *deb, const char **name, const char **version, const char **sha,
 		      const char **url, const char **snap, struct ep_error *err)
