@@ -1054,7 +1054,7 @@ json_t *ep_apt_resolve(const char *rootfs, char *const *req, size_t n, const cha
 		return NULL;
 	}
 	if (read_sources_fd(root, &src, &n_src, err) < 0)
-		return NULL;
+		goto fail;
 	if (!n_src) {
 		ep_error_set(err, EP_EINVAL,
 			     "the image has no 'deb' source in /etc/apt/sources.list or "
