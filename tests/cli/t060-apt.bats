@@ -7,7 +7,8 @@
 # once per file run), so the real Debian signature verifies with the image's
 # real keyring, and a test can alter or remove a .deb.  The base is a
 # bookworm minbase made once per file by mmdebstrap (~40 s), whose
-# sources.list names the loopback mirror.
+# sources.list names the loopback mirror.  Layers are not compressed
+# (--compress none): each test's fresh store would gzip the 170 MB base again.
 
 load helpers
 
@@ -58,7 +59,7 @@ deb_file() {
 }
 
 @test "apt: the lock pins every .deb by sha256 with a snapshot URL; dockerfile pins the versions" {
-	run envpin lock -f m.json
+	run envpin lock --compress none -f m.json
 	[ "$status" -eq 0 ] || { echo "$output"; false; }
 	run jq -r '.inputs.layers[0] | .kind, .architecture, (.packages | join(" ")), (.archives | length)' m.lock.json
 	[ "${lines[0]}" = apt ] && [ "${lines[1]}" = amd64 ] && [ "${lines[2]}" = "tmux jq" ] && [ "${lines[3]}" = 1 ]
@@ -93,7 +94,7 @@ deb_file() {
 }
 
 @test "apt: tmux and jq installed by dpkg without network; built twice, same digest; the layer has no logs" {
-	run envpin build -f m.json
+	run envpin build --compress none -f m.json
 	[ "$status" -eq 0 ] || { echo "$output"; false; }
 	d1=${lines[-1]}
 	[[ $d1 =~ ^sha256:[0-9a-f]{64}$ ]]
@@ -103,12 +104,12 @@ deb_file() {
 
 	# what dpkg installed, and nothing of its run
 	layer=$(envpin inspect "$d1" --json | jq -r '.layers[-1].digest')
-	tar -tzf "$ENVPIN_STORE/blobs/sha256/${layer#sha256:}" >list
+	tar -tf "$ENVPIN_STORE/blobs/sha256/${layer#sha256:}" >list
 	grep -qx 'usr/bin/tmux' list && grep -qx 'usr/bin/jq' list
 	grep -q '^var/lib/dpkg/info/jq\.list$' list
 	run grep -E '^var/log/(dpkg|alternatives)\.log$|^var/cache/ldconfig/aux-cache$|-old$' list
 	[ "$status" -eq 1 ]
-	mkdir root && tar -xzf "$ENVPIN_STORE/blobs/sha256/${layer#sha256:}" -C root var/lib/dpkg/status
+	mkdir root && tar -xf "$ENVPIN_STORE/blobs/sha256/${layer#sha256:}" -C root var/lib/dpkg/status
 	grep -A3 -x 'Package: jq' root/var/lib/dpkg/status | grep -qx 'Status: install ok installed'
 
 	# another directory, another store, other umask and TZ, --locked: same digest
@@ -124,13 +125,13 @@ deb_file() {
 
 	# a second apt step sees the first one's packages as installed
 	jq '.layers += [ { "apt": [ "jq", "dpkg" ] } ]' m.json >m2.json
-	run envpin build -f m2.json
+	run envpin build --compress none -f m2.json
 	[ "$status" -eq 0 ] || { echo "$output"; false; }
 	[ "$(jq '.inputs.layers[1].debs | length' m2.lock.json)" = 0 ]
 }
 
 @test "apt: --locked refuses a .deb whose bytes differ from the lock, naming it" {
-	run envpin lock -f m.json
+	run envpin lock --compress none -f m.json
 	[ "$status" -eq 0 ] || { echo "$output"; false; }
 	f=$(deb_file libjq1)
 	cp "$f" "$T/libjq1.orig"
@@ -149,7 +150,7 @@ deb_file() {
 }
 
 @test "apt: a .deb the mirror no longer serves is named with its snapshot URL" {
-	run envpin lock -f m.json
+	run envpin lock --compress none -f m.json
 	[ "$status" -eq 0 ] || { echo "$output"; false; }
 	f=$(deb_file libonig5)
 	mv "$f" "$T/onig.deb"
@@ -191,19 +192,19 @@ local_repo() {
 	cp "$T/keyring.gpg" ctx/usr/share/keyrings/envpin-test.gpg
 	echo "deb [signed-by=/usr/share/keyrings/envpin-test.gpg] http://$addr/local/$BATS_TEST_NUMBER/ /" >ctx/etc/apt/sources.list.d/test.list
 	jq '.layers = [ { "copy": [ { "src": "ctx/", "dest": "/" } ] }, { "apt": [ "envpin-hello" ] } ]' m.json >m3.json
-	run envpin build -f m3.json
+	run envpin build --compress none -f m3.json
 	[ "$status" -eq 0 ] || { echo "$output"; false; }
 	d=${lines[-1]}
 	run jq -r '.inputs.layers[1].debs[] | "\(.package) \(.url) \(.snapshot)"' m3.lock.json
 	[[ "$output" == *"envpin-hello http://$addr/local/$BATS_TEST_NUMBER/envpin-hello_1.0-1_all.deb null"* ]]
 	[[ "$output" == *"jq http://$addr/debian/pool/main/j/jq/"*"https://snapshot.debian.org/"* ]]
 	layer=$(envpin inspect "$d" --json | jq -r '.layers[-1].digest')
-	tar -tzf "$ENVPIN_STORE/blobs/sha256/${layer#sha256:}" | grep -qx 'usr/share/envpin-hello/greeting'
+	tar -tf "$ENVPIN_STORE/blobs/sha256/${layer#sha256:}" | grep -qx 'usr/share/envpin-hello/greeting'
 
 	# a Release whose text was changed: refused, nothing resolved
 	sed -i 's/^Origin: envpin-test/Origin: envpin-evil/' "$r/Release"
 	rm m3.lock.json
-	run envpin lock -f m3.json
+	run envpin lock --compress none -f m3.json
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"/local/$BATS_TEST_NUMBER/Release: the signature does not verify with the image's keyrings"* ]]
 }
