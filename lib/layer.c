@@ -723,25 +723,20 @@ static bool upper_dropped(const char *p, bool dir)
 	static const char *const drop_all[] = {"tmp/", "var/tmp/", "root/.cache", "run/"};
 	static const char *const drop_files[] = {"var/log/", "var/cache/apt/archives/"};
 	static const char *const drop_exact[] = {
-		"var/cache/ldconfig/aux-cache",
-		"var/cache/apt/pkgcache.bin",
-		"var/cache/apt/srcpkgcache.bin",
-		"var/cache/debconf/config.dat-old",
-		"var/cache/debconf/templates.dat-old",
-		"var/lib/dpkg/status-old",
-		"var/lib/dpkg/available-old",
-		"var/lib/dpkg/diversions-old",
-		"var/lib/dpkg/statoverride-old",
-		"etc/ld.so.cache~",
+	    "var/cache/ldconfig/aux-cache",	   "var/cache/apt/pkgcache.bin",
+	    "var/cache/apt/srcpkgcache.bin",	   "var/cache/debconf/config.dat-old",
+	    "var/cache/debconf/templates.dat-old", "var/lib/dpkg/status-old",
+	    "var/lib/dpkg/available-old",	   "var/lib/dpkg/diversions-old",
+	    "var/lib/dpkg/statoverride-old",	   "etc/ld.so.cache~",
 	};
 	size_t n = strlen(p);
 
 	for (size_t i = 0; i < EP_ARRAY_SIZE(drop_all); i++) {
 		size_t l = strlen(drop_all[i]);
 
-		if (drop_all[i][l - 1] == '/' ? (n > l && !strncmp(p, drop_all[i], l))
-					       : (!strncmp(p, drop_all[i], l) &&
-						  (p[l] == '\0' || p[l] == '/')))
+		if (drop_all[i][l - 1] == '/'
+			? (n > l && !strncmp(p, drop_all[i], l))
+			: (!strncmp(p, drop_all[i], l) && (p[l] == '\0' || p[l] == '/')))
 			return true;
 	}
 	for (size_t i = 0; !dir && i < EP_ARRAY_SIZE(drop_files); i++)
@@ -825,14 +820,16 @@ static int upper_one(struct upper_ctx *c, int dfd, const char *name, const char 
 		ssize_t r;
 
 		if (st->st_size > MAX_PATH_BYTES)
-			return ep_error_set(err, EP_EINVAL, "symlink '%s' target is too long", host);
+			return ep_error_set(err, EP_EINVAL, "symlink '%s' target is too long",
+					    host);
 		n.linkname = ep_malloc(cap, err);
 		if (!n.linkname)
 			return -1;
 		r = readlinkat(dfd, name, n.linkname, cap);
 		if (r <= 0 || (size_t)r >= cap) {
 			free(n.linkname);
-			return ep_error_errno(err, EP_EENV, r < 0 ? errno : EIO, "readlink '%s'", host);
+			return ep_error_errno(err, EP_EENV, r < 0 ? errno : EIO, "readlink '%s'",
+					      host);
 		}
 		n.linkname[r] = '\0';
 		n.type = EP_TAR_SYMLINK;
@@ -1650,4 +1647,104 @@ int ep_tree_write(struct ep_tree *t, struct ep_sink *out, struct ep_error *err)
 	if (ep_tar_finish(&w, err) < 0 || ep_sink_finish(out, err) < 0)
 		return ep_error_wrap(err, "write layer");
 	return 0;
+}
+
+/* ---- what a layer does to paths (copy destinations, lib/build.c) -------- */
+
+static int links_set(json_t *obj, const char *key, json_t *v, struct ep_error *err)
+{
+	if (json_object_set_new(obj, key, v) < 0)
+		return ep_error_oom(err);
+	return 0;
+}
+
+json_t *ep_archive_links(const char *archive, struct ep_error *err)
+{
+	struct hashing_reader r = {.fd = -1};
+	struct archive *a = NULL;
+	struct archive_entry *ae;
+	json_t *out = json_pack("{s:{}, s:{}, s:{}, s:{}}", "links", "dirs", "gone", "opaque");
+	json_t *ret = NULL;
+	int ar;
+
+	if (!out) {
+		ep_error_oom(err);
+		return NULL;
+	}
+	r.fd = open(archive, O_RDONLY | O_CLOEXEC);
+	if (r.fd < 0) {
+		ep_error_errno(err, EP_EENV, errno, "open archive '%s'", archive);
+		goto out;
+	}
+	if (ep_sha256_init(&r.sha, err) < 0)
+		goto out;
+	r.buf = ep_malloc(CHUNK, err);
+	if (!r.buf) {
+		ep_sha256_release(&r.sha);
+		goto out;
+	}
+	a = archive_read_new();
+	if (!a) {
+		ep_error_oom(err);
+		goto out;
+	}
+	if (archive_read_support_filter_all(a) != ARCHIVE_OK ||
+	    archive_read_support_format_tar(a) != ARCHIVE_OK ||
+	    archive_read_support_format_gnutar(a) != ARCHIVE_OK ||
+	    archive_read_open(a, &r, NULL, hr_read, NULL) != ARCHIVE_OK) {
+		ep_error_set(err, EP_EINVAL, "'%s': %s", archive, archive_error_string(a));
+		goto out;
+	}
+	while ((ar = archive_read_next_header(a, &ae)) != ARCHIVE_EOF) {
+		cleanup_free char *p = NULL;
+		const char *name, *base;
+
+		if (ar < ARCHIVE_WARN) {
+			ep_error_set(err, EP_EINVAL, "'%s': %s", archive, archive_error_string(a));
+			goto out;
+		}
+		name = archive_entry_pathname(ae);
+		if (!name || !(p = norm_path(name, "entry", err)))
+			goto out;
+		if (!*p)
+			continue;
+		base = strrchr(p, '/');
+		base = base ? base + 1 : p;
+		if (!strcmp(base, ".wh..wh..opq")) {
+			size_t dl = (size_t)(base - p);
+
+			p[dl ? dl - 1 : 0] = '\0';
+			if (links_set(json_object_get(out, "opaque"), p, json_true(), err) < 0)
+				goto out;
+		} else if (!strncmp(base, ".wh.", 4)) {
+			memmove((char *)base, base + 4, strlen(base + 4) + 1);
+			if (links_set(json_object_get(out, "gone"), p, json_true(), err) < 0)
+				goto out;
+		} else if (archive_entry_filetype(ae) == AE_IFLNK) {
+			const char *tg = archive_entry_symlink(ae);
+
+			if (links_set(json_object_get(out, "links"), p, json_string(tg ? tg : ""),
+				      err) < 0)
+				goto out;
+		} else if (archive_entry_filetype(ae) == AE_IFDIR) {
+			if (links_set(json_object_get(out, "dirs"), p, json_true(), err) < 0)
+				goto out;
+		}
+		/* regular files are not listed: a path to resolve passes only
+		 * through directories and links (a file there is an error later) */
+	}
+	ret = out;
+	out = NULL;
+out:
+	if (a)
+		archive_read_free(a);
+	if (r.fd >= 0)
+		close(r.fd);
+	if (r.buf)
+		ep_sha256_release(&r.sha);
+	free(r.buf);
+	json_decref(out);
+	if (!ret)
+		ep_error_wrap(err, "list layer '%s'", archive);
+	return ret;
 }
