@@ -1780,7 +1780,8 @@ static int do_apt_step(struct bctx *b, size_t si, int resolve_only, struct ep_er
 	int cached = 1, rc = -1;
 
 	snprintf(what, sizeof(what), "layers[%zu] apt", si);
-	where = ep_asprintf(err, "%s:%d: %s%s", b->m->path, st->line, b->label ? b->label : "", what);
+	where =
+	    ep_asprintf(err, "%s:%d: %s%s", b->m->path, st->line, b->label ? b->label : "", what);
 	if (!req || !where)
 		return ep_error_oom(err);
 	for (size_t i = 0; i < st->n; i++)
@@ -1795,14 +1796,14 @@ static int do_apt_step(struct bctx *b, size_t si, int resolve_only, struct ep_er
 	    json_is_array(json_object_get(locked, "debs"))) {
 		input = json_deep_copy(locked);
 	} else if (b->o->locked) {
-		cleanup_json json_t *now = json_pack("{s:s, s:O, s:s}", "kind", "apt", "packages", req,
-						     "below", below);
-		cleanup_json json_t *lreq = locked ? json_pack("{s:O?, s:O?, s:O?}", "kind",
-							       json_object_get(locked, "kind"),
-							       "packages",
-							       json_object_get(locked, "packages"),
-							       "below", json_object_get(locked, "below"))
-					     : NULL;
+		cleanup_json json_t *now =
+		    json_pack("{s:s, s:O, s:s}", "kind", "apt", "packages", req, "below", below);
+		cleanup_json json_t *lreq =
+		    locked
+			? json_pack("{s:O?, s:O?, s:O?}", "kind", json_object_get(locked, "kind"),
+				    "packages", json_object_get(locked, "packages"), "below",
+				    json_object_get(locked, "below"))
+			: NULL;
 
 		return check_locked(b, what, now, lreq, err);
 	} else {
