@@ -60,6 +60,7 @@
 	X(archive_read_support_filter_gzip)                                                        \
 	X(archive_read_support_filter_zstd)                                                        \
 	X(archive_read_support_format_gnutar)                                                      \
+	X(archive_read_support_format_raw)                                                         \
 	X(archive_read_support_format_tar)                                                         \
 	X(archive_read_support_format_zip)                                                         \
 	X(archive_read_support_format_zip_seekable)                                                \
@@ -131,6 +132,7 @@ void ep_archive_entry_free(struct archive_entry *e);
 #define archive_read_support_filter_gzip (*ep_archive_api.p_archive_read_support_filter_gzip)
 #define archive_read_support_filter_zstd (*ep_archive_api.p_archive_read_support_filter_zstd)
 #define archive_read_support_format_gnutar (*ep_archive_api.p_archive_read_support_format_gnutar)
+#define archive_read_support_format_raw (*ep_archive_api.p_archive_read_support_format_raw)
 #define archive_read_support_format_tar (*ep_archive_api.p_archive_read_support_format_tar)
 #define archive_read_support_format_zip (*ep_archive_api.p_archive_read_support_format_zip)
 #define archive_read_support_format_zip_seekable                                                   \

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "apt.h"
 #include "debian.h"
 #include "fetch.h"
 #include "jsonutil.h"
@@ -1735,6 +1736,159 @@ static json_t *merge_env(json_t *base_env, json_t *env, struct ep_error *err)
 	return out;
 }
 
+/* ---- apt step (lib/apt.h, docs/apt.md) ----------------------------------- */
+
+/* sha256 of the diff_ids so far: the image an apt step resolves against. */
+static int image_below(struct bctx *b, ep_digest out, struct ep_error *err)
+{
+	cleanup_free char *text = ep_json_canonical(b->diff_ids, NULL, err);
+
+	return text ? ep_sha256_buf(text, strlen(text), out, err) : -1;
+}
+
+/* Runs the dpkg script in the image built so far, without network, with
+ * the .debs mounted read-only; *tree gets the normalized layer and *work
+ * the dir holding its data (caller removes). */
+static int apt_run_dpkg(struct bctx *b, const char *where, json_t *argv, const char *debdir,
+			struct ep_tree **tree, char **work, struct ep_error *err)
+{
+	struct ep_runstep_mount mt = {debdir, EP_APT_MOUNT_POINT};
+	struct ep_runstep_opts ro = {0};
+	char *words[4] = {NULL, NULL, NULL, NULL};
+
+	for (size_t i = 0; i < 3; i++)
+		words[i] = (char *)json_string_value(json_array_get(argv, i));
+	if (!words[0] || !words[1] || !words[2])
+		return ep_error_set(err, EP_EINVAL, "%s: bad install command", where);
+	ro.argv = words;
+	ro.argc = 3;
+	ro.mounts = &mt;
+	ro.n_mounts = 1;
+	return run_in_image(b, where, &ro, tree, work, err);
+}
+
+static int do_apt_step(struct bctx *b, size_t si, int resolve_only, struct ep_error *err)
+{
+	struct ep_step *st = &b->m->steps[si];
+	json_t *locked = lock_input(b, "layers", si);
+	cleanup_json json_t *req = json_array(), *input = NULL, *kin = NULL, *argv = NULL;
+	cleanup_free char *work = NULL, *debdir = NULL, *where = NULL, *runwork = NULL;
+	const char *root = NULL;
+	struct ep_tree *tree = NULL;
+	ep_digest below;
+	char what[64], key[80], by[160];
+	json_t *rec = NULL, *diff;
+	int cached = 1, rc = -1;
+
+	snprintf(what, sizeof(what), "layers[%zu] apt", si);
+	where =
+	    ep_asprintf(err, "%s:%d: %s%s", b->m->path, st->line, b->label ? b->label : "", what);
+	if (!req || !where)
+		return ep_error_oom(err);
+	for (size_t i = 0; i < st->n; i++)
+		json_array_append_new(req, json_string(st->words[i]));
+	if (image_below(b, below, err) < 0)
+		return -1;
+	/* The lock pins the .debs while the request and the image below are
+	 * unchanged: no index is fetched (delete the lock to move on). */
+	if (locked && !strcmp(json_string_value(json_object_get(locked, "kind")) ?: "", "apt") &&
+	    json_equal(json_object_get(locked, "packages"), req) &&
+	    !strcmp(json_string_value(json_object_get(locked, "below")) ?: "", below) &&
+	    json_is_array(json_object_get(locked, "debs"))) {
+		input = json_deep_copy(locked);
+	} else if (b->o->locked) {
+		cleanup_json json_t *now =
+		    json_pack("{s:s, s:O, s:s}", "kind", "apt", "packages", req, "below", below);
+		cleanup_json json_t *lreq =
+		    locked
+			? json_pack("{s:O?, s:O?, s:O?}", "kind", json_object_get(locked, "kind"),
+				    "packages", json_object_get(locked, "packages"), "below",
+				    json_object_get(locked, "below"))
+			: NULL;
+
+		return check_locked(b, what, now, lreq, err);
+	} else {
+		work = ep_asprintf(err, "%s/apt-%zu", b->txn.dir, si);
+		if (!work || ep_mkdir_p(work, err) < 0)
+			return -1;
+		if (b->o->progress)
+			b->o->progress(b->o->pctx, "apt resolve", 0, 0);
+		if (rootfs_dir(b, &root, err) < 0)
+			return ep_error_wrap(err, "%s", where);
+		input = ep_apt_resolve(root, st->words, st->n, work, err);
+		ep_rm_rf(work, NULL);
+		if (!input)
+			return ep_error_wrap(err, "%s", where);
+		json_object_set_new(input, "below", json_string(below));
+	}
+	if (!input)
+		return ep_error_oom(err);
+	if (check_locked(b, what, input, locked, err) < 0)
+		return -1;
+	if (json_array_append(json_object_get(b->inputs, "layers"), input) < 0)
+		return ep_error_oom(err);
+	if (resolve_only)
+		return 0;
+
+	/* The layer is a function of the .deb files and the image below. */
+	kin = json_pack("{s:s, s:s, s:O}", "kind", "apt", "below", below, "debs",
+			json_object_get(input, "debs"));
+	if (!kin || layer_cache_key(b, kin, key, err) < 0)
+		return -1;
+	rec = cache_lookup(b, key);
+	if (!rec) {
+		cached = 0;
+		if (b->o->progress)
+			b->o->progress(b->o->pctx, "apt fetch", 0, 0);
+		if (ep_apt_fetch(b->s, json_object_get(input, "debs"), err) < 0) {
+			ep_error_wrap(err, "%s", where);
+			goto out;
+		}
+		debdir = ep_asprintf(err, "%s/apt-debs-%zu", b->txn.dir, si);
+		if (!debdir || ep_mkdir_p(debdir, err) < 0)
+			goto out;
+		argv = ep_apt_install_argv(b->s, json_object_get(input, "debs"), debdir,
+					   EP_APT_MOUNT_POINT, err);
+		if (!argv || apt_run_dpkg(b, where, argv, debdir, &tree, &runwork, err) < 0)
+			goto out;
+		rec = write_layer(b, tree, what, err);
+		if (!rec || ep_txn_set_cache(&b->txn, key, rec, err) < 0) {
+			ep_error_wrap(err, "%s", where);
+			goto out;
+		}
+	}
+	/* like a run step's, the entry records the output */
+	diff = json_object_get(rec, "diff_id");
+	if (b->o->locked && json_is_string(json_object_get(locked, "diff_id")) &&
+	    !json_equal(diff, json_object_get(locked, "diff_id"))) {
+		ep_error_set(err, EP_EMISMATCH,
+			     "--locked: %s: dpkg's output differs from the lock '%s':\n"
+			     "  lock:       %s\n  this build: %s",
+			     where, b->r->lock_path,
+			     json_string_value(json_object_get(locked, "diff_id")),
+			     json_string_value(diff));
+		goto out;
+	}
+	if (json_object_set(input, "diff_id", diff) < 0) {
+		ep_error_oom(err);
+		goto out;
+	}
+	if (use_record(b, what, rec, cached, err) < 0)
+		goto out;
+	snprintf(by, sizeof(by), "envpin: layers[%zu] apt (%zu package%s, %zu .deb%s)", si, st->n,
+		 st->n == 1 ? "" : "s", json_array_size(json_object_get(input, "debs")),
+		 json_array_size(json_object_get(input, "debs")) == 1 ? "" : "s");
+	rc = add_history(b, by, 0, err);
+out:
+	json_decref(rec);
+	ep_tree_free(tree);
+	if (runwork)
+		ep_rm_rf(runwork, NULL);
+	if (debdir)
+		ep_rm_rf(debdir, NULL);
+	return rc;
+}
+
 static json_t *make_config(struct bctx *b, struct ep_error *err)
 {
 	json_t *mc = b->m->config;
@@ -1986,7 +2140,8 @@ static int check_supported(struct bctx *b, struct ep_error *err)
 {
 	for (size_t i = 0; i < b->m->n_steps; i++)
 		if (b->m->steps[i].kind != EP_STEP_COPY && b->m->steps[i].kind != EP_STEP_FETCH &&
-		    b->m->steps[i].kind != EP_STEP_PIP && b->m->steps[i].kind != EP_STEP_RUN)
+		    b->m->steps[i].kind != EP_STEP_PIP && b->m->steps[i].kind != EP_STEP_RUN &&
+		    b->m->steps[i].kind != EP_STEP_APT)
 			return ep_error_set(err, EP_EINVAL,
 					    "%s:%d: layers[%zu]: step '%s' is not supported by this envpin yet",
 					    b->m->path, b->m->steps[i].line, i,
@@ -1996,23 +2151,31 @@ static int check_supported(struct bctx *b, struct ep_error *err)
 
 static int run_steps(struct bctx *b, int resolve_only, struct ep_error *err)
 {
-	int rc = 0;
+	size_t apt_last = 0;
+	int rc = 0, has_apt = 0, base_ro;
 
+	/* an apt step resolves against the image below it: lock builds that */
+	for (size_t i = 0; i < b->m->n_steps; i++)
+		if (b->m->steps[i].kind == EP_STEP_APT) {
+			apt_last = i;
+			has_apt = 1;
+		}
+	base_ro = resolve_only && !has_apt;
 	switch (b->m->base.kind) {
 	case EP_BASE_SCRATCH:
 		json_object_set_new(b->inputs, "base", json_pack("{s:s}", "kind", "scratch"));
 		break;
 	case EP_BASE_ROOTFS:
-		rc = do_base_rootfs(b, resolve_only, err);
+		rc = do_base_rootfs(b, base_ro, err);
 		break;
 	case EP_BASE_OCI:
-		rc = do_base_oci(b, resolve_only, err);
+		rc = do_base_oci(b, base_ro, err);
 		break;
 	case EP_BASE_DEBIAN:
-		rc = do_base_debian(b, resolve_only, err);
+		rc = do_base_debian(b, base_ro, err);
 		break;
 	case EP_BASE_IMAGE:
-		rc = do_base_image(b, resolve_only, err);
+		rc = do_base_image(b, base_ro, err);
 		break;
 	default:
 		return ep_error_set(err, EP_EINVAL, "base kind not supported");
@@ -2024,9 +2187,10 @@ static int run_steps(struct bctx *b, int resolve_only, struct ep_error *err)
 		    b->m->steps[i].kind == EP_STEP_FETCH ? do_fetch_step
 		    : b->m->steps[i].kind == EP_STEP_PIP ? do_pip_step
 		    : b->m->steps[i].kind == EP_STEP_RUN ? do_run_step
+		    : b->m->steps[i].kind == EP_STEP_APT ? do_apt_step
 							 : do_copy_step;
 
-		if (step(b, i, resolve_only, err) < 0)
+		if (step(b, i, resolve_only && (!has_apt || i >= apt_last), err) < 0)
 			return -1;
 	}
 	return 0;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "apt.h"
 #include "util.h"
 
 /* An open_memstream with error tracking, so each line is one call. */
@@ -379,9 +380,14 @@ static void do_steps(FILE *f, const struct ep_step *steps, size_t n_steps, json_
 		case EP_STEP_COPY:
 			do_copy(f, st);
 			break;
-		case EP_STEP_APT:
-			apt_line(f, st->words, st->n, json_object_get(l, "packages"), 0);
+		case EP_STEP_APT: {
+			/* the lock's .debs pin the requested packages' versions */
+			json_t *pl = ep_apt_pkglist(json_object_get(l, "debs"));
+
+			apt_line(f, st->words, st->n, pl, 0);
+			json_decref(pl);
 			break;
+		}
 		case EP_STEP_FETCH:
 			do_fetch(f, st, i);
 			break;
