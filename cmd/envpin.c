@@ -46,6 +46,7 @@ static const struct command commands[] = {
 	{"dockerfile", cmd_dockerfile, 0, "print a Dockerfile equivalent to a manifest"},
 	{"gc", cmd_gc, CMD_NEEDS_STORE | CMD_EXCLUSIVE_STORE,
 	 "remove unreferenced blobs and leftovers of killed builds"},
+	{"rmi", cmd_rmi, CMD_NEEDS_STORE, "remove images from the store (then gc)"},
 	{"version", cmd_version, 0, "print version and the library versions that affect digests"},
 };
 

@@ -298,7 +298,8 @@ static int explain_verdict(json_t *rep, const char *digest, const char *ca,
 int ep_rebuild_compare(struct ep_store *s, const char *layout, const char *digest,
 		       const struct ep_build_opts *o, json_t **report, struct ep_error *err)
 {
-	cleanup_free char *tmpl = ep_asprintf(err, "%s/tmp/rebuild-XXXXXX", s->root);
+	char *tmpl = NULL;
+	int tmpl_fd = -1;
 	cleanup_json json_t *man_a = NULL, *man_b = NULL, *cfg_a = NULL, *cfg_b = NULL, *rep = NULL;
 	cleanup_json json_t *lock = NULL;
 	struct ep_build_opts bo = *o;
@@ -310,12 +311,13 @@ int ep_rebuild_compare(struct ep_store *s, const char *layout, const char *diges
 	int rc = -1, tmp_open = 0;
 
 	memset(&r, 0, sizeof(r));
-	if (!tmpl)
-		return -1;
 	if (!layout)
 		layout = s->root;
-	if (!mkdtemp(tmpl))
-		return ep_error_errno(err, EP_EENV, errno, "create '%s'", tmpl);
+	/* its lock is held before the dir exists: a kill at any point leaves
+	 * what the next open of s removes */
+	tmpl = ep_store_scratch_dir(s, "rebuild", &tmpl_fd, err);
+	if (!tmpl)
+		return -1;
 	if (ep_store_open(&tmp, tmpl, EP_STORE_CREATE, err) < 0)
 		goto out;
 	tmp_open = 1;
@@ -368,6 +370,6 @@ out:
 	ep_build_result_release(&r);
 	if (tmp_open)
 		ep_store_release(&tmp);
-	ep_rm_rf(tmpl, NULL);
+	ep_store_scratch_release(tmpl, tmpl_fd);
 	return rc;
 }
