@@ -16,7 +16,9 @@ static const char build_usage[] =
 	"  -f, --file MANIFEST   the manifest (default: envpin.json)\n"
 	"      --lock FILE       the lock file (default: beside the manifest)\n"
 	"      --locked          refuse any input that differs from the lock, and a result that\n"
-	"                        differs from the digest the lock records; the lock is not written\n"
+	"                        differs from the digest the lock records; the lock is not written.\n"
+	"                        A lock written by another envpin version or source is a warning\n"
+	"      --strict          with --locked: another envpin version or source is an error\n"
 	"      --compress KIND   gzip (default, or the lock's), zstd or none\n"
 	"  -o, --output DIR      also write the image to an OCI layout directory\n"
 	"      --tag NAME        tag in the store (default: the manifest's name)\n"
@@ -37,13 +39,14 @@ struct bopts {
 static int parse(int argc, char **argv, struct cmd_ctx *ctx, struct bopts *b, const char *usage,
 		 int is_build)
 {
-	enum { O_LOCK = 256, O_LOCKED, O_COMPRESS, O_TAG, O_JSON };
+	enum { O_LOCK = 256, O_LOCKED, O_COMPRESS, O_TAG, O_JSON, O_STRICT };
 	static const struct option opts[] = {
 		{"file", required_argument, NULL, 'f'},  {"lock", required_argument, NULL, O_LOCK},
 		{"locked", no_argument, NULL, O_LOCKED},  {"compress", required_argument, NULL, O_COMPRESS},
 		{"output", required_argument, NULL, 'o'}, {"tag", required_argument, NULL, O_TAG},
 		{"json", no_argument, NULL, O_JSON},      {"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+		{"help", no_argument, NULL, 'h'},         {"strict", no_argument, NULL, O_STRICT},
+		{NULL, 0, NULL, 0},
 	};
 	struct ep_error err = EP_ERROR_INIT;
 	int c;
@@ -64,6 +67,11 @@ static int parse(int argc, char **argv, struct cmd_ctx *ctx, struct bopts *b, co
 			if (!is_build)
 				return cmd_usage_error(ctx, "--locked is a build option");
 			b->o.locked = 1;
+			break;
+		case O_STRICT:
+			if (!is_build)
+				return cmd_usage_error(ctx, "--strict is a build option");
+			b->o.strict = 1;
 			break;
 		case O_COMPRESS: {
 			enum ep_compression k;
@@ -97,6 +105,8 @@ static int parse(int argc, char **argv, struct cmd_ctx *ctx, struct bopts *b, co
 	}
 	if (optind < argc)
 		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
+	if (b->o.strict && !b->o.locked)
+		return cmd_usage_error(ctx, "--strict goes with --locked");
 	b->o.progress = (ep_progress_fn)cmd_progress;
 	return 0;
 }
@@ -121,6 +131,8 @@ static int print_json(const struct ep_build_result *r, int lock_only)
 	}
 	json_object_set_new(j, "lock", json_string(r->lock_path));
 	json_object_set_new(j, "lock_changed", json_boolean(r->lock_changed));
+	if (r->warning)
+		json_object_set_new(j, "warning", json_string(r->warning));
 	return cmd_print_json(j);
 }
 
@@ -138,6 +150,8 @@ int cmd_build(int argc, char **argv, struct cmd_ctx *ctx)
 		ep_build_result_release(&r);
 		return rc;
 	}
+	if (r.warning)
+		fprintf(stderr, "envpin build: warning: %s\n", r.warning);
 	if (b.json) {
 		rc = print_json(&r, 0);
 	} else {

@@ -16,6 +16,7 @@
 #include "ref.h"
 #include "registry.h"
 #include "sink.h"
+#include "source.h"
 #include "util.h"
 
 #define LOCK_VERSION 1
@@ -36,6 +37,8 @@ void ep_build_result_release(struct ep_build_result *r)
 		return;
 	free(r->layers);
 	free(r->lock_path);
+	free(r->warning);
+	r->warning = NULL;
 	json_decref(r->compressor);
 	r->compressor = NULL;
 	r->layers = NULL;
@@ -1106,6 +1109,44 @@ static int choose_compressor(struct bctx *b, struct ep_error *err)
 	return 0;
 }
 
+/* What makes the lock a complete record beyond the inputs (docs/lock.md):
+ * the envpin source that wrote it and the base's manifest digest.  Lock
+ * only: none of it reaches a layer, the config or a cache key. */
+static int lock_add_provenance(struct bctx *b, json_t *doc, struct ep_error *err)
+{
+	json_t *src = ep_source_record(err);
+	json_t *base = json_object_get(b->inputs, "base");
+	const char *bd = json_string_value(json_object_get(base, "digest"));
+
+	if (!src || json_object_set_new(doc, "envpin_source", src) < 0)
+		return src ? ep_error_oom(err) : -1;
+	/* image and oci bases are pinned by their manifest digest; rootfs and
+	 * debian bases have none (their layer is the image's first) */
+	if (bd && json_object_set_new(doc, "base_manifest_digest", json_string(bd)) < 0)
+		return ep_error_oom(err);
+	return 0;
+}
+
+/* --locked by another envpin: a warning in r->warning, an error with
+ * --strict (the bytes may still match; the verdict says so). */
+static int check_lock_source(struct bctx *b, struct ep_error *err)
+{
+	char *why;
+
+	if (!b->o->locked || !b->lock)
+		return 0;
+	why = ep_source_differs(b->lock);
+	if (!why)
+		return 0;
+	if (b->o->strict) {
+		ep_error_set(err, EP_EINVAL, "--locked --strict: %s ('%s')", why, b->r->lock_path);
+		free(why);
+		return -1;
+	}
+	b->r->warning = why;
+	return 0;
+}
+
 static json_t *lock_doc(struct bctx *b, json_t *image, struct ep_error *err)
 {
 	cleanup_free char *mtext = NULL;
@@ -1127,6 +1168,10 @@ static json_t *lock_doc(struct bctx *b, json_t *image, struct ep_error *err)
 	}
 	if (image)
 		json_object_set(doc, "image", image);
+	if (lock_add_provenance(b, doc, err) < 0) {
+		json_decref(doc);
+		return NULL;
+	}
 	return doc;
 }
 
@@ -1168,7 +1213,7 @@ static int bctx_init(struct bctx *b, const struct ep_build_opts *o, struct ep_st
 	b->mlayers = json_array();
 	if (!b->inputs || !b->history || !b->diff_ids || !b->mlayers)
 		return ep_error_oom(err);
-	if (load_lock(b, err) < 0 || choose_compressor(b, err) < 0)
+	if (load_lock(b, err) < 0 || check_lock_source(b, err) < 0 || choose_compressor(b, err) < 0)
 		return -1;
 	r->compressor = json_incref(b->cdesc);
 	return 0;

@@ -22,6 +22,7 @@ struct ep_build_opts {
 	const char *manifest_path;
 	const char *lock_path;  /* NULL: beside the manifest (ep_manifest_lock_path) */
 	int locked;             /* refuse inputs that differ from the lock */
+	int strict;             /* with locked: another envpin source is an error, not a warning */
 	int no_lock_write;      /* do not write/update the lock */
 	int compress_set;       /* compress.kind was chosen by the user */
 	struct ep_compress_params compress;
@@ -47,6 +48,7 @@ struct ep_build_result {
 	char *lock_path;  /* the lock written or checked (caller frees via release) */
 	int lock_changed; /* the lock file was created or its content changed */
 	json_t *compressor; /* the compressor used, as the lock describes it (owned) */
+	char *warning;      /* --locked by another envpin version or source (owned), or NULL */
 };
 void ep_build_result_release(struct ep_build_result *r);
 

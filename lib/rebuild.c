@@ -8,6 +8,7 @@
 #include "archive_dl.h"
 #include "jsonutil.h"
 #include "oci.h"
+#include "source.h"
 #include "util.h"
 
 #define MAX_PATHS_REPORTED 50
@@ -290,8 +291,41 @@ static int explain_verdict(json_t *rep, const char *digest, const char *ca,
 				json_array_size(fields));
 	if (!text)
 		return -1;
+	{
+		const char *why = json_string_value(
+		    json_object_get(json_object_get(rep, "envpin_source"), "differs"));
+		char *t2 = why ? ep_asprintf(err, "%s. Note: %s.", text, why) : NULL;
+
+		if (why && !t2) {
+			free(text);
+			return -1;
+		}
+		if (t2) {
+			free(text);
+			text = t2;
+		}
+	}
 	json_object_set_new(rep, "explanation", json_string(text));
 	free(text);
+	return 0;
+}
+
+/* rep.envpin_source: which envpin wrote the lock, which one rebuilt, and
+ * a sentence when they differ (the reviewer must see it in the verdict). */
+static int add_source_verdict(json_t *rep, json_t *lock, struct ep_error *err)
+{
+	json_t *now = ep_source_record(err);
+	cleanup_free char *why = NULL;
+	json_t *rec;
+
+	if (!now)
+		return -1;
+	why = lock ? ep_source_differs(lock) : NULL;
+	rec = json_pack("{s:O?, s:O?, s:o, s:s?}", "lock_version", json_object_get(lock, "envpin"),
+			"lock", json_object_get(lock, "envpin_source"), "rebuild", now, "differs",
+			why);
+	if (!rec || json_object_set_new(rep, "envpin_source", rec) < 0)
+		return ep_error_oom(err);
 	return 0;
 }
 
@@ -354,6 +388,8 @@ int ep_rebuild_compare(struct ep_store *s, const char *layout, const char *diges
 			lock && json_object_get(lock, "compressor")
 			    ? json_object_get(lock, "compressor")
 			    : json_null());
+	if (add_source_verdict(rep, lock, err) < 0)
+		goto out;
 	la = json_object_get(man_a, "layers");
 	lb = json_object_get(man_b, "layers");
 	first = compare_layers(la, lb, cfg_a, cfg_b, json_object_get(rep, "layers"));
