@@ -48,6 +48,7 @@ static const struct command commands[] = {
 	{"gc", cmd_gc, CMD_NEEDS_STORE | CMD_EXCLUSIVE_STORE,
 	 "remove unreferenced blobs and leftovers of killed builds"},
 	{"rmi", cmd_rmi, CMD_NEEDS_STORE, "remove images from the store (then gc)"},
+	{"vendor", cmd_vendor, 0, "bundle an image with every input, for offline rebuilds"},
 	{"version", cmd_version, 0, "print version and the library versions that affect digests"},
 };
 

@@ -12,6 +12,7 @@
 #include "oci.h"
 #include "rebuild.h"
 #include "util.h"
+#include "vendor.h"
 
 static const char usage[] =
     "usage: envpin verify [DIGEST] [--image PATH] [--rebuild [-f MANIFEST] [--lock FILE]]\n"
@@ -35,6 +36,10 @@ static const char usage[] =
     "                  and compare the FITS smoke test's fingerprint with CERT's, field\n"
     "                  by field within the tolerances CERT carries\n"
     "      --require-gpu, --gpus SPEC, --engine E   as for envpin check\n"
+    "      --from BUNDLE  rebuild from a bundle (envpin vendor), without network: its\n"
+    "                  manifest, lock, context and inputs; every file of the bundle is\n"
+    "                  re-hashed first and a damaged one is named (exit 1). DIGEST may be\n"
+    "                  left out or be the bundle's image, which is then read from the bundle\n"
     "  -f, --file M    the manifest to rebuild (default: envpin.json)\n"
     "      --lock FILE the lock to rebuild with (default: beside the manifest; never written)\n"
     "      --json      print the report as JSON\n"
@@ -210,7 +215,8 @@ static int resolve_target(struct cmd_ctx *ctx, const char *arg, const char *imag
 
 /* verify's command line, parsed once. */
 struct verify_opts {
-	const char *image_path, *arg, *manifest, *lock, *certify;
+	const char *image_path, *arg, *manifest, *lock, *certify, *from;
+	const struct ep_offline *offline; /* --from: the bundle's inputs */
 	int json, quiet, rebuild;
 	struct check_opts co;
 };
@@ -218,11 +224,12 @@ struct verify_opts {
 /* Returns -1 to go on, or the exit status (help, usage error). */
 static int parse_verify_opts(int argc, char **argv, struct cmd_ctx *ctx, struct verify_opts *vo)
 {
-	enum { O_IMAGE = 256, O_JSON, O_REBUILD, O_LOCK, O_CERTIFY };
+	enum { O_IMAGE = 256, O_JSON, O_REBUILD, O_LOCK, O_CERTIFY, O_FROM };
 	static const struct option opts[] = {
 		{"image", required_argument, NULL, O_IMAGE}, {"json", no_argument, NULL, O_JSON},
 		{"rebuild", no_argument, NULL, O_REBUILD},   {"file", required_argument, NULL, 'f'},
 		{"lock", required_argument, NULL, O_LOCK},
+		{"from", required_argument, NULL, O_FROM},
 		{"certify", required_argument, NULL, O_CERTIFY},
 		{"require-gpu", no_argument, NULL, CHECK_O_REQUIRE_GPU},
 		{"gpus", required_argument, NULL, CHECK_O_GPUS},
@@ -255,6 +262,9 @@ static int parse_verify_opts(int argc, char **argv, struct cmd_ctx *ctx, struct 
 		case O_LOCK:
 			vo->lock = optarg;
 			break;
+		case O_FROM:
+			vo->from = optarg;
+			break;
 		case O_IMAGE:
 			vo->image_path = optarg;
 			break;
@@ -275,7 +285,11 @@ static int parse_verify_opts(int argc, char **argv, struct cmd_ctx *ctx, struct 
 		vo->arg = argv[optind++];
 	if (optind < argc)
 		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
-	if (!vo->arg && !vo->image_path)
+	if (vo->from && !vo->rebuild)
+		return cmd_usage_error(ctx, "--from BUNDLE goes with --rebuild");
+	if (vo->from && vo->image_path)
+		return cmd_usage_error(ctx, "--from BUNDLE reads the image from the bundle, not --image");
+	if (!vo->arg && !vo->image_path && !vo->from)
 		return cmd_usage_error(ctx, "name an image: a DIGEST in the store, or --image PATH");
 	if (vo->certify &&
 	    (vo->image_path || !vo->arg || (strchr(vo->arg, '/') && !access(vo->arg, F_OK))))
@@ -307,6 +321,7 @@ static int verify_rebuild(struct cmd_ctx *ctx, const struct verify_opts *vo,
 	memset(&bo, 0, sizeof(bo));
 	bo.manifest_path = vo->manifest;
 	bo.lock_path = vo->lock;
+	bo.offline = vo->offline;
 	bo.progress = (ep_progress_fn)cmd_progress;
 	ep_compress_defaults(EP_COMPRESS_GZIP, &bo.compress);
 	if (!vo->quiet && !vo->json)
@@ -427,12 +442,36 @@ static int verify_mismatch(const struct verify_result *vr)
 		strcmp(json_string_value(json_object_get(vr->cert_now, "result")), "pass"));
 }
 
+/* --from BUNDLE: the bundle (checked whole) gives the manifest, the lock and
+ * the inputs; the image to compare with is the bundle's own copy, named by
+ * DIGEST (or a prefix of it) or by nothing. */
+static int use_bundle(struct cmd_ctx *ctx, struct verify_opts *vo, struct ep_bundle *b,
+		      struct ep_error *err)
+{
+	const char *a = vo->arg;
+
+	if (cmd_open_store(ctx, 1, err) < 0 || ep_bundle_open(&ctx->store, vo->from, b, err) < 0)
+		return -1;
+	if (a && !strncmp(a, "sha256:", 7))
+		a += 7;
+	if (a && (strlen(a) < 4 || strncmp(b->image_digest + 7, a, strlen(a))))
+		return ep_error_set(err, EP_EINVAL, "the bundle '%s' holds image %s, not '%s'",
+				    vo->from, b->image_digest, vo->arg);
+	vo->arg = b->image_digest;
+	vo->image_path = b->layout;
+	vo->manifest = b->manifest_path;
+	vo->lock = b->lock_path;
+	vo->offline = &b->offline;
+	return 0;
+}
+
 int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 {
 	struct ep_error err = EP_ERROR_INIT;
 	struct verify_opts vo;
 	struct verify_target tg = {0};
 	struct verify_result vr;
+	struct ep_bundle bundle = {.work_fd = -1};
 	int rc, mismatch;
 
 	rc = parse_verify_opts(argc, argv, ctx, &vo);
@@ -441,9 +480,15 @@ int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 	memset(&vr, 0, sizeof(vr));
 	if (vo.certify && !(vr.cert_ref = load_reference_cert(vo.certify, &err)))
 		return cmd_fail(&err);
+	if (vo.from && use_bundle(ctx, &vo, &bundle, &err) < 0) {
+		verify_result_release(&vr);
+		ep_bundle_release(&bundle);
+		return cmd_fail(&err);
+	}
 	if (resolve_target(ctx, vo.arg, vo.image_path, &tg, &err) < 0) {
 		ep_image_loc_release(&tg.loc);
 		verify_result_release(&vr);
+		ep_bundle_release(&bundle);
 		return cmd_fail(&err);
 	}
 	if (vo.rebuild && tg.path && !tg.is_dir) {
@@ -462,6 +507,7 @@ int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 	mismatch = rc == 0 && verify_mismatch(&vr);
 	verify_result_release(&vr);
 	ep_image_loc_release(&tg.loc);
+	ep_bundle_release(&bundle);
 	if (rc < 0) {
 		cmd_finish(0);
 		return cmd_fail(&err);

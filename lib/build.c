@@ -1,6 +1,7 @@
 #include "build.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -410,7 +411,11 @@ static int do_base_debian(struct bctx *b, int resolve_only, struct ep_error *err
 			return -1;
 		if (b->o->progress)
 			b->o->progress(b->o->pctx, "mmdebstrap", 0, 0);
-		if (ep_debian_rootfs(base, b->m->source_date_epoch, work, tar, &pkgs, err) < 0)
+		if ((b->o->offline && b->o->offline->debian_repo
+			 ? ep_debian_rootfs_offline(base, b->m->source_date_epoch, work, tar,
+						    b->o->offline->debian_repo,
+						    b->o->offline->sources_list, &pkgs, err)
+			 : ep_debian_rootfs(base, b->m->source_date_epoch, work, tar, &pkgs, err)) < 0)
 			return ep_error_wrap(err, "%s: base debian", b->m->path);
 		if (!resolve_only) {
 			tree = ep_tree_new(b->spool, err);
@@ -622,6 +627,20 @@ static int do_base_image(struct bctx *b, int resolve_only, struct ep_error *err)
 	return base_from_layout(b, b->s->root, d, 0, err);
 }
 
+/* A fetch item's bytes from a bundle: "file://PATH", or NULL (no bundle,
+ * or it lacks them: the build then fetches as usual). */
+static char *offline_url(struct bctx *b, const char *sha256_hex, struct ep_error *err)
+{
+	const char *p;
+	char key[80];
+
+	if (!b->o->offline || !b->o->offline->files)
+		return NULL;
+	snprintf(key, sizeof(key), "sha256:%s", sha256_hex);
+	p = json_string_value(json_object_get(b->o->offline->files, key));
+	return p ? ep_asprintf(err, "file://%s", p) : NULL;
+}
+
 static int do_fetch_step(struct bctx *b, size_t si, int resolve_only, struct ep_error *err)
 {
 	struct ep_step *st = &b->m->steps[si];
@@ -662,7 +681,11 @@ static int do_fetch_step(struct bctx *b, size_t si, int resolve_only, struct ep_
 
 			if (b->o->progress)
 				b->o->progress(b->o->pctx, what, 0, 0);
-			if (ep_fetch_url(&b->txn, f->url, f->sha256, NULL, &file, err) < 0 ||
+			cleanup_free char *local = offline_url(b, f->sha256, err);
+
+			if (!local && err && err->code)
+				goto out;
+			if (ep_fetch_url(&b->txn, local ? local : f->url, f->sha256, NULL, &file, err) < 0 ||
 			    ep_fetch_add(tree, file, f->url, f->dest, f->extract, b->m->source_date_epoch,
 					 b->spool, err) < 0) {
 				ep_error_wrap(err, "%s:%d: layers[%zu].fetch[%zu]", b->m->path, f->line, si, i);
@@ -1127,6 +1150,24 @@ static int lock_add_provenance(struct bctx *b, json_t *doc, struct ep_error *err
 	return 0;
 }
 
+/* cache/origin-HEX: which manifest and lock built image HEX, so that
+ * `envpin vendor DIGEST` finds its inputs (lib/vendor.c).  Not for a build
+ * from a bundle, whose context is a scratch dir. */
+static int record_origin(struct bctx *b, struct ep_error *err)
+{
+	char mp[PATH_MAX], key[80];
+	cleanup_json json_t *rec = NULL;
+
+	if (b->o->offline || !realpath(b->o->manifest_path, mp))
+		return 0;
+	snprintf(key, sizeof(key), "origin-%s", ep_digest_hex(b->r->manifest_digest));
+	rec = json_pack("{s:s, s:s?}", "manifest", mp, "lock",
+			b->o->lock_path ? b->o->lock_path : NULL);
+	if (!rec)
+		return ep_error_oom(err);
+	return ep_txn_set_cache(&b->txn, key, rec, err);
+}
+
 /* --locked by another envpin: a warning in r->warning, an error with
  * --strict (the bytes may still match; the verdict says so). */
 static int check_lock_source(struct bctx *b, struct ep_error *err)
@@ -1319,7 +1360,8 @@ int ep_build(struct ep_store *s, const struct ep_build_opts *o, struct ep_build_
 		goto out;
 	r->manifest_size = mlen;
 	tag = o->tag ? o->tag : b.m->name;
-	if (ep_txn_add_image(&b.txn, r->manifest_digest, mlen, tag, err) < 0)
+	if (ep_txn_add_image(&b.txn, r->manifest_digest, mlen, tag, err) < 0 ||
+	    record_origin(&b, err) < 0)
 		goto out;
 
 	/* The lock's record of the result; --locked demands the same bytes. */

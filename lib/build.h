@@ -18,6 +18,15 @@
 #include "oci.h"
 #include "store.h"
 
+/* Inputs served from disk instead of the network: a bundle's (lib/vendor.h).
+ * The lock inputs and cache keys stay those of the original sources, so a
+ * build from a bundle is checked against the bundle's lock as any other. */
+struct ep_offline {
+	json_t *files;             /* {"sha256:HEX": path}: fetch items by their sha256 */
+	const char *debian_repo;   /* a flat apt repository of the bundle's .debs (dir) */
+	const char *sources_list;  /* file: what the image's /etc/apt/sources.list says */
+};
+
 struct ep_build_opts {
 	const char *manifest_path;
 	const char *lock_path;  /* NULL: beside the manifest (ep_manifest_lock_path) */
@@ -28,6 +37,7 @@ struct ep_build_opts {
 	struct ep_compress_params compress;
 	const char *out_dir;    /* also write an OCI layout here (NULL: no) */
 	const char *tag;        /* tag in the store (NULL: the manifest's name) */
+	const struct ep_offline *offline; /* NULL: inputs come from where the manifest says */
 	ep_progress_fn progress;
 	void *pctx;
 };

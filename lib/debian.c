@@ -79,31 +79,66 @@ static json_t *read_pkglist(const char *path, struct ep_error *err)
 	return out;
 }
 
+/* How one mmdebstrap run differs from the plain build (lib/vendor.h):
+ * collect_dir: keep the .debs and copy them there; repo: install from this
+ * flat repository of .debs only (no network), writing sources_list as the
+ * image's /etc/apt/sources.list so the image says what the original says. */
+struct debian_run {
+	const char *collect_dir, *repo, *sources_list;
+};
+
 static int debian_rootfs_once(const struct ep_base *base, int64_t sde, const char *work_dir,
-			      const char *out_tar, json_t **packages, struct ep_error *err);
+			      const char *out_tar, const struct debian_run *dr, json_t **packages,
+			      struct ep_error *err);
 
 /* A mirror that fails a download once (a reset, a 503) usually serves the
  * second try; the result is checked by the lock either way. */
 int ep_debian_rootfs(const struct ep_base *base, int64_t sde, const char *work_dir,
 		     const char *out_tar, json_t **packages, struct ep_error *err)
 {
-	if (debian_rootfs_once(base, sde, work_dir, out_tar, packages, err) == 0)
+	static const struct debian_run plain;
+
+	if (debian_rootfs_once(base, sde, work_dir, out_tar, &plain, packages, err) == 0)
 		return 0;
 	if (err && strstr(err->msg, "not installed"))
 		return -1;
 	unlink(out_tar);
 	ep_error_clear(err);
-	return debian_rootfs_once(base, sde, work_dir, out_tar, packages, err);
+	return debian_rootfs_once(base, sde, work_dir, out_tar, &plain, packages, err);
+}
+
+int ep_debian_rootfs_offline(const struct ep_base *base, int64_t sde, const char *work_dir,
+			     const char *out_tar, const char *repo, const char *sources_list,
+			     json_t **packages, struct ep_error *err)
+{
+	struct debian_run dr = {NULL, repo, sources_list};
+
+	return debian_rootfs_once(base, sde, work_dir, out_tar, &dr, packages, err);
+}
+
+int ep_debian_collect_debs(const struct ep_base *base, int64_t sde, const char *work_dir,
+			   const char *debs_dir, json_t **packages, struct ep_error *err)
+{
+	struct debian_run dr = {debs_dir, NULL, NULL};
+
+	if (debian_rootfs_once(base, sde, work_dir, "/dev/null", &dr, packages, err) == 0)
+		return 0;
+	if (err && strstr(err->msg, "not installed"))
+		return -1;
+	ep_error_clear(err);
+	return debian_rootfs_once(base, sde, work_dir, "/dev/null", &dr, packages, err);
 }
 
 static int debian_rootfs_once(const struct ep_base *base, int64_t sde, const char *work_dir,
-			      const char *out_tar, json_t **packages, struct ep_error *err)
+			      const char *out_tar, const struct debian_run *dr, json_t **packages,
+			      struct ep_error *err)
 {
+	cleanup_free char *collect = NULL, *repo_line = NULL, *put_sources = NULL;
 	cleanup_free char *log = ep_path_join(work_dir, "mmdebstrap.log", err);
 	cleanup_free char *list = ep_path_join(work_dir, "packages.txt", err);
 	cleanup_free char *variant = NULL, *include = NULL, *hook = NULL, *sde_env = NULL;
 	size_t inc_len = 1;
-	const char *argv[16];
+	const char *argv[24];
 	int n = 0, status;
 
 	if (!log || !list)
@@ -134,10 +169,30 @@ static int debian_rootfs_once(const struct ep_base *base, int64_t sde, const cha
 	if (base->n_packages)
 		argv[n++] = include;
 	argv[n++] = hook;
-	argv[n++] = "--format=tar";
+	if (dr->collect_dir) {
+		/* the paths are ours (a scratch dir of the store), quoted */
+		collect = ep_asprintf(err, "--customize-hook=sync-out /var/cache/apt/archives '%s'",
+				      dr->collect_dir);
+		if (!collect)
+			return -1;
+		argv[n++] = "--skip=download/empty";
+		argv[n++] = collect;
+	}
+	if (dr->repo) {
+		/* the .debs were checked against the lock's sha256 (lib/vendor.c):
+		 * the repository needs no signature; docs/vendor.md */
+		repo_line = ep_asprintf(err, "deb [trusted=yes] file://%s ./", dr->repo);
+		put_sources = ep_asprintf(err, "--customize-hook=cp '%s' \"$1/etc/apt/sources.list\"",
+					  dr->sources_list);
+		if (!repo_line || !put_sources)
+			return -1;
+		argv[n++] = "--skip=check/signed-by";
+		argv[n++] = put_sources;
+	}
+	argv[n++] = dr->collect_dir ? "--format=null" : "--format=tar";
 	argv[n++] = base->suite;
 	argv[n++] = out_tar;
-	argv[n++] = base->mirror ? base->mirror : EP_DEBIAN_DEFAULT_MIRROR;
+	argv[n++] = dr->repo ? repo_line : base->mirror ? base->mirror : EP_DEBIAN_DEFAULT_MIRROR;
 	argv[n] = NULL;
 
 	{

@@ -1,0 +1,976 @@
+/* lib/vendor.c - bundles (lib/vendor.h, docs/vendor.md). */
+#include "vendor.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "archive_dl.h"
+#include "debian.h"
+#include "fetch.h"
+#include "jsonutil.h"
+#include "manifest.h"
+#include "proc.h"
+#include "source.h"
+#include "util.h"
+
+#define BUNDLE_VERSION 1
+#define INDEX_MAX_BYTES (256u << 20)
+#define SOURCES_LIST_MAX (64u << 10)
+#define LOCK_MAX (64u << 20)
+
+/* ---- writing ---- */
+
+struct vctx {
+	struct ep_store *s;
+	const struct ep_vendor_opts *o;
+	char *dir;     /* the bundle dir being written */
+	char *blobs;   /* dir/blobs/sha256 */
+	json_t *files; /* the index's "files" */
+	uint64_t bytes;
+};
+
+/* Copies src into blobs/sha256/HEX, hashing while copying; out gets the
+ * digest.  A blob already there is kept (same name, same bytes). */
+static int put_blob(struct vctx *v, const char *src, ep_digest out, uint64_t *size,
+		    struct ep_error *err)
+{
+	cleanup_free char *tmp = ep_asprintf(err, "%s/.in.%ld", v->blobs, (long)getpid());
+	cleanup_free char *dst = NULL;
+	cleanup_close int in = -1, o = -1;
+	struct ep_sha256 h;
+	char buf[1 << 16];
+	uint64_t n = 0;
+
+	if (!tmp)
+		return -1;
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return ep_error_errno(err, EP_EINVAL, errno, "cannot open '%s'", src);
+	o = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (o < 0)
+		return ep_error_errno(err, EP_EENV, errno, "create '%s'", tmp);
+	if (ep_sha256_init(&h, err) < 0)
+		return -1;
+	for (;;) {
+		ssize_t k = read(in, buf, sizeof(buf));
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			ep_sha256_release(&h);
+			return ep_error_errno(err, EP_EENV, errno, "read '%s'", src);
+		}
+		if (k == 0)
+			break;
+		ep_sha256_update(&h, buf, (size_t)k);
+		if (ep_write_all(o, buf, (size_t)k, err) < 0) {
+			ep_sha256_release(&h);
+			return -1;
+		}
+		n += (uint64_t)k;
+	}
+	ep_sha256_final(&h, out);
+	if (fsync(o) < 0)
+		return ep_error_errno(err, EP_EENV, errno, "fsync '%s'", tmp);
+	dst = ep_path_join(v->blobs, ep_digest_hex(out), err);
+	if (!dst)
+		return -1;
+	if (rename(tmp, dst) < 0)
+		return ep_error_errno(err, EP_EENV, errno, "rename '%s'", dst);
+	*size = n;
+	return 0;
+}
+
+static int add_file(struct vctx *v, const char *logical, const char *src, mode_t mode,
+		    struct ep_error *err)
+{
+	ep_digest d;
+	uint64_t n;
+	char m[8];
+
+	if (put_blob(v, src, d, &n, err) < 0)
+		return -1;
+	snprintf(m, sizeof(m), "%04o", (unsigned)(mode & 07777));
+	v->bytes += n;
+	if (json_object_set_new(v->files, logical,
+				json_pack("{s:s, s:I, s:s}", "sha256", d, "size", (json_int_t)n,
+					  "mode", m)) < 0)
+		return ep_error_oom(err);
+	return 0;
+}
+
+/* Adds path (a file, symlink or directory, recursively) as logical. */
+static int add_tree(struct vctx *v, const char *logical, const char *path, int depth,
+		    struct ep_error *err)
+{
+	struct stat st;
+
+	if (depth > 256)
+		return ep_error_set(err, EP_EINVAL, "'%s' is nested too deeply", path);
+	if (lstat(path, &st) < 0)
+		return ep_error_errno(err, EP_EINVAL, errno, "cannot open '%s'", path);
+	if (S_ISREG(st.st_mode))
+		return add_file(v, logical, path, st.st_mode, err);
+	if (S_ISLNK(st.st_mode)) {
+		char target[PATH_MAX];
+		ssize_t k = readlink(path, target, sizeof(target) - 1);
+
+		if (k < 0)
+			return ep_error_errno(err, EP_EENV, errno, "readlink '%s'", path);
+		target[k] = '\0';
+		if (json_object_set_new(v->files, logical, json_pack("{s:s}", "symlink", target)) < 0)
+			return ep_error_oom(err);
+		return 0;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		DIR *d = opendir(path);
+		struct dirent *de;
+		char m[8];
+		int rc = 0;
+
+		if (!d)
+			return ep_error_errno(err, EP_EINVAL, errno, "cannot open '%s'", path);
+		snprintf(m, sizeof(m), "%04o", (unsigned)(st.st_mode & 07777));
+		if (json_object_set_new(v->files, logical, json_pack("{s:s}", "dir", m)) < 0)
+			rc = ep_error_oom(err);
+		while (rc == 0 && (de = readdir(d))) {
+			cleanup_free char *p = NULL, *l = NULL;
+
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			p = ep_path_join(path, de->d_name, err);
+			l = ep_path_join(logical, de->d_name, err);
+			if (!p || !l || add_tree(v, l, p, depth + 1, err) < 0)
+				rc = -1;
+		}
+		closedir(d);
+		return rc;
+	}
+	return ep_error_set(err, EP_EINVAL, "'%s' is not a file, directory or symlink", path);
+}
+
+/* The directory that holds every path in paths (absolute, canonical). */
+static char *common_dir(json_t *paths, struct ep_error *err)
+{
+	char *root = NULL;
+	json_t *p;
+	size_t i;
+
+	json_array_foreach (paths, i, p) {
+		const char *s = json_string_value(p);
+		size_t n = 0;
+
+		if (!root) {
+			root = ep_strdup(s, err);
+			if (!root)
+				return NULL;
+			continue;
+		}
+		/* the longest common prefix that ends at a '/' boundary */
+		while (root[n] && root[n] == s[n])
+			n++;
+		if (!(root[n] == '\0' && (s[n] == '/' || s[n] == '\0'))) {
+			while (n > 0 && root[n] != '/')
+				n--;
+		}
+		root[n] = '\0';
+	}
+	if (root && !root[0])
+		strcpy(root, "/");
+	return root;
+}
+
+/* What the build reads from the host besides the network: the manifest, its
+ * lock, a rootfs/oci base, the copy sources.  Each is canonical and made a
+ * directory (a file's own dir), so the context keeps them in place. */
+static json_t *context_paths(const struct ep_manifest *m, const char *lock, struct ep_error *err)
+{
+	json_t *out = json_array();
+	const char *extra[3] = {m->dir, NULL, NULL};
+	char rp[PATH_MAX];
+
+	if (!out) {
+		ep_error_oom(err);
+		return NULL;
+	}
+	if (m->base.kind == EP_BASE_ROOTFS || m->base.kind == EP_BASE_OCI)
+		extra[1] = m->base.path;
+	extra[2] = lock;
+	for (size_t i = 0; i < 3; i++)
+		if (extra[i] && realpath(extra[i], rp))
+			json_array_append_new(out, json_string(rp));
+	for (size_t si = 0; si < m->n_steps; si++) {
+		if (m->steps[si].kind != EP_STEP_COPY)
+			continue;
+		for (size_t i = 0; i < m->steps[si].n; i++) {
+			if (!realpath(m->steps[si].copy[i].src_path, rp)) {
+				json_decref(out);
+				ep_error_errno(err, EP_EINVAL, errno, "cannot open '%s'",
+					       m->steps[si].copy[i].src_path);
+				return NULL;
+			}
+			json_array_append_new(out, json_string(rp));
+		}
+	}
+	return out;
+}
+
+/* Which steps a bundle carries; the others are refused by name. */
+static int check_vendorable(const struct ep_manifest *m, struct ep_error *err)
+{
+	static const char *const kinds[] = {"copy", "apt", "fetch", "pip", "run"};
+
+	if (m->base.kind == EP_BASE_IMAGE)
+		return ep_error_set(err, EP_EINVAL,
+				    "%s: base.image: a registry base cannot be vendored yet; pull it "
+				    "and use it as an \"oci\" base",
+				    m->path);
+	for (size_t i = 0; i < m->n_steps; i++) {
+		enum ep_step_kind k = m->steps[i].kind;
+
+		if (k != EP_STEP_COPY && k != EP_STEP_FETCH)
+			return ep_error_set(err, EP_EINVAL,
+					    "%s:%d: layers[%zu]: a %s step cannot be vendored yet",
+					    m->path, m->steps[i].line, i, kinds[k]);
+	}
+	return 0;
+}
+
+static int add_context(struct vctx *v, const struct ep_manifest *m, const char *lock_path,
+		       json_t *index, struct ep_error *err)
+{
+	cleanup_json json_t *paths = context_paths(m, lock_path, err);
+	cleanup_free char *root = NULL, *mrel = NULL, *lrel = NULL;
+	char mp[PATH_MAX], lp[PATH_MAX];
+	json_t *p;
+	size_t i, rn;
+
+	if (!paths || !(root = common_dir(paths, err)))
+		return -1;
+	if (!realpath(m->path, mp) || !realpath(lock_path, lp))
+		return ep_error_errno(err, EP_EINVAL, errno, "cannot resolve '%s'", m->path);
+	rn = strcmp(root, "/") ? strlen(root) : 0;
+	mrel = ep_asprintf(err, "context%s", mp + rn);
+	lrel = ep_asprintf(err, "context%s", lp + rn);
+	if (!mrel || !lrel)
+		return -1;
+	json_object_set_new(index, "manifest", json_string(mrel));
+	json_object_set_new(index, "lock", json_string(lrel));
+	if (add_tree(v, mrel, mp, 0, err) < 0 || add_tree(v, lrel, lp, 0, err) < 0)
+		return -1;
+	json_array_foreach (paths, i, p) {
+		const char *s = json_string_value(p);
+		cleanup_free char *l = ep_asprintf(err, "context%s", s + rn);
+		struct stat st;
+
+		/* the manifest's dir itself: only the manifest and the lock */
+		if (!l || (i == 0 && !strcmp(s, m->dir)))
+			continue;
+		if (lstat(s, &st) == 0 && add_tree(v, l, s, 0, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int add_fetched(struct vctx *v, const struct ep_manifest *m, struct ep_error *err)
+{
+	for (size_t si = 0; si < m->n_steps; si++) {
+		struct ep_step *st = &m->steps[si];
+
+		if (st->kind != EP_STEP_FETCH)
+			continue;
+		for (size_t i = 0; i < st->n; i++) {
+			struct ep_txn t;
+			cleanup_free char *file = NULL, *l = NULL;
+			int rc;
+
+			l = ep_asprintf(err, "inputs/fetch/%s", st->fetch[i].sha256);
+			if (!l)
+				return -1;
+			if (json_object_get(v->files, l))
+				continue;
+			if (ep_txn_begin(v->s, &t, err) < 0)
+				return -1;
+			if (v->o->progress)
+				v->o->progress(v->o->pctx, st->fetch[i].url, 0, 0);
+			rc = ep_fetch_url(&t, st->fetch[i].url, st->fetch[i].sha256, NULL, &file, err);
+			if (rc == 0)
+				rc = add_file(v, l, file, 0644, err);
+			ep_txn_abort(&t);
+			if (rc < 0)
+				return ep_error_wrap(err, "%s:%d: layers[%zu].fetch[%zu]", m->path,
+						     st->fetch[i].line, si, i);
+		}
+	}
+	return 0;
+}
+
+/* The bytes of one member of a layer blob (any compression), bounded. */
+static char *layer_member(const char *blob, const char *name, size_t max, size_t *len,
+			  struct ep_error *err)
+{
+	struct archive *a = archive_read_new();
+	struct archive_entry *e;
+	char *out = NULL;
+
+	if (!a) {
+		ep_error_oom(err);
+		return NULL;
+	}
+	archive_read_support_filter_all(a);
+	archive_read_support_format_tar(a);
+	if (archive_read_open_filename(a, blob, 1 << 20) != ARCHIVE_OK) {
+		ep_error_set(err, EP_EENV, "cannot read layer '%s': %s", blob, archive_error_string(a));
+		archive_read_free(a);
+		return NULL;
+	}
+	while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+		const char *p = archive_entry_pathname(e);
+		ssize_t k;
+
+		if (!p || strcmp(p + (p[0] == '.' && p[1] == '/' ? 2 : p[0] == '/'), name))
+			continue;
+		if (archive_entry_size(e) < 0 || (size_t)archive_entry_size(e) > max)
+			break;
+		out = ep_calloc(1, (size_t)archive_entry_size(e) + 1, err);
+		if (!out)
+			break;
+		k = archive_read_data(a, out, (size_t)archive_entry_size(e));
+		*len = k > 0 ? (size_t)k : 0;
+		break;
+	}
+	archive_read_free(a);
+	if (!out && err && !err->code)
+		ep_error_set(err, EP_EINVAL, "layer '%s' has no '%s'", blob, name);
+	return out;
+}
+
+/* The debian base: mmdebstrap once more, keeping its .debs; the package set
+ * must be the lock's, or the bundle would carry other software. */
+static int add_debian(struct vctx *v, const struct ep_manifest *m, json_t *lock, json_t *index,
+		      const char *work, const char *image_layer0, struct ep_error *err)
+{
+	cleanup_free char *debs = ep_path_join(work, "debs", err);
+	cleanup_free char *sl = NULL, *why = NULL;
+	cleanup_json json_t *pkgs = NULL;
+	json_t *want = json_object_get(json_object_get(json_object_get(lock, "inputs"), "base"),
+				       "packages");
+	DIR *d;
+	struct dirent *de;
+	size_t len = 0;
+	int rc = 0;
+
+	if (!debs || ep_mkdir_p(debs, err) < 0)
+		return -1;
+	if (!json_is_array(want))
+		return ep_error_set(err, EP_EINVAL,
+				    "the lock has no package list for the debian base: build first");
+	if (v->o->progress)
+		v->o->progress(v->o->pctx, "mmdebstrap (collecting .debs)", 0, 0);
+	if (ep_debian_collect_debs(&m->base, m->source_date_epoch, work, debs, &pkgs, err) < 0)
+		return ep_error_wrap(err, "base debian");
+	why = ep_debian_diff(want, pkgs);
+	if (why)
+		return ep_error_set(err, EP_EMISMATCH,
+				    "base debian: the mirror no longer serves what the lock lists (%s); "
+				    "a bundle needs the lock's packages",
+				    why);
+	d = opendir(debs);
+	if (!d)
+		return ep_error_errno(err, EP_EENV, errno, "open '%s'", debs);
+	while (rc == 0 && (de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		cleanup_free char *p = NULL, *l = NULL;
+
+		if (n < 5 || strcmp(de->d_name + n - 4, ".deb"))
+			continue;
+		p = ep_path_join(debs, de->d_name, err);
+		l = ep_asprintf(err, "inputs/debs/%s", de->d_name);
+		if (!p || !l || add_file(v, l, p, 0644, err) < 0)
+			rc = -1;
+	}
+	closedir(d);
+	if (rc < 0)
+		return -1;
+	sl = layer_member(image_layer0, "etc/apt/sources.list", SOURCES_LIST_MAX, &len, err);
+	if (!sl)
+		return ep_error_wrap(err, "base debian");
+	if (json_object_set_new(index, "debian",
+				json_pack("{s:s%, s:O}", "sources_list", sl, len, "packages", want)) < 0)
+		return ep_error_oom(err);
+	return 0;
+}
+
+static int write_tar(const char *dir, const char *out, const char *log, struct ep_error *err)
+{
+	cleanup_free char *tmp = ep_asprintf(err, "%s.tmp.%ld", out, (long)getpid());
+	const char *argv[] = {"tar",
+			      "--sort=name",
+			      "--mtime=@0",
+			      "--owner=0",
+			      "--group=0",
+			      "--numeric-owner",
+			      "--format=pax",
+			      "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime",
+			      "-C",
+			      dir,
+			      "-cf",
+			      NULL,
+			      ".",
+			      NULL};
+	int st;
+
+	if (!tmp)
+		return -1;
+	argv[11] = tmp;
+	if (ep_spawn_logged(argv, NULL, log, &st, err) < 0)
+		return -1;
+	if (st != 0) {
+		cleanup_free char *tail = ep_log_tail(log, 800);
+
+		unlink(tmp);
+		return ep_error_set(err, EP_EENV, "tar of the bundle failed (status %d): %s", st,
+				    tail ? tail : "");
+	}
+	if (rename(tmp, out) < 0)
+		return ep_error_errno(err, EP_EENV, errno, "rename '%s'", out);
+	return 0;
+}
+
+static int ends_with(const char *s, const char *suf)
+{
+	size_t a = strlen(s), b = strlen(suf);
+
+	return a >= b && !strcmp(s + a - b, suf);
+}
+
+/* The manifest and lock an image was built from: the store's origin record
+ * (written by build), when the caller names no manifest. */
+static int origin_of(struct ep_store *s, const char *digest, const char **mp, char **keep,
+		     struct ep_error *err)
+{
+	char key[80];
+	json_t *rec;
+
+	snprintf(key, sizeof(key), "origin-%s", ep_digest_hex(digest));
+	rec = ep_store_cache_get(s, key);
+	if (!rec || !json_string_value(json_object_get(rec, "manifest"))) {
+		json_decref(rec);
+		return ep_error_set(err, EP_EINVAL,
+				    "the store does not know which manifest built %s: name it with -f",
+				    digest);
+	}
+	*keep = ep_strdup(json_string_value(json_object_get(rec, "manifest")), err);
+	json_decref(rec);
+	*mp = *keep;
+	return *keep ? 0 : -1;
+}
+
+int ep_vendor_create(struct ep_store *s, const struct ep_vendor_opts *o, json_t **summary,
+		     struct ep_error *err)
+{
+	struct vctx v = {.s = s, .o = o};
+	struct ep_manifest *m = NULL;
+	cleanup_json json_t *lock = NULL, *index = NULL, *src = NULL;
+	cleanup_free char *lock_path = NULL, *work = NULL, *origin = NULL, *layer0 = NULL;
+	cleanup_free char *idx_path = NULL, *text = NULL, *final = NULL, *srctar = NULL;
+	const char *mpath = o->manifest_path, *locked_digest;
+	int work_fd = -1, rc = -1, is_tar = ends_with(o->out, ".tar");
+	ep_digest digest = "", isha;
+	size_t tlen;
+	struct stat st;
+
+	if (lstat(o->out, &st) == 0)
+		return ep_error_set(err, EP_EINVAL, "'%s' exists: a bundle is written to a new path",
+				    o->out);
+	if (o->digest && ep_store_resolve(s, o->digest, digest, err) < 0)
+		return -1;
+	if (!mpath && (!digest[0] || origin_of(s, digest, &mpath, &origin, err) < 0))
+		return digest[0] ? -1 : ep_error_set(err, EP_EINVAL, "name an image or -f MANIFEST");
+	m = ep_manifest_load(mpath, err);
+	if (!m)
+		return -1;
+	lock_path = o->lock_path ? ep_strdup(o->lock_path, err) : ep_manifest_lock_path(mpath, err);
+	if (!lock_path || check_vendorable(m, err) < 0)
+		goto out;
+	lock = ep_json_load_file(lock_path, LOCK_MAX, err);
+	if (!lock)
+		goto out;
+	locked_digest = json_string_value(json_object_get(json_object_get(lock, "image"), "digest"));
+	if (!locked_digest) {
+		ep_error_set(err, EP_EINVAL, "the lock '%s' records no image: build it first", lock_path);
+		goto out;
+	}
+	if (!digest[0])
+		snprintf(digest, sizeof(digest), "%s", locked_digest);
+	if (strcmp(digest, locked_digest)) {
+		ep_error_set(err, EP_EINVAL,
+			     "the lock '%s' records image %s, not %s: a bundle carries the inputs "
+			     "of the image its lock records",
+			     lock_path, locked_digest, digest);
+		goto out;
+	}
+	if (!ep_store_has_blob(s, digest)) {
+		ep_error_set(err, EP_EINVAL, "image %s is not in the store: build it first", digest);
+		goto out;
+	}
+	work = ep_store_scratch_dir(s, "scratch", &work_fd, err);
+	if (!work)
+		goto out;
+	v.dir = is_tar ? ep_path_join(work, "bundle", err)
+		       : ep_asprintf(err, "%s.tmp-%ld", o->out, (long)getpid());
+	if (!v.dir)
+		goto out;
+	ep_rm_rf(v.dir, NULL);
+	if (ep_write_layout(s, digest, v.dir, m->name, err) < 0)
+		goto out;
+	v.blobs = ep_asprintf(err, "%s/blobs/sha256", v.dir);
+	v.files = json_object();
+	index = json_pack("{s:i, s:{s:s, s:s}}", "bundleVersion", BUNDLE_VERSION, "image", "digest",
+			  digest, "tag", m->name);
+	src = ep_source_record(err);
+	if (!v.blobs || !v.files || !index || !src) {
+		if (!err || !err->code)
+			ep_error_oom(err);
+		goto out;
+	}
+	if (add_context(&v, m, lock_path, index, err) < 0 || add_fetched(&v, m, err) < 0)
+		goto out;
+	if (m->base.kind == EP_BASE_DEBIAN) {
+		json_t *l0 = json_array_get(json_object_get(json_object_get(lock, "image"), "layers"), 0);
+		const char *d0 = json_string_value(json_object_get(l0, "digest"));
+
+		layer0 = d0 ? ep_store_blob_path(s, d0, err) : NULL;
+		if (!layer0 || add_debian(&v, m, lock, index, work, layer0, err) < 0)
+			goto out;
+	}
+	/* envpin's own source; a binary built outside a checkout has none to
+	 * give, which the index says */
+	srctar = ep_path_join(work, "envpin-src.tar", err);
+	if (!srctar)
+		goto out;
+	{
+		ep_digest sd;
+		struct ep_error serr = EP_ERROR_INIT;
+
+		if (ep_source_tarball(srctar, sd, &serr) == 0) {
+			cleanup_free char *l = ep_asprintf(
+			    err, "source/envpin-%.12s.tar",
+			    json_string_value(json_object_get(src, "commit")));
+
+			if (!l || add_file(&v, l, srctar, 0644, err) < 0)
+				goto out;
+			json_object_set_new(src, "tarball", json_string(l));
+		} else {
+			json_object_set_new(src, "tarball_missing", json_string(serr.msg));
+		}
+	}
+	json_object_set(index, "envpin_source", src);
+	json_object_set(index, "files", v.files);
+	text = ep_json_pretty(index, err);
+	idx_path = ep_path_join(v.dir, EP_BUNDLE_INDEX, err);
+	if (!text || !idx_path)
+		goto out;
+	tlen = strlen(text);
+	if (ep_sha256_buf(text, tlen, isha, err) < 0 ||
+	    ep_write_file_atomic(idx_path, text, tlen, 0644, err) < 0)
+		goto out;
+	if (is_tar) {
+		cleanup_free char *log = ep_path_join(work, "tar.log", err);
+
+		if (!log || write_tar(v.dir, o->out, log, err) < 0)
+			goto out;
+	} else if (rename(v.dir, o->out) < 0) {
+		ep_error_errno(err, EP_EENV, errno, "rename '%s' to '%s'", v.dir, o->out);
+		goto out;
+	} else {
+		free(v.dir);
+		v.dir = NULL;
+	}
+	*summary = json_pack("{s:s, s:s, s:I, s:I, s:s, s:O}", "bundle", o->out, "index_sha256", isha,
+			     "files", (json_int_t)json_object_size(v.files), "bytes",
+			     (json_int_t)v.bytes, "image", digest, "envpin_source", src);
+	rc = *summary ? 0 : ep_error_oom(err);
+out:
+	if (rc < 0 && v.dir)
+		ep_rm_rf(v.dir, NULL);
+	free(v.dir);
+	free(v.blobs);
+	json_decref(v.files);
+	ep_store_scratch_release(steal_pointer(&work), work_fd);
+	ep_manifest_free(m);
+	if (rc < 0)
+		ep_error_wrap(err, "vendor");
+	return rc;
+}
+
+/* ---- reading ---- */
+
+/* A logical path from an index is untrusted: relative, no "..", no "//". */
+static int safe_rel(const char *p)
+{
+	const char *c = p;
+
+	if (!*p || *p == '/')
+		return 0;
+	while (*c) {
+		size_t n = strcspn(c, "/");
+
+		if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+			return 0;
+		c += n;
+		if (*c == '/')
+			c++;
+	}
+	return 1;
+}
+
+/* A bundle tar is extracted into dir (GNU tar refuses members that leave
+ * it); a directory is used as it is. */
+static char *bundle_layout(const char *bundle, const char *dir, struct ep_error *err)
+{
+	struct stat st;
+	cleanup_free char *log = NULL;
+	const char *argv[] = {"tar", "--no-same-owner", "--no-same-permissions", "-C", dir, "-xf",
+			      bundle, NULL};
+	int rc;
+
+	if (stat(bundle, &st) < 0) {
+		ep_error_errno(err, EP_EINVAL, errno, "cannot open bundle '%s'", bundle);
+		return NULL;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		/* absolute: fetch items become file:// URLs of its blobs */
+		char *abs = realpath(bundle, NULL);
+
+		if (!abs)
+			ep_error_errno(err, EP_EENV, errno, "resolve '%s'", bundle);
+		return abs;
+	}
+	if (ep_mkdir_p(dir, err) < 0 || !(log = ep_asprintf(err, "%s.log", dir)))
+		return NULL;
+	if (ep_spawn_logged(argv, NULL, log, &rc, err) < 0)
+		return NULL;
+	if (rc != 0) {
+		cleanup_free char *tail = ep_log_tail(log, 800);
+
+		ep_error_set(err, EP_EINVAL, "cannot extract bundle '%s': %s", bundle,
+			     tail ? tail : "tar failed");
+		return NULL;
+	}
+	return ep_strdup(dir, err);
+}
+
+static json_t *load_index(const char *layout, struct ep_error *err)
+{
+	cleanup_free char *p = ep_path_join(layout, EP_BUNDLE_INDEX, err);
+	json_t *j = p ? ep_json_load_file(p, INDEX_MAX_BYTES, err) : NULL;
+
+	if (j && (!json_is_object(json_object_get(j, "files")) ||
+		  json_integer_value(json_object_get(j, "bundleVersion")) != BUNDLE_VERSION ||
+		  !json_string_value(json_object_get(json_object_get(j, "image"), "digest")) ||
+		  !json_string_value(json_object_get(j, "manifest")) ||
+		  !json_string_value(json_object_get(j, "lock")))) {
+		json_decref(j);
+		ep_error_set(err, EP_EINVAL, "'%s' is not an envpin bundle index (version %d)",
+			     p, BUNDLE_VERSION);
+		return NULL;
+	}
+	return j;
+}
+
+static int add_bad(json_t *bad, const char *path, const char *blob, const char *why)
+{
+	return json_array_append_new(bad, json_pack("{s:s, s:s?, s:s}", "path", path, "blob", blob,
+						     "why", why));
+}
+
+/* The check proper, on a layout dir. */
+static int check_layout(const char *layout, json_t *index, json_t **report, struct ep_error *err)
+{
+	cleanup_free char *bdir = ep_asprintf(err, "%s/blobs/sha256", layout);
+	cleanup_json json_t *bad = json_array(), *names = json_object(), *seen = json_object();
+	json_t *files = json_object_get(index, "files"), *f;
+	const char *k;
+	DIR *d;
+	struct dirent *de;
+	uint64_t bytes = 0;
+	size_t nblobs = 0;
+
+	if (!bdir || !bad || !names || !seen)
+		return bdir ? ep_error_oom(err) : -1;
+	/* which logical paths name each blob, to say what a bad blob is */
+	json_object_foreach (files, k, f) {
+		const char *sha = json_string_value(json_object_get(f, "sha256"));
+
+		if (!safe_rel(k))
+			add_bad(bad, k, NULL, "unsafe path in the index");
+		else if (sha && ep_digest_check(sha, NULL) == 0 && !json_object_get(names, sha))
+			json_object_set_new(names, sha, json_string(k));
+		else if (json_object_get(f, "sha256") && ep_digest_check(sha, NULL) < 0)
+			add_bad(bad, k, NULL, "its sha256 in the index is not a digest");
+	}
+	d = opendir(bdir);
+	if (!d)
+		return ep_error_errno(err, EP_EINVAL, errno, "'%s' is not a bundle: open '%s'", layout,
+				      bdir);
+	while ((de = readdir(d))) {
+		cleanup_free char *p = NULL, *dg = NULL, *bp = NULL;
+		ep_digest have;
+		uint64_t n;
+		const char *name;
+
+		if (de->d_name[0] == '.')
+			continue;
+		p = ep_path_join(bdir, de->d_name, err);
+		dg = ep_asprintf(err, "sha256:%s", de->d_name);
+		bp = ep_asprintf(err, "blobs/sha256/%s", de->d_name);
+		if (!p || !dg || !bp) {
+			closedir(d);
+			return -1;
+		}
+		name = json_string_value(json_object_get(names, dg));
+		nblobs++;
+		if (!ep_is_hex64(de->d_name)) {
+			add_bad(bad, bp, NULL, "not named by a sha256");
+			continue;
+		}
+		if (ep_sha256_file(p, have, &n, NULL) < 0) {
+			add_bad(bad, name ? name : bp, bp, "unreadable");
+			continue;
+		}
+		bytes += n;
+		json_object_set_new(seen, dg, json_integer((json_int_t)n));
+		if (strcmp(have, dg)) {
+			cleanup_free char *why = ep_asprintf(err, "its content hashes to %s", have);
+
+			add_bad(bad, name ? name : bp, bp, why ? why : "bad content");
+			json_object_set_new(seen, dg, json_integer(-1)); /* said once */
+		}
+	}
+	closedir(d);
+	json_object_foreach (files, k, f) {
+		const char *sha = json_string_value(json_object_get(f, "sha256"));
+		json_t *have;
+
+		if (!sha || ep_digest_check(sha, NULL) < 0)
+			continue;
+		have = json_object_get(seen, sha);
+		if (!have)
+			add_bad(bad, k, NULL, "its blob is missing");
+		else if (json_integer_value(have) >= 0 &&
+			 json_integer_value(have) != json_integer_value(json_object_get(f, "size")))
+			add_bad(bad, k, NULL, "its size differs from the index");
+	}
+	*report = json_pack("{s:b, s:I, s:I, s:I, s:O}", "ok", json_array_size(bad) == 0, "files",
+			    (json_int_t)json_object_size(files), "blobs", (json_int_t)nblobs,
+			    "bytes", (json_int_t)bytes, "bad", bad);
+	return *report ? 0 : ep_error_oom(err);
+}
+
+int ep_vendor_check(struct ep_store *s, const char *bundle, json_t **report, struct ep_error *err)
+{
+	cleanup_free char *work = NULL, *x = NULL, *layout = NULL;
+	cleanup_json json_t *index = NULL;
+	int fd = -1, rc = -1;
+	struct stat st;
+
+	if (stat(bundle, &st) == 0 && !S_ISDIR(st.st_mode)) {
+		if (!s)
+			return ep_error_set(err, EP_EINVAL, "a bundle tar needs a store to extract in");
+		work = ep_store_scratch_dir(s, "scratch", &fd, err);
+		if (!work || !(x = ep_path_join(work, "bundle", err)))
+			goto out;
+	}
+	layout = bundle_layout(bundle, x, err);
+	if (!layout || !(index = load_index(layout, err)))
+		goto out;
+	rc = check_layout(layout, index, report, err);
+out:
+	ep_store_scratch_release(steal_pointer(&work), fd);
+	return rc;
+}
+
+/* Writes a file of the context from its blob (mode from the index). */
+static int materialize(const char *layout, const char *root, const char *path, json_t *f,
+		       struct ep_error *err)
+{
+	cleanup_free char *dst = ep_path_join(root, path, err);
+	const char *sha = json_string_value(json_object_get(f, "sha256"));
+	const char *ln = json_string_value(json_object_get(f, "symlink"));
+	const char *dm = json_string_value(json_object_get(f, "dir"));
+	const char *fm = json_string_value(json_object_get(f, "mode"));
+	char *slash;
+
+	if (!dst)
+		return -1;
+	slash = strrchr(dst, '/');
+	*slash = '\0';
+	if (ep_mkdir_p(dst, err) < 0)
+		return -1;
+	*slash = '/';
+	if (dm) {
+		if (mkdir(dst, 0755) < 0 && errno != EEXIST)
+			return ep_error_errno(err, EP_EENV, errno, "mkdir '%s'", dst);
+		return chmod(dst, (mode_t)strtol(dm, NULL, 8) & 0777) < 0
+			   ? ep_error_errno(err, EP_EENV, errno, "chmod '%s'", dst)
+			   : 0;
+	}
+	if (ln)
+		return symlink(ln, dst) < 0 ? ep_error_errno(err, EP_EENV, errno, "symlink '%s'", dst)
+					    : 0;
+	if (sha) {
+		cleanup_free char *src = ep_asprintf(err, "%s/blobs/sha256/%s", layout,
+						     ep_digest_hex(sha));
+		cleanup_close int in = -1, out = -1;
+		char buf[1 << 16];
+		ssize_t k;
+
+		if (!src)
+			return -1;
+		in = open(src, O_RDONLY | O_CLOEXEC);
+		out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+			   fm ? (mode_t)strtol(fm, NULL, 8) & 0777 : 0644);
+		if (in < 0 || out < 0)
+			return ep_error_errno(err, EP_EENV, errno, "write '%s'", dst);
+		while ((k = read(in, buf, sizeof(buf))) > 0)
+			if (ep_write_all(out, buf, (size_t)k, err) < 0)
+				return -1;
+		if (k < 0)
+			return ep_error_errno(err, EP_EENV, errno, "read '%s'", src);
+		return fchmod(out, fm ? (mode_t)strtol(fm, NULL, 8) & 0777 : 0644) < 0
+			   ? ep_error_errno(err, EP_EENV, errno, "chmod '%s'", dst)
+			   : 0;
+	}
+	return ep_error_set(err, EP_EINVAL, "bundle index: '%s' is neither file, dir nor symlink",
+			    path);
+}
+
+/* The bundle's .debs as a flat apt repository with a Packages index. */
+static int make_repo(struct ep_bundle *b, struct ep_error *err)
+{
+	cleanup_free char *repo = ep_path_join(b->work, "repo", err);
+	cleanup_free char *log = ep_path_join(b->work, "repo.log", err);
+	cleanup_free char *sl = ep_path_join(b->work, "sources.list", err);
+	const char *text = json_string_value(
+	    json_object_get(json_object_get(b->index, "debian"), "sources_list"));
+	const char *argv[] = {"sh", "-c", "cd \"$1\" && dpkg-scanpackages -m . /dev/null >Packages",
+			      "sh", NULL, NULL};
+	json_t *files = json_object_get(b->index, "files"), *f;
+	const char *k;
+	int st;
+
+	if (!repo || !log || !sl || ep_mkdir_p(repo, err) < 0)
+		return -1;
+	if (!text)
+		return ep_error_set(err, EP_EINVAL, "the bundle has no debian.sources_list");
+	json_object_foreach (files, k, f) {
+		if (strncmp(k, "inputs/debs/", 12) || strchr(k + 12, '/'))
+			continue;
+		if (materialize(b->layout, repo, k + 12, f, err) < 0)
+			return -1;
+	}
+	argv[4] = repo;
+	if (ep_spawn_logged(argv, NULL, log, &st, err) < 0)
+		return -1;
+	if (st != 0) {
+		cleanup_free char *tail = ep_log_tail(log, 800);
+
+		return ep_error_set(err, EP_EENV,
+				    "dpkg-scanpackages failed (status %d; apt-get install dpkg-dev): %s",
+				    st, tail ? tail : "");
+	}
+	if (ep_write_file_atomic(sl, text, strlen(text), 0644, err) < 0)
+		return -1;
+	b->offline.debian_repo = steal_pointer(&repo);
+	b->offline.sources_list = steal_pointer(&sl);
+	return 0;
+}
+
+int ep_bundle_open(struct ep_store *s, const char *bundle, struct ep_bundle *b,
+		   struct ep_error *err)
+{
+	cleanup_free char *x = NULL, *ctx = NULL;
+	cleanup_json json_t *rep = NULL;
+	json_t *files, *f, *bad;
+	const char *k;
+
+	memset(b, 0, sizeof(*b));
+	b->work_fd = -1;
+	b->work = ep_store_scratch_dir(s, "scratch", &b->work_fd, err);
+	if (!b->work || !(x = ep_path_join(b->work, "bundle", err)))
+		goto fail;
+	b->layout = bundle_layout(bundle, x, err);
+	if (!b->layout || !(b->index = load_index(b->layout, err)))
+		goto fail;
+	if (check_layout(b->layout, b->index, &rep, err) < 0)
+		goto fail;
+	bad = json_array_get(json_object_get(rep, "bad"), 0);
+	if (bad) {
+		const char *blob = json_string_value(json_object_get(bad, "blob"));
+
+		ep_error_set(err, EP_EMISMATCH, "%s%s%s%s is damaged: %s (%zu bad file%s)",
+			     json_string_value(json_object_get(bad, "path")), blob ? " (" : "",
+			     blob ? blob : "", blob ? ")" : "",
+			     json_string_value(json_object_get(bad, "why")),
+			     json_array_size(json_object_get(rep, "bad")),
+			     json_array_size(json_object_get(rep, "bad")) == 1 ? "" : "s");
+		goto fail;
+	}
+	snprintf(b->image_digest, sizeof(b->image_digest), "%s",
+		 json_string_value(json_object_get(json_object_get(b->index, "image"), "digest")));
+	if (ep_digest_check(b->image_digest, err) < 0)
+		goto fail;
+	ctx = ep_path_join(b->work, "tree", err);
+	files = json_object_get(b->index, "files");
+	b->offline.files = json_object();
+	if (!ctx || !b->offline.files)
+		goto fail;
+	json_object_foreach (files, k, f) {
+		if (!strncmp(k, "context/", 8) && materialize(b->layout, ctx, k, f, err) < 0)
+			goto fail;
+		if (!strncmp(k, "inputs/fetch/", 13)) {
+			const char *sha = json_string_value(json_object_get(f, "sha256"));
+			cleanup_free char *p = ep_asprintf(err, "%s/blobs/sha256/%s", b->layout,
+							   ep_digest_hex(sha));
+
+			if (!p || json_object_set_new(b->offline.files, sha, json_string(p)) < 0)
+				goto fail;
+		}
+	}
+	b->manifest_path =
+	    ep_path_join(ctx, json_string_value(json_object_get(b->index, "manifest")), err);
+	b->lock_path = ep_path_join(ctx, json_string_value(json_object_get(b->index, "lock")), err);
+	if (!b->manifest_path || !b->lock_path)
+		goto fail;
+	if (json_object_get(b->index, "debian") && make_repo(b, err) < 0)
+		goto fail;
+	return 0;
+fail:
+	ep_error_wrap(err, "bundle '%s'", bundle);
+	ep_bundle_release(b);
+	return -1;
+}
+
+void ep_bundle_release(struct ep_bundle *b)
+{
+	ep_store_scratch_release(b->work, b->work_fd);
+	b->work = NULL;
+	b->work_fd = -1;
+	free(b->layout);
+	free(b->manifest_path);
+	free(b->lock_path);
+	json_decref(b->index);
+	json_decref(b->offline.files);
+	free((char *)b->offline.debian_repo);
+	free((char *)b->offline.sources_list);
+	memset(b, 0, sizeof(*b));
+	b->work_fd = -1;
+}
