@@ -9,6 +9,7 @@
 #include "cmd.h"
 #include "image.h"
 #include "jsonutil.h"
+#include "manifest.h"
 #include "oci.h"
 #include "rebuild.h"
 #include "util.h"
@@ -40,6 +41,11 @@ static const char usage[] =
     "                  manifest, lock, context and inputs; every file of the bundle is\n"
     "                  re-hashed first and a damaged one is named (exit 1). DIGEST may be\n"
     "                  left out or be the bundle's image, which is then read from the bundle\n"
+    "      --vary[=LIST]  rebuild under a varied host and name any variation that changes\n"
+    "                  the bytes: builddir, umask, tz, locale, hostname, fileorder\n"
+    "                  (disorderfs), clock (libfaketime), threads; LIST is a comma list\n"
+    "                  or all (default). One rebuild with all at once; when it differs,\n"
+    "                  one unvaried and one per variation (docs/verify.md)\n"
     "  -f, --file M    the manifest to rebuild (default: envpin.json)\n"
     "      --lock FILE the lock to rebuild with (default: beside the manifest; never written)\n"
     "      --json      print the report as JSON\n"
@@ -162,6 +168,47 @@ static void print_certify(json_t *ref, json_t *now, json_t *cmp, int quiet)
 	       json_string_value(json_object_get(ref, "created")) ?: "?");
 }
 
+static void print_vary(json_t *v, int quiet)
+{
+	const char *verdict = json_string_value(json_object_get(v, "verdict"));
+	json_t *x, *run, *p;
+	size_t i, j;
+
+	if (!quiet) {
+		json_array_foreach (json_object_get(v, "variations"), i, x) {
+			const char *sk = json_string_value(json_object_get(x, "skipped"));
+
+			printf("  vary %-9s %s%s%s\n", json_string_value(json_object_get(x, "name")),
+			       json_string_value(json_object_get(x, "setting")), sk ? ": SKIPPED, " : "",
+			       sk ? sk : "");
+		}
+		json_array_foreach (json_object_get(v, "runs"), i, run) {
+			cleanup_free char *names = ep_json_canonical(json_object_get(run, "vary"), NULL, NULL);
+			json_t *r = json_object_get(run, "report");
+			const char *e = json_string_value(json_object_get(run, "error"));
+
+			printf("  rebuild under %s: %s\n",
+			       json_array_size(json_object_get(run, "vary")) ? names : "no variation",
+			       r ? json_string_value(json_object_get(r, "verdict")) : "ERROR");
+			if (e)
+				printf("    %s\n", e);
+			json_array_foreach (json_object_get(r, "paths"), j, p) {
+				if (j >= 5)
+					break;
+				printf("    %s\n      image:   %s\n      rebuilt: %s\n",
+				       json_string_value(json_object_get(p, "path")),
+				       json_string_value(json_object_get(p, "image")),
+				       json_string_value(json_object_get(p, "rebuilt")));
+			}
+		}
+	}
+	printf("vary verdict: %s\n  %s\n",
+	       !strcmp(verdict, "identical") ? "IDENTICAL under every variation"
+	       : !strcmp(verdict, "varies")  ? "VARIES"
+					     : "NOT REPRODUCIBLE (even unvaried)",
+	       json_string_value(json_object_get(v, "explanation")));
+}
+
 /* What verify checks, resolved once; integrity, --rebuild and --certify
  * all use it. */
 struct verify_target {
@@ -217,6 +264,7 @@ static int resolve_target(struct cmd_ctx *ctx, const char *arg, const char *imag
 struct verify_opts {
 	const char *image_path, *arg, *manifest, *lock, *certify, *from;
 	const struct ep_offline *offline; /* --from: the bundle's inputs */
+	unsigned vary;                    /* --vary: EP_VARY_* */
 	int json, quiet, rebuild;
 	struct check_opts co;
 };
@@ -224,12 +272,13 @@ struct verify_opts {
 /* Returns -1 to go on, or the exit status (help, usage error). */
 static int parse_verify_opts(int argc, char **argv, struct cmd_ctx *ctx, struct verify_opts *vo)
 {
-	enum { O_IMAGE = 256, O_JSON, O_REBUILD, O_LOCK, O_CERTIFY, O_FROM };
+	enum { O_IMAGE = 256, O_JSON, O_REBUILD, O_LOCK, O_CERTIFY, O_FROM, O_VARY };
 	static const struct option opts[] = {
 		{"image", required_argument, NULL, O_IMAGE}, {"json", no_argument, NULL, O_JSON},
 		{"rebuild", no_argument, NULL, O_REBUILD},   {"file", required_argument, NULL, 'f'},
 		{"lock", required_argument, NULL, O_LOCK},
 		{"from", required_argument, NULL, O_FROM},
+		{"vary", optional_argument, NULL, O_VARY},
 		{"certify", required_argument, NULL, O_CERTIFY},
 		{"require-gpu", no_argument, NULL, CHECK_O_REQUIRE_GPU},
 		{"gpus", required_argument, NULL, CHECK_O_GPUS},
@@ -265,6 +314,13 @@ static int parse_verify_opts(int argc, char **argv, struct cmd_ctx *ctx, struct 
 		case O_FROM:
 			vo->from = optarg;
 			break;
+		case O_VARY: {
+			struct ep_error e = EP_ERROR_INIT;
+
+			if (ep_vary_parse(optarg ? optarg : "all", &vo->vary, &e) < 0)
+				return cmd_usage_error(ctx, "%s", e.msg);
+			break;
+		}
 		case O_IMAGE:
 			vo->image_path = optarg;
 			break;
@@ -287,6 +343,8 @@ static int parse_verify_opts(int argc, char **argv, struct cmd_ctx *ctx, struct 
 		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
 	if (vo->from && !vo->rebuild)
 		return cmd_usage_error(ctx, "--from BUNDLE goes with --rebuild");
+	if (vo->vary && !vo->rebuild)
+		return cmd_usage_error(ctx, "--vary goes with --rebuild");
 	if (vo->from && vo->image_path)
 		return cmd_usage_error(ctx, "--from BUNDLE reads the image from the bundle, not --image");
 	if (!vo->arg && !vo->image_path && !vo->from)
@@ -330,6 +388,17 @@ static int verify_rebuild(struct cmd_ctx *ctx, const struct verify_opts *vo,
 	 * when the image is a layout elsewhere */
 	if (cmd_open_store(ctx, 1, err) < 0)
 		return -1;
+	if (vo->vary) {
+		/* the variations copy the context: give them absolute paths */
+		cleanup_free char *lock = vo->lock ? ep_strdup(vo->lock, err)
+						   : ep_manifest_lock_path(vo->manifest, err);
+
+		if (!lock)
+			return -1;
+		bo.lock_path = lock;
+		return ep_rebuild_vary(&ctx->store, tg->path, tg->loc.digest, &bo, vo->vary, out,
+				       err);
+	}
 	return ep_rebuild_compare(&ctx->store, tg->path, tg->loc.digest, &bo, out, err);
 }
 
@@ -391,7 +460,9 @@ static void print_verify_text(const struct verify_result *vr, int rc, int quiet)
 	printf("verified %s: %zu blobs, %.1f MB hashed\n",
 	       rep->manifest_digest[0] ? rep->manifest_digest : rep->config_digest, rep->n_items,
 	       (double)rep->bytes_hashed / 1e6);
-	if (vr->rebuild)
+	if (vr->rebuild && json_object_get(vr->rebuild, "runs"))
+		print_vary(vr->rebuild, quiet);
+	else if (vr->rebuild)
 		print_rebuild(vr->rebuild, quiet);
 	if (vr->cert_now)
 		print_certify(vr->cert_ref, vr->cert_now, vr->fp_cmp, quiet);
@@ -435,7 +506,9 @@ static void verify_result_release(struct verify_result *vr)
 static int verify_mismatch(const struct verify_result *vr)
 {
 	if (vr->rebuild &&
-	    !strcmp(json_string_value(json_object_get(vr->rebuild, "verdict")), "different"))
+	    (!strcmp(json_string_value(json_object_get(vr->rebuild, "verdict")), "different") ||
+	     !strcmp(json_string_value(json_object_get(vr->rebuild, "verdict")), "varies") ||
+	     !strcmp(json_string_value(json_object_get(vr->rebuild, "verdict")), "not-reproducible")))
 		return 1;
 	return vr->cert_now &&
 	       (!json_is_true(json_object_get(vr->fp_cmp, "match")) ||

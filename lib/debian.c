@@ -176,6 +176,7 @@ static int debian_rootfs_once(const struct ep_base *base, int64_t sde, const cha
 		if (!collect)
 			return -1;
 		argv[n++] = "--skip=download/empty";
+		argv[n++] = "--skip=essential/unlink";
 		argv[n++] = collect;
 	}
 	if (dr->repo) {

@@ -974,3 +974,70 @@ void ep_bundle_release(struct ep_bundle *b)
 	memset(b, 0, sizeof(*b));
 	b->work_fd = -1;
 }
+
+/* ---- context copies (verify --vary) ---- */
+
+int ep_context_copy(const char *manifest, const char *lock, const char *dest, int preserve,
+		    char **manifest_out, char **lock_out, struct ep_error *err)
+{
+	struct ep_manifest *m = ep_manifest_load(manifest, err);
+	cleanup_json json_t *paths = NULL;
+	cleanup_free char *root = NULL, *log = NULL;
+	char mp[PATH_MAX], lp[PATH_MAX];
+	json_t *p;
+	size_t i, rn;
+	int rc = -1;
+
+	if (!m)
+		return -1;
+	if (!(paths = context_paths(m, lock, err)) || !(root = common_dir(paths, err)) ||
+	    !(log = ep_asprintf(err, "%s.log", dest)))
+		goto out;
+	if (!realpath(manifest, mp) || !realpath(lock, lp)) {
+		ep_error_errno(err, EP_EINVAL, errno, "cannot resolve '%s'", manifest);
+		goto out;
+	}
+	rn = strcmp(root, "/") ? strlen(root) : 0;
+	json_array_append_new(paths, json_string(mp));
+	json_array_append_new(paths, json_string(lp));
+	json_array_foreach (paths, i, p) {
+		const char *src = json_string_value(p);
+		cleanup_free char *to = ep_asprintf(err, "%s%s", dest, src + rn);
+		const char *argv[] = {"cp", "-R", "-P", preserve ? "--preserve=all" : "--no-preserve=all",
+				      "-T", src, NULL, NULL};
+		char *slash;
+		int st;
+		struct stat sb;
+
+		if (!to)
+			goto out;
+		/* the manifest's dir itself: only the manifest and the lock */
+		if (i == 0 && !strcmp(src, m->dir))
+			continue;
+		if (lstat(src, &sb) < 0)
+			continue;
+		slash = strrchr(to, '/');
+		*slash = '\0';
+		if (ep_mkdir_p(to, err) < 0)
+			goto out;
+		*slash = '/';
+		argv[6] = to;
+		if (ep_spawn_logged(argv, NULL, log, &st, err) < 0)
+			goto out;
+		if (st != 0) {
+			cleanup_free char *tail = ep_log_tail(log, 600);
+
+			ep_error_set(err, EP_EENV, "copy '%s' to '%s' failed: %s", src, to,
+				     tail ? tail : "");
+			goto out;
+		}
+	}
+	*manifest_out = ep_asprintf(err, "%s%s", dest, mp + rn);
+	*lock_out = ep_asprintf(err, "%s%s", dest, lp + rn);
+	rc = *manifest_out && *lock_out ? 0 : -1;
+out:
+	if (log)
+		unlink(log);
+	ep_manifest_free(m);
+	return rc;
+}

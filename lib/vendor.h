@@ -72,4 +72,13 @@ int ep_bundle_open(struct ep_store *s, const char *bundle, struct ep_bundle *b,
 		   struct ep_error *err);
 void ep_bundle_release(struct ep_bundle *b);
 
+/* Copies the build context of a manifest (the files a build reads: the
+ * manifest, its lock, a rootfs/oci base, the copy sources) below dest,
+ * keeping their layout relative to their common directory.  preserve: as
+ * cp -a; otherwise modes follow the process umask (a fresh checkout).  Sets
+ * *manifest_out and *lock_out to the copies (caller frees).  For
+ * verify --rebuild --vary (lib/vary.c). */
+int ep_context_copy(const char *manifest, const char *lock, const char *dest, int preserve,
+		    char **manifest_out, char **lock_out, struct ep_error *err);
+
 #endif
