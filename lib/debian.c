@@ -133,7 +133,7 @@ static int debian_rootfs_once(const struct ep_base *base, int64_t sde, const cha
 			      const char *out_tar, const struct debian_run *dr, json_t **packages,
 			      struct ep_error *err)
 {
-	cleanup_free char *collect = NULL, *repo_line = NULL, *put_sources = NULL;
+	cleanup_free char *collect = NULL, *lists = NULL, *repo_line = NULL, *put_sources = NULL;
 	cleanup_free char *log = ep_path_join(work_dir, "mmdebstrap.log", err);
 	cleanup_free char *list = ep_path_join(work_dir, "packages.txt", err);
 	cleanup_free char *variant = NULL, *include = NULL, *hook = NULL, *sde_env = NULL;
@@ -171,18 +171,23 @@ static int debian_rootfs_once(const struct ep_base *base, int64_t sde, const cha
 	argv[n++] = hook;
 	if (dr->collect_dir) {
 		/* the paths are ours (a scratch dir of the store), quoted */
-		collect = ep_asprintf(err, "--customize-hook=sync-out /var/cache/apt/archives '%s'",
+		/* the .debs and the archive's indexes apt used (InRelease,
+		 * Packages), the evidence that the .debs are Debian's */
+		collect = ep_asprintf(err, "--customize-hook=sync-out /var/cache/apt/archives '%s/debs'",
 				      dr->collect_dir);
-		if (!collect)
+		lists = ep_asprintf(err, "--customize-hook=sync-out /var/lib/apt/lists '%s/lists'",
+				    dr->collect_dir);
+		if (!collect || !lists)
 			return -1;
 		argv[n++] = "--skip=download/empty";
 		argv[n++] = "--skip=essential/unlink";
 		argv[n++] = collect;
+		argv[n++] = lists;
 	}
 	if (dr->repo) {
 		/* the .debs were checked against the lock's sha256 (lib/vendor.c):
 		 * the repository needs no signature; docs/vendor.md */
-		repo_line = ep_asprintf(err, "deb [trusted=yes] file://%s ./", dr->repo);
+		repo_line = ep_asprintf(err, "deb [trusted=yes] copy://%s %s main", dr->repo, base->suite);
 		put_sources = ep_asprintf(err, "--customize-hook=cp '%s' \"$1/etc/apt/sources.list\"",
 					  dr->sources_list);
 		if (!repo_line || !put_sources)

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -357,7 +358,9 @@ static char *layer_member(const char *blob, const char *name, size_t max, size_t
 static int add_debian(struct vctx *v, const struct ep_manifest *m, json_t *lock, json_t *index,
 		      const char *work, const char *image_layer0, struct ep_error *err)
 {
-	cleanup_free char *debs = ep_path_join(work, "debs", err);
+	cleanup_free char *out = ep_path_join(work, "collect", err);
+	cleanup_free char *debs = ep_path_join(work, "collect/debs", err);
+	cleanup_free char *lists = ep_path_join(work, "collect/lists", err);
 	cleanup_free char *sl = NULL, *why = NULL;
 	cleanup_json json_t *pkgs = NULL;
 	json_t *want = json_object_get(json_object_get(json_object_get(lock, "inputs"), "base"),
@@ -367,14 +370,14 @@ static int add_debian(struct vctx *v, const struct ep_manifest *m, json_t *lock,
 	size_t len = 0;
 	int rc = 0;
 
-	if (!debs || ep_mkdir_p(debs, err) < 0)
+	if (!out || !debs || !lists || ep_mkdir_p(debs, err) < 0 || ep_mkdir_p(lists, err) < 0)
 		return -1;
 	if (!json_is_array(want))
 		return ep_error_set(err, EP_EINVAL,
 				    "the lock has no package list for the debian base: build first");
 	if (v->o->progress)
 		v->o->progress(v->o->pctx, "mmdebstrap (collecting .debs)", 0, 0);
-	if (ep_debian_collect_debs(&m->base, m->source_date_epoch, work, debs, &pkgs, err) < 0)
+	if (ep_debian_collect_debs(&m->base, m->source_date_epoch, work, out, &pkgs, err) < 0)
 		return ep_error_wrap(err, "base debian");
 	why = ep_debian_diff(want, pkgs);
 	if (why)
@@ -399,11 +402,33 @@ static int add_debian(struct vctx *v, const struct ep_manifest *m, json_t *lock,
 	closedir(d);
 	if (rc < 0)
 		return -1;
+	/* the archive's own indexes: InRelease (signed) and Packages, whose
+	 * SHA256 fields name every .deb (docs/vendor.md, trust) */
+	d = opendir(lists);
+	if (!d)
+		return ep_error_errno(err, EP_EENV, errno, "open '%s'", lists);
+	while (rc == 0 && (de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		cleanup_free char *p = NULL, *l = NULL;
+
+		if (!(n > 9 && !strcmp(de->d_name + n - 9, "_Packages")) &&
+		    !(n > 10 && !strcmp(de->d_name + n - 10, "_InRelease")) &&
+		    !(n > 8 && !strcmp(de->d_name + n - 8, "_Release")))
+			continue;
+		p = ep_path_join(lists, de->d_name, err);
+		l = ep_asprintf(err, "inputs/debian/%s", de->d_name);
+		if (!p || !l || add_file(v, l, p, 0644, err) < 0)
+			rc = -1;
+	}
+	closedir(d);
+	if (rc < 0)
+		return -1;
 	sl = layer_member(image_layer0, "etc/apt/sources.list", SOURCES_LIST_MAX, &len, err);
 	if (!sl)
 		return ep_error_wrap(err, "base debian");
 	if (json_object_set_new(index, "debian",
-				json_pack("{s:s%, s:O}", "sources_list", sl, len, "packages", want)) < 0)
+				json_pack("{s:s%, s:s, s:O}", "sources_list", sl, len, "suite",
+					  m->base.suite, "packages", want)) < 0)
 		return ep_error_oom(err);
 	return 0;
 }
@@ -853,40 +878,152 @@ static int materialize(const char *layout, const char *root, const char *path, j
 			    path);
 }
 
-/* The bundle's .debs as a flat apt repository with a Packages index. */
+/* The .debs apt may pick, by the sha256 its Packages index gives them:
+ * {"sha256:HEX": blob path}. */
+static json_t *debs_by_sha(struct ep_bundle *b, struct ep_error *err)
+{
+	json_t *out = json_object(), *f;
+	const char *k;
+
+	if (!out) {
+		ep_error_oom(err);
+		return NULL;
+	}
+	json_object_foreach (json_object_get(b->index, "files"), k, f) {
+		const char *sha = json_string_value(json_object_get(f, "sha256"));
+		char *p;
+
+		if (strncmp(k, "inputs/debs/", 12) || !sha)
+			continue;
+		p = ep_asprintf(err, "%s/blobs/sha256/%s", b->layout, ep_digest_hex(sha));
+		if (!p || json_object_set_new(out, sha, json_string(p)) < 0) {
+			free(p);
+			json_decref(out);
+			return NULL;
+		}
+		free(p);
+	}
+	return out;
+}
+
+static const char *field(const char *stanza, size_t len, const char *name, size_t *flen)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = stanza; p && p < stanza + len;) {
+		if ((size_t)(stanza + len - p) > n && !strncmp(p, name, n)) {
+			const char *e = memchr(p + n, '\n', (size_t)(stanza + len - p - (ptrdiff_t)n));
+
+			*flen = (size_t)((e ? e : stanza + len) - (p + n));
+			return p + n;
+		}
+		p = memchr(p, '\n', (size_t)(stanza + len - p));
+		if (p)
+			p++;
+	}
+	return NULL;
+}
+
+/* The bundle's .debs as a local apt repository: the archive's Packages
+ * stanzas of exactly those .debs (found by their SHA256 field), each .deb at
+ * its Filename, and a Release naming the Packages index. */
 static int make_repo(struct ep_bundle *b, struct ep_error *err)
 {
+	json_t *deb = json_object_get(b->index, "debian");
+	const char *text = json_string_value(json_object_get(deb, "sources_list"));
+	const char *suite = json_string_value(json_object_get(deb, "suite"));
 	cleanup_free char *repo = ep_path_join(b->work, "repo", err);
-	cleanup_free char *log = ep_path_join(b->work, "repo.log", err);
 	cleanup_free char *sl = ep_path_join(b->work, "sources.list", err);
-	const char *text = json_string_value(
-	    json_object_get(json_object_get(b->index, "debian"), "sources_list"));
-	const char *argv[] = {"sh", "-c", "cd \"$1\" && dpkg-scanpackages -m . /dev/null >Packages",
-			      "sh", NULL, NULL};
-	json_t *files = json_object_get(b->index, "files"), *f;
+	cleanup_free char *pdir = NULL, *out = NULL, *rel = NULL, *rpath = NULL, *ppath = NULL;
+	cleanup_json json_t *shas = NULL;
+	size_t olen = 0, ocap = 1 << 20, kept = 0;
+	json_t *f;
 	const char *k;
-	int st;
+	ep_digest pd;
 
-	if (!repo || !log || !sl || ep_mkdir_p(repo, err) < 0)
+	if (!repo || !sl || !(shas = debs_by_sha(b, err)))
 		return -1;
-	if (!text)
-		return ep_error_set(err, EP_EINVAL, "the bundle has no debian.sources_list");
-	json_object_foreach (files, k, f) {
-		if (strncmp(k, "inputs/debs/", 12) || strchr(k + 12, '/'))
+	if (!text || !suite || !safe_rel(suite))
+		return ep_error_set(err, EP_EINVAL, "the bundle's debian record is incomplete");
+	pdir = ep_asprintf(err, "%s/dists/%s/main/binary-amd64", repo, suite);
+	out = ep_malloc(ocap, err);
+	if (!pdir || !out || ep_mkdir_p(pdir, err) < 0)
+		return -1;
+	json_object_foreach (json_object_get(b->index, "files"), k, f) {
+		size_t n = strlen(k), len;
+		const char *sha = json_string_value(json_object_get(f, "sha256"));
+		cleanup_free char *bp = NULL, *buf = NULL;
+		const char *p, *end;
+
+		if (strncmp(k, "inputs/debian/", 14) || n < 9 || strcmp(k + n - 9, "_Packages") || !sha)
 			continue;
-		if (materialize(b->layout, repo, k + 12, f, err) < 0)
+		bp = ep_asprintf(err, "%s/blobs/sha256/%s", b->layout, ep_digest_hex(sha));
+		buf = bp ? ep_read_file(bp, 1u << 30, &len, err) : NULL;
+		if (!buf)
 			return -1;
-	}
-	argv[4] = repo;
-	if (ep_spawn_logged(argv, NULL, log, &st, err) < 0)
-		return -1;
-	if (st != 0) {
-		cleanup_free char *tail = ep_log_tail(log, 800);
+		for (p = buf; p < buf + len; p = end) {
+			const char *h, *fn;
+			size_t hl, fl, sl2;
+			char key[80];
 
-		return ep_error_set(err, EP_EENV,
-				    "dpkg-scanpackages failed (status %d; apt-get install dpkg-dev): %s",
-				    st, tail ? tail : "");
+			end = strstr(p, "\n\n");
+			end = end ? end + 2 : buf + len;
+			sl2 = (size_t)(end - p);
+			h = field(p, sl2, "SHA256: ", &hl);
+			fn = field(p, sl2, "Filename: ", &fl);
+			if (!h || hl != 64 || !fn)
+				continue;
+			snprintf(key, sizeof(key), "sha256:%.64s", h);
+			if (!json_object_get(shas, key))
+				continue;
+			{
+				cleanup_free char *name = strndup(fn, fl);
+				cleanup_free char *dst = NULL;
+				json_t *one = json_pack("{s:s, s:s}", "sha256", key, "mode", "0644");
+
+				if (!name || !one || !safe_rel(name)) {
+					json_decref(one);
+					return ep_error_set(err, EP_EINVAL,
+							    "bundle Packages: bad Filename for %s", key);
+				}
+				dst = ep_path_join(repo, name, err);
+				if (!dst || (access(dst, F_OK) < 0 &&
+					     materialize(b->layout, repo, name, one, err) < 0)) {
+					json_decref(one);
+					return -1;
+				}
+				json_decref(one);
+			}
+			while (olen + sl2 + 2 > ocap) {
+				char *nb = ep_realloc(out, ocap *= 2, err);
+
+				if (!nb)
+					return -1;
+				out = nb;
+			}
+			memcpy(out + olen, p, sl2);
+			olen += sl2;
+			if (olen && out[olen - 1] != '\n')
+				out[olen++] = '\n';
+			if (olen < 2 || out[olen - 2] != '\n')
+				out[olen++] = '\n';
+			kept++;
+		}
 	}
+	if (kept == 0)
+		return ep_error_set(err, EP_EINVAL, "the bundle's Packages name none of its .debs");
+	ppath = ep_path_join(pdir, "Packages", err);
+	if (!ppath || ep_write_file_atomic(ppath, out, olen, 0644, err) < 0 ||
+	    ep_sha256_buf(out, olen, pd, err) < 0)
+		return -1;
+	rel = ep_asprintf(err,
+			  "Origin: envpin-bundle\nLabel: envpin-bundle\nSuite: %s\nCodename: %s\n"
+			  "Date: Thu, 01 Jan 1970 00:00:00 UTC\nArchitectures: amd64\n"
+			  "Components: main\nSHA256:\n %s %zu main/binary-amd64/Packages\n",
+			  suite, suite, ep_digest_hex(pd), olen);
+	rpath = ep_asprintf(err, "%s/dists/%s/Release", repo, suite);
+	if (!rel || !rpath || ep_write_file_atomic(rpath, rel, strlen(rel), 0644, err) < 0)
+		return -1;
 	if (ep_write_file_atomic(sl, text, strlen(text), 0644, err) < 0)
 		return -1;
 	b->offline.debian_repo = steal_pointer(&repo);
