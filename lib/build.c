@@ -16,8 +16,11 @@
 #include "pip.h"
 #include "ref.h"
 #include "registry.h"
+#include "runstep.h"
 #include "sink.h"
 #include "source.h"
+#include "strvec.h"
+#include "unpack.h"
 #include "util.h"
 
 #define LOCK_VERSION 1
@@ -64,6 +67,15 @@ struct bctx {
 	json_t *mlayers;     /* manifest layer descriptors */
 	struct ep_build_result *r;
 	char *spool;         /* txn dir, for archive spooling */
+	/* run steps (rootfs_dir, run_in_image): the image built so far,
+	 * flattened in the txn dir, with its first rootfs_layers layers applied */
+	char *rootfs_dir;
+	size_t rootfs_layers;
+	const char *label;    /* NULL for the image, "stages.NAME." for a stage */
+	json_t *links;	      /* ep_archive_links of each layer so far (copy dests) */
+	struct bctx *top;     /* the image's bctx when this one builds a stage */
+	json_t *stage_inputs; /* top: {NAME: lock inputs of the stage} */
+	json_t *stage_roots;  /* top: {NAME: its final rootfs dir in the txn} */
 };
 
 static int add_result_layer(struct bctx *b, const char *what, const char *digest,
@@ -708,6 +720,9 @@ out:
 	return rc;
 }
 
+static int do_copy_from_step(struct bctx *b, size_t si, int resolve_only, struct ep_error *err);
+static char *copy_dest(struct bctx *b, const char *dest, int src_is_dir, struct ep_error *err);
+
 static int do_copy_step(struct bctx *b, size_t si, int resolve_only, struct ep_error *err)
 {
 	struct ep_step *st = &b->m->steps[si];
@@ -720,12 +735,24 @@ static int do_copy_step(struct bctx *b, size_t si, int resolve_only, struct ep_e
 
 	if (!tree)
 		return -1;
+	for (size_t i = 0; i < st->n; i++)
+		if (st->copy[i].from) {
+			ep_tree_free(tree);
+			return do_copy_from_step(b, si, resolve_only, err);
+		}
 	snprintf(what, sizeof(what), "layers[%zu] copy", si);
 	for (size_t i = 0; i < st->n; i++) {
 		struct ep_copy *c = &st->copy[i];
 		struct ep_copy_opts co = {c->mode, c->uid, c->gid, b->m->source_date_epoch};
+		cleanup_free char *dest = NULL;
+		struct stat sb;
 
-		if (ep_tree_add_copy(tree, c->src_path, c->dest, &co, err) < 0) {
+		/* through the symlinks of the image below (lstat: a symlink
+		 * source is copied as a symlink, not a directory) */
+		if (lstat(c->src_path, &sb) < 0)
+			sb.st_mode = 0;
+		dest = copy_dest(b, c->dest, S_ISDIR(sb.st_mode), err);
+		if (!dest || ep_tree_add_copy(tree, c->src_path, dest, &co, err) < 0) {
 			ep_error_wrap(err, "%s:%d: layers[%zu].copy[%zu]", b->m->path, c->line, si, i);
 			goto out;
 		}
@@ -793,6 +820,752 @@ oom:
 		ep_error_oom(err);
 out:
 	json_decref(rec);
+	ep_tree_free(tree);
+	return rc;
+}
+
+/* ---- run steps (lib/runstep.h, docs/manifest.md "run") ------------------ */
+
+/* A new directory in the txn dir: "<txn>/<prefix>-N" (caller frees). */
+static char *txn_subdir(struct bctx *b, const char *prefix, struct ep_error *err)
+{
+	for (unsigned i = 0;; i++) {
+		char *d = ep_asprintf(err, "%s/%s-%u", b->txn.dir, prefix, i);
+
+		if (!d)
+			return NULL;
+		if (mkdir(d, 0700) == 0)
+			return d;
+		if (errno != EEXIST) {
+			ep_error_errno(err, EP_EENV, errno, "mkdir '%s'", d);
+			free(d);
+			return NULL;
+		}
+		free(d);
+	}
+}
+
+/* Brings the flattened rootfs of the image built so far (in the txn dir)
+ * up to date with the layers added since the last call; *dir is borrowed. */
+static int rootfs_dir(struct bctx *b, const char **dir, struct ep_error *err)
+{
+	struct ep_unpack_opts uo;
+	cleanup_close int fd = -1;
+
+	if (!b->rootfs_dir && !(b->rootfs_dir = txn_subdir(b, "rootfs", err)))
+		return -1;
+	if (chmod(b->rootfs_dir, 0755) < 0)
+		return ep_error_errno(err, EP_EENV, errno, "chmod '%s'", b->rootfs_dir);
+	ep_unpack_opts_init(&uo);
+	uo.whiteouts = EP_WHITEOUT_APPLY;
+	uo.allow_devices = 1;
+	uo.same_owner = 1;
+	for (; b->rootfs_layers < json_array_size(b->mlayers); b->rootfs_layers++) {
+		json_t *l = json_array_get(b->mlayers, b->rootfs_layers);
+		const char *d = json_string_value(json_object_get(l, "digest"));
+		const char *mt = json_string_value(json_object_get(l, "mediaType"));
+		const char *di = json_string_value(json_array_get(b->diff_ids, b->rootfs_layers));
+		cleanup_free char *blob = ep_txn_blob_path(&b->txn, d, err);
+
+		if (fd < 0 && (fd = open(b->rootfs_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+			return ep_error_errno(err, EP_EENV, errno, "open '%s'", b->rootfs_dir);
+		if (!blob || ep_unpack_layer(fd, blob, mt, di, &uo, err) < 0)
+			return ep_error_wrap(err, "unpack layer %zu for a run step",
+					     b->rootfs_layers);
+	}
+	*dir = b->rootfs_dir;
+	return 0;
+}
+
+/* The image's PATH so far (the base config's), or NULL. */
+static const char *image_path_env(struct bctx *b)
+{
+	json_t *env = json_object_get(b->base_config, "Env"), *v;
+	size_t i;
+
+	json_array_foreach (env, i, v) {
+		const char *s = json_string_value(v);
+
+		if (s && !strncmp(s, "PATH=", 5))
+			return s + 5;
+	}
+	return NULL;
+}
+
+/* Runs a command in the image built so far (see lib/runstep.h): work dir
+ * in the txn, so that nothing of a failed step reaches the store.  `where`
+ * names the step in messages ("m.json:12: layers[3] run").  A command that
+ * exits non-zero is EP_EMISMATCH with its last output lines; *tree is the
+ * normalized layer (caller frees) with *work the dir holding its data
+ * (caller removes it after writing the layer, and frees). */
+static int run_in_image(struct bctx *b, const char *where, struct ep_runstep_opts *o,
+			struct ep_tree **tree, char **work, struct ep_error *err)
+{
+	struct ep_runstep_result r;
+	const char *lower = NULL;
+	int rc;
+
+	*tree = NULL;
+	*work = NULL;
+	if (!o->path)
+		o->path = image_path_env(b);
+	if (!o->source_date_epoch)
+		o->source_date_epoch = b->m->source_date_epoch;
+	if (rootfs_dir(b, &lower, err) < 0 || !(*work = txn_subdir(b, "run", err)))
+		return ep_error_wrap(err, "%s", where);
+	if (b->o->progress)
+		b->o->progress(b->o->pctx, where, 0, 0);
+	rc = ep_runstep_exec(lower, *work, b->spool, o, tree, &r, err);
+	if (rc < 0) {
+		ep_runstep_result_release(&r);
+		return ep_error_wrap(err, "%s", where);
+	}
+	if (r.status != 0) {
+		const char *tail = r.tail ? r.tail : "";
+		size_t tl = strlen(tail);
+		struct ep_strbuf cmd = EP_STRBUF_INIT;
+
+		for (size_t i = 0; i < o->argc; i++)
+			ep_strbuf_addf(&cmd, "%s%s", i ? " " : "", o->argv[i]);
+		/* the message has room for about 1500 bytes of output: its end */
+		if (tl > 1400) {
+			tail += tl - 1400;
+			tail = strchr(tail, '\n') ? strchr(tail, '\n') + 1 : tail;
+		}
+		ep_error_set(
+		    err, EP_EMISMATCH,
+		    "%s: '%.200s' failed with status %d%s%s%s\n%s%s(the store is unchanged)", where,
+		    ep_strbuf_str(&cmd), r.status, r.status == 127 ? " (command not found)" : "",
+		    *tail ? "; its last output lines:" : " and printed nothing", "",
+		    *tail ? tail : "", *tail ? "\n" : "");
+		ep_strbuf_release(&cmd);
+		ep_runstep_result_release(&r);
+		return -1;
+	}
+	ep_runstep_result_release(&r);
+	return 0;
+}
+
+/* A run step's mount, materialized with copy rules (0644/0755 by the exec
+ * bit, root-owned, mtime source_date_epoch) so that the host's umask and
+ * checkout times never reach the step; its content key goes in the lock. */
+static int mount_content(struct bctx *b, const struct ep_mount *mt, int materialize,
+			 char content[80], char **dir, struct ep_error *err)
+{
+	struct ep_copy_opts co = {-1, 0, 0, b->m->source_date_epoch};
+	struct ep_tree *t = ep_tree_new(b->spool, err);
+	cleanup_free char *tar = NULL, *src = NULL;
+	cleanup_close int fd = -1, rfd = -1;
+	struct ep_fd_sink fds;
+	struct ep_unpack_opts uo;
+	ep_digest k;
+	int rc = -1;
+
+	*dir = NULL;
+	if (!t)
+		return -1;
+	src = ep_asprintf(err, "%s", mt->src_path);
+	if (!src || ep_tree_add_copy(t, src, "/m", &co, err) < 0 ||
+	    ep_tree_content_key(t, k, err) < 0)
+		goto out;
+	snprintf(content, 80, "%s", k);
+	if (!materialize) {
+		rc = 0;
+		goto out;
+	}
+	if (!(*dir = txn_subdir(b, "mount", err)) || ep_txn_tempfile(&b->txn, &fd, &tar, err) < 0)
+		goto out;
+	ep_fd_sink_init(&fds, fd);
+	if (ep_tree_write(t, &fds.base, err) < 0)
+		goto out;
+	ep_unpack_opts_init(&uo);
+	rfd = open(*dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rfd < 0 || chmod(*dir, 0755) < 0) {
+		ep_error_errno(err, EP_EENV, errno, "open '%s'", *dir);
+		goto out;
+	}
+	if (ep_unpack_layer(rfd, tar, ep_compression_media_type(EP_COMPRESS_NONE), NULL, &uo, err) <
+	    0)
+		goto out;
+	unlink(tar);
+	rc = 0;
+out:
+	ep_tree_free(t);
+	if (rc < 0)
+		ep_error_wrap(err, "mount '%s'", mt->src);
+	return rc;
+}
+
+static int do_run_step(struct bctx *b, size_t si, int resolve_only, struct ep_error *err)
+{
+	struct ep_step *st = &b->m->steps[si];
+	json_t *locked = lock_input(b, "layers", si);
+	cleanup_json json_t *input = NULL, *lcopy = NULL, *kin = NULL;
+	cleanup_free char *where = NULL, *work = NULL;
+	struct ep_runstep_mount *mts = NULL;
+	char **mdirs = NULL;
+	struct ep_tree *tree = NULL;
+	char what[64], key[80], by[256];
+	json_t *rec = NULL, *mounts, *diff;
+	int rc = -1, cached = 1;
+
+	snprintf(what, sizeof(what), "layers[%zu] run", si);
+	where =
+	    ep_asprintf(err, "%s:%d: %s%s", b->m->path, st->line, b->label ? b->label : "", what);
+	input = json_pack("{s:s, s:o, s:o, s:s, s:s, s:[]}", "kind", "run", "argv",
+			  ep_json_strings((const char *const *)st->words, st->n), "env",
+			  ep_json_strings((const char *const *)st->run.env, st->run.n_env),
+			  "workdir", st->run.workdir ? st->run.workdir : "/", "user",
+			  st->run.user ? st->run.user : "0:0", "mounts");
+	mts = calloc(st->run.n_mounts + 1, sizeof(*mts));
+	mdirs = calloc(st->run.n_mounts + 1, sizeof(*mdirs));
+	if (!where || !input || !mts || !mdirs) {
+		ep_error_oom(err);
+		goto out;
+	}
+	mounts = json_object_get(input, "mounts");
+	if (!json_is_string(json_object_get(locked, "kind")) ||
+	    strcmp(json_string_value(json_object_get(locked, "kind")), "run") != 0)
+		locked = NULL;
+	/* mounts are inputs: hashed like copy sources */
+	for (size_t i = 0; i < st->run.n_mounts; i++) {
+		const struct ep_mount *mt = &st->run.mounts[i];
+		char content[80];
+
+		if (mount_content(b, mt, 0, content, &mdirs[i], err) < 0) {
+			ep_error_wrap(err, "%s:%d: %slayers[%zu].mounts[%zu]", b->m->path, mt->line,
+				      b->label ? b->label : "", si, i);
+			goto out;
+		}
+		if (json_array_append_new(mounts, json_pack("{s:s, s:s, s:s}", "src", mt->src,
+							    "dest", mt->dest, "content", content)) <
+		    0) {
+			ep_error_oom(err);
+			goto out;
+		}
+	}
+	lcopy = locked ? json_deep_copy(locked) : NULL;
+	if (lcopy)
+		json_object_del(lcopy, "diff_id");
+	if (check_locked(b, where, input, lcopy, err) < 0)
+		goto out;
+	if (resolve_only) {
+		/* the output is known only by running: keep the lock's while the
+		 * step and everything below it are unchanged */
+		if (locked && json_equal(lcopy, input) && json_object_get(locked, "diff_id"))
+			json_object_set(input, "diff_id", json_object_get(locked, "diff_id"));
+		if (json_array_append(json_object_get(b->inputs, "layers"), input) < 0)
+			ep_error_oom(err);
+		else
+			rc = 0;
+		goto out;
+	}
+	/* The output of a command is a function of its inputs and of the
+	 * image it runs in (all the layers below). */
+	kin = json_pack("{s:O, s:O}", "step", input, "below", b->diff_ids);
+	if (!kin || layer_cache_key(b, kin, key, err) < 0)
+		goto out;
+	rec = cache_lookup(b, key);
+	if (!rec) {
+		struct ep_runstep_opts ro = {0};
+
+		cached = 0;
+		for (size_t i = 0; i < st->run.n_mounts; i++) {
+			char content[80];
+			char *d = NULL;
+
+			if (mount_content(b, &st->run.mounts[i], 1, content, &d, err) < 0) {
+				free(d);
+				goto out;
+			}
+			mdirs[i] = ep_asprintf(err, "%s/m", d);
+			free(d);
+			if (!mdirs[i])
+				goto out;
+			mts[i].src = mdirs[i];
+			mts[i].dest = st->run.mounts[i].dest;
+		}
+		ro.argv = st->words;
+		ro.argc = st->n;
+		ro.env = st->run.env;
+		ro.n_env = st->run.n_env;
+		ro.workdir = st->run.workdir;
+		ro.user = st->run.user;
+		ro.mounts = mts;
+		ro.n_mounts = st->run.n_mounts;
+		if (run_in_image(b, where, &ro, &tree, &work, err) < 0)
+			goto out;
+		rec = write_layer(b, tree, what, err);
+		if (!rec || ep_txn_set_cache(&b->txn, key, rec, err) < 0) {
+			ep_error_wrap(err, "%s", where);
+			goto out;
+		}
+	}
+	diff = json_object_get(rec, "diff_id");
+	if (b->o->locked && locked && json_is_string(json_object_get(locked, "diff_id")) &&
+	    !json_equal(diff, json_object_get(locked, "diff_id"))) {
+		ep_error_set(err, EP_EMISMATCH,
+			     "--locked: %s: the step's output differs from the lock '%s':\n"
+			     "  lock:       %s\n  this build: %s",
+			     where, b->r->lock_path,
+			     json_string_value(json_object_get(locked, "diff_id")),
+			     json_string_value(diff));
+		goto out;
+	}
+	if (json_object_set(input, "diff_id", diff) < 0 ||
+	    json_array_append(json_object_get(b->inputs, "layers"), input) < 0) {
+		ep_error_oom(err);
+		goto out;
+	}
+	if (use_record(b, what, rec, cached, err) < 0)
+		goto out;
+	{
+		struct ep_strbuf cmd = EP_STRBUF_INIT;
+
+		for (size_t i = 0; i < st->n; i++)
+			ep_strbuf_addf(&cmd, "%s%s", i ? " " : "", st->words[i]);
+		snprintf(by, sizeof(by), "envpin: %s %.150s", what, ep_strbuf_str(&cmd));
+		ep_strbuf_release(&cmd);
+	}
+	rc = add_history(b, by, 0, err);
+out:
+	json_decref(rec);
+	ep_tree_free(tree);
+	if (work)
+		ep_rm_rf(work, NULL);
+	for (size_t i = 0; mdirs && i < st->run.n_mounts; i++)
+		free(mdirs[i]);
+	free(mdirs);
+	free(mts);
+	return rc;
+}
+
+/* ---- paths through symlinks, build stages ------------------------------- */
+
+/* What is at path p (relative to the root, normalized): 1 a directory,
+ * 2 a symlink (*target borrowed/owned per resolver), 0 anything else or
+ * nothing. */
+typedef int (*path_kind_fn)(void *ctx, const char *p, char **target);
+
+#define MAX_LINK_HOPS 40
+
+/* Resolves the absolute image path `path` inside a root, as the kernel would
+ * with that root as "/": symlinks are followed (absolute targets from the
+ * root), ".." stops at the root; the last component is followed only with
+ * follow_last.  A trailing "/" is kept.  Caller frees the result. */
+static char *resolve_in_root(path_kind_fn kind, void *ctx, const char *path, int follow_last,
+			     struct ep_error *err)
+{
+	struct ep_strbuf done = EP_STRBUF_INIT;
+	cleanup_free char *todo = ep_strdup(path, err);
+	size_t pl = strlen(path);
+	int hops = 0, slash = pl > 1 && path[pl - 1] == '/';
+	char *rest;
+
+	if (!todo)
+		return NULL;
+	ep_strbuf_addstr(&done, "");
+	rest = todo;
+	while (rest && *rest) {
+		char *c = rest, *e;
+		size_t mark = done.len;
+
+		while (*c == '/')
+			c++;
+		if (!*c)
+			break;
+		e = strchr(c, '/');
+		if (e)
+			*e = '\0';
+		rest = e ? e + 1 : NULL;
+		if (!strcmp(c, "."))
+			continue;
+		if (!strcmp(c, "..")) {
+			while (done.len > 0 && done.buf[done.len - 1] != '/')
+				done.len--;
+			if (done.len > 0)
+				done.len--;
+			done.buf[done.len] = '\0';
+			continue;
+		}
+		ep_strbuf_addf(&done, "%s%s", done.len ? "/" : "", c);
+		if (done.oom)
+			break;
+		if ((rest && *rest) || follow_last) {
+			char *target = NULL;
+			int k = kind(ctx, done.buf, &target);
+
+			if (k == 2) {
+				char *nt;
+
+				if (++hops > MAX_LINK_HOPS) {
+					free(target);
+					ep_strbuf_release(&done);
+					ep_error_set(
+					    err, EP_EINVAL,
+					    "'%s': more than %d symlinks on the way (a loop?)",
+					    path, MAX_LINK_HOPS);
+					return NULL;
+				}
+				done.len = mark;
+				done.buf[done.len] = '\0';
+				if (target[0] == '/') {
+					done.len = 0;
+					done.buf[0] = '\0';
+				}
+				nt = ep_asprintf(err, "%s/%s", target, rest ? rest : "");
+				free(target);
+				if (!nt) {
+					ep_strbuf_release(&done);
+					return NULL;
+				}
+				free(todo);
+				todo = nt;
+				rest = todo;
+			} else {
+				free(target);
+			}
+		}
+	}
+	if (done.oom) {
+		ep_strbuf_release(&done);
+		ep_error_oom(err);
+		return NULL;
+	}
+	{
+		char *r = ep_asprintf(err, "/%s%s", done.buf, slash && done.len ? "/" : "");
+
+		ep_strbuf_release(&done);
+		return r;
+	}
+}
+
+/* A directory on the host as the root (a stage's final rootfs). */
+static int dir_kind(void *ctx, const char *p, char **target)
+{
+	int root = *(int *)ctx;
+	struct stat st;
+	char buf[4096];
+	ssize_t n;
+
+	*target = NULL;
+	if (fstatat(root, p, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	if (S_ISDIR(st.st_mode))
+		return 1;
+	if (!S_ISLNK(st.st_mode))
+		return 0;
+	n = readlinkat(root, p, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	*target = strdup(buf);
+	return *target ? 2 : 0;
+}
+
+/* The image built so far, from its layers' ep_archive_links (top first). */
+static int view_kind(void *ctx, const char *p, char **target)
+{
+	json_t *links = ctx;
+
+	*target = NULL;
+	for (size_t i = json_array_size(links); i-- > 0;) {
+		json_t *l = json_array_get(links, i), *v;
+
+		if ((v = json_object_get(json_object_get(l, "links"), p))) {
+			*target = strdup(json_string_value(v) ? json_string_value(v) : "");
+			return *target ? 2 : 0;
+		}
+		if (json_object_get(json_object_get(l, "dirs"), p))
+			return 1;
+		if (json_object_get(json_object_get(l, "gone"), p))
+			return 0;
+		for (const char *s = strrchr(p, '/'); s;
+		     s = s > p ? memrchr(p, '/', (size_t)(s - p)) : NULL)
+			if (json_object_getn(json_object_get(l, "opaque"), p, (size_t)(s - p)))
+				return 0;
+	}
+	return 0;
+}
+
+/* Brings b->links up to the layers built so far (cached per diff_id). */
+static int image_links(struct bctx *b, struct ep_error *err)
+{
+	if (!b->links && !(b->links = json_array()))
+		return ep_error_oom(err);
+	while (json_array_size(b->links) < json_array_size(b->mlayers)) {
+		size_t i = json_array_size(b->links);
+		const char *d =
+		    json_string_value(json_object_get(json_array_get(b->mlayers, i), "digest"));
+		const char *di = json_string_value(json_array_get(b->diff_ids, i));
+		char key[80];
+		json_t *rec;
+
+		snprintf(key, sizeof(key), "links-%s", ep_digest_hex(di));
+		rec = ep_store_cache_get(b->s, key);
+		if (!rec || !json_is_object(json_object_get(rec, "links"))) {
+			cleanup_free char *blob = ep_txn_blob_path(&b->txn, d, err);
+
+			json_decref(rec);
+			if (!blob || !(rec = ep_archive_links(blob, err)))
+				return -1;
+			if (ep_txn_set_cache(&b->txn, key, rec, err) < 0) {
+				json_decref(rec);
+				return -1;
+			}
+		}
+		if (json_array_append_new(b->links, rec) < 0)
+			return ep_error_oom(err);
+	}
+	return 0;
+}
+
+/* A copy destination resolved through the symlinks of the image built so
+ * far (issue 9 item 6: "/lib/x" on a merged-/usr base is "/usr/lib/x").
+ * The last component is followed when the copy puts things inside it (a
+ * trailing "/" or a directory source).  Caller frees. */
+static char *copy_dest(struct bctx *b, const char *dest, int src_is_dir, struct ep_error *err)
+{
+	size_t n = strlen(dest);
+
+	if (json_array_size(b->mlayers) == 0)
+		return ep_strdup(dest, err);
+	if (image_links(b, err) < 0)
+		return NULL;
+	return resolve_in_root(view_kind, b->links, dest,
+			       src_is_dir || (n > 1 && dest[n - 1] == '/'), err);
+}
+
+static int run_steps(struct bctx *b, int resolve_only, struct ep_error *err);
+
+/* Builds stage `name` once, in the txn (never stored as an image): its
+ * lock inputs go to top->stage_inputs, its final rootfs dir to
+ * top->stage_roots (*root borrowed; NULL when resolve_only). */
+static int ensure_stage(struct bctx *cur, const char *name, int resolve_only, const char **root,
+			struct ep_error *err)
+{
+	struct bctx *top = cur->top ? cur->top : cur;
+	const struct ep_stage *sg = ep_manifest_stage(top->m, name);
+	struct ep_manifest fm;
+	struct ep_build_result sr;
+	struct bctx b2;
+	cleanup_free char *label = NULL;
+	json_t *have, *ls;
+	int rc = -1;
+
+	*root = NULL;
+	if ((have = json_object_get(top->stage_roots, name))) {
+		*root = json_string_value(have);
+		return 0;
+	}
+	if (resolve_only && json_object_get(top->stage_inputs, name))
+		return 0;
+	if (!sg)
+		return ep_error_set(err, EP_EINVAL, "unknown stage '%s'", name);
+	fm = *top->m;
+	fm.base = sg->base;
+	fm.steps = sg->steps;
+	fm.n_steps = sg->n_steps;
+	fm.config = NULL;
+	fm.check = NULL;
+	memset(&sr, 0, sizeof(sr));
+	memset(&b2, 0, sizeof(b2));
+	sr.lock_path = top->r->lock_path;
+	label = ep_asprintf(err, "stages.%s.", name);
+	if (!label)
+		return -1;
+	b2.o = cur->o;
+	b2.m = &fm;
+	b2.s = cur->s;
+	b2.txn = cur->txn;
+	b2.cp = cur->cp;
+	b2.cdesc = cur->cdesc;
+	b2.r = &sr;
+	b2.spool = cur->spool;
+	b2.label = label;
+	b2.top = top;
+	ls = top->lock ? json_object_get(json_object_get(top->lock, "stages"), name) : NULL;
+	b2.lock =
+	    json_is_object(ls) ? json_pack("{s:O}", "inputs", json_object_get(ls, "inputs")) : NULL;
+	b2.inputs = json_pack("{s:[]}", "layers");
+	b2.history = json_array();
+	b2.diff_ids = json_array();
+	b2.mlayers = json_array();
+	if (!b2.inputs || !b2.history || !b2.diff_ids || !b2.mlayers) {
+		ep_error_oom(err);
+		goto out;
+	}
+	if (cur->o->progress)
+		cur->o->progress(cur->o->pctx, label, 0, 0);
+	if (run_steps(&b2, resolve_only, err) < 0)
+		goto out;
+	if (json_object_set_new(top->stage_inputs, name, json_pack("{s:O}", "inputs", b2.inputs)) <
+	    0) {
+		ep_error_oom(err);
+		goto out;
+	}
+	if (!resolve_only) {
+		const char *dir;
+
+		if (rootfs_dir(&b2, &dir, err) < 0 ||
+		    json_object_set_new(top->stage_roots, name, json_string(dir)) < 0)
+			goto out;
+		*root = json_string_value(json_object_get(top->stage_roots, name));
+	}
+	rc = 0;
+out:
+	cur->txn = b2.txn; /* the txn's staged blobs and temp-file counter moved on */
+	json_decref(b2.lock);
+	json_decref(b2.inputs);
+	json_decref(b2.base_config);
+	json_decref(b2.history);
+	json_decref(b2.diff_ids);
+	json_decref(b2.mlayers);
+	json_decref(b2.links);
+	free(b2.rootfs_dir);
+	free(sr.layers);
+	if (rc < 0)
+		ep_error_wrap(err, "stage '%s'", name);
+	return rc;
+}
+
+/* A copy step with items "from" a stage: the stage is built first (once);
+ * the lock records the host items' content and which stage paths were
+ * copied (the stage's own lock entries pin what they hold). */
+static int do_copy_from_step(struct bctx *b, size_t si, int resolve_only, struct ep_error *err)
+{
+	struct ep_step *st = &b->m->steps[si];
+	struct ep_tree *host = NULL, *tree = NULL;
+	cleanup_json json_t *lockin = NULL, *kin = NULL;
+	json_t *rec = NULL, *from;
+	char what[64], key[80], by[160];
+	ep_digest ck;
+	int rc = -1, cached = 1, n_host = 0;
+
+	snprintf(what, sizeof(what), "layers[%zu] copy", si);
+	lockin = json_pack("{s:s, s:n, s:[]}", "kind", "copy", "content", "from");
+	host = ep_tree_new(b->spool, err);
+	if (!lockin || !host)
+		goto oom;
+	from = json_object_get(lockin, "from");
+	for (size_t i = 0; i < st->n; i++) {
+		struct ep_copy *c = &st->copy[i];
+		struct ep_copy_opts co = {c->mode, c->uid, c->gid, b->m->source_date_epoch};
+
+		if (c->from) {
+			if (json_array_append_new(from,
+						  json_pack("{s:s, s:s, s:s}", "stage", c->from,
+							    "src", c->src, "dest", c->dest)) < 0)
+				goto oom;
+			continue;
+		}
+		n_host++;
+		if (ep_tree_add_copy(host, c->src_path, c->dest, &co, err) < 0) {
+			ep_error_wrap(err, "%s:%d: %slayers[%zu].copy[%zu]", b->m->path, c->line,
+				      b->label ? b->label : "", si, i);
+			goto out;
+		}
+	}
+	if (n_host) {
+		if (ep_tree_content_key(host, ck, err) < 0)
+			goto out;
+		json_object_set_new(lockin, "content", json_string(ck));
+	}
+	if (check_locked(b, what, lockin, lock_input(b, "layers", si), err) < 0)
+		goto out;
+	if (json_array_append(json_object_get(b->inputs, "layers"), lockin) < 0)
+		goto oom;
+	for (size_t i = 0; i < st->n; i++) {
+		const char *root;
+
+		if (st->copy[i].from &&
+		    ensure_stage(b, st->copy[i].from, resolve_only, &root, err) < 0) {
+			ep_error_wrap(err, "%s:%d: %slayers[%zu].copy[%zu]", b->m->path,
+				      st->copy[i].line, b->label ? b->label : "", si, i);
+			goto out;
+		}
+	}
+	if (resolve_only) {
+		rc = 0;
+		goto out;
+	}
+	tree = ep_tree_new(b->spool, err);
+	if (!tree)
+		goto out;
+	for (size_t i = 0; i < st->n; i++) {
+		struct ep_copy *c = &st->copy[i];
+		struct ep_copy_opts co = {c->mode, c->uid, c->gid, b->m->source_date_epoch};
+		cleanup_free char *src = NULL, *dest = NULL, *rsrc = NULL;
+		struct stat sb;
+		int isdir;
+
+		if (c->from) {
+			const char *root;
+			cleanup_close int rfd = -1;
+
+			if (ensure_stage(b, c->from, 0, &root, err) < 0)
+				goto out;
+			rfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+			if (rfd < 0) {
+				ep_error_errno(err, EP_EENV, errno, "open '%s'", root);
+				goto out;
+			}
+			rsrc = resolve_in_root(dir_kind, &rfd, c->src,
+					       c->src[strlen(c->src) - 1] == '/', err);
+			if (!rsrc)
+				goto item_err;
+			src = ep_asprintf(err, "%s%s", root, rsrc);
+			if (!src)
+				goto out;
+			if (lstat(src, &sb) < 0) {
+				ep_error_set(err, EP_EINVAL, "'%s' does not exist in stage '%s'",
+					     c->src, c->from);
+				goto item_err;
+			}
+		} else {
+			src = ep_strdup(c->src_path, err);
+			if (!src || lstat(src, &sb) < 0)
+				goto out;
+		}
+		isdir = S_ISDIR(sb.st_mode);
+		dest = copy_dest(b, c->dest, isdir, err);
+		if (!dest || ep_tree_add_copy(tree, src, dest, &co, err) < 0)
+			goto item_err;
+		continue;
+	item_err:
+		ep_error_wrap(err, "%s:%d: %slayers[%zu].copy[%zu]", b->m->path, c->line,
+			      b->label ? b->label : "", si, i);
+		goto out;
+	}
+	if (b->o->progress)
+		b->o->progress(b->o->pctx, what, 0, 0);
+	if (ep_tree_content_key(tree, ck, err) < 0)
+		goto out;
+	kin = json_pack("{s:s, s:s}", "kind", "copy", "key", ck);
+	if (!kin || layer_cache_key(b, kin, key, err) < 0)
+		goto oom;
+	rec = cache_lookup(b, key);
+	if (!rec) {
+		cached = 0;
+		rec = write_layer(b, tree, what, err);
+		if (!rec || ep_txn_set_cache(&b->txn, key, rec, err) < 0) {
+			ep_error_wrap(err, "%s:%d: %slayers[%zu]", b->m->path, st->line,
+				      b->label ? b->label : "", si);
+			goto out;
+		}
+	}
+	if (use_record(b, what, rec, cached, err) < 0)
+		goto out;
+	snprintf(by, sizeof(by), "envpin: layers[%zu] copy (%zu item%s, from stages)", si, st->n,
+		 st->n == 1 ? "" : "s");
+	rc = add_history(b, by, 0, err);
+	goto out;
+oom:
+	if (!err || err->code == EP_OK)
+		ep_error_oom(err);
+out:
+	json_decref(rec);
+	ep_tree_free(host);
 	ep_tree_free(tree);
 	return rc;
 }
@@ -1209,6 +1982,8 @@ static json_t *lock_doc(struct bctx *b, json_t *image, struct ep_error *err)
 	}
 	if (image)
 		json_object_set(doc, "image", image);
+	if (json_object_size(b->stage_inputs))
+		json_object_set(doc, "stages", b->stage_inputs);
 	if (lock_add_provenance(b, doc, err) < 0) {
 		json_decref(doc);
 		return NULL;
@@ -1252,7 +2027,10 @@ static int bctx_init(struct bctx *b, const struct ep_build_opts *o, struct ep_st
 	b->history = json_array();
 	b->diff_ids = json_array();
 	b->mlayers = json_array();
-	if (!b->inputs || !b->history || !b->diff_ids || !b->mlayers)
+	b->stage_inputs = json_object();
+	b->stage_roots = json_object();
+	if (!b->inputs || !b->history || !b->diff_ids || !b->mlayers || !b->stage_inputs ||
+	    !b->stage_roots)
 		return ep_error_oom(err);
 	if (load_lock(b, err) < 0 || check_lock_source(b, err) < 0 || choose_compressor(b, err) < 0)
 		return -1;
@@ -1272,6 +2050,10 @@ static void bctx_release(struct bctx *b)
 	json_decref(b->history);
 	json_decref(b->diff_ids);
 	json_decref(b->mlayers);
+	free(b->rootfs_dir);
+	json_decref(b->links);
+	json_decref(b->stage_inputs);
+	json_decref(b->stage_roots);
 }
 
 /* Refuses what this version cannot build yet, before anything is written. */
@@ -1279,7 +2061,7 @@ static int check_supported(struct bctx *b, struct ep_error *err)
 {
 	for (size_t i = 0; i < b->m->n_steps; i++)
 		if (b->m->steps[i].kind != EP_STEP_COPY && b->m->steps[i].kind != EP_STEP_FETCH &&
-		    b->m->steps[i].kind != EP_STEP_PIP)
+		    b->m->steps[i].kind != EP_STEP_PIP && b->m->steps[i].kind != EP_STEP_RUN)
 			return ep_error_set(err, EP_EINVAL,
 					    "%s:%d: layers[%zu]: step '%s' is not supported by this envpin yet",
 					    b->m->path, b->m->steps[i].line, i,
@@ -1314,9 +2096,10 @@ static int run_steps(struct bctx *b, int resolve_only, struct ep_error *err)
 		return -1;
 	for (size_t i = 0; i < b->m->n_steps; i++) {
 		int (*step)(struct bctx *, size_t, int, struct ep_error *) =
-			b->m->steps[i].kind == EP_STEP_FETCH ? do_fetch_step
-			: b->m->steps[i].kind == EP_STEP_PIP ? do_pip_step
-							     : do_copy_step;
+		    b->m->steps[i].kind == EP_STEP_FETCH ? do_fetch_step
+		    : b->m->steps[i].kind == EP_STEP_PIP ? do_pip_step
+		    : b->m->steps[i].kind == EP_STEP_RUN ? do_run_step
+							 : do_copy_step;
 
 		if (step(b, i, resolve_only, err) < 0)
 			return -1;
@@ -1425,9 +2208,11 @@ int ep_lock(struct ep_store *s, const struct ep_build_opts *o, struct ep_build_r
 		goto out;
 	/* The recorded result stays valid only while nothing that shapes it changed. */
 	if (b.lock && json_equal(json_object_get(b.lock, "inputs"), b.inputs) &&
+	    (json_equal(json_object_get(b.lock, "stages"), b.stage_inputs) ||
+	     (!json_object_get(b.lock, "stages") && !json_object_size(b.stage_inputs))) &&
 	    json_equal(json_object_get(b.lock, "compressor"), b.cdesc) &&
 	    json_integer_value(json_object_get(b.lock, "source_date_epoch")) ==
-		    b.m->source_date_epoch)
+		b.m->source_date_epoch)
 		old_image = json_object_get(b.lock, "image");
 	doc = lock_doc(&b, old_image, err);
 	if (!doc)
