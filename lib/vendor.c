@@ -188,58 +188,101 @@ static char *common_dir(json_t *paths, struct ep_error *err)
 	return root;
 }
 
-/* What the build reads from the host besides the network: the manifest, its
- * lock, a rootfs/oci base, the copy sources.  Each is canonical and made a
- * directory (a file's own dir), so the context keeps them in place. */
+/* Appends to out what one step list reads from the host: copy sources,
+ * run-step mounts, a rootfs/oci base (canonical paths). */
+static int steps_paths(const struct ep_base *base, const struct ep_step *steps, size_t n,
+		       json_t *out, struct ep_error *err)
+{
+	char rp[PATH_MAX];
+
+	if ((base->kind == EP_BASE_ROOTFS || base->kind == EP_BASE_OCI) && realpath(base->path, rp))
+		json_array_append_new(out, json_string(rp));
+	for (size_t si = 0; si < n; si++) {
+		const struct ep_step *st = &steps[si];
+		size_t k = st->kind == EP_STEP_COPY  ? st->n
+			   : st->kind == EP_STEP_RUN ? st->run.n_mounts
+						     : 0;
+
+		for (size_t i = 0; i < k; i++) {
+			const char *src = st->kind == EP_STEP_COPY ? st->copy[i].src_path
+								   : st->run.mounts[i].src_path;
+
+			if (!src)
+				continue; /* copy from a stage */
+			if (!realpath(src, rp))
+				return ep_error_errno(err, EP_EINVAL, errno, "cannot open '%s'", src);
+			json_array_append_new(out, json_string(rp));
+		}
+	}
+	return 0;
+}
+
+/* What the build reads from the host besides the network: the manifest's
+ * dir (first), a rootfs/oci base, the copy sources and run mounts of the
+ * image and of every stage, and the lock. */
 static json_t *context_paths(const struct ep_manifest *m, const char *lock, struct ep_error *err)
 {
 	json_t *out = json_array();
-	const char *extra[3] = {m->dir, NULL, NULL};
 	char rp[PATH_MAX];
 
 	if (!out) {
 		ep_error_oom(err);
 		return NULL;
 	}
-	if (m->base.kind == EP_BASE_ROOTFS || m->base.kind == EP_BASE_OCI)
-		extra[1] = m->base.path;
-	extra[2] = lock;
-	for (size_t i = 0; i < 3; i++)
-		if (extra[i] && realpath(extra[i], rp))
-			json_array_append_new(out, json_string(rp));
-	for (size_t si = 0; si < m->n_steps; si++) {
-		if (m->steps[si].kind != EP_STEP_COPY)
-			continue;
-		for (size_t i = 0; i < m->steps[si].n; i++) {
-			if (!realpath(m->steps[si].copy[i].src_path, rp)) {
-				json_decref(out);
-				ep_error_errno(err, EP_EINVAL, errno, "cannot open '%s'",
-					       m->steps[si].copy[i].src_path);
-				return NULL;
-			}
-			json_array_append_new(out, json_string(rp));
-		}
-	}
+	if (realpath(m->dir, rp))
+		json_array_append_new(out, json_string(rp));
+	if (lock && realpath(lock, rp))
+		json_array_append_new(out, json_string(rp));
+	if (steps_paths(&m->base, m->steps, m->n_steps, out, err) < 0)
+		goto fail;
+	for (size_t i = 0; i < m->n_stages; i++)
+		if (steps_paths(&m->stages[i].base, m->stages[i].steps, m->stages[i].n_steps, out,
+				err) < 0)
+			goto fail;
 	return out;
+fail:
+	json_decref(out);
+	return NULL;
+}
+
+static int check_steps(const struct ep_manifest *m, const char *where, const struct ep_base *base,
+		       int top, const struct ep_step *steps, size_t n, struct ep_error *err)
+{
+	static const char *const kinds[] = {"copy", "apt", "fetch", "pip", "run"};
+
+	if (base->kind == EP_BASE_IMAGE)
+		return ep_error_set(err, EP_EINVAL,
+				    "%s: %sbase.image: a registry base cannot be vendored yet; pull it "
+				    "and use it as an \"oci\" base",
+				    m->path, where);
+	if (base->kind == EP_BASE_DEBIAN && !top)
+		return ep_error_set(err, EP_EINVAL,
+				    "%s: %sbase.debian: only the image's own debian base can be "
+				    "vendored yet",
+				    m->path, where);
+	for (size_t i = 0; i < n; i++) {
+		enum ep_step_kind k = steps[i].kind;
+
+		if (k == EP_STEP_APT || k == EP_STEP_PIP)
+			return ep_error_set(err, EP_EINVAL,
+					    "%s:%d: %slayers[%zu]: a %s step cannot be vendored yet",
+					    m->path, steps[i].line, where, i, kinds[k]);
+	}
+	return 0;
 }
 
 /* Which steps a bundle carries; the others are refused by name. */
 static int check_vendorable(const struct ep_manifest *m, struct ep_error *err)
 {
-	static const char *const kinds[] = {"copy", "apt", "fetch", "pip", "run"};
+	if (check_steps(m, "", &m->base, 1, m->steps, m->n_steps, err) < 0)
+		return -1;
+	for (size_t i = 0; i < m->n_stages; i++) {
+		char where[300];
 
-	if (m->base.kind == EP_BASE_IMAGE)
-		return ep_error_set(err, EP_EINVAL,
-				    "%s: base.image: a registry base cannot be vendored yet; pull it "
-				    "and use it as an \"oci\" base",
-				    m->path);
-	for (size_t i = 0; i < m->n_steps; i++) {
-		enum ep_step_kind k = m->steps[i].kind;
-
-		if (k != EP_STEP_COPY && k != EP_STEP_FETCH)
-			return ep_error_set(err, EP_EINVAL,
-					    "%s:%d: layers[%zu]: a %s step cannot be vendored yet",
-					    m->path, m->steps[i].line, i, kinds[k]);
+		snprintf(where, sizeof(where), "stages.%s.", m->stages[i].name);
+		if (check_steps(m, where, &m->stages[i].base, 0, m->stages[i].steps,
+				m->stages[i].n_steps, err) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -272,7 +315,7 @@ static int add_context(struct vctx *v, const struct ep_manifest *m, const char *
 		struct stat st;
 
 		/* the manifest's dir itself: only the manifest and the lock */
-		if (!l || (i == 0 && !strcmp(s, m->dir)))
+		if (!l || i == 0)
 			continue;
 		if (lstat(s, &st) == 0 && add_tree(v, l, s, 0, err) < 0)
 			return -1;
@@ -280,10 +323,11 @@ static int add_context(struct vctx *v, const struct ep_manifest *m, const char *
 	return 0;
 }
 
-static int add_fetched(struct vctx *v, const struct ep_manifest *m, struct ep_error *err)
+static int add_fetched_steps(struct vctx *v, const struct ep_manifest *m,
+			     const struct ep_step *steps, size_t n, struct ep_error *err)
 {
-	for (size_t si = 0; si < m->n_steps; si++) {
-		struct ep_step *st = &m->steps[si];
+	for (size_t si = 0; si < n; si++) {
+		const struct ep_step *st = &steps[si];
 
 		if (st->kind != EP_STEP_FETCH)
 			continue;
@@ -310,6 +354,16 @@ static int add_fetched(struct vctx *v, const struct ep_manifest *m, struct ep_er
 						     st->fetch[i].line, si, i);
 		}
 	}
+	return 0;
+}
+
+static int add_fetched(struct vctx *v, const struct ep_manifest *m, struct ep_error *err)
+{
+	if (add_fetched_steps(v, m, m->steps, m->n_steps, err) < 0)
+		return -1;
+	for (size_t i = 0; i < m->n_stages; i++)
+		if (add_fetched_steps(v, m, m->stages[i].steps, m->stages[i].n_steps, err) < 0)
+			return -1;
 	return 0;
 }
 
@@ -1149,7 +1203,7 @@ int ep_context_copy(const char *manifest, const char *lock, const char *dest, in
 		if (!to)
 			goto out;
 		/* the manifest's dir itself: only the manifest and the lock */
-		if (i == 0 && !strcmp(src, m->dir))
+		if (i == 0)
 			continue;
 		if (lstat(src, &sb) < 0)
 			continue;

@@ -61,6 +61,51 @@ teardown() { common_teardown; }
 	[[ "$output" == *"IDENTICAL under every variation"* ]]
 }
 
+# run_manifest DIR CMD: a run step CMD over the mounted src/ of DIR
+run_manifest() {
+	mkdir -p "$1/src"
+	printf 'in\n' >"$1/src/in.txt"
+	cp "$VT/base.tar" "$1/base.tar"
+	cat >"$1/m.json" <<-JSON
+	{ "envpin": 1, "name": "varyrun", "source_date_epoch": 1767225600,
+	  "base": { "rootfs": "base.tar", "sha256": "$(sha256sum "$1/base.tar" | cut -d' ' -f1)" },
+	  "layers": [ { "run": [ "sh", "-c", "$2" ], "mounts": [ { "src": "src/", "dest": "/src" } ] } ] }
+	JSON
+}
+
+need_run_steps() {
+	[ "$(id -u)" = 0 ] || skip "run steps need root (runc, overlayfs)"
+	command -v runc >/dev/null || skip "runc is not installed"
+}
+
+@test "vary: a run step that writes the date is caught: it differs even unvaried, the path named" {
+	need_run_steps
+	run_manifest "$T/r" "date +%s%N > /now"
+	R=$("$ENVPIN" build -q -f "$T/r/m.json")
+	run envpin verify "$R" --rebuild --vary -f "$T/r/m.json" --json
+	[ "$status" -eq 1 ]
+	[ "$(echo "$output" | jq -r .rebuild.verdict)" = not-reproducible ]
+	# all at once, then the unvaried control: no variation is blamed
+	[ "$(echo "$output" | jq '.rebuild.runs | length')" = 2 ]
+	[ "$(echo "$output" | jq -c '.rebuild.runs[1].vary')" = '[]' ]
+	[ "$(echo "$output" | jq -r '.rebuild.runs[1].report.paths[0].path')" = now ]
+	[ "$(echo "$output" | jq -c .rebuild.changed_by)" = '[]' ]
+	run envpin verify "$R" --rebuild --vary=tz -f "$T/r/m.json"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"rebuild under no variation: different"*"now"*"NOT REPRODUCIBLE (even unvaried)"* ]]
+}
+
+@test "vary: the sandbox holds hostname, TZ, locale, umask and the mounts' modes constant for run steps" {
+	need_run_steps
+	run_manifest "$T/h" "hostname > /host; date +%Z > /tz; echo \$LANG \$LC_ALL > /lang; umask > /umask; stat -c %a%Y /src/in.txt > /mode; ls /src > /ls"
+	H=$("$ENVPIN" build -q -f "$T/h/m.json")
+	run envpin verify "$H" --rebuild --vary -f "$T/h/m.json" --json
+	echo "$output" | jq -c '.rebuild | {verdict, changed_by, runs: [.runs[] | {vary, v: .report.verdict}]}'
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | jq -r .rebuild.verdict)" = identical ]
+}
+
 @test "vary: usage" {
 	run envpin verify "$D" --vary -f "$T/p/m.json"
 	[ "$status" -eq 2 ]
