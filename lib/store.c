@@ -1540,6 +1540,64 @@ static int rmi_one(struct ep_store *s, json_t *idx, const char *name, int force,
 	return 0;
 }
 
+/* Adds the diff_ids of image manifest `digest` (from its config) to out;
+ * quietly nothing for what is not an image manifest. */
+static int add_diff_ids(struct ep_store *s, const char *digest, json_t *out)
+{
+	cleanup_free char *mp = ep_store_blob_path(s, digest, NULL), *mb = NULL, *cp = NULL,
+			  *cb = NULL;
+	cleanup_json json_t *man = NULL, *cfg = NULL;
+	size_t len, i;
+	json_t *d;
+
+	if (!mp || !(mb = ep_read_file(mp, EP_JSON_MAX_BYTES, &len, NULL)) ||
+	    !(man = ep_json_loadb(mb, len, EP_JSON_MAX_BYTES, "manifest", NULL)))
+		return 0;
+	cp = ep_store_blob_path(
+	    s, json_string_value(json_object_get(json_object_get(man, "config"), "digest")), NULL);
+	if (!cp || !(cb = ep_read_file(cp, EP_JSON_MAX_BYTES, &len, NULL)) ||
+	    !(cfg = ep_json_loadb(cb, len, EP_JSON_MAX_BYTES, "config", NULL)))
+		return 0;
+	json_array_foreach (json_object_get(json_object_get(cfg, "rootfs"), "diff_ids"), i, d) {
+		if (json_is_string(d) && json_object_set(out, json_string_value(d), json_true()) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Records keyed by a layer's diff_id ("links-HEX", lib/build.c) of layers
+ * only the removed images had. */
+static int drop_diff_id_records(struct ep_store *s, json_t *idx, json_t *gone, struct ep_error *err)
+{
+	cleanup_json json_t *keep = json_object(), *drop = json_object();
+	const char *k;
+	json_t *d, *v;
+	size_t i;
+
+	if (!keep || !drop)
+		return ep_error_oom(err);
+	json_array_foreach (json_object_get(idx, "manifests"), i, d) {
+		if (add_diff_ids(s, desc_digest(d), keep) < 0)
+			return ep_error_oom(err);
+	}
+	json_array_foreach (gone, i, d) {
+		if (add_diff_ids(s, desc_digest(d), drop) < 0)
+			return ep_error_oom(err);
+	}
+	json_object_foreach (drop, k, v) {
+		cleanup_free char *p = NULL;
+
+		if (json_object_get(keep, k) || ep_digest_check(k, NULL) < 0)
+			continue;
+		p = ep_asprintf(err, "%s/cache/links-%s.json", s->root, ep_digest_hex(k));
+		if (!p)
+			return -1;
+		if (unlink(p) < 0 && errno != ENOENT)
+			return ep_error_errno(err, EP_EENV, errno, "remove '%s'", p);
+	}
+	return 0;
+}
+
 /* Removes the cache records that keep a blob only the removed images used,
  * so that the next gc frees it (a cached layer of a removed image is what
  * the user asked to delete). */
@@ -1594,7 +1652,8 @@ int ep_store_rmi(struct ep_store *s, const char *const *names, size_t n, int for
 	cleanup_json json_t *old = NULL, *idx = NULL, *gone = json_array(), *rep = json_array();
 	cleanup_json json_t *live = json_object(), *removed = json_object();
 	cleanup_free char *text = NULL;
-	size_t len;
+	size_t len, i;
+	json_t *d;
 
 	if (!path || !gone || !rep || !live || !removed)
 		return path ? ep_error_oom(err) : -1;
@@ -1606,7 +1665,7 @@ int ep_store_rmi(struct ep_store *s, const char *const *names, size_t n, int for
 	old = index_load(s, 0, err);
 	if (!old || !(idx = json_deep_copy(old)))
 		return old ? ep_error_oom(err) : -1;
-	for (size_t i = 0; i < n; i++) {
+	for (i = 0; i < n; i++) {
 		/* every name is resolved against the index as the earlier
 		 * names left it; all or nothing is written */
 		if (rmi_one(s, idx, names[i], force, gone, rep, err) < 0)
@@ -1622,6 +1681,21 @@ int ep_store_rmi(struct ep_store *s, const char *const *names, size_t n, int for
 		return -1;
 	if (drop_cache_of(s, live, removed, err) < 0)
 		return ep_error_wrap(err, "rmi: images removed, but their cache records");
+	if (drop_diff_id_records(s, idx, gone, err) < 0)
+		return ep_error_wrap(err, "rmi: images removed, but their cache records");
+	/* the build's note of where a deleted image came from (lib/build.c) */
+	json_array_foreach (gone, i, d) {
+		const char *dg = desc_digest(d);
+		cleanup_free char *p = NULL;
+
+		if (json_object_get(live, dg))
+			continue;
+		p = ep_asprintf(err, "%s/cache/origin-%s.json", s->root, ep_digest_hex(dg));
+		if (!p)
+			return -1;
+		if (unlink(p) < 0 && errno != ENOENT)
+			return ep_error_errno(err, EP_EENV, errno, "remove '%s'", p);
+	}
 	if (report)
 		*report = steal_pointer(&rep);
 	return 0;

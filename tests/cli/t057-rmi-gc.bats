@@ -45,7 +45,7 @@ teardown() { common_teardown; }
 		"$ENVPIN" verify big --rebuild -f "$T/big/m.json" >/dev/null 2>&1 &
 		p=$!
 		# killed while it writes a layer into its own rebuild store
-		for ((j = 0; j < 200; j++)); do
+		for ((j = 0; j < 1500; j++)); do
 			[ -n "$(find "$ENVPIN_STORE/tmp" -path '*/rebuild-*/tmp/txn-*/blob-*' -size +100k \
 				! -path "*/$prev/*" 2>/dev/null | head -1)" ] && break
 			sleep 0.02
