@@ -1576,6 +1576,85 @@ out:
  * lock's record, then what the debian base installed, then the
  * ENVPIN_PIP_PYTHON / ENVPIN_PIP_GLIBC overrides.  All of it goes into the
  * lock, so --locked notices a change. */
+/* A bundle's wheels (lib/vendor.h) become blobs of the store in a
+ * transaction of their own, as ep_pip_fetch would download them; it then
+ * finds nothing missing.  Each file is checked against its sha256. */
+static int offline_wheels(struct bctx *b, json_t *wheels, struct ep_error *err)
+{
+	struct ep_txn t;
+	json_t *w;
+	size_t i;
+	int n = 0;
+
+	if (!b->o->offline || !b->o->offline->files)
+		return 0;
+	if (ep_txn_begin(b->s, &t, err) < 0)
+		return -1;
+	json_array_foreach (wheels, i, w) {
+		const char *hex = json_string_value(json_object_get(w, "sha256"));
+		char dg[80];
+		const char *src;
+		cleanup_free char *tmp = NULL;
+		cleanup_close int in = -1, out = -1;
+		struct ep_sha256 h;
+		ep_digest got;
+		char buf[1 << 16];
+		ssize_t k;
+		json_t *rec;
+
+		if (!hex)
+			continue;
+		snprintf(dg, sizeof(dg), "sha256:%s", hex);
+		src = json_string_value(json_object_get(b->o->offline->files, dg));
+		if (!src || ep_store_has_blob(b->s, dg))
+			continue;
+		in = open(src, O_RDONLY | O_CLOEXEC);
+		if (in < 0 || ep_txn_tempfile(&t, &out, &tmp, err) < 0 || ep_sha256_init(&h, err) < 0) {
+			if (in < 0)
+				ep_error_errno(err, EP_EENV, errno, "open '%s'", src);
+			goto fail;
+		}
+		while ((k = read(in, buf, sizeof(buf))) > 0) {
+			ep_sha256_update(&h, buf, (size_t)k);
+			if (ep_write_all(out, buf, (size_t)k, err) < 0) {
+				ep_sha256_release(&h);
+				goto fail;
+			}
+		}
+		ep_sha256_final(&h, got);
+		if (k < 0 || strcmp(got, dg)) {
+			ep_error_set(err, EP_EMISMATCH, "wheel %s from the bundle hashes to %s",
+				     json_string_value(json_object_get(w, "filename")) ?: hex, got);
+			goto fail;
+		}
+		rec = json_pack("{s:s, s:s?}", "digest", dg, "filename",
+				json_string_value(json_object_get(w, "filename")));
+		if (ep_txn_add_blob_file(&t, tmp, dg, err) < 0 || !rec) {
+			json_decref(rec);
+			goto fail;
+		}
+		{
+			char key[80];
+
+			snprintf(key, sizeof(key), "pip-wheel-%s", hex);
+			if (ep_txn_set_cache(&t, key, rec, err) < 0) {
+				json_decref(rec);
+				goto fail;
+			}
+		}
+		json_decref(rec);
+		n++;
+	}
+	if (n == 0) {
+		ep_txn_abort(&t);
+		return 0;
+	}
+	return ep_txn_commit(&t, err);
+fail:
+	ep_txn_abort(&t);
+	return -1;
+}
+
 static int pip_target(struct bctx *b, json_t *locked, struct ep_pip_target *t, struct ep_error *err)
 {
 	json_t *base = json_object_get(b->inputs, "base");
@@ -1675,7 +1754,8 @@ static int do_pip_step(struct bctx *b, size_t si, int resolve_only, struct ep_er
 			return -1;
 		if (b->o->progress)
 			b->o->progress(b->o->pctx, "pip download", 0, 0);
-		if (ep_pip_fetch(b->s, wheels, &t, work, err) < 0 ||
+		if (offline_wheels(b, wheels, err) < 0 ||
+		    ep_pip_fetch(b->s, wheels, &t, work, err) < 0 ||
 		    ep_pip_install(b->s, wheels, &t, stage, err) < 0)
 			return ep_error_wrap(err, "%s:%d: %s", b->m->path, st->line, what);
 		ep_rm_rf(work, NULL);

@@ -248,7 +248,7 @@ fail:
 static int check_steps(const struct ep_manifest *m, const char *where, const struct ep_base *base,
 		       int top, const struct ep_step *steps, size_t n, struct ep_error *err)
 {
-	static const char *const kinds[] = {"copy", "apt", "fetch", "pip", "run"};
+	static const char *const kinds[] = {"a copy", "an apt", "a fetch", "a pip", "a run"};
 
 	if (base->kind == EP_BASE_IMAGE)
 		return ep_error_set(err, EP_EINVAL,
@@ -263,9 +263,9 @@ static int check_steps(const struct ep_manifest *m, const char *where, const str
 	for (size_t i = 0; i < n; i++) {
 		enum ep_step_kind k = steps[i].kind;
 
-		if (k == EP_STEP_APT || k == EP_STEP_PIP)
+		if (k == EP_STEP_APT || (k == EP_STEP_PIP && !top))
 			return ep_error_set(err, EP_EINVAL,
-					    "%s:%d: %slayers[%zu]: a %s step cannot be vendored yet",
+					    "%s:%d: %slayers[%zu]: %s step cannot be vendored yet",
 					    m->path, steps[i].line, where, i, kinds[k]);
 	}
 	return 0;
@@ -364,6 +364,46 @@ static int add_fetched(struct vctx *v, const struct ep_manifest *m, struct ep_er
 	for (size_t i = 0; i < m->n_stages; i++)
 		if (add_fetched_steps(v, m, m->stages[i].steps, m->stages[i].n_steps, err) < 0)
 			return -1;
+	return 0;
+}
+
+/* The wheels of pip steps, as the lock pins them, from the store (the build
+ * put them there by sha256). */
+static int add_wheels(struct vctx *v, const struct ep_manifest *m, json_t *lock,
+		      struct ep_error *err)
+{
+	json_t *layers = json_object_get(json_object_get(lock, "inputs"), "layers");
+
+	for (size_t si = 0; si < m->n_steps; si++) {
+		json_t *in = json_array_get(layers, si), *w;
+		size_t i;
+
+		if (m->steps[si].kind != EP_STEP_PIP)
+			continue;
+		if (!json_is_array(json_object_get(in, "wheels")))
+			return ep_error_set(err, EP_EINVAL,
+					    "%s:%d: layers[%zu]: the lock pins no wheels: build first",
+					    m->path, m->steps[si].line, si);
+		json_array_foreach (json_object_get(in, "wheels"), i, w) {
+			const char *hex = json_string_value(json_object_get(w, "sha256"));
+			const char *fn = json_string_value(json_object_get(w, "filename"));
+			cleanup_free char *dg = NULL, *src = NULL, *l = NULL;
+
+			if (!hex || !fn || strchr(fn, '/') || !ep_is_hex64(hex))
+				return ep_error_set(err, EP_EINVAL, "layers[%zu]: a malformed wheel in the lock", si);
+			dg = ep_asprintf(err, "sha256:%s", hex);
+			l = ep_asprintf(err, "inputs/wheels/%s", fn);
+			if (!dg || !l)
+				return -1;
+			if (!ep_store_has_blob(v->s, dg))
+				return ep_error_set(err, EP_EINVAL,
+						    "layers[%zu]: wheel %s is not in the store: build first",
+						    si, fn);
+			src = ep_store_blob_path(v->s, dg, err);
+			if (!src || add_file(v, l, src, 0644, err) < 0)
+				return -1;
+		}
+	}
 	return 0;
 }
 
@@ -620,7 +660,8 @@ int ep_vendor_create(struct ep_store *s, const struct ep_vendor_opts *o, json_t 
 			ep_error_oom(err);
 		goto out;
 	}
-	if (add_context(&v, m, lock_path, index, err) < 0 || add_fetched(&v, m, err) < 0)
+	if (add_context(&v, m, lock_path, index, err) < 0 || add_fetched(&v, m, err) < 0 ||
+	    add_wheels(&v, m, lock, err) < 0)
 		goto out;
 	if (m->base.kind == EP_BASE_DEBIAN) {
 		json_t *l0 = json_array_get(json_object_get(json_object_get(lock, "image"), "layers"), 0);
@@ -771,6 +812,23 @@ static int add_bad(json_t *bad, const char *path, const char *blob, const char *
 						     "why", why));
 }
 
+/* 1 when a proper prefix of path is a symlink entry: laying the context
+ * out would then write through the link, outside the scratch dir. */
+static int below_symlink(json_t *files, const char *path)
+{
+	cleanup_free char *p = strdup(path);
+	char *slash;
+
+	if (!p)
+		return 1;
+	while ((slash = strrchr(p, '/'))) {
+		*slash = '\0';
+		if (json_object_get(json_object_get(files, p), "symlink"))
+			return 1;
+	}
+	return 0;
+}
+
 /* The check proper, on a layout dir. */
 static int check_layout(const char *layout, json_t *index, json_t **report, struct ep_error *err)
 {
@@ -791,6 +849,8 @@ static int check_layout(const char *layout, json_t *index, json_t **report, stru
 
 		if (!safe_rel(k))
 			add_bad(bad, k, NULL, "unsafe path in the index");
+		else if (below_symlink(files, k))
+			add_bad(bad, k, NULL, "a path below a symlink of the index");
 		else if (sha && ep_digest_check(sha, NULL) == 0 && !json_object_get(names, sha))
 			json_object_set_new(names, sha, json_string(k));
 		else if (json_object_get(f, "sha256") && ep_digest_check(sha, NULL) < 0)
@@ -1127,7 +1187,7 @@ int ep_bundle_open(struct ep_store *s, const char *bundle, struct ep_bundle *b,
 	json_object_foreach (files, k, f) {
 		if (!strncmp(k, "context/", 8) && materialize(b->layout, ctx, k, f, err) < 0)
 			goto fail;
-		if (!strncmp(k, "inputs/fetch/", 13)) {
+		if (!strncmp(k, "inputs/fetch/", 13) || !strncmp(k, "inputs/wheels/", 14)) {
 			const char *sha = json_string_value(json_object_get(f, "sha256"));
 			cleanup_free char *p = ep_asprintf(err, "%s/blobs/sha256/%s", b->layout,
 							   ep_digest_hex(sha));

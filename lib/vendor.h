@@ -40,7 +40,7 @@ struct ep_vendor_opts {
 
 /* Writes the bundle of one image of the store.  The image must be the one
  * the lock records (EP_EINVAL otherwise).  Steps it cannot carry offline yet
- * (pip, apt, run, an image base) are EP_EINVAL naming the step.  A debian
+ * (apt, an image base, pip or debian in a stage) are EP_EINVAL naming the step.  A debian
  * base runs mmdebstrap once more to collect the .debs, and refuses a mirror
  * that now serves other versions than the lock lists.  *summary (new ref):
  * {"bundle", "bundle_sha256" (of the index), "files", "bytes", "image"}. */

@@ -137,6 +137,23 @@ teardown() { common_teardown; }
 	[[ "$output" == *"BAD context/base.tar: its blob is missing"* ]]
 }
 
+@test "a bundle index that would write outside the context is refused before anything is written" {
+	envpin vendor "$D" -o "$T/bundle" >/dev/null
+	mkdir "$T/outside"
+	jq --arg o "$T/outside" '.files["context/evil"] = {"symlink": $o} |
+		.files["context/evil/x"] = .files["context/app/run.sh"] |
+		.files["context/../y"] = .files["context/app/run.sh"]' \
+		"$T/bundle/envpin-bundle.json" >"$T/i" && mv "$T/i" "$T/bundle/envpin-bundle.json"
+	run envpin vendor --check "$T/bundle"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"BAD context/evil/x: a path below a symlink of the index"* ]]
+	[[ "$output" == *"BAD context/../y: unsafe path in the index"* ]]
+	run env ENVPIN_STORE="$T/reviewer" "$ENVPIN" verify --rebuild --from "$T/bundle"
+	[ "$status" -eq 1 ]
+	[ -z "$(ls -A "$T/outside")" ]
+}
+
 @test "vendor refuses what it cannot carry and an image its lock does not record" {
 	run envpin vendor "$D" -o "$T/bundle"
 	[ "$status" -eq 0 ]
@@ -155,10 +172,10 @@ teardown() { common_teardown; }
 	[ "$status" -eq 0 ]
 	[ "$(jq -r .image.digest "$T/b4/envpin-bundle.json")" = "$D2" ]
 	# steps a bundle cannot carry yet are named
-	jq '.layers += [{"pip": ["six==1.16.0"]}]' "$T/p/m.json" >"$T/p/pip.json"
-	run envpin vendor -f "$T/p/pip.json" -o "$T/b5"
+	jq '.layers += [{"apt": ["jq"]}]' "$T/p/m.json" >"$T/p/apt.json"
+	run envpin vendor -f "$T/p/apt.json" -o "$T/b5"
 	[ "$status" -eq 2 ]
-	[[ "$output" == *"layers[2]: a pip step cannot be vendored yet"* ]]
+	[[ "$output" == *"layers[2]: an apt step cannot be vendored yet"* ]]
 	run envpin vendor -o "$T/b6"
 	[ "$status" -eq 2 ]
 	run envpin vendor --help
@@ -199,4 +216,46 @@ teardown() { common_teardown; }
 	run envpin verify "$D" --rebuild -f "$T/p/m.json" --json
 	[ "$(echo "$output" | jq -r .rebuild.envpin_source.lock.commit)" = 0123456789abcdef0123456789abcdef01234567 ]
 	[ "$(echo "$output" | jq -r .rebuild.envpin_source.rebuild.commit)" = "$commit" ]
+}
+
+# py_rootfs OUT: a small rootfs with the host's python3.11 (as t600-pip)
+py_rootfs() {
+	local r="$T/pyroot" lib=usr/lib/x86_64-linux-gnu
+	mkdir -p "$r/usr/bin" "$r/$lib" "$r/usr/lib64" "$r/usr/lib/python3.11" "$r/tmp" "$r/dev"
+	cp /usr/bin/python3.11 "$r/usr/bin/" && ln -s python3.11 "$r/usr/bin/python3"
+	for l in libm.so.6 libz.so.1 libexpat.so.1 libc.so.6 ld-linux-x86-64.so.2; do cp -L "/$lib/$l" "$r/$lib/"; done
+	ln -s ../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$r/usr/lib64/ld-linux-x86-64.so.2"
+	ln -s usr/lib "$r/lib" && ln -s usr/lib64 "$r/lib64" && ln -s usr/bin "$r/bin"
+	tar -C /usr/lib/python3.11 --exclude=test --exclude=__pycache__ --exclude=idlelib --exclude=tkinter \
+		--exclude=ensurepip --exclude=lib2to3 --exclude=pydoc_data --exclude='config-3.11-*' \
+		--exclude=distutils --exclude=unittest --exclude=dist-packages -cf - encodings codecs.py abc.py \
+		os.py stat.py posixpath.py genericpath.py _collections_abc.py io.py site.py _sitebuiltins.py |
+		tar -C "$r/usr/lib/python3.11" -xf -
+	tar -C "$r" --sort=name --mtime=@1700000000 --owner=0 --group=0 --numeric-owner --format=pax \
+		--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime -cf "$1" .
+	rm -rf "$r"
+}
+
+@test "pip wheels travel in the bundle: the offline rebuild downloads nothing" {
+	[ -x /usr/bin/python3.11 ] && /usr/bin/python3 -m pip --version >/dev/null 2>&1 || skip "needs /usr/bin/python3.11 with pip"
+	need_netns
+	mkdir -p "$T/py"
+	py_rootfs "$T/py/py.tar"
+	cat >"$T/py/m.json" <<-JSON
+	{ "envpin": 1, "name": "pyv", "source_date_epoch": 1767225600,
+	  "base": { "rootfs": "py.tar", "sha256": "$(sha256sum "$T/py/py.tar" | cut -d' ' -f1)" },
+	  "layers": [ { "pip": [ "six==1.16.0" ] } ] }
+	JSON
+	run envpin build -q -f "$T/py/m.json"
+	[ "$status" -eq 0 ] || skip "no PyPI here: $output"
+	P=${output##*$'\n'}
+	run envpin vendor "$P" -o "$T/pyb"
+	[ "$status" -eq 0 ]
+	jq -e '.files["inputs/wheels/six-1.16.0-py2.py3-none-any.whl"].sha256 ==
+		"sha256:8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254"' "$T/pyb/envpin-bundle.json"
+	rm -rf "$T/py"
+	run env ENVPIN_STORE="$T/reviewer" ENVPIN_HOST_PYTHON=/nonexistent unshare -n "$ENVPIN" verify "$P" --rebuild --from "$T/pyb"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"IDENTICAL (same bytes)"* ]]
 }
