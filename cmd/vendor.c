@@ -41,9 +41,9 @@ static int do_check(struct cmd_ctx *ctx, const char *bundle, int json)
 	if (ep_vendor_check(ctx->store_open ? &ctx->store : NULL, bundle, &rep, &err) < 0)
 		return cmd_fail(&err);
 	if (json)
-		return cmd_finish(cmd_print_json(rep) ?: (json_is_true(json_object_get(rep, "ok"))
-							       ? 0
-							       : EXIT_MISMATCH));
+		return cmd_finish(
+		    cmd_print_json(rep)
+			?: (json_is_true(json_object_get(rep, "ok")) ? 0 : EXIT_MISMATCH));
 	json_array_foreach (json_object_get(rep, "bad"), i, b) {
 		const char *blob = json_string_value(json_object_get(b, "blob"));
 
@@ -63,10 +63,13 @@ int cmd_vendor(int argc, char **argv, struct cmd_ctx *ctx)
 {
 	enum { O_LOCK = 256, O_CHECK, O_JSON };
 	static const struct option opts[] = {
-		{"file", required_argument, NULL, 'f'},	  {"lock", required_argument, NULL, O_LOCK},
-		{"output", required_argument, NULL, 'o'}, {"check", required_argument, NULL, O_CHECK},
-		{"json", no_argument, NULL, O_JSON},	  {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"file", required_argument, NULL, 'f'},
+	    {"lock", required_argument, NULL, O_LOCK},
+	    {"output", required_argument, NULL, 'o'},
+	    {"check", required_argument, NULL, O_CHECK},
+	    {"json", no_argument, NULL, O_JSON},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct ep_error err = EP_ERROR_INIT;
 	struct ep_vendor_opts vo = {0};
@@ -120,7 +123,8 @@ int cmd_vendor(int argc, char **argv, struct cmd_ctx *ctx)
 	if (json)
 		return cmd_finish(cmd_print_json(sum));
 	if (json_object_get(json_object_get(sum, "envpin_source"), "tarball_missing"))
-		fprintf(stderr, "envpin vendor: warning: no envpin source tarball in the bundle: %s\n",
+		fprintf(stderr,
+			"envpin vendor: warning: no envpin source tarball in the bundle: %s\n",
 			json_string_value(json_object_get(json_object_get(sum, "envpin_source"),
 							  "tarball_missing")));
 	printf("wrote %s: image %s, %lld files, %.1f MB of inputs\nbundle index %s\n",

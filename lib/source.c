@@ -48,22 +48,23 @@ char *ep_source_differs(json_t *lock)
 			   "the lock was written by envpin %s (commit %.12s%s), this is envpin %s "
 			   "(commit %.12s%s)",
 			   v ? v : "?", str(rec, "commit"),
-			   json_is_true(json_object_get(rec, "dirty")) ? ", modified" : "", EP_VERSION,
-			   EP_SOURCE_COMMIT, EP_SOURCE_DIRTY ? ", modified" : "");
+			   json_is_true(json_object_get(rec, "dirty")) ? ", modified" : "",
+			   EP_VERSION, EP_SOURCE_COMMIT, EP_SOURCE_DIRTY ? ", modified" : "");
 }
 
 int ep_source_tarball(const char *path, ep_digest out, struct ep_error *err)
 {
 	char prefix[64];
-	const char *argv[] = {"git", "-C", EP_SOURCE_DIR, "archive", "--format=tar", prefix,
-			      EP_SOURCE_COMMIT, NULL};
+	const char *argv[] = {"git",	      "-C",   EP_SOURCE_DIR,	"archive",
+			      "--format=tar", prefix, EP_SOURCE_COMMIT, NULL};
 	cleanup_close int fd = -1;
 	pid_t pid;
 	int st;
 
 	if (!strcmp(EP_SOURCE_COMMIT, "unknown"))
-		return ep_error_set(err, EP_EENV,
-				    "this envpin was not built from a git checkout: no source tarball");
+		return ep_error_set(
+		    err, EP_EENV,
+		    "this envpin was not built from a git checkout: no source tarball");
 	snprintf(prefix, sizeof(prefix), "--prefix=envpin-%.12s/", EP_SOURCE_COMMIT);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -85,16 +86,18 @@ int ep_source_tarball(const char *path, ep_digest out, struct ep_error *err)
 			return ep_error_errno(err, EP_EENV, errno, "wait for git archive");
 	}
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		return ep_error_set(err, EP_EENV,
-				    "git archive %.12s in '%s' failed (status %d): the checkout envpin "
-				    "was built in is needed for its source tarball",
-				    EP_SOURCE_COMMIT, EP_SOURCE_DIR, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+		return ep_error_set(
+		    err, EP_EENV,
+		    "git archive %.12s in '%s' failed (status %d): the checkout envpin "
+		    "was built in is needed for its source tarball",
+		    EP_SOURCE_COMMIT, EP_SOURCE_DIR, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 	if (ep_sha256_file(path, out, NULL, err) < 0)
 		return -1;
 	if (strcmp(out, EP_SOURCE_TARBALL_SHA256))
-		return ep_error_set(err, EP_EMISMATCH,
-				    "the source tarball of commit %.12s hashes to %s, not %s as when "
-				    "envpin was built (another git version?)",
-				    EP_SOURCE_COMMIT, out, EP_SOURCE_TARBALL_SHA256);
+		return ep_error_set(
+		    err, EP_EMISMATCH,
+		    "the source tarball of commit %.12s hashes to %s, not %s as when "
+		    "envpin was built (another git version?)",
+		    EP_SOURCE_COMMIT, out, EP_SOURCE_TARBALL_SHA256);
 	return 0;
 }

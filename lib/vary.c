@@ -61,10 +61,11 @@ int ep_vary_parse(const char *list, unsigned *out, struct ep_error *err)
 		for (i = 0; i < N_VARS && strcmp(vars[i].name, w); i++)
 			;
 		if (i == N_VARS)
-			return ep_error_set(err, EP_EINVAL,
-					    "unknown variation '%s' (all, builddir, umask, tz, locale, "
-					    "hostname, fileorder, clock, threads)",
-					    w);
+			return ep_error_set(
+			    err, EP_EINVAL,
+			    "unknown variation '%s' (all, builddir, umask, tz, locale, "
+			    "hostname, fileorder, clock, threads)",
+			    w);
 		*out |= vars[i].bit;
 	}
 	return 0;
@@ -143,7 +144,8 @@ static int apply(struct ep_store *s, unsigned set, struct ep_build_opts *bo, cha
 		*scratch = ep_store_scratch_dir(s, "scratch", scratch_fd, err);
 		if (!*scratch || !(ctx = ep_path_join(*scratch, "elsewhere", err)))
 			return -1;
-		if (ep_context_copy(bo->manifest_path, bo->lock_path, ctx, 1, m_out, l_out, err) < 0)
+		if (ep_context_copy(bo->manifest_path, bo->lock_path, ctx, 1, m_out, l_out, err) <
+		    0)
 			return -1;
 		if (set & EP_VARY_UMASK) {
 			/* a checkout made under umask 0002: group-writable files
@@ -160,9 +162,12 @@ static int apply(struct ep_store *s, unsigned set, struct ep_build_opts *bo, cha
 		if (set & EP_VARY_FILEORDER) {
 			cleanup_free char *log = ep_path_join(*scratch, "disorderfs.log", err);
 			cleanup_free char *m2 = NULL, *l2 = NULL;
-			const char *argv[] = {"disorderfs",	 "--multi-user=yes",
-					      "--shuffle-dirents=yes", "--quiet",
-					      ctx,		 NULL,
+			const char *argv[] = {"disorderfs",
+					      "--multi-user=yes",
+					      "--shuffle-dirents=yes",
+					      "--quiet",
+					      ctx,
+					      NULL,
 					      NULL};
 			int st;
 
@@ -172,7 +177,8 @@ static int apply(struct ep_store *s, unsigned set, struct ep_build_opts *bo, cha
 			/* the mount lives in this child's namespace only */
 			if (unshare(CLONE_NEWNS) < 0 ||
 			    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-				return ep_error_errno(err, EP_EENV, errno, "vary fileorder: mount namespace");
+				return ep_error_errno(err, EP_EENV, errno,
+						      "vary fileorder: mount namespace");
 			argv[5] = *mnt;
 			if (ep_spawn_logged(argv, NULL, log, &st, err) < 0)
 				return -1;
@@ -181,7 +187,8 @@ static int apply(struct ep_store *s, unsigned set, struct ep_build_opts *bo, cha
 
 				free(*mnt);
 				*mnt = NULL;
-				return ep_error_set(err, EP_EENV, "disorderfs failed (status %d): %s", st,
+				return ep_error_set(err, EP_EENV,
+						    "disorderfs failed (status %d): %s", st,
 						    tail ? tail : "");
 			}
 			m2 = ep_asprintf(err, "%s%s", *mnt, *m_out + strlen(ctx));
@@ -282,7 +289,8 @@ static int run_one(struct ep_store *s, const char *layout, const char *digest,
 
 static const char *verdict_of(json_t *run)
 {
-	const char *v = json_string_value(json_object_get(json_object_get(run, "report"), "verdict"));
+	const char *v =
+	    json_string_value(json_object_get(json_object_get(run, "report"), "verdict"));
 
 	return v ? v : "error";
 }
@@ -291,7 +299,8 @@ int ep_rebuild_vary(struct ep_store *s, const char *layout, const char *digest,
 		    const struct ep_build_opts *o, unsigned which, json_t **report,
 		    struct ep_error *err)
 {
-	cleanup_json json_t *rep = json_pack("{s:[], s:[], s:[]}", "variations", "runs", "changed_by");
+	cleanup_json json_t *rep =
+	    json_pack("{s:[], s:[], s:[]}", "variations", "runs", "changed_by");
 	json_t *runs, *changed, *all = NULL, *r;
 	unsigned set = 0;
 	const char *verdict;
@@ -319,7 +328,8 @@ int ep_rebuild_vary(struct ep_store *s, const char *layout, const char *digest,
 	json_array_append_new(runs, all);
 	if (!strcmp(verdict_of(all), "identical")) {
 		verdict = "identical";
-		text = ep_asprintf(err, "the rebuild gives the same bytes under every variation at once");
+		text = ep_asprintf(
+		    err, "the rebuild gives the same bytes under every variation at once");
 	} else {
 		json_t *control = NULL;
 
@@ -328,10 +338,11 @@ int ep_rebuild_vary(struct ep_store *s, const char *layout, const char *digest,
 		json_array_append_new(runs, control);
 		if (strcmp(verdict_of(control), "identical")) {
 			verdict = "not-reproducible";
-			text = ep_asprintf(err,
-					   "the rebuild differs even on the unvaried host (%s): no "
-					   "variation can be blamed; see the rebuild without --vary",
-					   verdict_of(control));
+			text =
+			    ep_asprintf(err,
+					"the rebuild differs even on the unvaried host (%s): no "
+					"variation can be blamed; see the rebuild without --vary",
+					verdict_of(control));
 		} else {
 			for (size_t i = 0; i < N_VARS; i++) {
 				if (!(set & vars[i].bit))
@@ -346,15 +357,16 @@ int ep_rebuild_vary(struct ep_store *s, const char *layout, const char *digest,
 			if (json_array_size(changed)) {
 				cleanup_free char *list = ep_json_canonical(changed, NULL, err);
 
-				text = ep_asprintf(err,
-						   "identical on the unvaried host, but these variations "
-						   "change the bytes: %s",
-						   list ? list : "?");
+				text = ep_asprintf(
+				    err,
+				    "identical on the unvaried host, but these variations "
+				    "change the bytes: %s",
+				    list ? list : "?");
 			} else {
-				text = ep_asprintf(err,
-						   "identical on the unvaried host and under each variation "
-						   "alone, but not under all at once: a combination changes "
-						   "the bytes");
+				text = ep_asprintf(
+				    err, "identical on the unvaried host and under each variation "
+					 "alone, but not under all at once: a combination changes "
+					 "the bytes");
 			}
 		}
 	}

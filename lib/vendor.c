@@ -100,9 +100,9 @@ static int add_file(struct vctx *v, const char *logical, const char *src, mode_t
 		return -1;
 	snprintf(m, sizeof(m), "%04o", (unsigned)(mode & 07777));
 	v->bytes += n;
-	if (json_object_set_new(v->files, logical,
-				json_pack("{s:s, s:I, s:s}", "sha256", d, "size", (json_int_t)n,
-					  "mode", m)) < 0)
+	if (json_object_set_new(
+		v->files, logical,
+		json_pack("{s:s, s:I, s:s}", "sha256", d, "size", (json_int_t)n, "mode", m)) < 0)
 		return ep_error_oom(err);
 	return 0;
 }
@@ -126,7 +126,8 @@ static int add_tree(struct vctx *v, const char *logical, const char *path, int d
 		if (k < 0)
 			return ep_error_errno(err, EP_EENV, errno, "readlink '%s'", path);
 		target[k] = '\0';
-		if (json_object_set_new(v->files, logical, json_pack("{s:s}", "symlink", target)) < 0)
+		if (json_object_set_new(v->files, logical, json_pack("{s:s}", "symlink", target)) <
+		    0)
 			return ep_error_oom(err);
 		return 0;
 	}
@@ -210,7 +211,8 @@ static int steps_paths(const struct ep_base *base, const struct ep_step *steps, 
 			if (!src)
 				continue; /* copy from a stage */
 			if (!realpath(src, rp))
-				return ep_error_errno(err, EP_EINVAL, errno, "cannot open '%s'", src);
+				return ep_error_errno(err, EP_EINVAL, errno, "cannot open '%s'",
+						      src);
 			json_array_append_new(out, json_string(rp));
 		}
 	}
@@ -251,10 +253,11 @@ static int check_steps(const struct ep_manifest *m, const char *where, const str
 	static const char *const kinds[] = {"a copy", "an apt", "a fetch", "a pip", "a run"};
 
 	if (base->kind == EP_BASE_IMAGE)
-		return ep_error_set(err, EP_EINVAL,
-				    "%s: %sbase.image: a registry base cannot be vendored yet; pull it "
-				    "and use it as an \"oci\" base",
-				    m->path, where);
+		return ep_error_set(
+		    err, EP_EINVAL,
+		    "%s: %sbase.image: a registry base cannot be vendored yet; pull it "
+		    "and use it as an \"oci\" base",
+		    m->path, where);
 	if (base->kind == EP_BASE_DEBIAN && !top)
 		return ep_error_set(err, EP_EINVAL,
 				    "%s: %sbase.debian: only the image's own debian base can be "
@@ -345,7 +348,8 @@ static int add_fetched_steps(struct vctx *v, const struct ep_manifest *m,
 				return -1;
 			if (v->o->progress)
 				v->o->progress(v->o->pctx, st->fetch[i].url, 0, 0);
-			rc = ep_fetch_url(&t, st->fetch[i].url, st->fetch[i].sha256, NULL, &file, err);
+			rc = ep_fetch_url(&t, st->fetch[i].url, st->fetch[i].sha256, NULL, &file,
+					  err);
 			if (rc == 0)
 				rc = add_file(v, l, file, 0644, err);
 			ep_txn_abort(&t);
@@ -381,24 +385,28 @@ static int add_wheels(struct vctx *v, const struct ep_manifest *m, json_t *lock,
 		if (m->steps[si].kind != EP_STEP_PIP)
 			continue;
 		if (!json_is_array(json_object_get(in, "wheels")))
-			return ep_error_set(err, EP_EINVAL,
-					    "%s:%d: layers[%zu]: the lock pins no wheels: build first",
-					    m->path, m->steps[si].line, si);
+			return ep_error_set(
+			    err, EP_EINVAL,
+			    "%s:%d: layers[%zu]: the lock pins no wheels: build first", m->path,
+			    m->steps[si].line, si);
 		json_array_foreach (json_object_get(in, "wheels"), i, w) {
 			const char *hex = json_string_value(json_object_get(w, "sha256"));
 			const char *fn = json_string_value(json_object_get(w, "filename"));
 			cleanup_free char *dg = NULL, *src = NULL, *l = NULL;
 
 			if (!hex || !fn || strchr(fn, '/') || !ep_is_hex64(hex))
-				return ep_error_set(err, EP_EINVAL, "layers[%zu]: a malformed wheel in the lock", si);
+				return ep_error_set(err, EP_EINVAL,
+						    "layers[%zu]: a malformed wheel in the lock",
+						    si);
 			dg = ep_asprintf(err, "sha256:%s", hex);
 			l = ep_asprintf(err, "inputs/wheels/%s", fn);
 			if (!dg || !l)
 				return -1;
 			if (!ep_store_has_blob(v->s, dg))
-				return ep_error_set(err, EP_EINVAL,
-						    "layers[%zu]: wheel %s is not in the store: build first",
-						    si, fn);
+				return ep_error_set(
+				    err, EP_EINVAL,
+				    "layers[%zu]: wheel %s is not in the store: build first", si,
+				    fn);
 			src = ep_store_blob_path(v->s, dg, err);
 			if (!src || add_file(v, l, src, 0644, err) < 0)
 				return -1;
@@ -422,7 +430,8 @@ static char *layer_member(const char *blob, const char *name, size_t max, size_t
 	archive_read_support_filter_all(a);
 	archive_read_support_format_tar(a);
 	if (archive_read_open_filename(a, blob, 1 << 20) != ARCHIVE_OK) {
-		ep_error_set(err, EP_EENV, "cannot read layer '%s': %s", blob, archive_error_string(a));
+		ep_error_set(err, EP_EENV, "cannot read layer '%s': %s", blob,
+			     archive_error_string(a));
 		archive_read_free(a);
 		return NULL;
 	}
@@ -457,8 +466,8 @@ static int add_debian(struct vctx *v, const struct ep_manifest *m, json_t *lock,
 	cleanup_free char *lists = ep_path_join(work, "collect/lists", err);
 	cleanup_free char *sl = NULL, *why = NULL;
 	cleanup_json json_t *pkgs = NULL;
-	json_t *want = json_object_get(json_object_get(json_object_get(lock, "inputs"), "base"),
-				       "packages");
+	json_t *want =
+	    json_object_get(json_object_get(json_object_get(lock, "inputs"), "base"), "packages");
 	DIR *d;
 	struct dirent *de;
 	size_t len = 0;
@@ -467,18 +476,20 @@ static int add_debian(struct vctx *v, const struct ep_manifest *m, json_t *lock,
 	if (!out || !debs || !lists || ep_mkdir_p(debs, err) < 0 || ep_mkdir_p(lists, err) < 0)
 		return -1;
 	if (!json_is_array(want))
-		return ep_error_set(err, EP_EINVAL,
-				    "the lock has no package list for the debian base: build first");
+		return ep_error_set(
+		    err, EP_EINVAL,
+		    "the lock has no package list for the debian base: build first");
 	if (v->o->progress)
 		v->o->progress(v->o->pctx, "mmdebstrap (collecting .debs)", 0, 0);
 	if (ep_debian_collect_debs(&m->base, m->source_date_epoch, work, out, &pkgs, err) < 0)
 		return ep_error_wrap(err, "base debian");
 	why = ep_debian_diff(want, pkgs);
 	if (why)
-		return ep_error_set(err, EP_EMISMATCH,
-				    "base debian: the mirror no longer serves what the lock lists (%s); "
-				    "a bundle needs the lock's packages",
-				    why);
+		return ep_error_set(
+		    err, EP_EMISMATCH,
+		    "base debian: the mirror no longer serves what the lock lists (%s); "
+		    "a bundle needs the lock's packages",
+		    why);
 	d = opendir(debs);
 	if (!d)
 		return ep_error_errno(err, EP_EENV, errno, "open '%s'", debs);
@@ -582,9 +593,9 @@ static int origin_of(struct ep_store *s, const char *digest, const char **mp, ch
 	rec = ep_store_cache_get(s, key);
 	if (!rec || !json_string_value(json_object_get(rec, "manifest"))) {
 		json_decref(rec);
-		return ep_error_set(err, EP_EINVAL,
-				    "the store does not know which manifest built %s: name it with -f",
-				    digest);
+		return ep_error_set(
+		    err, EP_EINVAL,
+		    "the store does not know which manifest built %s: name it with -f", digest);
 	}
 	*keep = ep_strdup(json_string_value(json_object_get(rec, "manifest")), err);
 	json_decref(rec);
@@ -607,12 +618,13 @@ int ep_vendor_create(struct ep_store *s, const struct ep_vendor_opts *o, json_t 
 	struct stat st;
 
 	if (lstat(o->out, &st) == 0)
-		return ep_error_set(err, EP_EINVAL, "'%s' exists: a bundle is written to a new path",
-				    o->out);
+		return ep_error_set(err, EP_EINVAL,
+				    "'%s' exists: a bundle is written to a new path", o->out);
 	if (o->digest && ep_store_resolve(s, o->digest, digest, err) < 0)
 		return -1;
 	if (!mpath && (!digest[0] || origin_of(s, digest, &mpath, &origin, err) < 0))
-		return digest[0] ? -1 : ep_error_set(err, EP_EINVAL, "name an image or -f MANIFEST");
+		return digest[0] ? -1
+				 : ep_error_set(err, EP_EINVAL, "name an image or -f MANIFEST");
 	m = ep_manifest_load(mpath, err);
 	if (!m)
 		return -1;
@@ -622,9 +634,11 @@ int ep_vendor_create(struct ep_store *s, const struct ep_vendor_opts *o, json_t 
 	lock = ep_json_load_file(lock_path, LOCK_MAX, err);
 	if (!lock)
 		goto out;
-	locked_digest = json_string_value(json_object_get(json_object_get(lock, "image"), "digest"));
+	locked_digest =
+	    json_string_value(json_object_get(json_object_get(lock, "image"), "digest"));
 	if (!locked_digest) {
-		ep_error_set(err, EP_EINVAL, "the lock '%s' records no image: build it first", lock_path);
+		ep_error_set(err, EP_EINVAL, "the lock '%s' records no image: build it first",
+			     lock_path);
 		goto out;
 	}
 	if (!digest[0])
@@ -637,7 +651,8 @@ int ep_vendor_create(struct ep_store *s, const struct ep_vendor_opts *o, json_t 
 		goto out;
 	}
 	if (!ep_store_has_blob(s, digest)) {
-		ep_error_set(err, EP_EINVAL, "image %s is not in the store: build it first", digest);
+		ep_error_set(err, EP_EINVAL, "image %s is not in the store: build it first",
+			     digest);
 		goto out;
 	}
 	work = ep_store_scratch_dir(s, "scratch", &work_fd, err);
@@ -664,7 +679,8 @@ int ep_vendor_create(struct ep_store *s, const struct ep_vendor_opts *o, json_t 
 	    add_wheels(&v, m, lock, err) < 0)
 		goto out;
 	if (m->base.kind == EP_BASE_DEBIAN) {
-		json_t *l0 = json_array_get(json_object_get(json_object_get(lock, "image"), "layers"), 0);
+		json_t *l0 =
+		    json_array_get(json_object_get(json_object_get(lock, "image"), "layers"), 0);
 		const char *d0 = json_string_value(json_object_get(l0, "digest"));
 
 		layer0 = d0 ? ep_store_blob_path(s, d0, err) : NULL;
@@ -681,9 +697,9 @@ int ep_vendor_create(struct ep_store *s, const struct ep_vendor_opts *o, json_t 
 		struct ep_error serr = EP_ERROR_INIT;
 
 		if (ep_source_tarball(srctar, sd, &serr) == 0) {
-			cleanup_free char *l = ep_asprintf(
-			    err, "source/envpin-%.12s.tar",
-			    json_string_value(json_object_get(src, "commit")));
+			cleanup_free char *l =
+			    ep_asprintf(err, "source/envpin-%.12s.tar",
+					json_string_value(json_object_get(src, "commit")));
 
 			if (!l || add_file(&v, l, srctar, 0644, err) < 0)
 				goto out;
@@ -714,8 +730,8 @@ int ep_vendor_create(struct ep_store *s, const struct ep_vendor_opts *o, json_t 
 		free(v.dir);
 		v.dir = NULL;
 	}
-	*summary = json_pack("{s:s, s:s, s:I, s:I, s:s, s:O}", "bundle", o->out, "index_sha256", isha,
-			     "files", (json_int_t)json_object_size(v.files), "bytes",
+	*summary = json_pack("{s:s, s:s, s:I, s:I, s:s, s:O}", "bundle", o->out, "index_sha256",
+			     isha, "files", (json_int_t)json_object_size(v.files), "bytes",
 			     (json_int_t)v.bytes, "image", digest, "envpin_source", src);
 	rc = *summary ? 0 : ep_error_oom(err);
 out:
@@ -758,8 +774,8 @@ static char *bundle_layout(const char *bundle, const char *dir, struct ep_error 
 {
 	struct stat st;
 	cleanup_free char *log = NULL;
-	const char *argv[] = {"tar", "--no-same-owner", "--no-same-permissions", "-C", dir, "-xf",
-			      bundle, NULL};
+	const char *argv[] = {
+	    "tar", "--no-same-owner", "--no-same-permissions", "-C", dir, "-xf", bundle, NULL};
 	int rc;
 
 	if (stat(bundle, &st) < 0) {
@@ -799,8 +815,8 @@ static json_t *load_index(const char *layout, struct ep_error *err)
 		  !json_string_value(json_object_get(j, "manifest")) ||
 		  !json_string_value(json_object_get(j, "lock")))) {
 		json_decref(j);
-		ep_error_set(err, EP_EINVAL, "'%s' is not an envpin bundle index (version %d)",
-			     p, BUNDLE_VERSION);
+		ep_error_set(err, EP_EINVAL, "'%s' is not an envpin bundle index (version %d)", p,
+			     BUNDLE_VERSION);
 		return NULL;
 	}
 	return j;
@@ -808,8 +824,8 @@ static json_t *load_index(const char *layout, struct ep_error *err)
 
 static int add_bad(json_t *bad, const char *path, const char *blob, const char *why)
 {
-	return json_array_append_new(bad, json_pack("{s:s, s:s?, s:s}", "path", path, "blob", blob,
-						     "why", why));
+	return json_array_append_new(
+	    bad, json_pack("{s:s, s:s?, s:s}", "path", path, "blob", blob, "why", why));
 }
 
 /* 1 when a proper prefix of path is a symlink entry: laying the context
@@ -858,8 +874,8 @@ static int check_layout(const char *layout, json_t *index, json_t **report, stru
 	}
 	d = opendir(bdir);
 	if (!d)
-		return ep_error_errno(err, EP_EINVAL, errno, "'%s' is not a bundle: open '%s'", layout,
-				      bdir);
+		return ep_error_errno(err, EP_EINVAL, errno, "'%s' is not a bundle: open '%s'",
+				      layout, bdir);
 	while ((de = readdir(d))) {
 		cleanup_free char *p = NULL, *dg = NULL, *bp = NULL;
 		ep_digest have;
@@ -923,7 +939,8 @@ int ep_vendor_check(struct ep_store *s, const char *bundle, json_t **report, str
 
 	if (stat(bundle, &st) == 0 && !S_ISDIR(st.st_mode)) {
 		if (!s)
-			return ep_error_set(err, EP_EINVAL, "a bundle tar needs a store to extract in");
+			return ep_error_set(err, EP_EINVAL,
+					    "a bundle tar needs a store to extract in");
 		work = ep_store_scratch_dir(s, "scratch", &fd, err);
 		if (!work || !(x = ep_path_join(work, "bundle", err)))
 			goto out;
@@ -963,11 +980,12 @@ static int materialize(const char *layout, const char *root, const char *path, j
 			   : 0;
 	}
 	if (ln)
-		return symlink(ln, dst) < 0 ? ep_error_errno(err, EP_EENV, errno, "symlink '%s'", dst)
-					    : 0;
+		return symlink(ln, dst) < 0
+			   ? ep_error_errno(err, EP_EENV, errno, "symlink '%s'", dst)
+			   : 0;
 	if (sha) {
-		cleanup_free char *src = ep_asprintf(err, "%s/blobs/sha256/%s", layout,
-						     ep_digest_hex(sha));
+		cleanup_free char *src =
+		    ep_asprintf(err, "%s/blobs/sha256/%s", layout, ep_digest_hex(sha));
 		cleanup_close int in = -1, out = -1;
 		char buf[1 << 16];
 		ssize_t k;
@@ -1026,7 +1044,8 @@ static const char *field(const char *stanza, size_t len, const char *name, size_
 
 	for (const char *p = stanza; p && p < stanza + len;) {
 		if ((size_t)(stanza + len - p) > n && !strncmp(p, name, n)) {
-			const char *e = memchr(p + n, '\n', (size_t)(stanza + len - p - (ptrdiff_t)n));
+			const char *e =
+			    memchr(p + n, '\n', (size_t)(stanza + len - p - (ptrdiff_t)n));
 
 			*flen = (size_t)((e ? e : stanza + len) - (p + n));
 			return p + n;
@@ -1069,7 +1088,8 @@ static int make_repo(struct ep_bundle *b, struct ep_error *err)
 		cleanup_free char *bp = NULL, *buf = NULL;
 		const char *p, *end;
 
-		if (strncmp(k, "inputs/debian/", 14) || n < 9 || strcmp(k + n - 9, "_Packages") || !sha)
+		if (strncmp(k, "inputs/debian/", 14) || n < 9 || strcmp(k + n - 9, "_Packages") ||
+		    !sha)
 			continue;
 		bp = ep_asprintf(err, "%s/blobs/sha256/%s", b->layout, ep_digest_hex(sha));
 		buf = bp ? ep_read_file(bp, 1u << 30, &len, err) : NULL;
@@ -1093,12 +1113,14 @@ static int make_repo(struct ep_bundle *b, struct ep_error *err)
 			{
 				cleanup_free char *name = strndup(fn, fl);
 				cleanup_free char *dst = NULL;
-				json_t *one = json_pack("{s:s, s:s}", "sha256", key, "mode", "0644");
+				json_t *one =
+				    json_pack("{s:s, s:s}", "sha256", key, "mode", "0644");
 
 				if (!name || !one || !safe_rel(name)) {
 					json_decref(one);
 					return ep_error_set(err, EP_EINVAL,
-							    "bundle Packages: bad Filename for %s", key);
+							    "bundle Packages: bad Filename for %s",
+							    key);
 				}
 				dst = ep_path_join(repo, name, err);
 				if (!dst || (access(dst, F_OK) < 0 &&
@@ -1189,8 +1211,8 @@ int ep_bundle_open(struct ep_store *s, const char *bundle, struct ep_bundle *b,
 			goto fail;
 		if (!strncmp(k, "inputs/fetch/", 13) || !strncmp(k, "inputs/wheels/", 14)) {
 			const char *sha = json_string_value(json_object_get(f, "sha256"));
-			cleanup_free char *p = ep_asprintf(err, "%s/blobs/sha256/%s", b->layout,
-							   ep_digest_hex(sha));
+			cleanup_free char *p =
+			    ep_asprintf(err, "%s/blobs/sha256/%s", b->layout, ep_digest_hex(sha));
 
 			if (!p || json_object_set_new(b->offline.files, sha, json_string(p)) < 0)
 				goto fail;
@@ -1254,8 +1276,9 @@ int ep_context_copy(const char *manifest, const char *lock, const char *dest, in
 	json_array_foreach (paths, i, p) {
 		const char *src = json_string_value(p);
 		cleanup_free char *to = ep_asprintf(err, "%s%s", dest, src + rn);
-		const char *argv[] = {"cp", "-R", "-P", preserve ? "--preserve=all" : "--no-preserve=all",
-				      "-T", src, NULL, NULL};
+		const char *argv[] = {
+		    "cp", "-R", "-P", preserve ? "--preserve=all" : "--no-preserve=all",
+		    "-T", src,	NULL, NULL};
 		char *slash;
 		int st;
 		struct stat sb;

@@ -31,9 +31,9 @@
 
 struct ep_vendor_opts {
 	const char *manifest_path; /* NULL: the manifest the store recorded for digest */
-	const char *lock_path;     /* NULL: beside the manifest */
-	const char *digest;        /* NULL: the lock's image.digest */
-	const char *out;           /* BUNDLE dir, or BUNDLE.tar */
+	const char *lock_path;	   /* NULL: beside the manifest */
+	const char *digest;	   /* NULL: the lock's image.digest */
+	const char *out;	   /* BUNDLE dir, or BUNDLE.tar */
 	ep_progress_fn progress;
 	void *pctx;
 };
@@ -56,13 +56,13 @@ int ep_vendor_check(struct ep_store *s, const char *bundle, json_t **report, str
 /* An opened bundle, ready for an offline build: the context rebuilt under
  * a scratch dir of the store, the debs as a local repository. */
 struct ep_bundle {
-	char *layout;        /* the OCI layout (bundle dir, or the tar extracted) */
-	char *work;          /* scratch dir (owned; ep_store_scratch_dir) */
-	int work_fd;         /* its lock */
+	char *layout;	     /* the OCI layout (bundle dir, or the tar extracted) */
+	char *work;	     /* scratch dir (owned; ep_store_scratch_dir) */
+	int work_fd;	     /* its lock */
 	char *manifest_path; /* in work/context */
 	char *lock_path;
 	char image_digest[72];
-	json_t *index;       /* envpin-bundle.json */
+	json_t *index; /* envpin-bundle.json */
 	struct ep_offline offline;
 };
 
