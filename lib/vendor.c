@@ -801,7 +801,14 @@ static char *bundle_layout(const char *bundle, const char *dir, struct ep_error 
 			     tail ? tail : "tar failed");
 		return NULL;
 	}
-	return ep_strdup(dir, err);
+	{
+		/* absolute, whatever the store's root was given as */
+		char *abs = realpath(dir, NULL);
+
+		if (!abs)
+			ep_error_errno(err, EP_EENV, errno, "resolve '%s'", dir);
+		return abs;
+	}
 }
 
 static json_t *load_index(const char *layout, struct ep_error *err)
@@ -1178,7 +1185,21 @@ int ep_bundle_open(struct ep_store *s, const char *bundle, struct ep_bundle *b,
 	memset(b, 0, sizeof(*b));
 	b->work_fd = -1;
 	b->work = ep_store_scratch_dir(s, "scratch", &b->work_fd, err);
-	if (!b->work || !(x = ep_path_join(b->work, "bundle", err)))
+	if (!b->work)
+		goto fail;
+	if (b->work[0] != '/') {
+		/* a store named by a relative path: the repository and the
+		 * fetch URLs below need absolute paths */
+		char *abs = realpath(b->work, NULL);
+
+		if (!abs) {
+			ep_error_errno(err, EP_EENV, errno, "resolve '%s'", b->work);
+			goto fail;
+		}
+		free(b->work);
+		b->work = abs;
+	}
+	if (!(x = ep_path_join(b->work, "bundle", err)))
 		goto fail;
 	b->layout = bundle_layout(bundle, x, err);
 	if (!b->layout || !(b->index = load_index(b->layout, err)))
