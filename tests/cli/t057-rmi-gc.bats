@@ -78,6 +78,37 @@ teardown() { common_teardown; }
 	[ "$status" -eq 2 ]
 }
 
+@test "gc removes what other killed commands leave: temp files of atomic writes, scratch dirs, partial blobs" {
+	local s0
+	s0=$(store_bytes)
+	# a runc-version cache write, an index write, a vendor scratch dir with
+	# its (free) lock, a dead transaction with a partial blob
+	printf '{"binary":' >"$ENVPIN_STORE/cache/runc-version.json.tmp.4242"
+	printf '{"manifests":' >"$ENVPIN_STORE/index.json.tmp.4243"
+	mkdir -p "$ENVPIN_STORE/tmp/scratch-AbC123/tree" "$ENVPIN_STORE/tmp/txn-dead42"
+	head -c 50000 /dev/urandom >"$ENVPIN_STORE/tmp/scratch-AbC123/tree/x"
+	: >"$ENVPIN_STORE/tmp/scratch-AbC123.lock"
+	: >"$ENVPIN_STORE/tmp/scratch-XyZ789.lock"
+	: >"$ENVPIN_STORE/tmp/txn-dead42/.lock"
+	head -c 30000 /dev/urandom >"$ENVPIN_STORE/tmp/txn-dead42/blob-0"
+	# a live one is left alone
+	mkdir "$ENVPIN_STORE/tmp/scratch-Live01"
+	exec 8>"$ENVPIN_STORE/tmp/scratch-Live01.lock"
+	flock -x 8
+	run envpin gc --json
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | jq .freed_bytes)" -ge 80000 ]
+	[ -d "$ENVPIN_STORE/tmp/scratch-Live01" ]
+	exec 8>&-
+	run envpin gc
+	[ "$status" -eq 0 ]
+	[ -z "$(ls -A "$ENVPIN_STORE/tmp")" ]
+	[ "$(store_bytes)" -eq "$s0" ]
+	run /usr/bin/python3 "$FIX/store-check.py" "$ENVPIN_STORE"
+	[ "$status" -eq 0 ]
+}
+
 @test "rmi of a tag or a digest; a layer another image shares stays" {
 	# same first layer as keep, other second layer
 	mkdir -p "$T/twin"
