@@ -51,6 +51,16 @@ static int do_check(struct cmd_ctx *ctx, const char *bundle, int json)
 		       blob ? " (" : "", blob ? blob : "", blob ? ")" : "",
 		       json_string_value(json_object_get(b, "why")));
 	}
+	if (json_object_get(rep, "debian_chain")) {
+		json_t *c = json_object_get(rep, "debian_chain");
+
+		printf("debian: InRelease %s; it lists the Packages file: %s; %lld of %lld .debs listed "
+		       "there by sha256\n",
+		       json_string_value(json_object_get(c, "signature")),
+		       json_is_true(json_object_get(c, "packages_in_inrelease")) ? "yes" : "NO",
+		       (long long)json_integer_value(json_object_get(c, "debs_in_packages")),
+		       (long long)json_integer_value(json_object_get(c, "debs")));
+	}
 	printf("bundle %s: %lld files, %lld blobs, %.1f MB re-hashed: %s\n", bundle,
 	       (long long)json_integer_value(json_object_get(rep, "files")),
 	       (long long)json_integer_value(json_object_get(rep, "blobs")),

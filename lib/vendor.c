@@ -937,6 +937,71 @@ static int check_layout(const char *layout, json_t *index, json_t **report, stru
 	return *report ? 0 : ep_error_oom(err);
 }
 
+/* The chain that made the .debs trustworthy online, checked again offline:
+ * Debian's key signed InRelease (gpgv with the host's archive keyring),
+ * InRelease names Packages by SHA256, Packages names every .deb by SHA256.
+ * Returns a record for the report; a broken link is also a "bad" entry. */
+static json_t *debian_chain(const char *layout, json_t *files, json_t *bad)
+{
+	const char *k, *inrel = NULL, *pkgs = NULL, *pkgs_name = NULL;
+	json_t *f;
+	cleanup_free char *ip = NULL, *itext = NULL, *log = NULL, *pp = NULL, *ptext = NULL;
+	size_t ilen, plen, ndebs = 0, found = 0;
+	const char *argv[] = {"gpgv", "--keyring", "/usr/share/keyrings/debian-archive-keyring.gpg",
+			      NULL, NULL};
+	const char *sig = "unchecked (gpgv or the Debian archive keyring is missing)";
+	char line[256];
+	int st = -1;
+
+	json_object_foreach (files, k, f) {
+		size_t n = strlen(k);
+
+		if (!strncmp(k, "inputs/debian/", 14) && n > 10 && !strcmp(k + n - 10, "_InRelease"))
+			inrel = json_string_value(json_object_get(f, "sha256"));
+		if (!strncmp(k, "inputs/debian/", 14) && n > 9 && !strcmp(k + n - 9, "_Packages")) {
+			pkgs = json_string_value(json_object_get(f, "sha256"));
+			pkgs_name = k;
+		}
+		if (!strncmp(k, "inputs/debs/", 12))
+			ndebs++;
+	}
+	if (!inrel || !pkgs)
+		return NULL;
+	ip = ep_asprintf(NULL, "%s/blobs/sha256/%s", layout, ep_digest_hex(inrel));
+	pp = ep_asprintf(NULL, "%s/blobs/sha256/%s", layout, ep_digest_hex(pkgs));
+	log = ep_asprintf(NULL, "/tmp/envpin-gpgv.%ld.log", (long)getpid());
+	if (!ip || !pp || !log)
+		return NULL;
+	argv[3] = ip;
+	if (access(argv[2], R_OK) == 0 && ep_spawn_logged(argv, NULL, log, &st, NULL) == 0)
+		sig = st == 0 ? "good signature by a Debian archive key" : "BAD or unknown signature";
+	unlink(log);
+	if (st > 0)
+		add_bad(bad, "inputs/debian/InRelease", NULL, "its signature does not verify (gpgv)");
+	/* InRelease must list this Packages file's sha256 */
+	itext = ep_read_file(ip, 16u << 20, &ilen, NULL);
+	snprintf(line, sizeof(line), " %s ", ep_digest_hex(pkgs));
+	if (!itext || !strstr(itext, line))
+		add_bad(bad, pkgs_name, NULL, "InRelease does not list this Packages file's sha256");
+	/* every .deb's sha256 is a SHA256 field of that Packages */
+	ptext = ep_read_file(pp, 1u << 30, &plen, NULL);
+	json_object_foreach (files, k, f) {
+		const char *sha = json_string_value(json_object_get(f, "sha256"));
+		char field[96];
+
+		if (strncmp(k, "inputs/debs/", 12) || !sha)
+			continue;
+		snprintf(field, sizeof(field), "\nSHA256: %s\n", ep_digest_hex(sha));
+		if (ptext && strstr(ptext, field))
+			found++;
+		else
+			add_bad(bad, k, NULL, "the archive's Packages does not list its sha256");
+	}
+	return json_pack("{s:s, s:b, s:I, s:I}", "signature", sig, "packages_in_inrelease",
+			 itext && strstr(itext, line), "debs", (json_int_t)ndebs, "debs_in_packages",
+			 (json_int_t)found);
+}
+
 int ep_vendor_check(struct ep_store *s, const char *bundle, json_t **report, struct ep_error *err)
 {
 	cleanup_free char *work = NULL, *x = NULL, *layout = NULL;
@@ -956,6 +1021,14 @@ int ep_vendor_check(struct ep_store *s, const char *bundle, json_t **report, str
 	if (!layout || !(index = load_index(layout, err)))
 		goto out;
 	rc = check_layout(layout, index, report, err);
+	if (rc == 0) {
+		json_t *bad = json_object_get(*report, "bad");
+		json_t *chain = debian_chain(layout, json_object_get(index, "files"), bad);
+
+		if (chain)
+			json_object_set_new(*report, "debian_chain", chain);
+		json_object_set_new(*report, "ok", json_boolean(json_array_size(bad) == 0));
+	}
 out:
 	ep_store_scratch_release(steal_pointer(&work), fd);
 	return rc;
@@ -1206,6 +1279,8 @@ int ep_bundle_open(struct ep_store *s, const char *bundle, struct ep_bundle *b,
 		goto fail;
 	if (check_layout(b->layout, b->index, &rep, err) < 0)
 		goto fail;
+	json_decref(debian_chain(b->layout, json_object_get(b->index, "files"),
+				 json_object_get(rep, "bad")));
 	bad = json_array_get(json_object_get(rep, "bad"), 0);
 	if (bad) {
 		const char *blob = json_string_value(json_object_get(bad, "blob"));

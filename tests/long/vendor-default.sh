@@ -20,12 +20,14 @@ rm -rf "$W/bundle"
 "$E" vendor "$D" -o "$W/bundle"
 t2=$(date +%s)
 echo "vendor: $((t2 - t1)) s; bundle $(du -sb "$W/bundle" | cut -f1) bytes ($(du -sh "$W/bundle" | cut -f1)), $(jq '.files | length' "$W/bundle/envpin-bundle.json") files, $(jq '[.files | keys[] | select(startswith("inputs/debs/"))] | length' "$W/bundle/envpin-bundle.json") debs"
-"$E" vendor --check "$W/bundle"
+"$E" vendor --check "$W/bundle" | tee "$W/check0.out"
 t3=$(date +%s)
 env ENVPIN_STORE="$W/reviewer" unshare -n "$E" verify "$D" --rebuild --from "$W/bundle" | tail -3 | tee "$W/verdict"
 t4=$(date +%s)
 grep -q "IDENTICAL (same bytes)" "$W/verdict"
 echo "offline rebuild (unshare -n, empty store): $((t4 - t3)) s"
+# the signature chain InRelease -> Packages -> .debs holds
+grep -q "debian: InRelease good signature by a Debian archive key; it lists the Packages file: yes" "$W/check0.out"
 # one .deb tampered: named by the check and by the rebuild
 deb=$(jq -r '.files | to_entries[] | select(.key | startswith("inputs/debs/libc6_")) | .key' "$W/bundle/envpin-bundle.json")
 h=$(jq -r --arg k "$deb" '.files[$k].sha256' "$W/bundle/envpin-bundle.json")
