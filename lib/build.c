@@ -606,8 +606,12 @@ static int do_base_image(struct bctx *b, int resolve_only, struct ep_error *err)
 	cleanup_json json_t *input = NULL;
 	cleanup_free char *where = NULL;
 	ep_digest d;
+	const struct ep_offline *off = b->o->offline;
 
-	if (ep_registry_resolve(b->s, base->image, &ro, d, err) < 0)
+	/* from a bundle: the digest its lock pinned, the blobs it carries */
+	if (off && off->base_layout && off->base_digest)
+		snprintf(d, sizeof(d), "%s", off->base_digest);
+	else if (ep_registry_resolve(b->s, base->image, &ro, d, err) < 0)
 		return ep_error_wrap(err, "%s: base.image", b->m->path);
 	input = json_pack("{s:s, s:s, s:s}", "kind", "image", "ref", base->image, "digest", d);
 	where = ep_asprintf(err, "base.image '%s'", base->image);
@@ -617,6 +621,8 @@ static int do_base_image(struct bctx *b, int resolve_only, struct ep_error *err)
 		return -1;
 	if (resolve_only)
 		return 0;
+	if (off && off->base_layout && off->base_digest)
+		return base_from_layout(b, off->base_layout, d, 0, err);
 	if (!ep_store_has_blob(b->s, d)) {
 		struct ep_ref ref;
 		struct ep_pull_result pr;

@@ -252,12 +252,10 @@ static int check_steps(const struct ep_manifest *m, const char *where, const str
 {
 	static const char *const kinds[] = {"a copy", "an apt", "a fetch", "a pip", "a run"};
 
-	if (base->kind == EP_BASE_IMAGE)
-		return ep_error_set(
-		    err, EP_EINVAL,
-		    "%s: %sbase.image: a registry base cannot be vendored yet; pull it "
-		    "and use it as an \"oci\" base",
-		    m->path, where);
+	if (base->kind == EP_BASE_IMAGE && !top)
+		return ep_error_set(err, EP_EINVAL,
+				    "%s: %sbase.image: a registry base of a stage cannot be vendored yet",
+				    m->path, where);
 	if (base->kind == EP_BASE_DEBIAN && !top)
 		return ep_error_set(err, EP_EINVAL,
 				    "%s: %sbase.debian: only the image's own debian base can be "
@@ -412,6 +410,47 @@ static int add_wheels(struct vctx *v, const struct ep_manifest *m, json_t *lock,
 				return -1;
 		}
 	}
+	return 0;
+}
+
+/* A registry base: its manifest, config and layers (in the store since the
+ * build pulled them), by the digest the lock pinned. */
+static int add_base_image(struct vctx *v, const struct ep_manifest *m, json_t *lock,
+			  json_t *index, struct ep_error *err)
+{
+	const char *d = json_string_value(
+	    json_object_get(json_object_get(json_object_get(lock, "inputs"), "base"), "digest"));
+	cleanup_free char *mp = NULL, *text = NULL;
+	cleanup_json json_t *man = NULL;
+	const char *parts[2];
+	size_t len, i;
+
+	if (!d || ep_digest_check(d, NULL) < 0)
+		return ep_error_set(err, EP_EINVAL, "the lock pins no base image digest: build first");
+	mp = ep_store_blob_path(v->s, d, err);
+	text = mp ? ep_read_file(mp, EP_JSON_MAX_BYTES, &len, err) : NULL;
+	man = text ? ep_json_loadb(text, len, EP_JSON_MAX_BYTES, d, err) : NULL;
+	if (!man)
+		return ep_error_wrap(err, "base image %s (not in the store? build first)", d);
+	parts[0] = d;
+	parts[1] = json_string_value(json_object_get(json_object_get(man, "config"), "digest"));
+	for (i = 0; i < 2 + json_array_size(json_object_get(man, "layers")); i++) {
+		const char *bd = i < 2 ? parts[i]
+				       : json_string_value(json_object_get(
+					     json_array_get(json_object_get(man, "layers"), i - 2),
+					     "digest"));
+		cleanup_free char *p = NULL, *lg = NULL;
+
+		if (!bd || ep_digest_check(bd, NULL) < 0)
+			return ep_error_set(err, EP_EINVAL, "base image %s is malformed", d);
+		p = ep_store_blob_path(v->s, bd, err);
+		lg = ep_asprintf(err, "inputs/base-image/%s", ep_digest_hex(bd));
+		if (!p || !lg || add_file(v, lg, p, 0644, err) < 0)
+			return ep_error_wrap(err, "base image %s", d);
+	}
+	if (json_object_set_new(index, "base_image",
+				json_pack("{s:s, s:s}", "ref", m->base.image, "digest", d)) < 0)
+		return ep_error_oom(err);
 	return 0;
 }
 
@@ -677,6 +716,8 @@ int ep_vendor_create(struct ep_store *s, const struct ep_vendor_opts *o, json_t 
 	}
 	if (add_context(&v, m, lock_path, index, err) < 0 || add_fetched(&v, m, err) < 0 ||
 	    add_wheels(&v, m, lock, err) < 0)
+		goto out;
+	if (m->base.kind == EP_BASE_IMAGE && add_base_image(&v, m, lock, index, err) < 0)
 		goto out;
 	if (m->base.kind == EP_BASE_DEBIAN) {
 		json_t *l0 =
@@ -1321,6 +1362,16 @@ int ep_bundle_open(struct ep_store *s, const char *bundle, struct ep_bundle *b,
 		goto fail;
 	if (json_object_get(b->index, "debian") && make_repo(b, err) < 0)
 		goto fail;
+	if (json_object_get(b->index, "base_image")) {
+		/* the base's blobs are blobs of the bundle's layout */
+		const char *d = json_string_value(
+		    json_object_get(json_object_get(b->index, "base_image"), "digest"));
+
+		if (!d || ep_digest_check(d, err) < 0)
+			goto fail;
+		b->offline.base_layout = b->layout;
+		b->offline.base_digest = d;
+	}
 	return 0;
 fail:
 	ep_error_wrap(err, "bundle '%s'", bundle);

@@ -15,7 +15,8 @@
  *
  * PATHs: context/... (the manifest's directory and every path it names,
  * below their common ancestor), inputs/debs/NAME.deb (what mmdebstrap
- * installed), inputs/fetch/HEX (fetched URLs), source/envpin-C12.tar
+ * installed), inputs/fetch/HEX (fetched URLs), inputs/wheels/NAME.whl,
+ * inputs/base-image/HEX (a registry base's blobs), source/envpin-C12.tar
  * (envpin's own source).  Every regular file's bytes are blobs/sha256/HEX:
  * one name per content, checked by rehashing. */
 #ifndef EP_VENDOR_H
@@ -40,7 +41,7 @@ struct ep_vendor_opts {
 
 /* Writes the bundle of one image of the store.  The image must be the one
  * the lock records (EP_EINVAL otherwise).  Steps it cannot carry offline yet
- * (apt, an image base, pip or debian in a stage) are EP_EINVAL naming the step.  A debian
+ * (apt; pip, debian or image bases in a stage) are EP_EINVAL naming the step.  A debian
  * base runs mmdebstrap once more to collect the .debs, and refuses a mirror
  * that now serves other versions than the lock lists.  *summary (new ref):
  * {"bundle", "bundle_sha256" (of the index), "files", "bytes", "image"}. */

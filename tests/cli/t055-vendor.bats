@@ -218,6 +218,37 @@ teardown() { common_teardown; }
 	[ "$(echo "$output" | jq -r .rebuild.envpin_source.rebuild.commit)" = "$commit" ]
 }
 
+@test "a registry base travels as its blobs: the offline rebuild needs no registry" {
+	command -v docker-registry >/dev/null || skip "docker-registry not installed"
+	command -v skopeo >/dev/null || skip "skopeo not installed"
+	need_netns
+	local fix="$TOP/tests/fixtures" addr
+	addr=$("$fix/registry.sh" start "$T/reg")
+	"$fix/oci-from-rootfs.sh" "$VT/base.tar" "$T/oci" bb >/dev/null
+	skopeo copy -q --dest-tls-verify=false --format oci "oci:$T/oci:bb" "docker://$addr/fix/bb:v1"
+	mkdir -p "$T/ri/app" && printf 'x\n' >"$T/ri/app/x"
+	cat >"$T/ri/m.json" <<-JSON
+	{ "envpin": 1, "name": "regbase", "source_date_epoch": 1767225600,
+	  "base": { "image": "$addr/fix/bb:v1" },
+	  "layers": [ { "copy": [ { "src": "app/", "dest": "/app/" } ] } ] }
+	JSON
+	run envpin build -q -f "$T/ri/m.json"
+	[ "$status" -eq 0 ] || { "$fix/registry.sh" stop "$T/reg"; echo "$output"; false; }
+	R=${output##*$'\n'}
+	run envpin vendor "$R" -o "$T/rb"
+	[ "$status" -eq 0 ]
+	"$fix/registry.sh" stop "$T/reg"
+	[ "$(jq -r .base_image.digest "$T/rb/envpin-bundle.json")" = "$(jq -r .inputs.base.digest "$T/ri/m.lock.json")" ]
+	[ "$(jq '[.files | keys[] | select(startswith("inputs/base-image/"))] | length' "$T/rb/envpin-bundle.json")" -ge 3 ]
+	run env ENVPIN_STORE="$T/reviewer" unshare -n "$ENVPIN" verify "$R" --rebuild --from "$T/rb"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"IDENTICAL (same bytes)"* ]]
+	run env ENVPIN_STORE="$T/reviewer2" unshare -n "$ENVPIN" build -q --from "$T/rb"
+	[ "$status" -eq 0 ]
+	[ "${output##*$'\n'}" = "$R" ]
+}
+
 # py_rootfs OUT: a small rootfs with the host's python3.11 (as t600-pip)
 py_rootfs() {
 	local r="$T/pyroot" lib=usr/lib/x86_64-linux-gnu
