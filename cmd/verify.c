@@ -205,6 +205,7 @@ static void print_vary(json_t *v, int quiet)
 	printf("vary verdict: %s\n  %s\n",
 	       !strcmp(verdict, "identical") ? "IDENTICAL under every variation"
 	       : !strcmp(verdict, "varies")  ? "VARIES"
+	       : !strcmp(verdict, "error")   ? "THE REBUILD FAILED under the variations"
 					     : "NOT REPRODUCIBLE (even unvaried)",
 	       json_string_value(json_object_get(v, "explanation")));
 }
@@ -508,6 +509,7 @@ static int verify_mismatch(const struct verify_result *vr)
 	if (vr->rebuild &&
 	    (!strcmp(json_string_value(json_object_get(vr->rebuild, "verdict")), "different") ||
 	     !strcmp(json_string_value(json_object_get(vr->rebuild, "verdict")), "varies") ||
+	     !strcmp(json_string_value(json_object_get(vr->rebuild, "verdict")), "error") ||
 	     !strcmp(json_string_value(json_object_get(vr->rebuild, "verdict")), "not-reproducible")))
 		return 1;
 	return vr->cert_now &&

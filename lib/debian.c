@@ -91,6 +91,30 @@ static int debian_rootfs_once(const struct ep_base *base, int64_t sde, const cha
 			      const char *out_tar, const struct debian_run *dr, json_t **packages,
 			      struct ep_error *err);
 
+/* verify --vary's clock (lib/vary.c) preloads libfaketime into the host
+ * tools; the chroot's processes inherit LD_PRELOAD but would not find the
+ * library there, and ld.so's "cannot be preloaded" warning would land in
+ * logs inside the image.  So the library is put at the same path in the
+ * chroot for the run (their clock is faked too, as the variation means)
+ * and removed before the tarball: nothing of it reaches a layer. */
+static int faketime_in_chroot(char **in, char **out, struct ep_error *err)
+{
+	const char *pre = getenv("LD_PRELOAD");
+	const char *slash;
+	cleanup_free char *dir = NULL;
+
+	*in = *out = NULL;
+	if (!pre || !strstr(pre, "faketime") || pre[0] != '/' || strchr(pre, ' ') ||
+	    strchr(pre, ':') || strchr(pre, '\'') || !(slash = strrchr(pre, '/')))
+		return 0;
+	dir = strndup(pre, (size_t)(slash - pre));
+	if (!dir)
+		return ep_error_oom(err);
+	*in = ep_asprintf(err, "--setup-hook=mkdir -p \"$1%s\" && cp '%s' \"$1%s\"", dir, pre, pre);
+	*out = ep_asprintf(err, "--customize-hook=rm -f \"$1%s\" && rmdir \"$1%s\"", pre, dir);
+	return *in && *out ? 0 : -1;
+}
+
 /* A mirror that fails a download once (a reset, a 503) usually serves the
  * second try; the result is checked by the lock either way. */
 int ep_debian_rootfs(const struct ep_base *base, int64_t sde, const char *work_dir,
@@ -134,6 +158,7 @@ static int debian_rootfs_once(const struct ep_base *base, int64_t sde, const cha
 			      struct ep_error *err)
 {
 	cleanup_free char *collect = NULL, *lists = NULL, *repo_line = NULL, *put_sources = NULL;
+	cleanup_free char *ft_in = NULL, *ft_out = NULL;
 	cleanup_free char *log = ep_path_join(work_dir, "mmdebstrap.log", err);
 	cleanup_free char *list = ep_path_join(work_dir, "packages.txt", err);
 	cleanup_free char *variant = NULL, *include = NULL, *hook = NULL, *sde_env = NULL;
@@ -194,6 +219,12 @@ static int debian_rootfs_once(const struct ep_base *base, int64_t sde, const cha
 			return -1;
 		argv[n++] = "--skip=check/signed-by";
 		argv[n++] = put_sources;
+	}
+	if (faketime_in_chroot(&ft_in, &ft_out, err) < 0)
+		return -1;
+	if (ft_in) {
+		argv[n++] = ft_in;
+		argv[n++] = ft_out;
 	}
 	argv[n++] = dr->collect_dir ? "--format=null" : "--format=tar";
 	argv[n++] = base->suite;

@@ -330,6 +330,14 @@ int ep_rebuild_vary(struct ep_store *s, const char *layout, const char *digest,
 		verdict = "identical";
 		text = ep_asprintf(
 		    err, "the rebuild gives the same bytes under every variation at once");
+	} else if (!strcmp(verdict_of(all), "error")) {
+		/* a build that fails under the variations is a finding, not a
+		 * verdict on the bytes: name it; narrow it down with a LIST */
+		verdict = "error";
+		text = ep_asprintf(err,
+				   "the rebuild failed under the variations: %s (run --vary=NAME "
+				   "for one at a time)",
+				   json_string_value(json_object_get(all, "error")) ?: "?");
 	} else {
 		json_t *control = NULL;
 
