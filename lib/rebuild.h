@@ -52,7 +52,7 @@ int ep_vary_parse(const char *list, unsigned *out, struct ep_error *err);
  * bytes.  Cost: one rebuild with every variation at once; only when that
  * differs, one unvaried rebuild (the control) and one per variation.  Each
  * rebuild runs in a forked child (ep_rebuild_compare there).  *report:
- *   {"verdict": "identical" | "varies" | "not-reproducible",
+ *   {"verdict": "identical" | "varies" | "not-reproducible" | "error",
  *    "variations": [{"name","setting","skipped"?}],
  *    "runs": [{"vary": [names], "report": {...} | "error": MSG}],
  *    "changed_by": [names], "explanation"}. */
