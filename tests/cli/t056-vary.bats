@@ -78,11 +78,12 @@ need_run_steps() {
 	command -v runc >/dev/null || skip "runc is not installed"
 }
 
-@test "vary: a run step that writes the date is caught: it differs even unvaried, the path named" {
+@test "vary: a run step that writes the time is caught: it differs even unvaried, the path named" {
 	need_run_steps
-	run_manifest "$T/r" "date +%s%N > /now"
+	run_manifest "$T/r" "sleep 1; date +%s > /now"
 	R=$("$ENVPIN" build -q -f "$T/r/m.json")
 	run envpin verify "$R" --rebuild --vary -f "$T/r/m.json" --json
+	echo "$output" | jq -c '.error, (.rebuild | {verdict, runs: [.runs[] | {vary, v: (.report.verdict // .error)}]})'
 	[ "$status" -eq 1 ]
 	[ "$(echo "$output" | jq -r .rebuild.verdict)" = not-reproducible ]
 	# all at once, then the unvaried control: no variation is blamed
