@@ -7,6 +7,7 @@
 #include "cmd.h"
 #include "jsonutil.h"
 #include "util.h"
+#include "vendor.h"
 
 static const char build_usage[] =
 	"usage: envpin build [-f MANIFEST] [--lock FILE] [--locked] [--compress gzip|zstd|none]\n"
@@ -18,7 +19,12 @@ static const char build_usage[] =
 	"  -f, --file MANIFEST   the manifest (default: envpin.json)\n"
 	"      --lock FILE       the lock file (default: beside the manifest)\n"
 	"      --locked          refuse any input that differs from the lock, and a result that\n"
-	"                        differs from the digest the lock records; the lock is not written\n"
+	"                        differs from the digest the lock records; the lock is not written.\n"
+	"                        A lock written by another envpin version or source is a warning\n"
+	"      --strict          with --locked: another envpin version or source is an error\n"
+	"      --from BUNDLE     build a bundle's image (envpin vendor) without network: its\n"
+	"                        manifest, lock and inputs, as with --locked (every file of the\n"
+	"                        bundle is re-hashed first; a damaged one is named, exit 1)\n"
 	"      --compress KIND   gzip (default, or the lock's), zstd or none\n"
 	"  -o, --output DIR      also write the image to an OCI layout directory\n"
 	"      --tag NAME        tag in the store (default: the manifest's name)\n"
@@ -33,19 +39,22 @@ static const char lock_usage[] =
 
 struct bopts {
 	struct ep_build_opts o;
+	const char *from; /* --from BUNDLE */
 	int json, quiet;
 };
 
 static int parse(int argc, char **argv, struct cmd_ctx *ctx, struct bopts *b, const char *usage,
 		 int is_build)
 {
-	enum { O_LOCK = 256, O_LOCKED, O_COMPRESS, O_TAG, O_JSON };
+	enum { O_LOCK = 256, O_LOCKED, O_COMPRESS, O_TAG, O_JSON, O_STRICT, O_FROM };
 	static const struct option opts[] = {
 		{"file", required_argument, NULL, 'f'},  {"lock", required_argument, NULL, O_LOCK},
 		{"locked", no_argument, NULL, O_LOCKED},  {"compress", required_argument, NULL, O_COMPRESS},
 		{"output", required_argument, NULL, 'o'}, {"tag", required_argument, NULL, O_TAG},
 		{"json", no_argument, NULL, O_JSON},      {"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+		{"help", no_argument, NULL, 'h'},         {"strict", no_argument, NULL, O_STRICT},
+		{"from", required_argument, NULL, O_FROM},
+		{NULL, 0, NULL, 0},
 	};
 	struct ep_error err = EP_ERROR_INIT;
 	int c;
@@ -66,6 +75,16 @@ static int parse(int argc, char **argv, struct cmd_ctx *ctx, struct bopts *b, co
 			if (!is_build)
 				return cmd_usage_error(ctx, "--locked is a build option");
 			b->o.locked = 1;
+			break;
+		case O_FROM:
+			if (!is_build)
+				return cmd_usage_error(ctx, "--from is a build option");
+			b->from = optarg;
+			break;
+		case O_STRICT:
+			if (!is_build)
+				return cmd_usage_error(ctx, "--strict is a build option");
+			b->o.strict = 1;
 			break;
 		case O_COMPRESS: {
 			enum ep_compression k;
@@ -99,6 +118,8 @@ static int parse(int argc, char **argv, struct cmd_ctx *ctx, struct bopts *b, co
 	}
 	if (optind < argc)
 		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
+	if (b->o.strict && !b->o.locked)
+		return cmd_usage_error(ctx, "--strict goes with --locked");
 	b->o.progress = (ep_progress_fn)cmd_progress;
 	return 0;
 }
@@ -123,6 +144,8 @@ static int print_json(const struct ep_build_result *r, int lock_only)
 	}
 	json_object_set_new(j, "lock", json_string(r->lock_path));
 	json_object_set_new(j, "lock_changed", json_boolean(r->lock_changed));
+	if (r->warning)
+		json_object_set_new(j, "warning", json_string(r->warning));
 	return cmd_print_json(j);
 }
 
@@ -130,16 +153,30 @@ int cmd_build(int argc, char **argv, struct cmd_ctx *ctx)
 {
 	struct ep_error err = EP_ERROR_INIT;
 	struct ep_build_result r;
+	struct ep_bundle bundle = {.work_fd = -1};
 	struct bopts b;
 	int rc = parse(argc, argv, ctx, &b, build_usage, 1);
 
 	if (rc)
 		return rc == CMD_HELP_DONE ? cmd_finish(0) : rc;
+	if (b.from) {
+		/* the bundle's manifest, lock and inputs; its lock is checked, not written */
+		if (ep_bundle_open(&ctx->store, b.from, &bundle, &err) < 0)
+			return cmd_fail(&err);
+		b.o.manifest_path = bundle.manifest_path;
+		b.o.lock_path = bundle.lock_path;
+		b.o.offline = &bundle.offline;
+		b.o.locked = 1;
+	}
 	if (ep_build(&ctx->store, &b.o, &r, &err) < 0) {
 		rc = cmd_fail(&err);
 		ep_build_result_release(&r);
+		ep_bundle_release(&bundle);
 		return rc;
 	}
+	ep_bundle_release(&bundle);
+	if (r.warning)
+		fprintf(stderr, "envpin build: warning: %s\n", r.warning);
 	if (b.json) {
 		rc = print_json(&r, 0);
 	} else {

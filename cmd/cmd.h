@@ -65,6 +65,8 @@ int cmd_export(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_inspect(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_images(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_gc(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_rmi(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_vendor(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_unpack(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_dockerfile(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_pull(int argc, char **argv, struct cmd_ctx *ctx);

@@ -16,6 +16,7 @@
 #include "archive_dl.h"
 #include "cmd.h"
 #include "jsonutil.h"
+#include "source.h"
 #include "util.h"
 
 struct command {
@@ -53,6 +54,8 @@ static const struct command commands[] = {
 	{"dockerfile", cmd_dockerfile, 0, "print a Dockerfile equivalent to a manifest"},
 	{"gc", cmd_gc, CMD_NEEDS_STORE | CMD_EXCLUSIVE_STORE,
 	 "remove unreferenced blobs and leftovers of killed builds"},
+	{"rmi", cmd_rmi, CMD_NEEDS_STORE, "remove images from the store (then gc)"},
+	{"vendor", cmd_vendor, 0, "bundle an image with every input, for offline rebuilds"},
 	{"key", cmd_key, 0, "generate an ECDSA P-256 key pair for sign and provenance"},
 	{"sign", cmd_sign, CMD_NEEDS_STORE, "sign an image the way cosign does (kept beside it)"},
 	{"sbom", cmd_sbom, CMD_NEEDS_STORE, "write an SPDX or CycloneDX SBOM of an image"},
@@ -193,6 +196,15 @@ int cmd_version(int argc, char **argv, struct cmd_ctx *ctx)
 		return cmd_finish(0);
 	}
 	printf("envpin %s (git %s)\n", EP_VERSION, EP_GIT_REV);
+	{
+		/* what every lock records as envpin_source (docs/lock.md) */
+		json_t *src = ep_source_record(NULL);
+
+		printf("source %s%s %s\n", json_string_value(json_object_get(src, "commit")) ?: "?",
+		       json_is_true(json_object_get(src, "dirty")) ? " (modified)" : "",
+		       json_string_value(json_object_get(src, "tarball_sha256")) ?: "(no tarball)");
+		json_decref(src);
+	}
 	printf("libdeflate %s\nzlib %s\nzstd %s\nopenssl %s\nlibarchive %s\njansson %s\nlibcurl %s\n",
 	       LIBDEFLATE_VERSION_STRING, zlibVersion(), ZSTD_versionString(),
 	       OpenSSL_version(OPENSSL_VERSION), archive_version_string(), JANSSON_VERSION,

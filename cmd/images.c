@@ -1,4 +1,4 @@
-/* cmd/images.c - envpin export, inspect, images and gc. */
+/* cmd/images.c - envpin export, inspect, images, gc and rmi. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -234,6 +234,37 @@ int cmd_images(int argc, char **argv, struct cmd_ctx *ctx)
 	return cmd_finish(0);
 }
 
+/* gc of the blobs, then of the unpacked layers (used by envpin run) of
+ * layers no image has any more; the store must be open exclusively. */
+static int gc_store(struct ep_store *st, uint64_t *freed, struct ep_error *err)
+{
+	cleanup_json json_t *imgs = NULL, *keep = NULL;
+	json_t *m, *l;
+	size_t i, j;
+
+	if (ep_store_gc(st, freed, err) < 0)
+		return -1;
+	imgs = ep_store_images(st, err);
+	keep = json_object();
+	if (!imgs || !keep)
+		return imgs ? ep_error_oom(err) : -1;
+	json_array_foreach (imgs, i, m) {
+		const char *dg = json_string_value(json_object_get(m, "digest"));
+		cleanup_json json_t *info = dg ? ep_inspect(st->root, dg, err) : NULL;
+
+		if (!info)
+			continue; /* an index or a foreign document: nothing unpacked for it */
+		json_array_foreach (json_object_get(info, "layers"), j, l) {
+			const char *di = json_string_value(json_object_get(l, "diff_id"));
+
+			if (di)
+				json_object_set_new(keep, di, json_true());
+		}
+	}
+	ep_error_clear(err);
+	return ep_layer_rootfs_gc(st, keep, freed, err);
+}
+
 int cmd_gc(int argc, char **argv, struct cmd_ctx *ctx)
 {
 	struct ep_error err = EP_ERROR_INIT;
@@ -245,39 +276,103 @@ int cmd_gc(int argc, char **argv, struct cmd_ctx *ctx)
 		return rc == CMD_HELP_DONE ? cmd_finish(0) : rc;
 	if (optind != argc)
 		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
-	if (ep_store_gc(&ctx->store, &freed, &err) < 0)
+	if (gc_store(&ctx->store, &freed, &err) < 0)
 		return cmd_fail(&err);
-	/* the unpacked layers that runs use, for layers no image has any more */
-	{
-		cleanup_json json_t *imgs = ep_store_images(&ctx->store, &err);
-		cleanup_json json_t *keep = json_object();
-		json_t *m, *l;
-		size_t i, j;
-
-		if (!imgs || !keep)
-			return cmd_fail(&err);
-		json_array_foreach(imgs, i, m) {
-			const char *dg = json_string_value(json_object_get(m, "digest"));
-			cleanup_json json_t *info = dg ? ep_inspect(ctx->store.root, dg, &err) : NULL;
-
-			if (!info)
-				continue; /* an index or a foreign document: nothing unpacked for it */
-			json_array_foreach(json_object_get(info, "layers"), j, l) {
-				const char *di = json_string_value(json_object_get(l, "diff_id"));
-
-				if (di)
-					json_object_set_new(keep, di, json_true());
-			}
-		}
-		ep_error_clear(&err);
-		if (ep_layer_rootfs_gc(&ctx->store, keep, &freed, &err) < 0)
-			return cmd_fail(&err);
-	}
 	if (json)
 		printf("{\"freed_bytes\": %llu}\n", (unsigned long long)freed);
 	else {
 		human_size(freed, sz, sizeof(sz));
 		printf("freed %s\n", sz);
 	}
+	return cmd_finish(0);
+}
+
+static const char rmi_usage[] =
+    "usage: envpin rmi [--force] [--no-gc] [--json] IMAGE...\n\n"
+    "Removes images from the store. A tag removes that tag's entry (the image stays while\n"
+    "another tag lists it: \"untagged\"); a digest or a unique prefix removes the image with\n"
+    "all its entries (\"deleted\"). The layer cache records that only the removed images\n"
+    "used go too, then envpin gc runs, so the bytes come back (printed as freed); a layer\n"
+    "another image shares stays. All names or none: on error nothing is removed.\n\n"
+    "  -f, --force  remove an image that has several tags, or that an image index in the\n"
+    "               store lists (that index then names a missing image)\n"
+    "      --no-gc  only edit the index; leave the blobs to a later 'envpin gc'\n"
+    "      --json   print what was removed and the bytes freed as JSON\n\n"
+    "When another envpin holds the store (a build), the blobs are left to 'envpin gc'\n"
+    "and rmi says so; the images are removed either way.\n";
+
+int cmd_rmi(int argc, char **argv, struct cmd_ctx *ctx)
+{
+	enum { O_NOGC = 256, O_JSON };
+	static const struct option opts[] = {
+	    {"force", no_argument, NULL, 'f'},
+	    {"no-gc", no_argument, NULL, O_NOGC},
+	    {"json", no_argument, NULL, O_JSON},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct ep_error err = EP_ERROR_INIT;
+	cleanup_json json_t *rep = NULL, *out = NULL;
+	uint64_t freed = 0;
+	int force = 0, nogc = 0, json = 0, c, gc_done = 0;
+	const char *gc_why = NULL;
+	json_t *r;
+	size_t i;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			force = 1;
+			break;
+		case O_NOGC:
+			nogc = 1;
+			break;
+		case O_JSON:
+			json = 1;
+			break;
+		case 'h':
+			fputs(rmi_usage, stdout);
+			return cmd_finish(0);
+		default:
+			return cmd_usage_error(ctx, "unknown option");
+		}
+	}
+	if (optind >= argc)
+		return cmd_usage_error(ctx, "name at least one IMAGE");
+	if (ep_store_rmi(&ctx->store, (const char *const *)argv + optind, (size_t)(argc - optind),
+			 force, &rep, &err) < 0)
+		return cmd_fail(&err);
+	if (!nogc) {
+		/* gc needs the store to itself: reopen it exclusively */
+		ep_store_release(&ctx->store);
+		ctx->store_open = 0;
+		if (ep_store_open(&ctx->store, ctx->store_root, EP_STORE_EXCLUSIVE, &err) < 0) {
+			gc_why = err.msg[0] ? err.msg : "store busy";
+		} else {
+			ctx->store_open = 1;
+			if (gc_store(&ctx->store, &freed, &err) < 0)
+				return cmd_fail(&err);
+			gc_done = 1;
+		}
+	}
+	if (json) {
+		out = json_pack("{s:O, s:b, s:I}", "removed", rep, "gc", gc_done, "freed_bytes",
+				(json_int_t)freed);
+		if (gc_why)
+			json_object_set_new(out, "gc_skipped", json_string(gc_why));
+		return cmd_finish(out ? cmd_print_json(out) : EXIT_ENV);
+	}
+	json_array_foreach (rep, i, r)
+		printf("%s: %s %s\n", json_string_value(json_object_get(r, "action")),
+		       json_string_value(json_object_get(r, "name")),
+		       json_string_value(json_object_get(r, "digest")));
+	if (gc_done) {
+		char sz[32];
+
+		human_size(freed, sz, sizeof(sz));
+		printf("freed %s\n", sz);
+	} else if (gc_why)
+		printf("blobs left to 'envpin gc': %s\n", gc_why);
 	return cmd_finish(0);
 }

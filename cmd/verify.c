@@ -9,10 +9,12 @@
 #include "cmd.h"
 #include "image.h"
 #include "jsonutil.h"
+#include "manifest.h"
 #include "oci.h"
 #include "rebuild.h"
 #include "trust.h"
 #include "util.h"
+#include "vendor.h"
 
 static const char usage[] =
     "usage: envpin verify [DIGEST] [--image PATH] [--rebuild [-f MANIFEST] [--lock FILE]]\n"
@@ -46,6 +48,15 @@ static const char usage[] =
     "                  sigstoreSigned keyPath) gives for the image's repository\n"
     "      --identity REPO  the repository the signature must name (default: the\n"
     "                  image's tag in the store; without either, only the digest)\n"
+    "      --from BUNDLE  rebuild from a bundle (envpin vendor), without network: its\n"
+    "                  manifest, lock, context and inputs; every file of the bundle is\n"
+    "                  re-hashed first and a damaged one is named (exit 1). DIGEST may be\n"
+    "                  left out or be the bundle's image, which is then read from the bundle\n"
+    "      --vary[=LIST]  rebuild under a varied host and name any variation that changes\n"
+    "                  the bytes: builddir, umask, tz, locale, hostname, fileorder\n"
+    "                  (disorderfs), clock (libfaketime), threads; LIST is a comma list\n"
+    "                  or all (default). One rebuild with all at once; when it differs,\n"
+    "                  one unvaried and one per variation (docs/verify.md)\n"
     "  -f, --file M    the manifest to rebuild (default: envpin.json)\n"
     "      --lock FILE the lock to rebuild with (default: beside the manifest; never written)\n"
     "      --json      print the report as JSON\n"
@@ -168,6 +179,48 @@ static void print_certify(json_t *ref, json_t *now, json_t *cmp, int quiet)
 	       json_string_value(json_object_get(ref, "created")) ?: "?");
 }
 
+static void print_vary(json_t *v, int quiet)
+{
+	const char *verdict = json_string_value(json_object_get(v, "verdict"));
+	json_t *x, *run, *p;
+	size_t i, j;
+
+	if (!quiet) {
+		json_array_foreach (json_object_get(v, "variations"), i, x) {
+			const char *sk = json_string_value(json_object_get(x, "skipped"));
+
+			printf("  vary %-9s %s%s%s\n", json_string_value(json_object_get(x, "name")),
+			       json_string_value(json_object_get(x, "setting")), sk ? ": SKIPPED, " : "",
+			       sk ? sk : "");
+		}
+		json_array_foreach (json_object_get(v, "runs"), i, run) {
+			cleanup_free char *names = ep_json_canonical(json_object_get(run, "vary"), NULL, NULL);
+			json_t *r = json_object_get(run, "report");
+			const char *e = json_string_value(json_object_get(run, "error"));
+
+			printf("  rebuild under %s: %s\n",
+			       json_array_size(json_object_get(run, "vary")) ? names : "no variation",
+			       r ? json_string_value(json_object_get(r, "verdict")) : "ERROR");
+			if (e)
+				printf("    %s\n", e);
+			json_array_foreach (json_object_get(r, "paths"), j, p) {
+				if (j >= 5)
+					break;
+				printf("    %s\n      image:   %s\n      rebuilt: %s\n",
+				       json_string_value(json_object_get(p, "path")),
+				       json_string_value(json_object_get(p, "image")),
+				       json_string_value(json_object_get(p, "rebuilt")));
+			}
+		}
+	}
+	printf("vary verdict: %s\n  %s\n",
+	       !strcmp(verdict, "identical") ? "IDENTICAL under every variation"
+	       : !strcmp(verdict, "varies")  ? "VARIES"
+	       : !strcmp(verdict, "error")   ? "THE REBUILD FAILED under the variations"
+					     : "NOT REPRODUCIBLE (even unvaried)",
+	       json_string_value(json_object_get(v, "explanation")));
+}
+
 /* What verify checks, resolved once; integrity, --rebuild and --certify
  * all use it. */
 struct verify_target {
@@ -221,10 +274,12 @@ static int resolve_target(struct cmd_ctx *ctx, const char *arg, const char *imag
 
 /* verify's command line, parsed once. */
 struct verify_opts {
-	const char *image_path, *arg, *manifest, *lock, *certify;
+	const char *image_path, *arg, *manifest, *lock, *certify, *from;
 	const char *key, *policy, *identity; /* signature check */
 	int from_registry;		     /* --certify's certificate is attached to the image */
 	ep_digest fetched;		     /* the image --from-registry resolved */
+	const struct ep_offline *offline; /* --from: the bundle's inputs */
+	unsigned vary;                    /* --vary: EP_VARY_* */
 	int json, quiet, rebuild;
 	struct check_opts co;
 };
@@ -233,11 +288,13 @@ struct verify_opts {
 static int parse_verify_opts(int argc, char **argv, struct cmd_ctx *ctx, struct verify_opts *vo)
 {
 	enum { O_IMAGE = 256, O_JSON, O_REBUILD, O_LOCK, O_CERTIFY, O_KEY, O_POLICY, O_IDENTITY,
-	       O_FROM_REGISTRY };
+	       O_FROM_REGISTRY, O_FROM, O_VARY };
 	static const struct option opts[] = {
 		{"image", required_argument, NULL, O_IMAGE}, {"json", no_argument, NULL, O_JSON},
 		{"rebuild", no_argument, NULL, O_REBUILD},   {"file", required_argument, NULL, 'f'},
 		{"lock", required_argument, NULL, O_LOCK},
+		{"from", required_argument, NULL, O_FROM},
+		{"vary", optional_argument, NULL, O_VARY},
 		{"certify", required_argument, NULL, O_CERTIFY},
 		{"key", required_argument, NULL, O_KEY},
 		{"policy", required_argument, NULL, O_POLICY},
@@ -290,6 +347,16 @@ static int parse_verify_opts(int argc, char **argv, struct cmd_ctx *ctx, struct 
 		case O_LOCK:
 			vo->lock = optarg;
 			break;
+		case O_FROM:
+			vo->from = optarg;
+			break;
+		case O_VARY: {
+			struct ep_error e = EP_ERROR_INIT;
+
+			if (ep_vary_parse(optarg ? optarg : "all", &vo->vary, &e) < 0)
+				return cmd_usage_error(ctx, "%s", e.msg);
+			break;
+		}
 		case O_IMAGE:
 			vo->image_path = optarg;
 			break;
@@ -310,7 +377,13 @@ static int parse_verify_opts(int argc, char **argv, struct cmd_ctx *ctx, struct 
 		vo->arg = argv[optind++];
 	if (optind < argc)
 		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
-	if (!vo->arg && !vo->image_path)
+	if (vo->from && !vo->rebuild)
+		return cmd_usage_error(ctx, "--from BUNDLE goes with --rebuild");
+	if (vo->vary && !vo->rebuild)
+		return cmd_usage_error(ctx, "--vary goes with --rebuild");
+	if (vo->from && vo->image_path)
+		return cmd_usage_error(ctx, "--from BUNDLE reads the image from the bundle, not --image");
+	if (!vo->arg && !vo->image_path && !vo->from)
 		return cmd_usage_error(ctx, "name an image: a DIGEST in the store, or --image PATH");
 	if (vo->from_registry && (vo->certify || vo->image_path))
 		return cmd_usage_error(ctx, "--from-registry takes the certificate attached to the image "
@@ -351,6 +424,7 @@ static int verify_rebuild(struct cmd_ctx *ctx, const struct verify_opts *vo,
 	memset(&bo, 0, sizeof(bo));
 	bo.manifest_path = vo->manifest;
 	bo.lock_path = vo->lock;
+	bo.offline = vo->offline;
 	bo.progress = (ep_progress_fn)cmd_progress;
 	ep_compress_defaults(EP_COMPRESS_GZIP, &bo.compress);
 	if (!vo->quiet && !vo->json)
@@ -359,6 +433,17 @@ static int verify_rebuild(struct cmd_ctx *ctx, const struct verify_opts *vo,
 	 * when the image is a layout elsewhere */
 	if (cmd_open_store(ctx, 1, err) < 0)
 		return -1;
+	if (vo->vary) {
+		/* the variations copy the context: give them absolute paths */
+		cleanup_free char *lock = vo->lock ? ep_strdup(vo->lock, err)
+						   : ep_manifest_lock_path(vo->manifest, err);
+
+		if (!lock)
+			return -1;
+		bo.lock_path = lock;
+		return ep_rebuild_vary(&ctx->store, tg->path, tg->loc.digest, &bo, vo->vary, out,
+				       err);
+	}
 	return ep_rebuild_compare(&ctx->store, tg->path, tg->loc.digest, &bo, out, err);
 }
 
@@ -433,7 +518,9 @@ static void print_verify_text(const struct verify_result *vr, int rc, int quiet)
 	else if (vr->signature)
 		printf("signature: not required by the policy for '%s'\n",
 		       json_string_value(json_object_get(vr->signature, "identity")));
-	if (vr->rebuild)
+	if (vr->rebuild && json_object_get(vr->rebuild, "runs"))
+		print_vary(vr->rebuild, quiet);
+	else if (vr->rebuild)
 		print_rebuild(vr->rebuild, quiet);
 	if (vr->cert_now)
 		print_certify(vr->cert_ref, vr->cert_now, vr->fp_cmp, quiet);
@@ -482,11 +569,37 @@ static void verify_result_release(struct verify_result *vr)
 static int verify_mismatch(const struct verify_result *vr)
 {
 	if (vr->rebuild &&
-	    !strcmp(json_string_value(json_object_get(vr->rebuild, "verdict")), "different"))
+	    (!strcmp(json_string_value(json_object_get(vr->rebuild, "verdict")), "different") ||
+	     !strcmp(json_string_value(json_object_get(vr->rebuild, "verdict")), "varies") ||
+	     !strcmp(json_string_value(json_object_get(vr->rebuild, "verdict")), "error") ||
+	     !strcmp(json_string_value(json_object_get(vr->rebuild, "verdict")), "not-reproducible")))
 		return 1;
 	return vr->cert_now &&
 	       (!json_is_true(json_object_get(vr->fp_cmp, "match")) ||
 		strcmp(json_string_value(json_object_get(vr->cert_now, "result")), "pass"));
+}
+
+/* --from BUNDLE: the bundle (checked whole) gives the manifest, the lock and
+ * the inputs; the image to compare with is the bundle's own copy, named by
+ * DIGEST (or a prefix of it) or by nothing. */
+static int use_bundle(struct cmd_ctx *ctx, struct verify_opts *vo, struct ep_bundle *b,
+		      struct ep_error *err)
+{
+	const char *a = vo->arg;
+
+	if (cmd_open_store(ctx, 1, err) < 0 || ep_bundle_open(&ctx->store, vo->from, b, err) < 0)
+		return -1;
+	if (a && !strncmp(a, "sha256:", 7))
+		a += 7;
+	if (a && (strlen(a) < 4 || strncmp(b->image_digest + 7, a, strlen(a))))
+		return ep_error_set(err, EP_EINVAL, "the bundle '%s' holds image %s, not '%s'",
+				    vo->from, b->image_digest, vo->arg);
+	vo->arg = b->image_digest;
+	vo->image_path = b->layout;
+	vo->manifest = b->manifest_path;
+	vo->lock = b->lock_path;
+	vo->offline = &b->offline;
+	return 0;
 }
 
 int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
@@ -495,6 +608,7 @@ int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 	struct verify_opts vo;
 	struct verify_target tg = {0};
 	struct verify_result vr;
+	struct ep_bundle bundle = {.work_fd = -1};
 	int rc, mismatch;
 
 	rc = parse_verify_opts(argc, argv, ctx, &vo);
@@ -506,14 +620,22 @@ int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 	if (vo.from_registry) {
 		struct ep_registry_opts ro = {0};
 
-		if (trust_fetch_cert(ctx, vo.arg, vo.key, &ro, vo.fetched, &vr.cert_ref, &err) < 0)
+		if (trust_fetch_cert(ctx, vo.arg, vo.key, &ro, vo.fetched, &vr.cert_ref, &err) < 0) {
+			verify_result_release(&vr);
 			return cmd_fail(&err);
+		}
 		vo.arg = vo.fetched;
 		vo.certify = "(attached to the image)";
+	}
+	if (vo.from && use_bundle(ctx, &vo, &bundle, &err) < 0) {
+		verify_result_release(&vr);
+		ep_bundle_release(&bundle);
+		return cmd_fail(&err);
 	}
 	if (resolve_target(ctx, vo.arg, vo.image_path, &tg, &err) < 0) {
 		ep_image_loc_release(&tg.loc);
 		verify_result_release(&vr);
+		ep_bundle_release(&bundle);
 		return cmd_fail(&err);
 	}
 	if (vo.rebuild && tg.path && !tg.is_dir) {
@@ -532,6 +654,7 @@ int cmd_verify(int argc, char **argv, struct cmd_ctx *ctx)
 	mismatch = rc == 0 && verify_mismatch(&vr);
 	verify_result_release(&vr);
 	ep_image_loc_release(&tg.loc);
+	ep_bundle_release(&bundle);
 	if (rc < 0) {
 		cmd_finish(0);
 		return cmd_fail(&err);

@@ -1,6 +1,7 @@
 #include "build.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "registry.h"
 #include "runstep.h"
 #include "sink.h"
+#include "source.h"
 #include "strvec.h"
 #include "trust/sidecar.h"
 #include "unpack.h"
@@ -41,6 +43,8 @@ void ep_build_result_release(struct ep_build_result *r)
 		return;
 	free(r->layers);
 	free(r->lock_path);
+	free(r->warning);
+	r->warning = NULL;
 	json_decref(r->compressor);
 	r->compressor = NULL;
 	r->layers = NULL;
@@ -421,7 +425,11 @@ static int do_base_debian(struct bctx *b, int resolve_only, struct ep_error *err
 			return -1;
 		if (b->o->progress)
 			b->o->progress(b->o->pctx, "mmdebstrap", 0, 0);
-		if (ep_debian_rootfs(base, b->m->source_date_epoch, work, tar, &pkgs, err) < 0)
+		if ((b->o->offline && b->o->offline->debian_repo
+			 ? ep_debian_rootfs_offline(base, b->m->source_date_epoch, work, tar,
+						    b->o->offline->debian_repo,
+						    b->o->offline->sources_list, &pkgs, err)
+			 : ep_debian_rootfs(base, b->m->source_date_epoch, work, tar, &pkgs, err)) < 0)
 			return ep_error_wrap(err, "%s: base debian", b->m->path);
 		if (!resolve_only) {
 			tree = ep_tree_new(b->spool, err);
@@ -600,8 +608,12 @@ static int do_base_image(struct bctx *b, int resolve_only, struct ep_error *err)
 	cleanup_json json_t *input = NULL;
 	cleanup_free char *where = NULL;
 	ep_digest d;
+	const struct ep_offline *off = b->o->offline;
 
-	if (ep_registry_resolve(b->s, base->image, &ro, d, err) < 0)
+	/* from a bundle: the digest its lock pinned, the blobs it carries */
+	if (off && off->base_layout && off->base_digest)
+		snprintf(d, sizeof(d), "%s", off->base_digest);
+	else if (ep_registry_resolve(b->s, base->image, &ro, d, err) < 0)
 		return ep_error_wrap(err, "%s: base.image", b->m->path);
 	input = json_pack("{s:s, s:s, s:s}", "kind", "image", "ref", base->image, "digest", d);
 	where = ep_asprintf(err, "base.image '%s'", base->image);
@@ -611,6 +623,8 @@ static int do_base_image(struct bctx *b, int resolve_only, struct ep_error *err)
 		return -1;
 	if (resolve_only)
 		return 0;
+	if (off && off->base_layout && off->base_digest)
+		return base_from_layout(b, off->base_layout, d, 0, err);
 	if (!ep_store_has_blob(b->s, d)) {
 		struct ep_ref ref;
 		struct ep_pull_result pr;
@@ -631,6 +645,20 @@ static int do_base_image(struct bctx *b, int resolve_only, struct ep_error *err)
 			return ep_error_wrap(err, "base.image");
 	}
 	return base_from_layout(b, b->s->root, d, 0, err);
+}
+
+/* A fetch item's bytes from a bundle: "file://PATH", or NULL (no bundle,
+ * or it lacks them: the build then fetches as usual). */
+static char *offline_url(struct bctx *b, const char *sha256_hex, struct ep_error *err)
+{
+	const char *p;
+	char key[80];
+
+	if (!b->o->offline || !b->o->offline->files)
+		return NULL;
+	snprintf(key, sizeof(key), "sha256:%s", sha256_hex);
+	p = json_string_value(json_object_get(b->o->offline->files, key));
+	return p ? ep_asprintf(err, "file://%s", p) : NULL;
 }
 
 static int do_fetch_step(struct bctx *b, size_t si, int resolve_only, struct ep_error *err)
@@ -673,7 +701,11 @@ static int do_fetch_step(struct bctx *b, size_t si, int resolve_only, struct ep_
 
 			if (b->o->progress)
 				b->o->progress(b->o->pctx, what, 0, 0);
-			if (ep_fetch_url(&b->txn, f->url, f->sha256, NULL, &file, err) < 0 ||
+			cleanup_free char *local = offline_url(b, f->sha256, err);
+
+			if (!local && err && err->code)
+				goto out;
+			if (ep_fetch_url(&b->txn, local ? local : f->url, f->sha256, NULL, &file, err) < 0 ||
 			    ep_fetch_add(tree, file, f->url, f->dest, f->extract, b->m->source_date_epoch,
 					 b->spool, err) < 0) {
 				ep_error_wrap(err, "%s:%d: layers[%zu].fetch[%zu]", b->m->path, f->line, si, i);
@@ -1552,6 +1584,85 @@ out:
  * lock's record, then what the debian base installed, then the
  * ENVPIN_PIP_PYTHON / ENVPIN_PIP_GLIBC overrides.  All of it goes into the
  * lock, so --locked notices a change. */
+/* A bundle's wheels (lib/vendor.h) become blobs of the store in a
+ * transaction of their own, as ep_pip_fetch would download them; it then
+ * finds nothing missing.  Each file is checked against its sha256. */
+static int offline_wheels(struct bctx *b, json_t *wheels, struct ep_error *err)
+{
+	struct ep_txn t;
+	json_t *w;
+	size_t i;
+	int n = 0;
+
+	if (!b->o->offline || !b->o->offline->files)
+		return 0;
+	if (ep_txn_begin(b->s, &t, err) < 0)
+		return -1;
+	json_array_foreach (wheels, i, w) {
+		const char *hex = json_string_value(json_object_get(w, "sha256"));
+		char dg[80];
+		const char *src;
+		cleanup_free char *tmp = NULL;
+		cleanup_close int in = -1, out = -1;
+		struct ep_sha256 h;
+		ep_digest got;
+		char buf[1 << 16];
+		ssize_t k;
+		json_t *rec;
+
+		if (!hex)
+			continue;
+		snprintf(dg, sizeof(dg), "sha256:%s", hex);
+		src = json_string_value(json_object_get(b->o->offline->files, dg));
+		if (!src || ep_store_has_blob(b->s, dg))
+			continue;
+		in = open(src, O_RDONLY | O_CLOEXEC);
+		if (in < 0 || ep_txn_tempfile(&t, &out, &tmp, err) < 0 || ep_sha256_init(&h, err) < 0) {
+			if (in < 0)
+				ep_error_errno(err, EP_EENV, errno, "open '%s'", src);
+			goto fail;
+		}
+		while ((k = read(in, buf, sizeof(buf))) > 0) {
+			ep_sha256_update(&h, buf, (size_t)k);
+			if (ep_write_all(out, buf, (size_t)k, err) < 0) {
+				ep_sha256_release(&h);
+				goto fail;
+			}
+		}
+		ep_sha256_final(&h, got);
+		if (k < 0 || strcmp(got, dg)) {
+			ep_error_set(err, EP_EMISMATCH, "wheel %s from the bundle hashes to %s",
+				     json_string_value(json_object_get(w, "filename")) ?: hex, got);
+			goto fail;
+		}
+		rec = json_pack("{s:s, s:s?}", "digest", dg, "filename",
+				json_string_value(json_object_get(w, "filename")));
+		if (ep_txn_add_blob_file(&t, tmp, dg, err) < 0 || !rec) {
+			json_decref(rec);
+			goto fail;
+		}
+		{
+			char key[80];
+
+			snprintf(key, sizeof(key), "pip-wheel-%s", hex);
+			if (ep_txn_set_cache(&t, key, rec, err) < 0) {
+				json_decref(rec);
+				goto fail;
+			}
+		}
+		json_decref(rec);
+		n++;
+	}
+	if (n == 0) {
+		ep_txn_abort(&t);
+		return 0;
+	}
+	return ep_txn_commit(&t, err);
+fail:
+	ep_txn_abort(&t);
+	return -1;
+}
+
 static int pip_target(struct bctx *b, json_t *locked, struct ep_pip_target *t, struct ep_error *err)
 {
 	json_t *base = json_object_get(b->inputs, "base");
@@ -1651,7 +1762,8 @@ static int do_pip_step(struct bctx *b, size_t si, int resolve_only, struct ep_er
 			return -1;
 		if (b->o->progress)
 			b->o->progress(b->o->pctx, "pip download", 0, 0);
-		if (ep_pip_fetch(b->s, wheels, &t, work, err) < 0 ||
+		if (offline_wheels(b, wheels, err) < 0 ||
+		    ep_pip_fetch(b->s, wheels, &t, work, err) < 0 ||
 		    ep_pip_install(b->s, wheels, &t, stage, err) < 0)
 			return ep_error_wrap(err, "%s:%d: %s", b->m->path, st->line, what);
 		ep_rm_rf(work, NULL);
@@ -2034,6 +2146,62 @@ static int choose_compressor(struct bctx *b, struct ep_error *err)
 	return 0;
 }
 
+/* What makes the lock a complete record beyond the inputs (docs/lock.md):
+ * the envpin source that wrote it and the base's manifest digest.  Lock
+ * only: none of it reaches a layer, the config or a cache key. */
+static int lock_add_provenance(struct bctx *b, json_t *doc, struct ep_error *err)
+{
+	json_t *src = ep_source_record(err);
+	json_t *base = json_object_get(b->inputs, "base");
+	const char *bd = json_string_value(json_object_get(base, "digest"));
+
+	if (!src || json_object_set_new(doc, "envpin_source", src) < 0)
+		return src ? ep_error_oom(err) : -1;
+	/* image and oci bases are pinned by their manifest digest; rootfs and
+	 * debian bases have none (their layer is the image's first) */
+	if (bd && json_object_set_new(doc, "base_manifest_digest", json_string(bd)) < 0)
+		return ep_error_oom(err);
+	return 0;
+}
+
+/* cache/origin-HEX: which manifest and lock built image HEX, so that
+ * `envpin vendor DIGEST` finds its inputs (lib/vendor.c).  Not for a build
+ * from a bundle, whose context is a scratch dir. */
+static int record_origin(struct bctx *b, struct ep_error *err)
+{
+	char mp[PATH_MAX], key[80];
+	cleanup_json json_t *rec = NULL;
+
+	if (b->o->offline || !realpath(b->o->manifest_path, mp))
+		return 0;
+	snprintf(key, sizeof(key), "origin-%s", ep_digest_hex(b->r->manifest_digest));
+	rec = json_pack("{s:s, s:s?}", "manifest", mp, "lock",
+			b->o->lock_path ? b->o->lock_path : NULL);
+	if (!rec)
+		return ep_error_oom(err);
+	return ep_txn_set_cache(&b->txn, key, rec, err);
+}
+
+/* --locked by another envpin: a warning in r->warning, an error with
+ * --strict (the bytes may still match; the verdict says so). */
+static int check_lock_source(struct bctx *b, struct ep_error *err)
+{
+	char *why;
+
+	if (!b->o->locked || !b->lock)
+		return 0;
+	why = ep_source_differs(b->lock);
+	if (!why)
+		return 0;
+	if (b->o->strict) {
+		ep_error_set(err, EP_EINVAL, "--locked --strict: %s ('%s')", why, b->r->lock_path);
+		free(why);
+		return -1;
+	}
+	b->r->warning = why;
+	return 0;
+}
+
 static json_t *lock_doc(struct bctx *b, json_t *image, struct ep_error *err)
 {
 	cleanup_free char *mtext = NULL;
@@ -2057,6 +2225,10 @@ static json_t *lock_doc(struct bctx *b, json_t *image, struct ep_error *err)
 		json_object_set(doc, "image", image);
 	if (json_object_size(b->stage_inputs))
 		json_object_set(doc, "stages", b->stage_inputs);
+	if (lock_add_provenance(b, doc, err) < 0) {
+		json_decref(doc);
+		return NULL;
+	}
 	return doc;
 }
 
@@ -2111,7 +2283,7 @@ static int bctx_init(struct bctx *b, const struct ep_build_opts *o, struct ep_st
 	if (!b->inputs || !b->history || !b->diff_ids || !b->mlayers || !b->stage_inputs ||
 	    !b->stage_roots)
 		return ep_error_oom(err);
-	if (load_lock(b, err) < 0 || choose_compressor(b, err) < 0)
+	if (load_lock(b, err) < 0 || check_lock_source(b, err) < 0 || choose_compressor(b, err) < 0)
 		return -1;
 	r->compressor = json_incref(b->cdesc);
 	return 0;
@@ -2232,7 +2404,8 @@ int ep_build(struct ep_store *s, const struct ep_build_opts *o, struct ep_build_
 		goto out;
 	r->manifest_size = mlen;
 	tag = o->tag ? o->tag : b.m->name;
-	if (ep_txn_add_image(&b.txn, r->manifest_digest, mlen, tag, err) < 0)
+	if (ep_txn_add_image(&b.txn, r->manifest_digest, mlen, tag, err) < 0 ||
+	    record_origin(&b, err) < 0)
 		goto out;
 
 	/* The lock's record of the result; --locked demands the same bytes. */

@@ -18,15 +18,28 @@
 #include "oci.h"
 #include "store.h"
 
+/* Inputs served from disk instead of the network: a bundle's (lib/vendor.h).
+ * The lock inputs and cache keys stay those of the original sources, so a
+ * build from a bundle is checked against the bundle's lock as any other. */
+struct ep_offline {
+	json_t *files;             /* {"sha256:HEX": path}: fetch items by their sha256 */
+	const char *debian_repo;   /* a flat apt repository of the bundle's .debs (dir) */
+	const char *sources_list;  /* file: what the image's /etc/apt/sources.list says */
+	const char *base_layout;   /* an OCI layout with the image base's blobs, and */
+	const char *base_digest;   /* the base's manifest digest there (no registry) */
+};
+
 struct ep_build_opts {
 	const char *manifest_path;
 	const char *lock_path;  /* NULL: beside the manifest (ep_manifest_lock_path) */
 	int locked;             /* refuse inputs that differ from the lock */
+	int strict;             /* with locked: another envpin source is an error, not a warning */
 	int no_lock_write;      /* do not write/update the lock */
 	int compress_set;       /* compress.kind was chosen by the user */
 	struct ep_compress_params compress;
 	const char *out_dir;    /* also write an OCI layout here (NULL: no) */
 	const char *tag;        /* tag in the store (NULL: the manifest's name) */
+	const struct ep_offline *offline; /* NULL: inputs come from where the manifest says */
 	ep_progress_fn progress;
 	void *pctx;
 };
@@ -47,6 +60,7 @@ struct ep_build_result {
 	char *lock_path;  /* the lock written or checked (caller frees via release) */
 	int lock_changed; /* the lock file was created or its content changed */
 	json_t *compressor; /* the compressor used, as the lock describes it (owned) */
+	char *warning;      /* --locked by another envpin version or source (owned), or NULL */
 };
 void ep_build_result_release(struct ep_build_result *r);
 

@@ -79,31 +79,91 @@ static json_t *read_pkglist(const char *path, struct ep_error *err)
 	return out;
 }
 
+/* How one mmdebstrap run differs from the plain build (lib/vendor.h):
+ * collect_dir: keep the .debs and copy them there; repo: install from this
+ * flat repository of .debs only (no network), writing sources_list as the
+ * image's /etc/apt/sources.list so the image says what the original says. */
+struct debian_run {
+	const char *collect_dir, *repo, *sources_list;
+};
+
 static int debian_rootfs_once(const struct ep_base *base, int64_t sde, const char *work_dir,
-			      const char *out_tar, json_t **packages, struct ep_error *err);
+			      const char *out_tar, const struct debian_run *dr, json_t **packages,
+			      struct ep_error *err);
+
+/* verify --vary's clock (lib/vary.c) preloads libfaketime into the host
+ * tools; the chroot's processes inherit LD_PRELOAD but would not find the
+ * library there, and ld.so's "cannot be preloaded" warning would land in
+ * logs inside the image.  So the library is put at the same path in the
+ * chroot for the run (their clock is faked too, as the variation means)
+ * and removed before the tarball: nothing of it reaches a layer. */
+static int faketime_in_chroot(char **in, char **out, struct ep_error *err)
+{
+	const char *pre = getenv("LD_PRELOAD");
+	const char *slash;
+	cleanup_free char *dir = NULL;
+
+	*in = *out = NULL;
+	if (!pre || !strstr(pre, "faketime") || pre[0] != '/' || strchr(pre, ' ') ||
+	    strchr(pre, ':') || strchr(pre, '\'') || !(slash = strrchr(pre, '/')))
+		return 0;
+	dir = strndup(pre, (size_t)(slash - pre));
+	if (!dir)
+		return ep_error_oom(err);
+	*in = ep_asprintf(err, "--setup-hook=mkdir -p \"$1%s\" && cp '%s' \"$1%s\"", dir, pre, pre);
+	*out = ep_asprintf(err, "--customize-hook=rm -f \"$1%s\" && rmdir \"$1%s\"", pre, dir);
+	return *in && *out ? 0 : -1;
+}
 
 /* A mirror that fails a download once (a reset, a 503) usually serves the
  * second try; the result is checked by the lock either way. */
 int ep_debian_rootfs(const struct ep_base *base, int64_t sde, const char *work_dir,
 		     const char *out_tar, json_t **packages, struct ep_error *err)
 {
-	if (debian_rootfs_once(base, sde, work_dir, out_tar, packages, err) == 0)
+	static const struct debian_run plain;
+
+	if (debian_rootfs_once(base, sde, work_dir, out_tar, &plain, packages, err) == 0)
 		return 0;
 	if (err && strstr(err->msg, "not installed"))
 		return -1;
 	unlink(out_tar);
 	ep_error_clear(err);
-	return debian_rootfs_once(base, sde, work_dir, out_tar, packages, err);
+	return debian_rootfs_once(base, sde, work_dir, out_tar, &plain, packages, err);
+}
+
+int ep_debian_rootfs_offline(const struct ep_base *base, int64_t sde, const char *work_dir,
+			     const char *out_tar, const char *repo, const char *sources_list,
+			     json_t **packages, struct ep_error *err)
+{
+	struct debian_run dr = {NULL, repo, sources_list};
+
+	return debian_rootfs_once(base, sde, work_dir, out_tar, &dr, packages, err);
+}
+
+int ep_debian_collect_debs(const struct ep_base *base, int64_t sde, const char *work_dir,
+			   const char *debs_dir, json_t **packages, struct ep_error *err)
+{
+	struct debian_run dr = {debs_dir, NULL, NULL};
+
+	if (debian_rootfs_once(base, sde, work_dir, "/dev/null", &dr, packages, err) == 0)
+		return 0;
+	if (err && strstr(err->msg, "not installed"))
+		return -1;
+	ep_error_clear(err);
+	return debian_rootfs_once(base, sde, work_dir, "/dev/null", &dr, packages, err);
 }
 
 static int debian_rootfs_once(const struct ep_base *base, int64_t sde, const char *work_dir,
-			      const char *out_tar, json_t **packages, struct ep_error *err)
+			      const char *out_tar, const struct debian_run *dr, json_t **packages,
+			      struct ep_error *err)
 {
+	cleanup_free char *collect = NULL, *lists = NULL, *repo_line = NULL, *put_sources = NULL;
+	cleanup_free char *ft_in = NULL, *ft_out = NULL;
 	cleanup_free char *log = ep_path_join(work_dir, "mmdebstrap.log", err);
 	cleanup_free char *list = ep_path_join(work_dir, "packages.txt", err);
 	cleanup_free char *variant = NULL, *include = NULL, *hook = NULL, *sde_env = NULL;
 	size_t inc_len = 1;
-	const char *argv[16];
+	const char *argv[24];
 	int n = 0, status;
 
 	if (!log || !list)
@@ -134,10 +194,42 @@ static int debian_rootfs_once(const struct ep_base *base, int64_t sde, const cha
 	if (base->n_packages)
 		argv[n++] = include;
 	argv[n++] = hook;
-	argv[n++] = "--format=tar";
+	if (dr->collect_dir) {
+		/* the paths are ours (a scratch dir of the store), quoted */
+		/* the .debs and the archive's indexes apt used (InRelease,
+		 * Packages), the evidence that the .debs are Debian's */
+		collect = ep_asprintf(err, "--customize-hook=sync-out /var/cache/apt/archives '%s/debs'",
+				      dr->collect_dir);
+		lists = ep_asprintf(err, "--customize-hook=sync-out /var/lib/apt/lists '%s/lists'",
+				    dr->collect_dir);
+		if (!collect || !lists)
+			return -1;
+		argv[n++] = "--skip=download/empty";
+		argv[n++] = "--skip=essential/unlink";
+		argv[n++] = collect;
+		argv[n++] = lists;
+	}
+	if (dr->repo) {
+		/* the .debs were checked against the lock's sha256 (lib/vendor.c):
+		 * the repository needs no signature; docs/vendor.md */
+		repo_line = ep_asprintf(err, "deb [trusted=yes] copy://%s %s main", dr->repo, base->suite);
+		put_sources = ep_asprintf(err, "--customize-hook=cp '%s' \"$1/etc/apt/sources.list\"",
+					  dr->sources_list);
+		if (!repo_line || !put_sources)
+			return -1;
+		argv[n++] = "--skip=check/signed-by";
+		argv[n++] = put_sources;
+	}
+	if (faketime_in_chroot(&ft_in, &ft_out, err) < 0)
+		return -1;
+	if (ft_in) {
+		argv[n++] = ft_in;
+		argv[n++] = ft_out;
+	}
+	argv[n++] = dr->collect_dir ? "--format=null" : "--format=tar";
 	argv[n++] = base->suite;
 	argv[n++] = out_tar;
-	argv[n++] = base->mirror ? base->mirror : EP_DEBIAN_DEFAULT_MIRROR;
+	argv[n++] = dr->repo ? repo_line : base->mirror ? base->mirror : EP_DEBIAN_DEFAULT_MIRROR;
 	argv[n] = NULL;
 
 	{

@@ -27,6 +27,20 @@ json_t *ep_debian_input(const struct ep_base *base, struct ep_error *err);
 int ep_debian_rootfs(const struct ep_base *base, int64_t source_date_epoch, const char *work_dir,
 		     const char *out_tar, json_t **packages, struct ep_error *err);
 
+/* The same rootfs from a local apt repository (repo: REPO/dists/SUITE/main/
+ * binary-amd64/Packages and the .debs at their Filename), without network; sources_list (a file) becomes the image's
+ * /etc/apt/sources.list, so that the image reads as the online build's. */
+int ep_debian_rootfs_offline(const struct ep_base *base, int64_t source_date_epoch,
+			     const char *work_dir, const char *out_tar, const char *repo,
+			     const char *sources_list, json_t **packages, struct ep_error *err);
+
+/* Runs mmdebstrap as ep_debian_rootfs does, keeping no rootfs but copying
+ * every .deb it installed into out_dir/debs and apt's indexes (InRelease,
+ * Packages) into out_dir/lists (both must exist); *packages as there. */
+int ep_debian_collect_debs(const struct ep_base *base, int64_t source_date_epoch,
+			   const char *work_dir, const char *out_dir, json_t **packages,
+			   struct ep_error *err);
+
 /* Compares two package lists; returns NULL if equal, else a malloc'ed
  * message naming the first package that differs. */
 char *ep_debian_diff(json_t *locked, json_t *now);

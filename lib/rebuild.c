@@ -8,6 +8,7 @@
 #include "archive_dl.h"
 #include "jsonutil.h"
 #include "oci.h"
+#include "source.h"
 #include "util.h"
 
 #define MAX_PATHS_REPORTED 50
@@ -290,15 +291,49 @@ static int explain_verdict(json_t *rep, const char *digest, const char *ca,
 				json_array_size(fields));
 	if (!text)
 		return -1;
+	{
+		const char *why = json_string_value(
+		    json_object_get(json_object_get(rep, "envpin_source"), "differs"));
+		char *t2 = why ? ep_asprintf(err, "%s. Note: %s.", text, why) : NULL;
+
+		if (why && !t2) {
+			free(text);
+			return -1;
+		}
+		if (t2) {
+			free(text);
+			text = t2;
+		}
+	}
 	json_object_set_new(rep, "explanation", json_string(text));
 	free(text);
+	return 0;
+}
+
+/* rep.envpin_source: which envpin wrote the lock, which one rebuilt, and
+ * a sentence when they differ (the reviewer must see it in the verdict). */
+static int add_source_verdict(json_t *rep, json_t *lock, struct ep_error *err)
+{
+	json_t *now = ep_source_record(err);
+	cleanup_free char *why = NULL;
+	json_t *rec;
+
+	if (!now)
+		return -1;
+	why = lock ? ep_source_differs(lock) : NULL;
+	rec = json_pack("{s:O?, s:O?, s:o, s:s?}", "lock_version", json_object_get(lock, "envpin"),
+			"lock", json_object_get(lock, "envpin_source"), "rebuild", now, "differs",
+			why);
+	if (!rec || json_object_set_new(rep, "envpin_source", rec) < 0)
+		return ep_error_oom(err);
 	return 0;
 }
 
 int ep_rebuild_compare(struct ep_store *s, const char *layout, const char *digest,
 		       const struct ep_build_opts *o, json_t **report, struct ep_error *err)
 {
-	cleanup_free char *tmpl = ep_asprintf(err, "%s/tmp/rebuild-XXXXXX", s->root);
+	char *tmpl = NULL;
+	int tmpl_fd = -1;
 	cleanup_json json_t *man_a = NULL, *man_b = NULL, *cfg_a = NULL, *cfg_b = NULL, *rep = NULL;
 	cleanup_json json_t *lock = NULL;
 	struct ep_build_opts bo = *o;
@@ -310,12 +345,13 @@ int ep_rebuild_compare(struct ep_store *s, const char *layout, const char *diges
 	int rc = -1, tmp_open = 0;
 
 	memset(&r, 0, sizeof(r));
-	if (!tmpl)
-		return -1;
 	if (!layout)
 		layout = s->root;
-	if (!mkdtemp(tmpl))
-		return ep_error_errno(err, EP_EENV, errno, "create '%s'", tmpl);
+	/* its lock is held before the dir exists: a kill at any point leaves
+	 * what the next open of s removes */
+	tmpl = ep_store_scratch_dir(s, "rebuild", &tmpl_fd, err);
+	if (!tmpl)
+		return -1;
 	if (ep_store_open(&tmp, tmpl, EP_STORE_CREATE, err) < 0)
 		goto out;
 	tmp_open = 1;
@@ -352,6 +388,8 @@ int ep_rebuild_compare(struct ep_store *s, const char *layout, const char *diges
 			lock && json_object_get(lock, "compressor")
 			    ? json_object_get(lock, "compressor")
 			    : json_null());
+	if (add_source_verdict(rep, lock, err) < 0)
+		goto out;
 	la = json_object_get(man_a, "layers");
 	lb = json_object_get(man_b, "layers");
 	first = compare_layers(la, lb, cfg_a, cfg_b, json_object_get(rep, "layers"));
@@ -368,6 +406,6 @@ out:
 	ep_build_result_release(&r);
 	if (tmp_open)
 		ep_store_release(&tmp);
-	ep_rm_rf(tmpl, NULL);
+	ep_store_scratch_release(tmpl, tmpl_fd);
 	return rc;
 }

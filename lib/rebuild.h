@@ -31,6 +31,35 @@
 int ep_rebuild_compare(struct ep_store *s, const char *layout, const char *digest,
 		       const struct ep_build_opts *o, json_t **report, struct ep_error *err);
 
+/* verify --rebuild --vary: the host variations (lib/vary.c). */
+enum {
+	EP_VARY_BUILDDIR = 1 << 0,  /* the context copied elsewhere */
+	EP_VARY_UMASK = 1 << 1,	    /* umask 0002, the copy group-writable */
+	EP_VARY_TZ = 1 << 2,	    /* TZ=Asia/Tokyo */
+	EP_VARY_LOCALE = 1 << 3,    /* LANG=LC_ALL=fr_FR.UTF-8 */
+	EP_VARY_HOSTNAME = 1 << 4,  /* another hostname (unshare -u) */
+	EP_VARY_FILEORDER = 1 << 5, /* disorderfs over the context copy */
+	EP_VARY_CLOCK = 1 << 6,	    /* libfaketime +508 days for host tools */
+	EP_VARY_THREADS = 1 << 7,   /* one CPU, one thread */
+	EP_VARY_ALL = 0xff,
+};
+
+/* "all" or a comma list of builddir, umask, tz, locale, hostname,
+ * fileorder, clock, threads.  Unknown: EP_EINVAL. */
+int ep_vary_parse(const char *list, unsigned *out, struct ep_error *err);
+
+/* Rebuilds under the variations `which` and names those that change the
+ * bytes.  Cost: one rebuild with every variation at once; only when that
+ * differs, one unvaried rebuild (the control) and one per variation.  Each
+ * rebuild runs in a forked child (ep_rebuild_compare there).  *report:
+ *   {"verdict": "identical" | "varies" | "not-reproducible" | "error",
+ *    "variations": [{"name","setting","skipped"?}],
+ *    "runs": [{"vary": [names], "report": {...} | "error": MSG}],
+ *    "changed_by": [names], "explanation"}. */
+int ep_rebuild_vary(struct ep_store *s, const char *layout, const char *digest,
+		    const struct ep_build_opts *o, unsigned which, json_t **report,
+		    struct ep_error *err);
+
 /* Lists a layer blob (any compression libarchive reads): a JSON object
  * {path: {"type","mode","uid","gid","mtime","size","link","sha256"}}.
  * Bounded by max_entries.  New reference. */

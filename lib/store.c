@@ -189,6 +189,105 @@ static int rebuild_dir_dead(const char *dir, const struct stat *st)
 	return !young || (r == 1 && is_regular(marker));
 }
 
+/* A scratch dir (tmp/rebuild-X, tmp/scratch-X) made by ep_store_scratch_dir
+ * lives while the flock on its sibling X.lock is held: that lock is taken
+ * before the dir exists and dropped after it is gone.  Without the sibling
+ * (a store written by an older envpin) the dir's own store lock decides. */
+static int scratch_dir_dead(const char *dir, const struct stat *st)
+{
+	cleanup_free char *lock = ep_asprintf(NULL, "%s.lock", dir);
+	int r = lock ? lock_is_free(lock) : 0;
+
+	if (r >= 0)
+		return r;
+	return rebuild_dir_dead(dir, st);
+}
+
+/* tmp/X.lock of a scratch dir: free means its owner is gone; removes the
+ * dir (if any) then the lock.  Returns 1 when path was such a lock file. */
+static int scratch_lock_dead(const char *path, uint64_t *freed)
+{
+	size_t n = strlen(path);
+	cleanup_free char *dir = NULL;
+	cleanup_close int fd = -1;
+	struct stat st;
+
+	if (n < 5 || strcmp(path + n - 5, ".lock"))
+		return 0;
+	if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return 1;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
+		return 1; /* alive */
+	dir = strndup(path, n - 5);
+	if (dir && lstat(dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+		if (freed)
+			*freed += tree_bytes(dir);
+		ep_rm_rf(dir, NULL);
+	}
+	unlink(path);
+	return 1;
+}
+
+char *ep_store_scratch_dir(struct ep_store *s, const char *prefix, int *lock_fd,
+			   struct ep_error *err)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		cleanup_free char *lock =
+		    ep_asprintf(err, "%s/tmp/%s-XXXXXX.lock", s->root, prefix);
+		char *dir;
+		int fd;
+
+		if (!lock)
+			return NULL;
+		fd = mkostemps(lock, 5, O_CLOEXEC);
+		if (fd < 0) {
+			ep_error_errno(err, EP_EENV, errno, "create '%s'", lock);
+			return NULL;
+		}
+		if (flock_retry(fd, LOCK_EX) < 0) {
+			ep_error_errno(err, EP_EENV, errno, "lock '%s'", lock);
+			unlink(lock);
+			close(fd);
+			return NULL;
+		}
+		dir = strndup(lock, strlen(lock) - 5);
+		if (!dir) {
+			unlink(lock);
+			close(fd);
+			ep_error_oom(err);
+			return NULL;
+		}
+		if (access(lock, F_OK) == 0 && mkdir(dir, 0700) == 0) {
+			*lock_fd = fd;
+			return dir;
+		}
+		/* a cleaner took the lock file for a dead one before our flock,
+		 * or the name is taken: try another */
+		ep_rm_rf(dir, NULL);
+		free(dir);
+		unlink(lock);
+		close(fd);
+	}
+	ep_error_set(err, EP_EENV, "cannot create a scratch dir in '%s/tmp'", s->root);
+	return NULL;
+}
+
+void ep_store_scratch_release(char *dir, int lock_fd)
+{
+	cleanup_free char *lock = NULL;
+
+	if (!dir)
+		return;
+	lock = ep_asprintf(NULL, "%s.lock", dir);
+	ep_rm_rf(dir, NULL);
+	if (lock)
+		unlink(lock);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	free(dir);
+}
+
 /* tmp/rootfs-HEX-*: an unpack of layer HEX, made while rootfs/HEX.lock is
  * held (lib/unpack.c); a lock nobody holds means its unpacker is gone. */
 static int rootfs_dir_dead(const char *root, const char *name)
@@ -220,6 +319,8 @@ static void clean_tmp(const char *root, uint64_t *freed)
 		return;
 	while ((de = readdir(d))) {
 		int is_new = !strncmp(de->d_name, "new-", 4);
+		int scratch =
+		    !strncmp(de->d_name, "rebuild-", 8) || !strncmp(de->d_name, "scratch-", 8);
 		cleanup_free char *dir = NULL;
 		cleanup_free char *lock = NULL;
 		cleanup_close int fd = -1;
@@ -228,12 +329,13 @@ static void clean_tmp(const char *root, uint64_t *freed)
 		dir = ep_path_join(tmp, de->d_name, NULL);
 		if (!dir)
 			continue;
-		if (!strncmp(de->d_name, "rebuild-", 8) || !strncmp(de->d_name, "rootfs-", 7)) {
+		if (scratch && scratch_lock_dead(dir, freed))
+			continue;
+		if (scratch || !strncmp(de->d_name, "rootfs-", 7)) {
 			if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
 				continue;
-			int dead = de->d_name[1] == 'e' /* rebuild- */
-				       ? rebuild_dir_dead(dir, &st)
-				       : rootfs_dir_dead(root, de->d_name);
+			int dead = scratch ? scratch_dir_dead(dir, &st)
+					   : rootfs_dir_dead(root, de->d_name);
 
 			if (!dead)
 				continue;
@@ -1336,5 +1438,265 @@ int ep_store_gc(struct ep_store *s, uint64_t *freed, struct ep_error *err)
 	remove_atomic_leftovers(cdir, &total);
 	if (freed)
 		*freed = total;
+	return 0;
+}
+
+/* ---- rmi ---- */
+
+/* Marks every blob the index entries in arr reach (see gc). */
+static int mark_entries(struct ep_store *s, json_t *arr, json_t *live, struct ep_error *err)
+{
+	return mark_descs(s, live, arr, 0, err);
+}
+
+/* Digests the index children of every entry in arr need (not the entries
+ * themselves): an image listed inside a stored image index. */
+static int mark_children(struct ep_store *s, json_t *arr, json_t *kids, struct ep_error *err)
+{
+	json_t *d;
+	size_t i;
+
+	json_array_foreach (arr, i, d) {
+		cleanup_json json_t *one = json_object();
+		const char *k;
+		json_t *v;
+
+		if (!one)
+			return ep_error_oom(err);
+		if (mark_manifest(s, one, desc_digest(d),
+				  json_string_value(json_object_get(d, "mediaType")), 0, err) < 0)
+			return -1;
+		json_object_foreach (one, k, v) {
+			if (strcmp(k, desc_digest(d)) && json_object_set(kids, k, json_true()) < 0)
+				return ep_error_oom(err);
+		}
+	}
+	return 0;
+}
+
+/* Applies one name to the in-memory index; appends the removed entries to
+ * gone and one record to report. */
+static int rmi_one(struct ep_store *s, json_t *idx, const char *name, int force, json_t *gone,
+		   json_t *report, struct ep_error *err)
+{
+	json_t *m = json_object_get(idx, "manifests");
+	cleanup_json json_t *keep = json_array(), *kids = json_object(), *tags = json_array();
+	ep_digest dg;
+	const char *action = "deleted";
+	json_t *d;
+	size_t i;
+	int by_tag = 0;
+
+	if (!keep || !kids || !tags)
+		return ep_error_oom(err);
+	if (strncmp(name, "sha256:", 7)) {
+		json_array_foreach (m, i, d) {
+			const char *t = desc_tag(d);
+
+			if (t && !strcmp(t, name)) {
+				by_tag = 1;
+				snprintf(dg, sizeof(dg), "%s", desc_digest(d));
+			}
+		}
+	}
+	if (!by_tag && ep_store_resolve(s, name, dg, err) < 0)
+		return -1;
+	json_array_foreach (m, i, d) {
+		const char *t = desc_tag(d);
+		int mine = !strcmp(desc_digest(d), dg) && (!by_tag || (t && !strcmp(t, name)));
+
+		if (!mine) {
+			if (!strcmp(desc_digest(d), dg))
+				action = "untagged"; /* another entry keeps the image */
+			json_array_append(keep, d);
+			continue;
+		}
+		if (t)
+			json_array_append_new(tags, json_string(t));
+		json_array_append(gone, d);
+	}
+	if (!by_tag && json_array_size(tags) > 1 && !force) {
+		cleanup_free char *list = ep_json_canonical(tags, NULL, err);
+
+		return ep_error_set(
+		    err, EP_EINVAL,
+		    "image %s has %zu tags %s: remove them one by one, or use --force", dg,
+		    json_array_size(tags), list ? list : "");
+	}
+	if (!strcmp(action, "deleted")) {
+		if (mark_children(s, keep, kids, err) < 0)
+			return -1;
+		if (json_object_get(kids, dg) && !force)
+			return ep_error_set(
+			    err, EP_EINVAL,
+			    "image %s ('%s') is part of an image index still in the "
+			    "store: remove that index first, or use --force",
+			    dg, name);
+	}
+	if (json_object_set(idx, "manifests", keep) < 0 ||
+	    json_array_append_new(report, json_pack("{s:s, s:s, s:s, s:O}", "name", name, "digest",
+						    dg, "action", action, "tags", tags)) < 0)
+		return ep_error_oom(err);
+	return 0;
+}
+
+/* Adds the diff_ids of image manifest `digest` (from its config) to out;
+ * quietly nothing for what is not an image manifest. */
+static int add_diff_ids(struct ep_store *s, const char *digest, json_t *out)
+{
+	cleanup_free char *mp = ep_store_blob_path(s, digest, NULL), *mb = NULL, *cp = NULL,
+			  *cb = NULL;
+	cleanup_json json_t *man = NULL, *cfg = NULL;
+	size_t len, i;
+	json_t *d;
+
+	if (!mp || !(mb = ep_read_file(mp, EP_JSON_MAX_BYTES, &len, NULL)) ||
+	    !(man = ep_json_loadb(mb, len, EP_JSON_MAX_BYTES, "manifest", NULL)))
+		return 0;
+	cp = ep_store_blob_path(
+	    s, json_string_value(json_object_get(json_object_get(man, "config"), "digest")), NULL);
+	if (!cp || !(cb = ep_read_file(cp, EP_JSON_MAX_BYTES, &len, NULL)) ||
+	    !(cfg = ep_json_loadb(cb, len, EP_JSON_MAX_BYTES, "config", NULL)))
+		return 0;
+	json_array_foreach (json_object_get(json_object_get(cfg, "rootfs"), "diff_ids"), i, d) {
+		if (json_is_string(d) && json_object_set(out, json_string_value(d), json_true()) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Records keyed by a layer's diff_id ("links-HEX", lib/build.c) of layers
+ * only the removed images had. */
+static int drop_diff_id_records(struct ep_store *s, json_t *idx, json_t *gone, struct ep_error *err)
+{
+	cleanup_json json_t *keep = json_object(), *drop = json_object();
+	const char *k;
+	json_t *d, *v;
+	size_t i;
+
+	if (!keep || !drop)
+		return ep_error_oom(err);
+	json_array_foreach (json_object_get(idx, "manifests"), i, d) {
+		if (add_diff_ids(s, desc_digest(d), keep) < 0)
+			return ep_error_oom(err);
+	}
+	json_array_foreach (gone, i, d) {
+		if (add_diff_ids(s, desc_digest(d), drop) < 0)
+			return ep_error_oom(err);
+	}
+	json_object_foreach (drop, k, v) {
+		cleanup_free char *p = NULL;
+
+		if (json_object_get(keep, k) || ep_digest_check(k, NULL) < 0)
+			continue;
+		p = ep_asprintf(err, "%s/cache/links-%s.json", s->root, ep_digest_hex(k));
+		if (!p)
+			return -1;
+		if (unlink(p) < 0 && errno != ENOENT)
+			return ep_error_errno(err, EP_EENV, errno, "remove '%s'", p);
+	}
+	return 0;
+}
+
+/* Removes the cache records that keep a blob only the removed images used,
+ * so that the next gc frees it (a cached layer of a removed image is what
+ * the user asked to delete). */
+static int drop_cache_of(struct ep_store *s, json_t *live, json_t *removed, struct ep_error *err)
+{
+	cleanup_free char *cdir = ep_path_join(s->root, "cache", err);
+	DIR *dir = cdir ? opendir(cdir) : NULL;
+	struct dirent *de;
+	int rc = 0;
+
+	if (!cdir)
+		return -1;
+	if (!dir)
+		return errno == ENOENT ? 0 : ep_error_errno(err, EP_EENV, errno, "open '%s'", cdir);
+	while ((de = readdir(dir))) {
+		size_t n = strlen(de->d_name);
+		cleanup_free char *key = NULL, *path = NULL;
+		cleanup_json json_t *rec = NULL, *refs = json_object();
+		const char *k;
+		json_t *v;
+		int drop = 0;
+
+		if (n <= 5 || strcmp(de->d_name + n - 5, ".json"))
+			continue;
+		key = strndup(de->d_name, n - 5);
+		if (!key || !refs) {
+			rc = ep_error_oom(err);
+			break;
+		}
+		rec = ep_store_cache_get(s, key);
+		if (!rec || mark_record(refs, rec, 0) < 0)
+			continue;
+		json_object_foreach (refs, k, v) {
+			if (json_object_get(removed, k) && !json_object_get(live, k))
+				drop = 1;
+		}
+		path = drop ? ep_path_join(cdir, de->d_name, err) : NULL;
+		if (path && unlink(path) < 0 && errno != ENOENT) {
+			rc = ep_error_errno(err, EP_EENV, errno, "remove '%s'", path);
+			break;
+		}
+	}
+	closedir(dir);
+	return rc;
+}
+
+int ep_store_rmi(struct ep_store *s, const char *const *names, size_t n, int force, json_t **report,
+		 struct ep_error *err)
+{
+	cleanup_free char *path = ep_path_join(s->root, "index.json", err);
+	cleanup_close int lfd = -1;
+	cleanup_json json_t *old = NULL, *idx = NULL, *gone = json_array(), *rep = json_array();
+	cleanup_json json_t *live = json_object(), *removed = json_object();
+	cleanup_free char *text = NULL;
+	size_t len, i;
+	json_t *d;
+
+	if (!path || !gone || !rep || !live || !removed)
+		return path ? ep_error_oom(err) : -1;
+	lfd = open_lockfile(s->root, "index.lock", err);
+	if (lfd < 0)
+		return -1;
+	if (flock_retry(lfd, LOCK_EX) < 0)
+		return ep_error_errno(err, EP_EENV, errno, "lock '%s/index.lock'", s->root);
+	old = index_load(s, 0, err);
+	if (!old || !(idx = json_deep_copy(old)))
+		return old ? ep_error_oom(err) : -1;
+	for (i = 0; i < n; i++) {
+		/* every name is resolved against the index as the earlier
+		 * names left it; all or nothing is written */
+		if (rmi_one(s, idx, names[i], force, gone, rep, err) < 0)
+			return -1;
+	}
+	/* what the remaining images reach stays; the cache records of what
+	 * only the removed ones reached go */
+	if (mark_entries(s, json_object_get(idx, "manifests"), live, err) < 0 ||
+	    mark_entries(s, gone, removed, err) < 0)
+		return ep_error_wrap(err, "rmi");
+	text = ep_json_canonical(idx, &len, err);
+	if (!text || ep_write_file_atomic(path, text, len, 0644, err) < 0)
+		return -1;
+	if (drop_cache_of(s, live, removed, err) < 0)
+		return ep_error_wrap(err, "rmi: images removed, but their cache records");
+	if (drop_diff_id_records(s, idx, gone, err) < 0)
+		return ep_error_wrap(err, "rmi: images removed, but their cache records");
+	/* the build's note of where a deleted image came from (lib/build.c) */
+	json_array_foreach (gone, i, d) {
+		const char *dg = desc_digest(d);
+		cleanup_free char *p = NULL;
+
+		if (json_object_get(live, dg))
+			continue;
+		p = ep_asprintf(err, "%s/cache/origin-%s.json", s->root, ep_digest_hex(dg));
+		if (!p)
+			return -1;
+		if (unlink(p) < 0 && errno != ENOENT)
+			return ep_error_errno(err, EP_EENV, errno, "remove '%s'", p);
+	}
+	if (report)
+		*report = steal_pointer(&rep);
 	return 0;
 }

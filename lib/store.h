@@ -135,4 +135,25 @@ void ep_txn_abort(struct ep_txn *t);
  * anything is removed.  *freed (may be NULL) gets bytes removed. */
 int ep_store_gc(struct ep_store *s, uint64_t *freed, struct ep_error *err);
 
+/* A private scratch directory ROOT/tmp/PREFIX-XXXXXX (PREFIX "rebuild" or
+ * "scratch"), alive while *lock_fd (a flock on the sibling
+ * PREFIX-XXXXXX.lock, taken before the dir exists) is held: a kill at any
+ * point leaves nothing that the next open or gc does not remove.  Caller
+ * frees with ep_store_scratch_release (removes the dir, then the lock). */
+char *ep_store_scratch_dir(struct ep_store *s, const char *prefix, int *lock_fd,
+			   struct ep_error *err);
+void ep_store_scratch_release(char *dir, int lock_fd);
+
+/* Removes images from index.json (under ROOT/index.lock; a shared open is
+ * enough).  A name that is a tag removes that entry only (the image stays
+ * while another entry lists it: "untagged"); a digest or prefix removes
+ * every entry of the image ("deleted"), but refuses, unless force, an image
+ * with several tags or one that an image index still in the store lists.
+ * All or nothing: on error index.json is unchanged.  The cache records
+ * that keep blobs only the removed images reached are removed too, so the
+ * next ep_store_gc frees those blobs (rmi itself removes no blob).
+ * *report (may be NULL; new reference): [{"name","digest","action","tags"}]. */
+int ep_store_rmi(struct ep_store *s, const char *const *names, size_t n, int force, json_t **report,
+		 struct ep_error *err);
+
 #endif
