@@ -194,6 +194,10 @@ static int debian_rootfs_once(const struct ep_base *base, int64_t sde, const cha
 	if (base->n_packages)
 		argv[n++] = include;
 	argv[n++] = hook;
+	/* openssh-server's postinst generates random host keys: a secret in a
+	 * shared image and a different digest on every build.  Images generate
+	 * them at first start (docs/run.md, --ssh). */
+	argv[n++] = "--customize-hook=rm -f \"$1\"/etc/ssh/ssh_host_*_key \"$1\"/etc/ssh/ssh_host_*_key.pub";
 	if (dr->collect_dir) {
 		/* the paths are ours (a scratch dir of the store), quoted */
 		/* the .debs and the archive's indexes apt used (InRelease,
