@@ -86,8 +86,9 @@ struct ep_run_opts {
 };
 void ep_run_opts_init(struct ep_run_opts *o);
 
-/* The engine `want` means here: auto is native when envpin runs as root
- * and runc is installed, else docker when this user can reach its daemon,
+/* The engine `want` means here: auto is native when runc is installed and
+ * envpin runs as root or can create a user namespace (rootless, see
+ * docs/rootless.md), else docker when this user can reach its daemon,
  * else podman.  Refuses (EP_EENV, naming the ways out) docker when its
  * daemon is out of this user's reach. */
 int ep_engine_pick(enum ep_engine want, enum ep_engine *out, struct ep_error *err);
@@ -152,6 +153,8 @@ struct ep_spec_params {
 	int tty;                         /* resolved: 0 or 1 */
 	const char *host_root;           /* prefix for /etc/hosts etc. sources, NULL for "/" */
 	const char *gpu_files_dir;       /* where gpu->files[i] were written as "<i>" */
+	int rootless;                    /* runc runs in envpin's user namespace: GPU device
+					    nodes are bind mounts, no cgroup rules, /sys bound */
 };
 
 /* The OCI runtime spec (config.json) for runc: namespaces pid, ipc, uts,
