@@ -47,6 +47,7 @@ static const struct command commands[] = {
 	{"gc", cmd_gc, CMD_NEEDS_STORE | CMD_EXCLUSIVE_STORE,
 	 "remove unreferenced blobs and leftovers of killed builds"},
 	{"version", cmd_version, 0, "print version and the library versions that affect digests"},
+	{"doctor", cmd_doctor, 0, "check this machine's preconditions (rootless, GPU) and their fixes"},
 };
 
 static void usage(FILE *f)

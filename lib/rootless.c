@@ -75,6 +75,15 @@ static int write_proc(const char *what, const char *text, struct ep_error *err)
 	return rc;
 }
 
+static int unshare_error(struct ep_error *err, int e)
+{
+	if (e == ENOSPC)
+		return ep_error_set(err, EP_EENV,
+				    "unshare a user namespace: the limit user.max_user_namespaces "
+				    "is reached (0 disables them; see envpin doctor)");
+	return ep_error_errno(err, EP_EENV, e, "unshare a user namespace (see envpin doctor)");
+}
+
 /* "inside outside count" lines: `id` is the caller's own id, shown as
  * `want` inside; the rest of 0..65535 comes from the range. */
 static int range_args(struct ep_strvec *a, unsigned long own, unsigned long want,
@@ -164,8 +173,7 @@ static int map_with_helpers(uid_t uid, gid_t gid, struct ep_error *err)
 		e = errno;
 		close(p[1]);
 		waitpid(pid, NULL, 0);
-		return ep_error_errno(err, EP_EENV, e,
-				      "unshare a user namespace (see envpin doctor)");
+		return unshare_error(err, e);
 	}
 	c = 'x';
 	if (write(p[1], &c, 1) != 1) {
@@ -197,8 +205,7 @@ int ep_userns_enter(uid_t uid, gid_t gid, struct ep_error *err)
 		gid_t og = getgid();
 
 		if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
-			return ep_error_errno(err, EP_EENV, errno,
-					      "unshare a user namespace (see envpin doctor)");
+			return unshare_error(err, errno);
 		if (write_proc("setgroups", "deny", err) < 0)
 			return -1;
 		snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)ou);
