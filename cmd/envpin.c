@@ -48,6 +48,7 @@ static const struct command commands[] = {
 	 "remove unreferenced blobs and leftovers of killed builds"},
 	{"version", cmd_version, 0, "print version and the library versions that affect digests"},
 	{"doctor", cmd_doctor, 0, "check this machine's preconditions (rootless, GPU) and their fixes"},
+	{"k8s", cmd_k8s, 0, "print a Kubernetes Job/Pod pinned by digest, GPU-checked first"},
 };
 
 static void usage(FILE *f)
