@@ -75,6 +75,9 @@ int cmd_version(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_run(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_doctor(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_k8s(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_slurm(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_bundle(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_certificates(int argc, char **argv, struct cmd_ctx *ctx);
 /* After a failed start: the failed preconditions (envpin doctor --quick)
  * on stderr, one line each with its fix. */
 void cmd_doctor_hint(struct cmd_ctx *ctx);

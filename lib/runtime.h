@@ -103,6 +103,15 @@ int ep_engine_pick(enum ep_engine want, enum ep_engine *out, struct ep_error *er
 int ep_run(struct ep_store *s, const struct ep_image_loc *img, const struct ep_run_opts *o,
 	   int *status, struct ep_error *err);
 
+/* `envpin bundle`: an OCI runtime bundle in the new directory dir
+ * (dir/config.json, dir/rootfs: the image flattened) for runc or Slurm's
+ * `srun --container=dir`.  The spec is the rootless one (docs/rootless.md:
+ * GPU nodes bound, no cgroup rules, /sys bound), so it runs under runc as
+ * root and in a user namespace alike; no workspace mount (o->no_workspace
+ * is implied).  o->gpus picks the GPUs as for a run. */
+int ep_run_bundle_dir(const struct ep_image_loc *loc, const json_t *info, const char *dir,
+		      const struct ep_run_opts *o, struct ep_error *err);
+
 /* What a certificate remembers of this host for a run with --gpus gpus on
  * engine (auto resolved as ep_engine_pick does): {"driver_version",
  * "gpus": [{"index","uuid","name"}], "driver_files": [{"path",

@@ -786,3 +786,63 @@ out:
 		ep_gpu_plan_release(&plan);
 	return rc;
 }
+
+int ep_run_bundle_dir(const struct ep_image_loc *loc, const json_t *info, const char *dir,
+		      const struct ep_run_opts *o, struct ep_error *err)
+{
+	struct ep_unpack_opts uo;
+	struct ep_gpu_plan plan;
+	struct bundle b;
+	cleanup_close int root_fd = -1;
+	int have_plan = 0, rc = -1;
+
+	memset(&b, 0, sizeof(b));
+	b.lock_fd = -1;
+	/* portable: the same config runs under runc as root and in a user
+	 * namespace (Slurm runs it as the job's user) */
+	b.rootless = 1;
+	if (mkdir(dir, 0755) < 0)
+		return ep_error_errno(err, errno == EEXIST ? EP_EINVAL : EP_EENV, errno,
+				      "mkdir '%s'", dir);
+	b.dir = realpath(dir, NULL);
+	if (!b.dir) {
+		ep_error_errno(err, EP_EENV, errno, "realpath '%s'", dir);
+		goto out;
+	}
+	b.rootfs = ep_path_join(b.dir, "rootfs", err);
+	if (!b.rootfs)
+		goto out;
+	ep_unpack_opts_init(&uo);
+	uo.whiteouts = EP_WHITEOUT_APPLY;
+	uo.allow_devices = geteuid() == 0;
+	uo.same_owner = geteuid() == 0;
+	if (ep_unpack_image(loc->layout, loc->digest, b.rootfs, &uo, err) < 0) {
+		ep_error_wrap(err, "unpack the image into '%s'", b.rootfs);
+		goto out;
+	}
+	root_fd = open(b.rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd < 0) {
+		ep_error_errno(err, EP_EENV, errno, "open '%s'", b.rootfs);
+		goto out;
+	}
+	memset(&plan, 0, sizeof(plan));
+	{
+		/* Slurm replaces the args; an image without Entrypoint and Cmd
+		 * still gets a bundle (its process is /bin/sh until then) */
+		const json_t *cfg = json_object_get(info, "config");
+		static char *const sh[] = {"/bin/sh", NULL};
+		struct ep_run_opts oo = *o;
+
+		if (!oo.n_cmd && !json_array_size(json_object_get(cfg, "Entrypoint")) &&
+		    !json_array_size(json_object_get(cfg, "Cmd"))) {
+			oo.cmd = sh;
+			oo.n_cmd = 1;
+		}
+		rc = bundle_config(&b, root_fd, cfg, &oo, 0, NULL, &plan, &have_plan, err);
+	}
+	if (have_plan)
+		ep_gpu_plan_release(&plan);
+out:
+	bundle_release(&b);
+	return rc;
+}
