@@ -20,7 +20,7 @@
 
 static const char slurm_usage[] =
     "usage: envpin slurm [--install] [--output FILE] [--envpin PATH]\n"
-    "       envpin slurm oci run|state|kill|delete ID [BUNDLE|SIGNAL]\n\n"
+    "       envpin slurm oci [--user NAME] run|state|kill|delete ID [BUNDLE|SIGNAL]\n\n"
     "Prints the oci.conf that makes Slurm 22.05+ run envpin bundles: `srun --container=DIR`\n"
     "where DIR was made by `envpin bundle IMAGE DIR` on the node. Its RunTimeRun,\n"
     "RunTimeQuery, RunTimeKill and RunTimeDelete call `envpin slurm oci ...`, which runs\n"
@@ -92,8 +92,16 @@ static int slurm_oci(int argc, char **argv, struct cmd_ctx *ctx)
 	struct ep_error err = EP_ERROR_INIT;
 	struct ep_strvec a = EP_STRVEC_INIT;
 	enum ep_slurm_op op;
-	const char *extra = argc > 3 ? argv[3] : NULL;
+	const char *extra;
 
+	/* --user NAME: the job's user (Slurm's %u), whoever runs this */
+	if (argc > 2 && !strcmp(argv[1], "--user")) {
+		if (ep_slurm_become(argv[2], &err) < 0)
+			return cmd_fail(&err);
+		argc -= 2;
+		argv += 2;
+	}
+	extra = argc > 3 ? argv[3] : NULL;
 	if (argc < 3)
 		return cmd_usage_error(ctx, "oci: ACTION and ID are required");
 	if (!strcmp(argv[1], "run"))
@@ -108,12 +116,32 @@ static int slurm_oci(int argc, char **argv, struct cmd_ctx *ctx)
 		return cmd_usage_error(ctx, "oci: unknown action '%s'", argv[1]);
 	if (op == EP_SLURM_RUN && !extra)
 		return cmd_usage_error(ctx, "oci run: ID BUNDLE");
+	/* Slurm asks for the state after the step too: a container runc has
+	 * forgotten (deleted, or never created) is "stopped", in the OCI state
+	 * format Slurm parses, not runc's error text */
+	if (op == EP_SLURM_STATE && !ep_slurm_container_exists(argv[2])) {
+		json_t *st = json_pack("{s:s,s:s,s:s,s:i,s:s}", "ociVersion", "1.0.2", "id",
+				       argv[2], "status", "stopped", "pid", 0, "bundle", "");
+		int rc = st ? cmd_print_json(st) : EXIT_ENV;
+
+		json_decref(st);
+		return cmd_finish(rc);
+	}
+	if ((op == EP_SLURM_KILL || op == EP_SLURM_DELETE) && !ep_slurm_container_exists(argv[2]))
+		return cmd_finish(0);
 	if (ep_slurm_runc_argv(op, argv[2], extra, extra, &a, &err) < 0) {
 		ep_strvec_release(&a);
 		fprintf(stderr, "envpin: slurm oci %s: %s\n", argv[1], err.msg);
 		return op == EP_SLURM_RUN ? 125 : cmd_fail(&err);
 	}
 	fflush(stdout);
+	if (op == EP_SLURM_RUN) {
+		/* a supervisor, not exec: see ep_slurm_supervise */
+		int st = ep_slurm_supervise(a.v, argv[2], 10);
+
+		ep_strvec_release(&a);
+		return st;
+	}
 	execvp(a.v[0], a.v);
 	fprintf(stderr, "envpin: exec runc: %s\n", strerror(errno));
 	ep_strvec_release(&a);

@@ -3,10 +3,16 @@
 #include "slurm.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cert.h"
@@ -28,23 +34,20 @@ char *ep_slurm_oci_conf(const char *envpin, struct ep_error *err)
 	    "# docs/slurm.md. Put it beside slurm.conf on every node and restart slurmd.\n"
 	    "# runc runs as the job's user: as root inside envpin's user namespace when\n"
 	    "# the user is not root (envpin doctor checks the node).\n"
-	    "RunTimeQuery=\"%s slurm oci state %%n.%%u.%%j.%%s.%%t\"\n"
-	    "RunTimeKill=\"%s slurm oci kill %%n.%%u.%%j.%%s.%%t\"\n"
-	    "RunTimeDelete=\"%s slurm oci delete %%n.%%u.%%j.%%s.%%t\"\n"
-	    "RunTimeRun=\"%s slurm oci run %%n.%%u.%%j.%%s.%%t %%b\"\n",
+	    "RunTimeQuery=\"%s slurm oci --user %%u state %%n.%%u.%%j.%%s.%%t\"\n"
+	    "RunTimeKill=\"%s slurm oci --user %%u kill %%n.%%u.%%j.%%s.%%t\"\n"
+	    "RunTimeDelete=\"%s slurm oci --user %%u delete %%n.%%u.%%j.%%s.%%t\"\n"
+	    "RunTimeRun=\"%s slurm oci --user %%u run %%n.%%u.%%j.%%s.%%t %%b\"\n",
 	    envpin, envpin, envpin, envpin);
 }
 
 char *ep_slurm_runc_root(struct ep_error *err)
 {
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
 	char *dir;
 	struct stat st;
 
 	if (geteuid() == 0)
 		dir = ep_strdup("/run/envpin/slurm-runc", err);
-	else if (xdg && xdg[0] == '/')
-		dir = ep_asprintf(err, "%s/envpin-runc", xdg);
 	else
 		dir = ep_asprintf(err, "/tmp/envpin-runc-%u", (unsigned)getuid());
 	if (!dir)
@@ -69,6 +72,27 @@ char *ep_slurm_runc_root(struct ep_error *err)
 		return NULL;
 	}
 	return dir;
+}
+
+int ep_slurm_become(const char *user, struct ep_error *err)
+{
+	struct passwd *pw = getpwnam(user);
+
+	if (!pw)
+		return ep_error_set(err, EP_EENV, "user '%s' is not in the passwd database", user);
+	if (geteuid() == pw->pw_uid)
+		return 0;
+	if (geteuid() != 0)
+		return ep_error_set(err, EP_EENV, "uid %u cannot act for '%s'", (unsigned)geteuid(),
+				    user);
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0)
+		return ep_error_errno(err, EP_EENV, errno, "become '%s'", user);
+	/* the uid change made us undumpable, which leaves /proc/self/{uid_map,
+	 * setgroups} root's: the user namespace could not be set up */
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+		return ep_error_errno(err, EP_EENV, errno, "prctl(PR_SET_DUMPABLE)");
+	return 0;
 }
 
 int ep_slurm_runc_argv(enum ep_slurm_op op, const char *id, const char *bundle, const char *sig,
@@ -101,9 +125,10 @@ int ep_slurm_runc_argv(enum ep_slurm_op op, const char *id, const char *bundle, 
 		ep_strvec_push(a, "state");
 		break;
 	case EP_SLURM_KILL:
+		/* not --all: it finds the processes through cgroups, which a
+		 * rootless container has none of; the container has its own
+		 * PID namespace, so killing its init kills the rest */
 		ep_strvec_push(a, "kill");
-		if (!sig)
-			ep_strvec_push(a, "--all");
 		break;
 	case EP_SLURM_DELETE:
 		ep_strvec_push(a, "delete");
@@ -116,6 +141,89 @@ int ep_slurm_runc_argv(enum ep_slurm_op op, const char *id, const char *bundle, 
 	if (a->oom)
 		return ep_error_oom(err);
 	return 0;
+}
+
+int ep_slurm_container_exists(const char *id)
+{
+	struct ep_error e = EP_ERROR_INIT;
+	cleanup_free char *root = ep_slurm_runc_root(&e);
+	cleanup_free char *p = root ? ep_path_join(root, id, &e) : NULL;
+	struct stat st;
+
+	return p && !strchr(id, '/') && lstat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static volatile sig_atomic_t g_stop;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	g_stop = 1;
+}
+
+/* `runc --root R kill ID SIG` with the same root (argv[2]) */
+static void runc_kill(char *const argv[], const char *id, const char *sig)
+{
+	pid_t k = fork();
+
+	if (k == 0) {
+		char *a[] = {argv[0], "--root", argv[2], "kill", (char *)id, (char *)sig, NULL};
+		int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		if (nul >= 0) {
+			dup2(nul, 1);
+			dup2(nul, 2);
+		}
+		execvp(a[0], a);
+		_exit(127);
+	}
+	if (k > 0)
+		while (waitpid(k, NULL, 0) < 0 && errno == EINTR)
+			;
+}
+
+int ep_slurm_supervise(char *const argv[], const char *id, unsigned grace)
+{
+	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGALRM};
+	struct sigaction sa = {0};
+	pid_t parent = getppid(), pid;
+	int st, stopping = 0;
+
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < EP_ARRAY_SIZE(sigs); i++)
+		sigaction(sigs[i], &sa, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+	if (getppid() != parent)
+		g_stop = 1;
+	pid = fork();
+	if (pid < 0)
+		return 125;
+	if (pid == 0) {
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		signal(SIGALRM, SIG_DFL);
+		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	for (;;) {
+		if (waitpid(pid, &st, 0) == pid)
+			break;
+		if (errno != EINTR)
+			return 125;
+		if (g_stop && stopping == 0) {
+			stopping = 1;
+			g_stop = 0;
+			runc_kill(argv, id, "TERM");
+			alarm(grace ? grace : 1);
+		} else if (g_stop && stopping == 1) {
+			stopping = 2;
+			runc_kill(argv, id, "KILL");
+		}
+	}
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 /* "cert-NODE.json" or "NODE.json" -> NODE. */

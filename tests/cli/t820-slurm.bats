@@ -31,7 +31,10 @@ teardown_file() {
 	[ -z "${ST:-}" ] && return 0
 	"$FIX/slurm.sh" stop "$ST/slurm" || true
 	rm -rf "$ST"
-	if id "$U820" >/dev/null 2>&1; then userdel "$U820"; fi
+	if id "$U820" >/dev/null 2>&1; then
+		rm -rf "/tmp/envpin-runc-$(id -u "$U820")"
+		userdel "$U820"
+	fi
 }
 
 setup() {
@@ -55,11 +58,13 @@ teardown() { common_teardown; }
 
 @test "slurm: oci.conf names envpin for RunTimeRun/Query/Kill/Delete; --install writes it beside slurm.conf" {
 	run -0 envpin slurm --envpin /opt/envpin/bin/envpin
-	[[ "$output" == *'RunTimeRun="/opt/envpin/bin/envpin slurm oci run %n.%u.%j.%s.%t %b"'* ]]
-	[[ "$output" == *'RunTimeQuery="/opt/envpin/bin/envpin slurm oci state %n.%u.%j.%s.%t"'* ]]
-	[[ "$output" == *'RunTimeKill="/opt/envpin/bin/envpin slurm oci kill %n.%u.%j.%s.%t"'* ]]
-	[[ "$output" == *'RunTimeDelete="/opt/envpin/bin/envpin slurm oci delete %n.%u.%j.%s.%t"'* ]]
-	grep -q "^RunTimeRun=\"$(readlink -f "$ENVPIN") slurm oci run" "$ST/slurm/oci.conf"
+	[[ "$output" == *'RunTimeRun="/opt/envpin/bin/envpin slurm oci --user %u run %n.%u.%j.%s.%t %b"'* ]]
+	[[ "$output" == *'RunTimeQuery="/opt/envpin/bin/envpin slurm oci --user %u state %n.%u.%j.%s.%t"'* ]]
+	[[ "$output" == *'RunTimeKill="/opt/envpin/bin/envpin slurm oci --user %u kill %n.%u.%j.%s.%t"'* ]]
+	[[ "$output" == *'RunTimeDelete="/opt/envpin/bin/envpin slurm oci --user %u delete %n.%u.%j.%s.%t"'* ]]
+	grep -q "^RunTimeRun=\"$(readlink -f "$ENVPIN") slurm oci --user %u run" "$ST/slurm/oci.conf"
+	# state of a container runc does not know: "stopped", as JSON Slurm parses
+	[ "$(envpin slurm oci --user "$U820" state nosuch.1 | jq -r .status)" = stopped ]
 	run envpin slurm --envpin relative/envpin
 	[ "$status" -eq 2 ]
 	# the bundle: config.json and the flattened rootfs, in the rootless form
@@ -124,4 +129,27 @@ teardown() { common_teardown; }
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"certification: PASS"* ]]
 	[[ "$output" == *"fingerprints agree"* ]]
+}
+
+@test "slurm: scancel ends a student's container, whose init ignores SIGTERM, and leaves no runc state" {
+	runuser -u "$U820" -- env SLURM_CONF="$SLURM_CONF" HOME="$ST/home" \
+		srun --container="$ST/bundle" sleep 300 >"$T/srun.out" 2>&1 &
+	local srun=$! job="" n
+	for n in $(seq 50); do
+		job=$(squeue -h -u "$U820" -t R -o %i | head -n1)
+		[ -z "$job" ] || [ ! -d "/tmp/envpin-runc-$(id -u "$U820")" ] || break
+		sleep 0.2
+	done
+	[ -n "$job" ]
+	pgrep -u "$U820" -x sleep >/dev/null
+	scancel "$job"
+	# SIGTERM to the container's init, SIGKILL 10 s later (ep_slurm_supervise)
+	for n in $(seq 100); do
+		pgrep -u "$U820" -x sleep >/dev/null || break
+		sleep 0.2
+	done
+	run pgrep -u "$U820" -x sleep
+	[ "$status" -ne 0 ]
+	wait "$srun" || true
+	[ -z "$(ls -A "/tmp/envpin-runc-$(id -u "$U820")" 2>/dev/null)" ]
 }
