@@ -139,3 +139,25 @@ as_user() {
 	usermod -aG "$G800" "$U800"
 	[[ "$output" == *"/dev/nvidia0: Permission denied"* ]]
 }
+
+@test "rootless: pull from a loopback registry into the user's store, then run it" {
+	command -v docker-registry >/dev/null || skip "docker-registry is not installed"
+	local addr
+	addr=$("$FIX/registry.sh" start "$T/reg") || skip "the registry fixture did not start"
+	# the lab builds the same manifest as root: the same digest (reproducible)
+	cp "$RT/src/m.json" "$RT/src/base.tar" "$T/"
+	run -0 envpin --store "$T/rootstore" build -q -f "$T/m.json"
+	[ "${lines[-1]}" = "$D" ]
+	run envpin --store "$T/rootstore" push "$D" "$addr/lab/rootless:v1"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	# a fresh user store: the pull is all the user has
+	WS=$T/ws EXTRA_ENV="ENVPIN_STORE=$T/ws/pulled" run as_user pull "$addr/lab/rootless@$D"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(stat -c %U "$T/ws/pulled")" = "$U800" ]
+	EXTRA_ENV="ENVPIN_STORE=$T/ws/pulled" run as_user run "$D" -- sh -c 'echo pulled >/workspace/p'
+	"$FIX/registry.sh" stop "$T/reg" || true
+	[ "$status" -eq 0 ]
+	[ "$(stat -c %U "$T/ws/p")" = "$U800" ]
+}
