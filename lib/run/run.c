@@ -224,12 +224,13 @@ int ep_engine_pick(enum ep_engine want, enum ep_engine *out, struct ep_error *er
 		return 0;
 	}
 	if (docker && !userns)
-		return ep_error_set(err, EP_EENV,
-				    "no engine this user can use: %s, and user namespaces are "
-				    "disabled here (the rootless native engine and podman need them; "
-				    "envpin doctor says how to enable them); or join the 'docker' "
-				    "group (usermod -aG docker USER, then log in again)",
-				    why.msg);
+		return ep_error_set(
+		    err, EP_EENV,
+		    "no engine this user can use: %s, and user namespaces are "
+		    "disabled here (the rootless native engine and podman need them; "
+		    "envpin doctor says how to enable them); or join the 'docker' "
+		    "group (usermod -aG docker USER, then log in again)",
+		    why.msg);
 	if (docker)
 		return ep_error_set(err, EP_EENV, "no engine this user can use: %s; %s", why.msg,
 				    ways_out);
