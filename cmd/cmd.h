@@ -67,12 +67,7 @@ int cmd_images(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_gc(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_unpack(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_dockerfile(int argc, char **argv, struct cmd_ctx *ctx);
-int cmd_pull(int argc, char **argv, struct cmd_ctx *ctx);
-int cmd_push(int argc, char **argv, struct cmd_ctx *ctx);
-int cmd_login(int argc, char **argv, struct cmd_ctx *ctx);
-int cmd_check(int argc, char **argv, struct cmd_ctx *ctx);
-int cmd_version(int argc, char **argv, struct cmd_ctx *ctx);
-int cmd_run(int argc, char **argv, struct cmd_ctx *ctx);
+/* without root and on clusters (docs/rootless.md, slurm.md, k8s.md) */
 int cmd_doctor(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_k8s(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_slurm(int argc, char **argv, struct cmd_ctx *ctx);
@@ -81,5 +76,11 @@ int cmd_certificates(int argc, char **argv, struct cmd_ctx *ctx);
 /* After a failed start: the failed preconditions (envpin doctor --quick)
  * on stderr, one line each with its fix. */
 void cmd_doctor_hint(struct cmd_ctx *ctx);
+int cmd_pull(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_push(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_login(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_check(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_version(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_run(int argc, char **argv, struct cmd_ctx *ctx);
 
 #endif

@@ -18,15 +18,19 @@ setup_file() {
 }
 teardown_file() { [ -z "${KT:-}" ] || rm -rf "$KT"; }
 
+# kubernetes-validate: in the PyPI tools venv (scripts/pytools.sh), else on PATH
+KV=${ENVPIN_PYTOOLS:-/opt/envpin-pytools}/bin/kubernetes-validate
+[ -x "$KV" ] || KV=$(command -v kubernetes-validate || true)
+
 setup() {
-	command -v kubernetes-validate >/dev/null || skip "kubernetes-validate (PyPI, scripts/deps.d/pypi.list) is not installed"
+	[ -n "$KV" ] || skip "kubernetes-validate (PyPI, scripts/deps.d/pypi-rootless.req) is not installed"
 	common_setup
 	D=$(cat "$KT/digest")
 	REF="registry.example.org:5000/lab/astro@$D"
 }
 teardown() { common_teardown; }
 
-validate() { kubernetes-validate --strict --no-warn "$@"; }
+validate() { "$KV" --strict --no-warn "$@"; }
 
 @test "k8s job: pinned by the image's digest, GPU limit on work and init checks, schema-valid" {
 	# the digest is the image's own (what envpin push sends and prints)
