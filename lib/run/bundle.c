@@ -50,10 +50,10 @@ struct bundle {
 	char *runc_root; /* STORE/run/runc */
 	char *dir;	 /* STORE/run/<id> */
 	char *rootfs;
+	int rootless; /* in a user namespace of our own (docs/rootless.md) */
 	char id[72];
 	int lock_fd;
 	int keep;
-	int rootless; /* in a user namespace of our own (docs/rootless.md) */
 };
 
 static void bundle_release(struct bundle *b)
@@ -140,6 +140,7 @@ static int bundle_create(struct ep_store *s, const char *name, int keep, struct 
 	memset(b, 0, sizeof(*b));
 	b->lock_fd = -1;
 	b->keep = keep;
+	b->rootless = geteuid() != 0;
 	b->run_dir = ep_path_join(s->root, "run", err);
 	if (!b->run_dir)
 		return -1;
@@ -756,7 +757,6 @@ int ep_run_native(struct ep_store *s, const struct ep_image_loc *loc, const json
 	}
 	if (bundle_create(s, o->name, o->keep, &b, err) < 0)
 		goto out;
-	b.rootless = geteuid() != 0;
 	root_fd = bundle_rootfs(s, loc, info, o, &b, err);
 	if (root_fd < 0 || bundle_config(&b, root_fd, json_object_get(info, "config"), o, tty,
 					 workspace, &plan, &have_plan, err) < 0)
