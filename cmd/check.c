@@ -397,8 +397,13 @@ int cmd_check(int argc, char **argv, struct cmd_ctx *ctx)
 		return cmd_usage_error(ctx, "name exactly one IMAGE");
 	if (json)
 		co.quiet = 1;
-	if (check_image(ctx, argv[optind], &co, &cert, &err) < 0)
-		return cmd_fail(&err);
+	if (check_image(ctx, argv[optind], &co, &cert, &err) < 0) {
+		int rc = cmd_fail(&err);
+
+		if (err.code == EP_EENV)
+			cmd_doctor_hint(ctx);
+		return rc;
+	}
 	if (out && write_cert(out, cert, &err) < 0)
 		return cmd_fail(&err);
 	if (json) {

@@ -69,6 +69,15 @@ int cmd_rmi(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_vendor(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_unpack(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_dockerfile(int argc, char **argv, struct cmd_ctx *ctx);
+/* without root and on clusters (docs/rootless.md, slurm.md, k8s.md) */
+int cmd_doctor(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_k8s(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_slurm(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_bundle(int argc, char **argv, struct cmd_ctx *ctx);
+int cmd_certificates(int argc, char **argv, struct cmd_ctx *ctx);
+/* After a failed start: the failed preconditions (envpin doctor --quick)
+ * on stderr, one line each with its fix. */
+void cmd_doctor_hint(struct cmd_ctx *ctx);
 int cmd_pull(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_push(int argc, char **argv, struct cmd_ctx *ctx);
 int cmd_login(int argc, char **argv, struct cmd_ctx *ctx);

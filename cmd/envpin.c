@@ -64,6 +64,11 @@ static const struct command commands[] = {
 	{"attachments", cmd_attachments, CMD_CREATE_STORE,
 	 "list an image's signature and attachments (store or registry)"},
 	{"version", cmd_version, 0, "print version and the library versions that affect digests"},
+	{"doctor", cmd_doctor, 0, "check this machine's preconditions (rootless, GPU) and their fixes"},
+	{"k8s", cmd_k8s, 0, "print a Kubernetes Job/Pod pinned by digest, GPU-checked first"},
+	{"slurm", cmd_slurm, 0, "print or install Slurm's oci.conf for srun --container"},
+	{"bundle", cmd_bundle, CMD_OPTIONAL_STORE, "prepare an OCI runtime bundle (Slurm, runc)"},
+	{"certificates", cmd_certificates, 0, "merge per-node certificates into one report"},
 };
 
 static void usage(FILE *f)

@@ -464,6 +464,8 @@ int cmd_run(int argc, char **argv, struct cmd_ctx *ctx)
 	goto out;
 fail:
 	fprintf(stderr, "envpin: %s\n", err.msg[0] ? err.msg : "run failed");
+	if (err.code == EP_EENV && (a.o.engine == EP_ENGINE_NATIVE || a.o.engine == EP_ENGINE_AUTO))
+		cmd_doctor_hint(ctx);
 	if (!status)
 		status = EP_RUN_EFAIL;
 out:

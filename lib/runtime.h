@@ -90,8 +90,9 @@ struct ep_run_opts {
 };
 void ep_run_opts_init(struct ep_run_opts *o);
 
-/* The engine `want` means here: auto is native when envpin runs as root
- * and runc is installed, else docker when this user can reach its daemon,
+/* The engine `want` means here: auto is native when runc is installed and
+ * envpin runs as root or can create a user namespace (rootless, see
+ * docs/rootless.md), else docker when this user can reach its daemon,
  * else podman.  Refuses (EP_EENV, naming the ways out) docker when its
  * daemon is out of this user's reach. */
 int ep_engine_pick(enum ep_engine want, enum ep_engine *out, struct ep_error *err);
@@ -105,6 +106,15 @@ int ep_engine_pick(enum ep_engine want, enum ep_engine *out, struct ep_error *er
  * (exec) once the image is loaded, so a successful call does not return. */
 int ep_run(struct ep_store *s, const struct ep_image_loc *img, const struct ep_run_opts *o,
 	   int *status, struct ep_error *err);
+
+/* `envpin bundle`: an OCI runtime bundle in the new directory dir
+ * (dir/config.json, dir/rootfs: the image flattened) for runc or Slurm's
+ * `srun --container=dir`.  The spec is the rootless one (docs/rootless.md:
+ * GPU nodes bound, no cgroup rules, /sys bound), so it runs under runc as
+ * root and in a user namespace alike; no workspace mount (o->no_workspace
+ * is implied).  o->gpus picks the GPUs as for a run. */
+int ep_run_bundle_dir(const struct ep_image_loc *loc, const json_t *info, const char *dir,
+		      const struct ep_run_opts *o, struct ep_error *err);
 
 /* What a certificate remembers of this host for a run with --gpus gpus on
  * engine (auto resolved as ep_engine_pick does): {"driver_version",
@@ -156,6 +166,8 @@ struct ep_spec_params {
 	int tty;                         /* resolved: 0 or 1 */
 	const char *host_root;           /* prefix for /etc/hosts etc. sources, NULL for "/" */
 	const char *gpu_files_dir;       /* where gpu->files[i] were written as "<i>" */
+	int rootless;                    /* runc runs in envpin's user namespace: GPU device
+					    nodes are bind mounts, no cgroup rules, /sys bound */
 };
 
 /* The OCI runtime spec (config.json) for runc: namespaces pid, ipc, uts,

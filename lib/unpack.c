@@ -38,6 +38,7 @@
 #include "sink.h"
 #include "tar.h"
 #include "unpack.h"
+#include "rootless.h"
 #include "util.h"
 
 #define BLOCK 512
@@ -208,6 +209,9 @@ struct unpacker {
 	int root;
 	enum ep_whiteout_mode wmode;
 	int same_owner, allow_devices, is_root, use_openat2;
+	/* trusted.overlay.opaque for root; user.overlay.opaque (overlayfs
+	 * "userxattr") for a rootless store (docs/rootless.md) */
+	const char *opaque_xattr;
 	uint64_t budget, charged, max_entries, entries;
 	struct ep_unpack_stats *stats;
 
@@ -910,8 +914,8 @@ static int whiteout(struct unpacker *u, const char *base, struct ep_error *err)
 		if (opaque) {
 			cleanup_close int dfd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-			if (dfd < 0 || fsetxattr(dfd, "trusted.overlay.opaque", "y", 1, 0) < 0)
-				return sys_entry(u, err, errno, "set trusted.overlay.opaque");
+			if (dfd < 0 || fsetxattr(dfd, u->opaque_xattr, "y", 1, 0) < 0)
+				return sys_entry(u, err, errno, "set overlay opaque xattr");
 			return 0;
 		}
 		/* A same-layer entry of that name wins (image-spec: whiteouts hide
@@ -1041,8 +1045,8 @@ static int apply_entry(struct unpacker *u, struct ep_error *err)
 			return -1;
 		/* ".wh.x" then "x/" in one layer: the lower x is hidden, the new
 		 * directory is not; overlayfs says that with an opaque dir. */
-		if (was_whiteout && fsetxattr(fd, "trusted.overlay.opaque", "y", 1, 0) < 0)
-			return sys_entry(u, err, errno, "set trusted.overlay.opaque");
+		if (was_whiteout && fsetxattr(fd, u->opaque_xattr, "y", 1, 0) < 0)
+			return sys_entry(u, err, errno, "set overlay opaque xattr");
 		if (u->stats)
 			u->stats->dirs++;
 		break;
@@ -1551,6 +1555,8 @@ int ep_unpack_layer(int root_fd, const char *blob_path, const char *media_type,
 	u.root = root_fd;
 	u.wmode = o->whiteouts;
 	u.is_root = geteuid() == 0;
+	u.opaque_xattr =
+	    u.is_root && !ep_in_userns() ? "trusted.overlay.opaque" : "user.overlay.opaque";
 	u.same_owner = o->same_owner;
 	u.allow_devices = o->allow_devices;
 	u.use_openat2 = have_openat2();

@@ -25,6 +25,7 @@
 #include "isolation.h"
 #include "oci.h"
 #include "run/internal.h"
+#include "rootless.h"
 #include "runcver.h"
 #include "strvec.h"
 #include "unpack.h"
@@ -49,6 +50,7 @@ struct bundle {
 	char *runc_root; /* STORE/run/runc */
 	char *dir;	 /* STORE/run/<id> */
 	char *rootfs;
+	int rootless; /* in a user namespace of our own (docs/rootless.md) */
 	char id[72];
 	int lock_fd;
 	int keep;
@@ -139,6 +141,7 @@ static int bundle_create(struct ep_store *s, const char *name, int keep, struct 
 	memset(b, 0, sizeof(*b));
 	b->lock_fd = -1;
 	b->keep = keep;
+	b->rootless = geteuid() != 0;
 	b->run_dir = ep_path_join(s->root, "run", err);
 	if (!b->run_dir)
 		return -1;
@@ -195,10 +198,31 @@ static size_t common_parent(char **lowers, size_t n)
 	return plen;
 }
 
+enum overlay_how {
+	OVERLAY_KERNEL, /* overlayfs; rootless: in our user namespace with userxattr */
+	OVERLAY_FUSE,	/* fuse-overlayfs (rootless, where the kernel refuses) */
+};
+
+/* Runs fuse-overlayfs with opts on b->rootfs (it stays as a daemon in our
+ * mount namespace and goes with it). */
+static int mount_fuse_overlay(struct bundle *b, const char *opts, struct ep_error *err)
+{
+	char *argv[] = {"fuse-overlayfs", "-o", (char *)opts, b->rootfs, NULL};
+	int rc;
+
+	if (!ep_run_on_path("fuse-overlayfs"))
+		return ep_error_set(err, EP_EENV, "fuse-overlayfs is not installed");
+	rc = ep_run_quiet(argv, 1);
+	if (rc != 0)
+		return ep_error_set(err, EP_EENV, "fuse-overlayfs failed (status %d)", rc);
+	return 0;
+}
+
 /* Mounts the overlay: lowerdirs top layer first.  The lowers usually share
  * STORE/rootfs, so they are given relative to it (mount options are
  * limited to a page). */
-static int mount_overlay(struct bundle *b, char **lowers, size_t n, struct ep_error *err)
+static int mount_overlay(struct bundle *b, char **lowers, size_t n, enum overlay_how how,
+			 struct ep_error *err)
 {
 	cleanup_free char *upper = ep_path_join(b->dir, "upper", err);
 	cleanup_free char *work = upper ? ep_path_join(b->dir, "work", err) : NULL;
@@ -210,12 +234,13 @@ static int mount_overlay(struct bundle *b, char **lowers, size_t n, struct ep_er
 
 	if (!work)
 		return -1;
-	if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0)
+	if ((mkdir(upper, 0755) < 0 && errno != EEXIST) ||
+	    (mkdir(work, 0700) < 0 && errno != EEXIST))
 		return ep_error_errno(err, EP_EENV, errno, "mkdir in '%s'", b->dir);
 	if (n == 0) {
 		/* an empty image: overlay needs one lower */
 		empty = ep_path_join(b->dir, "empty", err);
-		if (!empty || mkdir(empty, 0755) < 0)
+		if (!empty || (mkdir(empty, 0755) < 0 && errno != EEXIST))
 			return ep_error_errno(err, EP_EENV, errno, "mkdir in '%s'", b->dir);
 		lowers = &empty;
 		n = 1;
@@ -226,6 +251,9 @@ static int mount_overlay(struct bundle *b, char **lowers, size_t n, struct ep_er
 		ep_strbuf_addf(&opts, "%s%s", i ? ":" : "",
 			       plen ? lowers[i] + plen + 1 : lowers[i]);
 	ep_strbuf_addf(&opts, ",upperdir=%s,workdir=%s", upper, work);
+	/* in a user namespace, whiteouts and opaque dirs are user.overlay.* */
+	if (b->rootless && how == OVERLAY_KERNEL)
+		ep_strbuf_addstr(&opts, ",userxattr");
 	if (opts.oom)
 		return ep_strbuf_release(&opts), ep_error_oom(err);
 	/* volatile: the upper dir is thrown away, so overlayfs need not sync
@@ -244,6 +272,14 @@ static int mount_overlay(struct bundle *b, char **lowers, size_t n, struct ep_er
 			return ep_error_errno(err, EP_EENV, pdir ? errno : ENOMEM, "chdir '%.*s'",
 					      (int)plen, lowers[0]);
 		}
+	}
+	if (how == OVERLAY_FUSE) {
+		ep_strbuf_shrink(&opts, strlen(",volatile"));
+		rc = mount_fuse_overlay(b, opts.buf, err);
+		ep_strbuf_release(&opts);
+		if (cwd >= 0 && fchdir(cwd) < 0)
+			return ep_error_errno(err, EP_EENV, errno, "fchdir back");
+		return rc;
 	}
 	rc = mount("overlay", b->rootfs, "overlay", MS_NOSUID | MS_NODEV, opts.buf);
 	if (rc < 0 && errno == EINVAL) {
@@ -535,6 +571,38 @@ static int write_spec(const char *dir, const json_t *spec, struct ep_error *err)
 	return ep_write_all(fd, text, strlen(text), err);
 }
 
+/* The uid/gid the container's process runs as, resolved before the user
+ * namespace exists (its mapping depends on them): from the image's
+ * /etc/passwd in the top-most layer that has one.  0/0 for root. */
+static int rootless_ids(char **lowers, size_t n, const json_t *cfg, const struct ep_run_opts *o,
+			uid_t *uid, gid_t *gid, struct ep_error *err)
+{
+	const char *spec = o->user ? o->user : json_string_value(json_object_get(cfg, "User"));
+	cleanup_close int fd = -1;
+
+	*uid = 0;
+	*gid = 0;
+	if (!spec || !*spec)
+		return 0;
+	for (size_t i = 0; i < n && fd < 0; i++) {
+		cleanup_free char *pw = ep_path_join(lowers[i], "etc/passwd", err);
+		struct stat st;
+
+		if (!pw)
+			return -1;
+		if (lstat(pw, &st) == 0 && S_ISREG(st.st_mode))
+			fd = open(lowers[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (fd < 0 && n > 0)
+		fd = open(lowers[0], O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return ep_error_set(err, EP_EINVAL,
+				    "user '%s' without root: pull or load the image into the store "
+				    "first",
+				    spec);
+	return ep_runtime_user(fd, spec, uid, gid, NULL, NULL, err);
+}
+
 /* The container's root in b->rootfs, in a private mount namespace (it
  * disappears with the last of envpin, its watchdog and runc, whatever
  * kills them): the overlay of the store's unpacked layers, or a flattened
@@ -550,21 +618,56 @@ static int bundle_rootfs(struct ep_store *s, const struct ep_image_loc *loc, con
 	if (loc->in_store &&
 	    layer_dirs(s, json_object_get(info, "layers"), &lowers, &n_lowers, o, err) < 0)
 		return -1;
-	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+	if (b->rootless) {
+		uid_t uid = 0;
+		gid_t gid = 0;
+
+		if (rootless_ids(lowers, n_lowers, json_object_get(info, "config"), o, &uid, &gid,
+				 err) < 0 ||
+		    ep_userns_enter(uid, gid, err) < 0) {
+			free_strv(lowers, n_lowers);
+			return -1;
+		}
+	} else if (unshare(CLONE_NEWNS) < 0) {
 		free_strv(lowers, n_lowers);
 		return ep_error_errno(err, EP_EENV, errno, "private mount namespace");
 	}
-	if (loc->in_store)
-		overlay = mount_overlay(b, lowers, n_lowers, err) == 0;
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		free_strv(lowers, n_lowers);
+		return ep_error_errno(err, EP_EENV, errno, "private mount namespace");
+	}
+	if (loc->in_store) {
+		const char *want = b->rootless ? getenv("ENVPIN_ROOTLESS_OVERLAY") : NULL;
+
+		if (!want || !*want || !strcmp(want, "auto") || !strcmp(want, "kernel"))
+			overlay = mount_overlay(b, lowers, n_lowers, OVERLAY_KERNEL, err) == 0;
+		if (!overlay && b->rootless &&
+		    (!want || !*want || !strcmp(want, "auto") || !strcmp(want, "fuse"))) {
+			ep_error_clear(err);
+			overlay = mount_overlay(b, lowers, n_lowers, OVERLAY_FUSE, err) == 0;
+		}
+	}
 	free_strv(lowers, n_lowers);
 	if (!overlay) {
 		struct ep_unpack_opts uo;
+		cleanup_free char *upper = ep_path_join(b->dir, "upper", err);
+		cleanup_free char *work = upper ? ep_path_join(b->dir, "work", err) : NULL;
 
 		ep_error_clear(err);
+		/* a failed overlay attempt may have left these */
+		if (upper)
+			rmdir(upper);
+		if (work) {
+			cleanup_free char *ww = ep_path_join(work, "work", NULL);
+			if (ww)
+				rmdir(ww);
+			rmdir(work);
+		}
 		ep_unpack_opts_init(&uo);
 		uo.whiteouts = EP_WHITEOUT_APPLY;
-		uo.allow_devices = 1;
-		uo.same_owner = 1;
+		/* in a user namespace only the caller's ids exist, and no mknod */
+		uo.allow_devices = !b->rootless;
+		uo.same_owner = !b->rootless;
 		if (rmdir(b->rootfs) < 0 ||
 		    ep_unpack_image(loc->layout, loc->digest, b->rootfs, &uo, err) < 0)
 			return ep_error_wrap(err, "flatten the image into '%s'", b->rootfs);
@@ -618,6 +721,11 @@ static int bundle_config(const struct bundle *b, int root_fd, const json_t *cfg,
 	sp.gid = gid;
 	sp.extra_gids = extra;
 	sp.n_extra_gids = n_extra;
+	sp.rootless = b->rootless;
+	/* single mapping: only 0 exists inside, and the caller's own
+	 * supplementary groups stay (runc sees setgroups "deny") */
+	if (b->rootless && uid == 0 && gid == 0)
+		sp.n_extra_gids = 0;
 	sp.tty = tty;
 	sp.gpu_files_dir = gpu_files;
 	spec = ep_runtime_spec(&sp, err);
@@ -646,10 +754,6 @@ int ep_run_native(struct ep_store *s, const struct ep_image_loc *loc, const json
 
 	*status = EP_RUN_EFAIL;
 	memset(&plan, 0, sizeof(plan));
-	if (geteuid() != 0)
-		return ep_error_set(err, EP_EENV,
-				    "the native engine needs root (runc, overlayfs); "
-				    "use --engine docker or --engine podman");
 	if (!ep_run_on_path("runc"))
 		return ep_error_set(err, EP_EENV, "runc is not installed (or use --engine docker)");
 	if (ep_runc_check(s->root, NULL, err) < 0)
@@ -689,5 +793,65 @@ out:
 	bundle_release(&b);
 	if (have_plan)
 		ep_gpu_plan_release(&plan);
+	return rc;
+}
+
+int ep_run_bundle_dir(const struct ep_image_loc *loc, const json_t *info, const char *dir,
+		      const struct ep_run_opts *o, struct ep_error *err)
+{
+	struct ep_unpack_opts uo;
+	struct ep_gpu_plan plan;
+	struct bundle b;
+	cleanup_close int root_fd = -1;
+	int have_plan = 0, rc = -1;
+
+	memset(&b, 0, sizeof(b));
+	b.lock_fd = -1;
+	/* portable: the same config runs under runc as root and in a user
+	 * namespace (Slurm runs it as the job's user) */
+	b.rootless = 1;
+	if (mkdir(dir, 0755) < 0)
+		return ep_error_errno(err, errno == EEXIST ? EP_EINVAL : EP_EENV, errno,
+				      "mkdir '%s'", dir);
+	b.dir = realpath(dir, NULL);
+	if (!b.dir) {
+		ep_error_errno(err, EP_EENV, errno, "realpath '%s'", dir);
+		goto out;
+	}
+	b.rootfs = ep_path_join(b.dir, "rootfs", err);
+	if (!b.rootfs)
+		goto out;
+	ep_unpack_opts_init(&uo);
+	uo.whiteouts = EP_WHITEOUT_APPLY;
+	uo.allow_devices = geteuid() == 0;
+	uo.same_owner = geteuid() == 0;
+	if (ep_unpack_image(loc->layout, loc->digest, b.rootfs, &uo, err) < 0) {
+		ep_error_wrap(err, "unpack the image into '%s'", b.rootfs);
+		goto out;
+	}
+	root_fd = open(b.rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd < 0) {
+		ep_error_errno(err, EP_EENV, errno, "open '%s'", b.rootfs);
+		goto out;
+	}
+	memset(&plan, 0, sizeof(plan));
+	{
+		/* Slurm replaces the args; an image without Entrypoint and Cmd
+		 * still gets a bundle (its process is /bin/sh until then) */
+		const json_t *cfg = json_object_get(info, "config");
+		static char *const sh[] = {"/bin/sh", NULL};
+		struct ep_run_opts oo = *o;
+
+		if (!oo.n_cmd && !json_array_size(json_object_get(cfg, "Entrypoint")) &&
+		    !json_array_size(json_object_get(cfg, "Cmd"))) {
+			oo.cmd = sh;
+			oo.n_cmd = 1;
+		}
+		rc = bundle_config(&b, root_fd, cfg, &oo, 0, NULL, &plan, &have_plan, err);
+	}
+	if (have_plan)
+		ep_gpu_plan_release(&plan);
+out:
+	bundle_release(&b);
 	return rc;
 }

@@ -17,6 +17,7 @@
 
 #include "image.h"
 #include "oci.h"
+#include "rootless.h"
 #include "run/internal.h"
 #include "util.h"
 
@@ -193,7 +194,7 @@ static int docker_reachable(struct ep_error *err)
 int ep_engine_pick(enum ep_engine want, enum ep_engine *out, struct ep_error *err)
 {
 	struct ep_error why = EP_ERROR_INIT;
-	int docker;
+	int docker, userns;
 
 	*out = want;
 	if (want == EP_ENGINE_DOCKER) {
@@ -205,7 +206,10 @@ int ep_engine_pick(enum ep_engine want, enum ep_engine *out, struct ep_error *er
 	}
 	if (want != EP_ENGINE_AUTO)
 		return 0;
-	if (geteuid() == 0 && ep_run_on_path("runc")) {
+	/* runc as root, or rootless in a user namespace (docs/rootless.md):
+	 * a student on a cluster rarely has docker or podman */
+	userns = geteuid() == 0 || ep_userns_available();
+	if (ep_run_on_path("runc") && userns) {
 		*out = EP_ENGINE_NATIVE;
 		return 0;
 	}
@@ -214,10 +218,19 @@ int ep_engine_pick(enum ep_engine want, enum ep_engine *out, struct ep_error *er
 		*out = EP_ENGINE_DOCKER;
 		return 0;
 	}
-	if (ep_run_on_path("podman")) {
+	/* rootless podman needs user namespaces as much as we do */
+	if (ep_run_on_path("podman") && userns) {
 		*out = EP_ENGINE_PODMAN;
 		return 0;
 	}
+	if (docker && !userns)
+		return ep_error_set(
+		    err, EP_EENV,
+		    "no engine this user can use: %s, and user namespaces are "
+		    "disabled here (the rootless native engine and podman need them; "
+		    "envpin doctor says how to enable them); or join the 'docker' "
+		    "group (usermod -aG docker USER, then log in again)",
+		    why.msg);
 	if (docker)
 		return ep_error_set(err, EP_EENV, "no engine this user can use: %s; %s", why.msg,
 				    ways_out);

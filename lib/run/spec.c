@@ -256,14 +256,25 @@ static int spec_system_mounts(json_t *mounts, const struct ep_spec_params *p, st
 	if (add_mount(mounts, "/proc", "proc", "proc", "nosuid,noexec,nodev", err) < 0 ||
 	    add_mount(mounts, "/dev", "tmpfs", "tmpfs", "nosuid,strictatime,mode=755,size=65536k",
 		      err) < 0 ||
+	    /* rootless: gid 5 does not exist in the user namespace */
 	    add_mount(mounts, "/dev/pts", "devpts", "devpts",
-		      "nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5", err) < 0 ||
+		      p->rootless ? "nosuid,noexec,newinstance,ptmxmode=0666,mode=0620"
+				  : "nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5",
+		      err) < 0 ||
 	    add_mount(mounts, "/dev/shm", "tmpfs", "shm", shm_opts, err) < 0 ||
-	    add_mount(mounts, "/dev/mqueue", "mqueue", "mqueue", "nosuid,noexec,nodev", err) < 0 ||
-	    add_mount(mounts, "/sys", "sysfs", "sysfs", "nosuid,noexec,nodev,ro", err) < 0 ||
-	    add_mount(mounts, "/sys/fs/cgroup", "cgroup", "cgroup",
-		      "nosuid,noexec,nodev,relatime,ro", err) < 0)
+	    add_mount(mounts, "/dev/mqueue", "mqueue", "mqueue", "nosuid,noexec,nodev", err) < 0)
 		return -1;
+	/* rootless: sysfs needs a network namespace of our own, and cgroup v1
+	 * hierarchies cannot be mounted: the host's /sys, bound read-only */
+	if (p->rootless) {
+		if (add_mount(mounts, "/sys", "bind", "/sys", "rbind,nosuid,noexec,nodev,ro", err) <
+		    0)
+			return -1;
+	} else if (add_mount(mounts, "/sys", "sysfs", "sysfs", "nosuid,noexec,nodev,ro", err) < 0 ||
+		   add_mount(mounts, "/sys/fs/cgroup", "cgroup", "cgroup",
+			     "nosuid,noexec,nodev,relatime,ro", err) < 0) {
+		return -1;
+	}
 	for (size_t i = 0; i < EP_ARRAY_SIZE(etc); i++) {
 		cleanup_free char *hostp =
 		    ep_asprintf(err, "%s%s", p->host_root ? p->host_root : "", etc[i]);
@@ -302,6 +313,11 @@ static int spec_gpu_mounts(json_t *mounts, const struct ep_spec_params *p, struc
 {
 	const struct ep_gpu_plan *gpu = p->gpu;
 
+	/* rootless: no mknod, no device cgroup; the host's nodes, bound */
+	for (size_t i = 0; gpu && p->rootless && i < gpu->n_devices; i++)
+		if (add_mount(mounts, gpu->devices[i].path, "bind", gpu->devices[i].host_path,
+			      "rbind,rprivate,nosuid,noexec", err) < 0)
+			return -1;
 	for (size_t i = 0; gpu && i < gpu->n_mounts; i++) {
 		const struct ep_gpu_mount *m = &gpu->mounts[i];
 		const char *mo = m->options;
@@ -358,7 +374,7 @@ static int spec_hooks(json_t *spec, const struct ep_gpu_plan *gpu, struct ep_err
 
 /* "linux": namespaces, isolation (masked and read-only paths, seccomp; the
  * capabilities are in "process"), the GPU devices and their cgroup rules. */
-static json_t *spec_linux(const struct ep_gpu_plan *gpu, struct ep_error *err)
+static json_t *spec_linux(const struct ep_gpu_plan *gpu, int rootless, struct ep_error *err)
 {
 	json_t *devices = json_array(), *linux_;
 	json_t *rules = json_pack("[{s:b,s:s}]", "allow", 0, "access", "rwm");
@@ -385,7 +401,13 @@ static json_t *spec_linux(const struct ep_gpu_plan *gpu, struct ep_error *err)
 		      ep_json_strings(ep_readonly_paths, ep_n_readonly_paths), "devices", devices,
 		      "resources", "devices", rules, "seccomp", ep_seccomp_profile(err));
 	if (!linux_)
-		ep_error_oom(err);
+		return ep_error_oom(err), NULL;
+	/* rootless: the devices are mounts (spec_gpu_mounts), and the caller
+	 * has no cgroup to write rules into */
+	if (rootless) {
+		json_object_set_new(linux_, "devices", json_array());
+		json_object_del(linux_, "resources");
+	}
 	return linux_;
 }
 
@@ -405,7 +427,7 @@ json_t *ep_runtime_spec(const struct ep_spec_params *p, struct ep_error *err)
 	if (spec_system_mounts(mounts, p, err) < 0 || spec_user_mounts(mounts, p, err) < 0 ||
 	    spec_gpu_mounts(mounts, p, err) < 0 || spec_hooks(spec, p->gpu, err) < 0)
 		return NULL;
-	linux_ = spec_linux(p->gpu, err);
+	linux_ = spec_linux(p->gpu, p->rootless, err);
 	if (!linux_)
 		return NULL;
 	if (json_object_set_new(spec, "linux", linux_) < 0)
