@@ -1683,18 +1683,24 @@ int ep_store_rmi(struct ep_store *s, const char *const *names, size_t n, int for
 		return ep_error_wrap(err, "rmi: images removed, but their cache records");
 	if (drop_diff_id_records(s, idx, gone, err) < 0)
 		return ep_error_wrap(err, "rmi: images removed, but their cache records");
-	/* the build's note of where a deleted image came from (lib/build.c) */
+	/* what the store keeps beside a deleted image, keyed by its digest:
+	 * the build's note of where it came from (lib/build.c), its lock and
+	 * its signatures and attachments (lib/trust/sidecar.h) */
 	json_array_foreach (gone, i, d) {
+		static const char *const beside[] = {"origin", "lock", "trust"};
 		const char *dg = desc_digest(d);
-		cleanup_free char *p = NULL;
 
 		if (json_object_get(live, dg))
 			continue;
-		p = ep_asprintf(err, "%s/cache/origin-%s.json", s->root, ep_digest_hex(dg));
-		if (!p)
-			return -1;
-		if (unlink(p) < 0 && errno != ENOENT)
-			return ep_error_errno(err, EP_EENV, errno, "remove '%s'", p);
+		for (size_t k = 0; k < sizeof(beside) / sizeof(beside[0]); k++) {
+			cleanup_free char *p = ep_asprintf(err, "%s/cache/%s-%s.json", s->root,
+							   beside[k], ep_digest_hex(dg));
+
+			if (!p)
+				return -1;
+			if (unlink(p) < 0 && errno != ENOENT)
+				return ep_error_errno(err, EP_EENV, errno, "remove '%s'", p);
+		}
 	}
 	if (report)
 		*report = steal_pointer(&rep);
