@@ -23,7 +23,7 @@ KV=${ENVPIN_PYTOOLS:-/opt/envpin-pytools}/bin/kubernetes-validate
 [ -x "$KV" ] || KV=$(command -v kubernetes-validate || true)
 
 setup() {
-	[ -n "$KV" ] || skip "kubernetes-validate (PyPI, scripts/deps.d/pypi-rootless.req) is not installed"
+	[ -n "$KV" ] || skip "kubernetes-validate (PyPI, scripts/deps.d/pypi.req) is not installed"
 	common_setup
 	D=$(cat "$KT/digest")
 	REF="registry.example.org:5000/lab/astro@$D"
