@@ -31,17 +31,18 @@ static const struct command commands[] = {
 	{"lock", cmd_lock, CMD_CREATE_STORE,
 	 "resolve every input of a manifest to a digest; write the lock"},
 	{"verify", cmd_verify, CMD_OPTIONAL_STORE, "re-hash every blob and diff_id of an image"},
+	{"vendor", cmd_vendor, 0, "bundle an image with every input, for offline rebuilds"},
 	{"run", cmd_run, CMD_NEEDS_STORE,
 	 "run an image: runc (native), docker or podman; GPUs and $PWD"},
 	{"lab", cmd_lab, CMD_NEEDS_STORE, "JupyterLab in an image, for the caller, on 127.0.0.1"},
+	{"check", cmd_check, CMD_NEEDS_STORE,
+	 "certify an image here: CUDA/cuDNN self-check + FITS smoke test"},
 	{"ps", cmd_ps, CMD_NEEDS_STORE, "list the containers started with run --detach"},
 	{"logs", cmd_logs, CMD_NEEDS_STORE, "print (-f: follow) a detached container's output"},
 	{"attach", cmd_attach, CMD_NEEDS_STORE,
 	 "follow a detached container (NAME), or attach a file to an image (--type)"},
 	{"stop", cmd_stop, CMD_NEEDS_STORE, "stop detached containers (SIGTERM, then SIGKILL)"},
 	{"rm", cmd_rm, CMD_NEEDS_STORE, "remove the records of ended detached containers"},
-	{"check", cmd_check, CMD_NEEDS_STORE,
-	 "certify an image here: CUDA/cuDNN self-check + FITS smoke test"},
 	{"pull", cmd_pull, CMD_CREATE_STORE, "download an image from a registry, verifying every blob"},
 	{"push", cmd_push, CMD_NEEDS_STORE, "upload an image to a registry"},
 	{"login", cmd_login, 0, "store credentials for a registry"},
@@ -51,11 +52,10 @@ static const struct command commands[] = {
 	 "flatten an image into a directory (untrusted layers, safely)"},
 	{"inspect", cmd_inspect, CMD_OPTIONAL_STORE, "show an image's digests, config and layers"},
 	{"images", cmd_images, CMD_NEEDS_STORE, "list the images in the store"},
-	{"dockerfile", cmd_dockerfile, 0, "print a Dockerfile equivalent to a manifest"},
+	{"rmi", cmd_rmi, CMD_NEEDS_STORE, "remove images from the store (then gc)"},
 	{"gc", cmd_gc, CMD_NEEDS_STORE | CMD_EXCLUSIVE_STORE,
 	 "remove unreferenced blobs and leftovers of killed builds"},
-	{"rmi", cmd_rmi, CMD_NEEDS_STORE, "remove images from the store (then gc)"},
-	{"vendor", cmd_vendor, 0, "bundle an image with every input, for offline rebuilds"},
+	{"dockerfile", cmd_dockerfile, 0, "print a Dockerfile equivalent to a manifest"},
 	{"key", cmd_key, 0, "generate an ECDSA P-256 key pair for sign and provenance"},
 	{"sign", cmd_sign, CMD_NEEDS_STORE, "sign an image the way cosign does (kept beside it)"},
 	{"sbom", cmd_sbom, CMD_NEEDS_STORE, "write an SPDX or CycloneDX SBOM of an image"},
@@ -63,12 +63,12 @@ static const struct command commands[] = {
 	 "write signed SLSA provenance (in-toto, DSSE) of an image"},
 	{"attachments", cmd_attachments, CMD_CREATE_STORE,
 	 "list an image's signature and attachments (store or registry)"},
-	{"version", cmd_version, 0, "print version and the library versions that affect digests"},
 	{"doctor", cmd_doctor, 0, "check this machine's preconditions (rootless, GPU) and their fixes"},
-	{"k8s", cmd_k8s, 0, "print a Kubernetes Job/Pod pinned by digest, GPU-checked first"},
-	{"slurm", cmd_slurm, 0, "print or install Slurm's oci.conf for srun --container"},
 	{"bundle", cmd_bundle, CMD_OPTIONAL_STORE, "prepare an OCI runtime bundle (Slurm, runc)"},
+	{"slurm", cmd_slurm, 0, "print or install Slurm's oci.conf for srun --container"},
+	{"k8s", cmd_k8s, 0, "print a Kubernetes Job/Pod pinned by digest, GPU-checked first"},
 	{"certificates", cmd_certificates, 0, "merge per-node certificates into one report"},
+	{"version", cmd_version, 0, "print version and the library versions that affect digests"},
 };
 
 static void usage(FILE *f)
@@ -76,7 +76,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: envpin [--store DIR] COMMAND [OPTIONS] ARGS\n\n"
 		   "Reproducible, verifiable GPU environments.\n\ncommands:\n");
 	for (size_t i = 0; i < EP_ARRAY_SIZE(commands); i++)
-		fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nglobal options:\n"
 		   "  --store DIR   the image store (default $ENVPIN_STORE, /var/lib/envpin for root,\n"
 		   "                ~/.local/share/envpin otherwise); may appear anywhere\n"
