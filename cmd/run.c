@@ -283,7 +283,9 @@ static int certify(struct cmd_ctx *ctx, const struct ep_image_loc *loc, const st
 		fprintf(stderr, "envpin: refusing to start %s: its check failed\n", name);
 		return EP_RUN_EFAIL;
 	}
-	fprintf(stderr, "envpin: %s (%.19s) certified on this machine\n", name, loc->digest);
+	fprintf(stderr, "envpin: %s (%.19s) certified on this machine", name, loc->digest);
+	print_cert_scope(stderr, cert);
+	fputc('\n', stderr);
 	certified_hook(loc->digest);
 	return 0;
 }

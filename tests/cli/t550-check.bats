@@ -25,8 +25,12 @@ setup() {
 	run envpin check "$D" -o "$T/cert.json"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	[[ "$output" == *"check: PASS"* ]]
+	# a pass without a GPU says plainly that only the CPU part was certified
+	[[ "$output" == *"check: PASS (CPU only: 0 of "*" GPU checks run — no GPU"* ]]
 	c="$T/cert.json"
+	[ "$(jq -r .summary.scope "$c")" = cpu-only ]
+	[ "$(jq -r .summary.gpu_passed "$c")" = 0 ]
+	[ "$(jq -r .summary.gpu_total "$c")" = "$(jq '[.checks[] | select(.gpu)] | length' "$c")" ]
 	[ "$(jq -r .result "$c")" = pass ]
 	[ "$(jq -r .image.digest "$c")" = "$D" ]
 	[[ "$(jq -r .image.config_digest "$c")" == sha256:* ]]
