@@ -155,6 +155,8 @@ static void cert_add_selfcheck(json_t *cert, json_t *checks, json_t *libs,
 		json_object_set_new(libs, "cublas", json_string(v));
 	if ((v = json_string_value(json_object_get(sc, "cudnn_version"))))
 		json_object_set_new(libs, "cudnn", json_string(v));
+	if ((v = json_string_value(json_object_get(sc, "nccl_version"))))
+		json_object_set_new(libs, "nccl", json_string(v));
 	add_checks(checks, "selfcheck", sc, &t->n_fail, &t->n_gpu_ok, &t->n_gpu_skip, &t->n_gpu);
 	if (t->n_fail == before && (in->selfcheck_error || in->selfcheck_status != 0))
 		add_program_failure(checks, "selfcheck",
