@@ -15,7 +15,10 @@
 #include "pip.h"
 #include "ref.h"
 #include "registry.h"
+#include "runstep.h"
 #include "sink.h"
+#include "strvec.h"
+#include "unpack.h"
 #include "util.h"
 
 #define LOCK_VERSION 1
@@ -60,6 +63,11 @@ struct bctx {
 	json_t *mlayers;     /* manifest layer descriptors */
 	struct ep_build_result *r;
 	char *spool;         /* txn dir, for archive spooling */
+	/* run steps (rootfs_dir, run_in_image): the image built so far,
+	 * flattened in the txn dir, with its first rootfs_layers layers applied */
+	char *rootfs_dir;
+	size_t rootfs_layers;
+	const char *label;   /* "" for the image, "stages.NAME." for a stage */
 };
 
 static int add_result_layer(struct bctx *b, const char *what, const char *digest,
@@ -770,6 +778,317 @@ out:
 	return rc;
 }
 
+/* ---- run steps (lib/runstep.h, docs/manifest.md "run") ------------------ */
+
+/* A new directory in the txn dir: "<txn>/<prefix>-N" (caller frees). */
+static char *txn_subdir(struct bctx *b, const char *prefix, struct ep_error *err)
+{
+	for (unsigned i = 0;; i++) {
+		char *d = ep_asprintf(err, "%s/%s-%u", b->txn.dir, prefix, i);
+
+		if (!d)
+			return NULL;
+		if (mkdir(d, 0700) == 0)
+			return d;
+		if (errno != EEXIST) {
+			ep_error_errno(err, EP_EENV, errno, "mkdir '%s'", d);
+			free(d);
+			return NULL;
+		}
+		free(d);
+	}
+}
+
+/* Brings the flattened rootfs of the image built so far (in the txn dir)
+ * up to date with the layers added since the last call; *dir is borrowed. */
+static int rootfs_dir(struct bctx *b, const char **dir, struct ep_error *err)
+{
+	struct ep_unpack_opts uo;
+	cleanup_close int fd = -1;
+
+	if (!b->rootfs_dir && !(b->rootfs_dir = txn_subdir(b, "rootfs", err)))
+		return -1;
+	if (chmod(b->rootfs_dir, 0755) < 0)
+		return ep_error_errno(err, EP_EENV, errno, "chmod '%s'", b->rootfs_dir);
+	ep_unpack_opts_init(&uo);
+	uo.whiteouts = EP_WHITEOUT_APPLY;
+	uo.allow_devices = 1;
+	uo.same_owner = 1;
+	for (; b->rootfs_layers < json_array_size(b->mlayers); b->rootfs_layers++) {
+		json_t *l = json_array_get(b->mlayers, b->rootfs_layers);
+		const char *d = json_string_value(json_object_get(l, "digest"));
+		const char *mt = json_string_value(json_object_get(l, "mediaType"));
+		const char *di = json_string_value(json_array_get(b->diff_ids, b->rootfs_layers));
+		cleanup_free char *blob = ep_txn_blob_path(&b->txn, d, err);
+
+		if (fd < 0 && (fd = open(b->rootfs_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+			return ep_error_errno(err, EP_EENV, errno, "open '%s'", b->rootfs_dir);
+		if (!blob || ep_unpack_layer(fd, blob, mt, di, &uo, err) < 0)
+			return ep_error_wrap(err, "unpack layer %zu for a run step", b->rootfs_layers);
+	}
+	*dir = b->rootfs_dir;
+	return 0;
+}
+
+/* The image's PATH so far (the base config's), or NULL. */
+static const char *image_path_env(struct bctx *b)
+{
+	json_t *env = json_object_get(b->base_config, "Env"), *v;
+	size_t i;
+
+	json_array_foreach(env, i, v) {
+		const char *s = json_string_value(v);
+
+		if (s && !strncmp(s, "PATH=", 5))
+			return s + 5;
+	}
+	return NULL;
+}
+
+/* Runs a command in the image built so far (see lib/runstep.h): work dir
+ * in the txn, so that nothing of a failed step reaches the store.  `where`
+ * names the step in messages ("m.json:12: layers[3] run").  A command that
+ * exits non-zero is EP_EMISMATCH with its last output lines; *tree is the
+ * normalized layer (caller frees) with *work the dir holding its data
+ * (caller removes it after writing the layer, and frees). */
+static int run_in_image(struct bctx *b, const char *where, struct ep_runstep_opts *o,
+			struct ep_tree **tree, char **work, struct ep_error *err)
+{
+	struct ep_runstep_result r;
+	const char *lower = NULL;
+	int rc;
+
+	*tree = NULL;
+	*work = NULL;
+	if (!o->path)
+		o->path = image_path_env(b);
+	if (!o->source_date_epoch)
+		o->source_date_epoch = b->m->source_date_epoch;
+	if (rootfs_dir(b, &lower, err) < 0 || !(*work = txn_subdir(b, "run", err)))
+		return ep_error_wrap(err, "%s", where);
+	if (b->o->progress)
+		b->o->progress(b->o->pctx, where, 0, 0);
+	rc = ep_runstep_exec(lower, *work, b->spool, o, tree, &r, err);
+	if (rc < 0) {
+		ep_runstep_result_release(&r);
+		return ep_error_wrap(err, "%s", where);
+	}
+	if (r.status != 0) {
+		const char *tail = r.tail ? r.tail : "";
+		size_t tl = strlen(tail);
+		struct ep_strbuf cmd = EP_STRBUF_INIT;
+
+		for (size_t i = 0; i < o->argc; i++)
+			ep_strbuf_addf(&cmd, "%s%s", i ? " " : "", o->argv[i]);
+		/* the message has room for about 1500 bytes of output: its end */
+		if (tl > 1400) {
+			tail += tl - 1400;
+			tail = strchr(tail, '\n') ? strchr(tail, '\n') + 1 : tail;
+		}
+		ep_error_set(err, EP_EMISMATCH,
+			     "%s: '%.200s' failed with status %d%s%s%s\n%s%s(the store is unchanged)",
+			     where, ep_strbuf_str(&cmd), r.status,
+			     r.status == 127 ? " (command not found)" : "",
+			     *tail ? "; its last output lines:" : " and printed nothing", "",
+			     *tail ? tail : "", *tail ? "\n" : "");
+		ep_strbuf_release(&cmd);
+		ep_runstep_result_release(&r);
+		return -1;
+	}
+	ep_runstep_result_release(&r);
+	return 0;
+}
+
+/* A run step's mount, materialized with copy rules (0644/0755 by the exec
+ * bit, root-owned, mtime source_date_epoch) so that the host's umask and
+ * checkout times never reach the step; its content key goes in the lock. */
+static int mount_content(struct bctx *b, const struct ep_mount *mt, int materialize,
+			 char content[80], char **dir, struct ep_error *err)
+{
+	struct ep_copy_opts co = {-1, 0, 0, b->m->source_date_epoch};
+	struct ep_tree *t = ep_tree_new(b->spool, err);
+	cleanup_free char *tar = NULL, *src = NULL;
+	cleanup_close int fd = -1, rfd = -1;
+	struct ep_fd_sink fds;
+	struct ep_unpack_opts uo;
+	ep_digest k;
+	int rc = -1;
+
+	*dir = NULL;
+	if (!t)
+		return -1;
+	src = ep_asprintf(err, "%s", mt->src_path);
+	if (!src || ep_tree_add_copy(t, src, "/m", &co, err) < 0 || ep_tree_content_key(t, k, err) < 0)
+		goto out;
+	snprintf(content, 80, "%s", k);
+	if (!materialize) {
+		rc = 0;
+		goto out;
+	}
+	if (!(*dir = txn_subdir(b, "mount", err)) || ep_txn_tempfile(&b->txn, &fd, &tar, err) < 0)
+		goto out;
+	ep_fd_sink_init(&fds, fd);
+	if (ep_tree_write(t, &fds.base, err) < 0)
+		goto out;
+	ep_unpack_opts_init(&uo);
+	rfd = open(*dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rfd < 0 || chmod(*dir, 0755) < 0) {
+		ep_error_errno(err, EP_EENV, errno, "open '%s'", *dir);
+		goto out;
+	}
+	if (ep_unpack_layer(rfd, tar, ep_compression_media_type(EP_COMPRESS_NONE), NULL, &uo, err) < 0)
+		goto out;
+	unlink(tar);
+	rc = 0;
+out:
+	ep_tree_free(t);
+	if (rc < 0)
+		ep_error_wrap(err, "mount '%s'", mt->src);
+	return rc;
+}
+
+static int do_run_step(struct bctx *b, size_t si, int resolve_only, struct ep_error *err)
+{
+	struct ep_step *st = &b->m->steps[si];
+	json_t *locked = lock_input(b, "layers", si);
+	cleanup_json json_t *input = NULL, *lcopy = NULL, *kin = NULL;
+	cleanup_free char *where = NULL, *work = NULL;
+	struct ep_runstep_mount *mts = NULL;
+	char **mdirs = NULL;
+	struct ep_tree *tree = NULL;
+	char what[64], key[80], by[256];
+	json_t *rec = NULL, *mounts, *diff;
+	int rc = -1, cached = 1;
+
+	snprintf(what, sizeof(what), "layers[%zu] run", si);
+	where = ep_asprintf(err, "%s:%d: %s%s", b->m->path, st->line, b->label ? b->label : "", what);
+	input = json_pack("{s:s, s:o, s:o, s:s, s:s, s:[]}", "kind", "run", "argv",
+			  ep_json_strings((const char *const *)st->words, st->n), "env",
+			  ep_json_strings((const char *const *)st->run.env, st->run.n_env), "workdir",
+			  st->run.workdir ? st->run.workdir : "/", "user",
+			  st->run.user ? st->run.user : "0:0", "mounts");
+	mts = calloc(st->run.n_mounts + 1, sizeof(*mts));
+	mdirs = calloc(st->run.n_mounts + 1, sizeof(*mdirs));
+	if (!where || !input || !mts || !mdirs) {
+		ep_error_oom(err);
+		goto out;
+	}
+	mounts = json_object_get(input, "mounts");
+	if (!json_is_string(json_object_get(locked, "kind")) ||
+	    strcmp(json_string_value(json_object_get(locked, "kind")), "run") != 0)
+		locked = NULL;
+	/* mounts are inputs: hashed like copy sources */
+	for (size_t i = 0; i < st->run.n_mounts; i++) {
+		const struct ep_mount *mt = &st->run.mounts[i];
+		char content[80];
+
+		if (mount_content(b, mt, 0, content, &mdirs[i], err) < 0) {
+			ep_error_wrap(err, "%s:%d: %slayers[%zu].mounts[%zu]", b->m->path, mt->line,
+				      b->label ? b->label : "", si, i);
+			goto out;
+		}
+		if (json_array_append_new(mounts, json_pack("{s:s, s:s, s:s}", "src", mt->src,
+							     "dest", mt->dest, "content", content)) < 0) {
+			ep_error_oom(err);
+			goto out;
+		}
+	}
+	lcopy = locked ? json_deep_copy(locked) : NULL;
+	if (lcopy)
+		json_object_del(lcopy, "diff_id");
+	if (check_locked(b, where, input, lcopy, err) < 0)
+		goto out;
+	if (resolve_only) {
+		/* the output is known only by running: keep the lock's while the
+		 * step and everything below it are unchanged */
+		if (locked && json_equal(lcopy, input) && json_object_get(locked, "diff_id"))
+			json_object_set(input, "diff_id", json_object_get(locked, "diff_id"));
+		if (json_array_append(json_object_get(b->inputs, "layers"), input) < 0)
+			ep_error_oom(err);
+		else
+			rc = 0;
+		goto out;
+	}
+	/* The output of a command is a function of its inputs and of the
+	 * image it runs in (all the layers below). */
+	kin = json_pack("{s:O, s:O}", "step", input, "below", b->diff_ids);
+	if (!kin || layer_cache_key(b, kin, key, err) < 0)
+		goto out;
+	rec = cache_lookup(b, key);
+	if (!rec) {
+		struct ep_runstep_opts ro = {0};
+
+		cached = 0;
+		for (size_t i = 0; i < st->run.n_mounts; i++) {
+			char content[80];
+			char *d = NULL;
+
+			if (mount_content(b, &st->run.mounts[i], 1, content, &d, err) < 0) {
+				free(d);
+				goto out;
+			}
+			mdirs[i] = ep_asprintf(err, "%s/m", d);
+			free(d);
+			if (!mdirs[i])
+				goto out;
+			mts[i].src = mdirs[i];
+			mts[i].dest = st->run.mounts[i].dest;
+		}
+		ro.argv = st->words;
+		ro.argc = st->n;
+		ro.env = st->run.env;
+		ro.n_env = st->run.n_env;
+		ro.workdir = st->run.workdir;
+		ro.user = st->run.user;
+		ro.mounts = mts;
+		ro.n_mounts = st->run.n_mounts;
+		if (run_in_image(b, where, &ro, &tree, &work, err) < 0)
+			goto out;
+		rec = write_layer(b, tree, what, err);
+		if (!rec || ep_txn_set_cache(&b->txn, key, rec, err) < 0) {
+			ep_error_wrap(err, "%s", where);
+			goto out;
+		}
+	}
+	diff = json_object_get(rec, "diff_id");
+	if (b->o->locked && locked && json_is_string(json_object_get(locked, "diff_id")) &&
+	    !json_equal(diff, json_object_get(locked, "diff_id"))) {
+		ep_error_set(err, EP_EMISMATCH,
+			     "--locked: %s: the step's output differs from the lock '%s':\n"
+			     "  lock:       %s\n  this build: %s",
+			     where, b->r->lock_path,
+			     json_string_value(json_object_get(locked, "diff_id")),
+			     json_string_value(diff));
+		goto out;
+	}
+	if (json_object_set(input, "diff_id", diff) < 0 ||
+	    json_array_append(json_object_get(b->inputs, "layers"), input) < 0) {
+		ep_error_oom(err);
+		goto out;
+	}
+	if (use_record(b, what, rec, cached, err) < 0)
+		goto out;
+	{
+		struct ep_strbuf cmd = EP_STRBUF_INIT;
+
+		for (size_t i = 0; i < st->n; i++)
+			ep_strbuf_addf(&cmd, "%s%s", i ? " " : "", st->words[i]);
+		snprintf(by, sizeof(by), "envpin: %s %.150s", what, ep_strbuf_str(&cmd));
+		ep_strbuf_release(&cmd);
+	}
+	rc = add_history(b, by, 0, err);
+out:
+	json_decref(rec);
+	ep_tree_free(tree);
+	if (work)
+		ep_rm_rf(work, NULL);
+	for (size_t i = 0; mdirs && i < st->run.n_mounts; i++)
+		free(mdirs[i]);
+	free(mdirs);
+	free(mts);
+	return rc;
+}
+
 /* ---- pip step (lib/pip.h, docs/pip.md) ---------------------------------- */
 
 /* The interpreter the wheels are for: the defaults (Debian 12), then the
@@ -1183,6 +1502,7 @@ static void bctx_release(struct bctx *b)
 	json_decref(b->history);
 	json_decref(b->diff_ids);
 	json_decref(b->mlayers);
+	free(b->rootfs_dir);
 }
 
 /* Refuses what this version cannot build yet, before anything is written. */
@@ -1190,11 +1510,14 @@ static int check_supported(struct bctx *b, struct ep_error *err)
 {
 	for (size_t i = 0; i < b->m->n_steps; i++)
 		if (b->m->steps[i].kind != EP_STEP_COPY && b->m->steps[i].kind != EP_STEP_FETCH &&
-		    b->m->steps[i].kind != EP_STEP_PIP)
+		    b->m->steps[i].kind != EP_STEP_PIP && b->m->steps[i].kind != EP_STEP_RUN)
 			return ep_error_set(err, EP_EINVAL,
 					    "%s:%d: layers[%zu]: step '%s' is not supported by this envpin yet",
 					    b->m->path, b->m->steps[i].line, i,
 					    step_kind_name(b->m->steps[i].kind));
+	if (b->m->n_stages)
+		return ep_error_set(err, EP_EINVAL, "%s: stages are not supported by this envpin yet",
+				    b->m->path);
 	return 0;
 }
 
@@ -1227,6 +1550,7 @@ static int run_steps(struct bctx *b, int resolve_only, struct ep_error *err)
 		int (*step)(struct bctx *, size_t, int, struct ep_error *) =
 			b->m->steps[i].kind == EP_STEP_FETCH ? do_fetch_step
 			: b->m->steps[i].kind == EP_STEP_PIP ? do_pip_step
+			: b->m->steps[i].kind == EP_STEP_RUN ? do_run_step
 							     : do_copy_step;
 
 		if (step(b, i, resolve_only, err) < 0)

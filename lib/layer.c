@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "archive_dl.h"
@@ -708,6 +710,302 @@ out:
 	free(c.seen);
 	if (rc < 0)
 		ep_error_wrap(err, "copy '%s' to '%s'", src, dest);
+	return rc;
+}
+
+/* ---- run step output: an overlayfs upper dir ------------------------------ */
+
+/* Profile rules for what a command leaves behind (docs/profile-1.md, "run
+ * steps"): files that only record when or on which host the step ran.
+ * Returns 1 when the entry at image path p (kind: dir or not) is dropped. */
+static bool upper_dropped(const char *p, bool dir)
+{
+	static const char *const drop_all[] = {"tmp/", "var/tmp/", "root/.cache", "run/"};
+	static const char *const drop_files[] = {"var/log/", "var/cache/apt/archives/"};
+	static const char *const drop_exact[] = {
+		"var/cache/ldconfig/aux-cache",
+		"var/cache/apt/pkgcache.bin",
+		"var/cache/apt/srcpkgcache.bin",
+		"var/cache/debconf/config.dat-old",
+		"var/cache/debconf/templates.dat-old",
+		"var/lib/dpkg/status-old",
+		"var/lib/dpkg/available-old",
+		"var/lib/dpkg/diversions-old",
+		"var/lib/dpkg/statoverride-old",
+		"etc/ld.so.cache~",
+	};
+	size_t n = strlen(p);
+
+	for (size_t i = 0; i < EP_ARRAY_SIZE(drop_all); i++) {
+		size_t l = strlen(drop_all[i]);
+
+		if (drop_all[i][l - 1] == '/' ? (n > l && !strncmp(p, drop_all[i], l))
+					       : (!strncmp(p, drop_all[i], l) &&
+						  (p[l] == '\0' || p[l] == '/')))
+			return true;
+	}
+	for (size_t i = 0; !dir && i < EP_ARRAY_SIZE(drop_files); i++)
+		if (!strncmp(p, drop_files[i], strlen(drop_files[i])))
+			return true;
+	for (size_t i = 0; i < EP_ARRAY_SIZE(drop_exact); i++)
+		if (!strcmp(p, drop_exact[i]))
+			return true;
+	/* compiled bytecode records the source's mtime (or is absent from a
+	 * read-only image anyway): dropped, Python recompiles in memory */
+	if (!dir && n > 4 && !strcmp(p + n - 4, ".pyc") &&
+	    (strstr(p, "/__pycache__/") || !strncmp(p, "__pycache__/", 12)))
+		return true;
+	return false;
+}
+
+struct upper_ctx {
+	struct ep_tree *t;
+	int64_t clamp;
+	struct inode_seen *seen;
+	size_t n_seen, cap_seen;
+};
+
+static int upper_xattrs(struct entry *n, int dfd, const char *name, const char *host,
+			struct ep_error *err)
+{
+	char buf[1024];
+	ssize_t l;
+
+	(void)dfd;
+	(void)name;
+	l = lgetxattr(host, "security.capability", buf, sizeof(buf));
+	if (l <= 0)
+		return 0;
+	n->xattrs = ep_calloc(1, sizeof(*n->xattrs), err);
+	if (!n->xattrs)
+		return -1;
+	n->xattrs[0].name = ep_strdup("security.capability", err);
+	n->xattrs[0].value = ep_malloc((size_t)l, err);
+	n->n_xattrs = 1;
+	if (!n->xattrs[0].name || !n->xattrs[0].value)
+		return -1;
+	memcpy(n->xattrs[0].value, buf, (size_t)l);
+	n->xattrs[0].len = (size_t)l;
+	return 0;
+}
+
+static int upper_whiteout(struct upper_ctx *c, const char *path, struct ep_error *err)
+{
+	const char *slash = strrchr(path, '/');
+	struct entry n = {0};
+
+	n.path = slash ? ep_asprintf(err, "%.*s/.wh.%s", (int)(slash - path), path, slash + 1)
+		       : ep_asprintf(err, ".wh.%s", path);
+	if (!n.path)
+		return -1;
+	n.type = EP_TAR_REG;
+	n.mode = 0;
+	n.mtime = c->clamp;
+	return tree_put(c->t, &n, err);
+}
+
+static int upper_one(struct upper_ctx *c, int dfd, const char *name, const char *host,
+		     const struct stat *st, const char *path, struct ep_error *err)
+{
+	struct entry n = {0};
+
+	if (S_ISSOCK(st->st_mode))
+		return 0;
+	/* overlayfs: a 0/0 character device is a deletion */
+	if (S_ISCHR(st->st_mode) && st->st_rdev == makedev(0, 0))
+		return upper_whiteout(c, path, err);
+	n.mode = (uint32_t)st->st_mode & 07777;
+	n.uid = (uint64_t)st->st_uid;
+	n.gid = (uint64_t)st->st_gid;
+	n.mtime = (int64_t)st->st_mtim.tv_sec < c->clamp ? (int64_t)st->st_mtim.tv_sec : c->clamp;
+	if (S_ISDIR(st->st_mode)) {
+		n.type = EP_TAR_DIR;
+	} else if (S_ISLNK(st->st_mode)) {
+		size_t cap = (size_t)st->st_size + 2;
+		ssize_t r;
+
+		if (st->st_size > MAX_PATH_BYTES)
+			return ep_error_set(err, EP_EINVAL, "symlink '%s' target is too long", host);
+		n.linkname = ep_malloc(cap, err);
+		if (!n.linkname)
+			return -1;
+		r = readlinkat(dfd, name, n.linkname, cap);
+		if (r <= 0 || (size_t)r >= cap) {
+			free(n.linkname);
+			return ep_error_errno(err, EP_EENV, r < 0 ? errno : EIO, "readlink '%s'", host);
+		}
+		n.linkname[r] = '\0';
+		n.type = EP_TAR_SYMLINK;
+		n.mode = 0777;
+	} else if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) {
+		n.type = S_ISCHR(st->st_mode) ? EP_TAR_CHR : EP_TAR_BLK;
+		n.devmajor = major(st->st_rdev);
+		n.devminor = minor(st->st_rdev);
+	} else if (S_ISFIFO(st->st_mode)) {
+		n.type = EP_TAR_FIFO;
+	} else {
+		n.type = EP_TAR_REG;
+		if (st->st_nlink > 1) {
+			for (size_t i = 0; i < c->n_seen; i++)
+				if (c->seen[i].dev == (uint64_t)st->st_dev &&
+				    c->seen[i].ino == (uint64_t)st->st_ino) {
+					n.type = EP_TAR_HARDLINK;
+					n.linkname = ep_strdup(c->seen[i].path, err);
+					if (!n.linkname)
+						return -1;
+					break;
+				}
+			if (n.type == EP_TAR_REG) {
+				struct inode_seen *sn;
+
+				if (c->n_seen == c->cap_seen) {
+					size_t nc = c->cap_seen ? 2 * c->cap_seen : 16;
+
+					sn = ep_realloc(c->seen, nc * sizeof(*sn), err);
+					if (!sn)
+						return -1;
+					c->seen = sn;
+					c->cap_seen = nc;
+				}
+				sn = &c->seen[c->n_seen];
+				if (!(sn->path = ep_strdup(path, err)))
+					return -1;
+				sn->dev = (uint64_t)st->st_dev;
+				sn->ino = (uint64_t)st->st_ino;
+				c->n_seen++;
+			}
+		}
+		if (n.type == EP_TAR_REG) {
+			n.size = (uint64_t)st->st_size;
+			n.src = SRC_HOST;
+			n.dev = (uint64_t)st->st_dev;
+			n.ino = (uint64_t)st->st_ino;
+			n.mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+			n.ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+			if (!(n.host = ep_strdup(host, err)))
+				return -1;
+		}
+	}
+	if (n.type != EP_TAR_SYMLINK && n.type != EP_TAR_HARDLINK &&
+	    upper_xattrs(&n, dfd, name, host, err) < 0) {
+		entry_release(&n);
+		return -1;
+	}
+	if (!(n.path = ep_strdup(path, err))) {
+		entry_release(&n);
+		return -1;
+	}
+	return tree_put(c->t, &n, err);
+}
+
+static int upper_dir(struct upper_ctx *c, int dfd, const char *host, const char *path, int depth,
+		     struct ep_error *err)
+{
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *d;
+	int dup_fd, rc = -1;
+
+	if (depth > MAX_DEPTH)
+		return ep_error_set(err, EP_EINVAL, "'%s' is nested deeper than %d directories",
+				    host, MAX_DEPTH);
+	{
+		char v[4];
+		ssize_t l = *path ? lgetxattr(host, "trusted.overlay.opaque", v, sizeof(v)) : -1;
+
+		/* an opaque directory hides everything below it in the lower layers */
+		if (l == 1 && v[0] == 'y') {
+			struct entry o = {0};
+
+			o.path = ep_asprintf(err, "%s/.wh..wh..opq", path);
+			if (!o.path)
+				return -1;
+			o.type = EP_TAR_REG;
+			o.mtime = c->clamp;
+			if (tree_put(c->t, &o, err) < 0)
+				return -1;
+		}
+	}
+	dup_fd = dup(dfd);
+	if (dup_fd < 0)
+		return ep_error_errno(err, EP_EENV, errno, "dup '%s'", host);
+	d = fdopendir(dup_fd);
+	if (!d) {
+		close(dup_fd);
+		return ep_error_errno(err, EP_EENV, errno, "opendir '%s'", host);
+	}
+	errno = 0;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? 2 * cap : 32;
+			char **nn = ep_realloc(names, nc * sizeof(*nn), err);
+
+			if (!nn)
+				goto out;
+			names = nn;
+			cap = nc;
+		}
+		if (!(names[n] = ep_strdup(de->d_name, err)))
+			goto out;
+		n++;
+		errno = 0;
+	}
+	if (errno) {
+		ep_error_errno(err, EP_EENV, errno, "readdir '%s'", host);
+		goto out;
+	}
+	if (n)
+		qsort(names, n, sizeof(*names), cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		cleanup_free char *chost = ep_path_join(host, names[i], err);
+		cleanup_free char *cpath = NULL;
+		struct stat st;
+
+		if (!chost || !(cpath = join_rel(path, names[i], err)))
+			goto out;
+		if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			ep_error_errno(err, EP_EENV, errno, "stat '%s'", chost);
+			goto out;
+		}
+		if (upper_dropped(cpath, S_ISDIR(st.st_mode)))
+			continue;
+		if (upper_one(c, dfd, names[i], chost, &st, cpath, err) < 0)
+			goto out;
+		if (S_ISDIR(st.st_mode)) {
+			cleanup_close int cfd =
+			    openat(dfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (cfd < 0) {
+				ep_error_errno(err, EP_EENV, errno, "open '%s'", chost);
+				goto out;
+			}
+			if (upper_dir(c, cfd, chost, cpath, depth + 1, err) < 0)
+				goto out;
+		}
+	}
+	rc = 0;
+out:
+	closedir(d);
+	free_names(names, n);
+	return rc;
+}
+
+int ep_tree_add_upper(struct ep_tree *t, const char *upper, int64_t clamp_mtime,
+		      struct ep_error *err)
+{
+	struct upper_ctx c = {.t = t, .clamp = clamp_mtime};
+	cleanup_close int fd = open(upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return ep_error_errno(err, EP_EENV, errno, "open '%s'", upper);
+	rc = upper_dir(&c, fd, upper, "", 0, err);
+	for (size_t i = 0; i < c.n_seen; i++)
+		free(c.seen[i].path);
+	free(c.seen);
 	return rc;
 }
 

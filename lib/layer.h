@@ -55,6 +55,20 @@ int ep_tree_add_copy(struct ep_tree *t, const char *src, const char *dest,
 int ep_tree_add_archive(struct ep_tree *t, const char *archive, const char *dest,
 			int64_t clamp_mtime, struct ep_error *err);
 
+/* Adds an overlayfs upper directory (what a run step wrote) at the root:
+ * modes (07777), numeric owners, symlinks, hardlinks within it, devices and
+ * fifos are kept, security.capability is the only xattr kept, mtimes are
+ * clamped to clamp_mtime; a 0/0 character device becomes the OCI whiteout
+ * ".wh.NAME" and an opaque directory (trusted.overlay.opaque=y) gets
+ * ".wh..wh..opq".  Sockets are dropped, and so are the files that only
+ * record the time or host of the step (profile rules, docs/profile-1.md:
+ * /tmp, /var/tmp, /run and /root/.cache contents, files under /var/log,
+ * ldconfig's aux-cache, apt's binary caches and downloaded debs,
+ * dpkg/debconf "-old" backups, __pycache__ *.pyc).  File data is read at
+ * write time: upper must outlive the tree's last write. */
+int ep_tree_add_upper(struct ep_tree *t, const char *upper, int64_t clamp_mtime,
+		      struct ep_error *err);
+
 /* Number of entries. */
 size_t ep_tree_count(const struct ep_tree *t);
 

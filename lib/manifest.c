@@ -470,6 +470,9 @@ struct ctx {
 	size_t marks[2 * EP_JSON_MAX_DEPTH + 8]; /* where each segment of path starts */
 	size_t n_marks;
 	struct ep_error *err;
+	json_t *stages;	 /* the "stages" object (names), or NULL */
+	char ***needs;	 /* where need_stage records a copy's "from" */
+	size_t *n_needs;
 };
 
 static int line_of(json_t *lines, const char *p, size_t len)
@@ -660,6 +663,25 @@ static char *dup_str(struct ctx *c, const char *s)
 	if (!d)
 		fail_oom(c);
 	return d;
+}
+
+/* Records that the layers being parsed copy from stage name (once, in
+ * first-use order). */
+static int need_stage(struct ctx *c, const char *name)
+{
+	char **v;
+
+	for (size_t i = 0; i < *c->n_needs; i++)
+		if (!strcmp((*c->needs)[i], name))
+			return 0;
+	v = realloc(*c->needs, (*c->n_needs + 2) * sizeof(*v));
+	if (!v)
+		return fail_oom(c);
+	*c->needs = v;
+	if (!(v[*c->n_needs] = dup_str(c, name)))
+		return -1;
+	v[++*c->n_needs] = NULL;
+	return 0;
 }
 
 /* ---- value rules -------------------------------------------------------- */
@@ -1217,7 +1239,7 @@ static int copy_src(struct ctx *c, const char *src, char **out)
 
 static int parse_copy(struct ctx *c, json_t *arr, struct ep_step *st)
 {
-	static const char *const keys[] = {"src", "dest", "mode", "owner", NULL};
+	static const char *const keys[] = {"src", "dest", "mode", "owner", "from", NULL};
 
 	st->copy = calloc(st->n, sizeof(*st->copy));
 	if (!st->copy)
@@ -1226,7 +1248,7 @@ static int parse_copy(struct ctx *c, json_t *arr, struct ep_step *st)
 		struct ep_copy *cp = &st->copy[i];
 		json_t *it = json_array_get(arr, i), *mv;
 		size_t mark = push_idx(c, i), m2;
-		const char *src, *dest, *owner;
+		const char *src, *dest, *owner, *from;
 
 		cp->mode = -1;
 		cp->line = ctx_line(c);
@@ -1234,12 +1256,29 @@ static int parse_copy(struct ctx *c, json_t *arr, struct ep_step *st)
 			return -1;
 		if (str_field(c, it, "src", true, &src) < 0 ||
 		    str_field(c, it, "dest", true, &dest) < 0 ||
-		    str_field(c, it, "owner", false, &owner) < 0)
+		    str_field(c, it, "owner", false, &owner) < 0 ||
+		    str_field(c, it, "from", false, &from) < 0)
 			return -1;
 		m2 = push_key(c, "src");
-		if (copy_src(c, src, &cp->src_path) < 0)
+		if (from) {
+			/* a path of the stage's rootfs, not of the host */
+			if (!(cp->src = image_path(c, src)))
+				return -1;
+		} else if (copy_src(c, src, &cp->src_path) < 0) {
 			return -1;
+		}
 		pop(c, m2);
+		if (from) {
+			m2 = push_key(c, "from");
+			if (!valid_name(from))
+				return fail(c, "'%s' is not a stage name ([a-z0-9][a-z0-9._-]*)", from);
+			if (!json_object_get(c->stages, from))
+				return fail(c, "unknown stage '%s'%s", from,
+					    json_object_size(c->stages) ? "" : " (the manifest has no \"stages\")");
+			if (!(cp->from = dup_str(c, from)) || need_stage(c, from) < 0)
+				return -1;
+			pop(c, m2);
+		}
 		m2 = push_key(c, "dest");
 		if (!(cp->dest = image_path(c, dest)))
 			return -1;
@@ -1256,7 +1295,7 @@ static int parse_copy(struct ctx *c, json_t *arr, struct ep_step *st)
 				return -1;
 			pop(c, m2);
 		}
-		if (!(cp->src = dup_str(c, src)))
+		if (!cp->src && !(cp->src = dup_str(c, src)))
 			return -1;
 		pop(c, mark);
 	}
@@ -1332,9 +1371,120 @@ static int parse_words(struct ctx *c, json_t *arr, struct ep_step *st)
 	return 0;
 }
 
+static int string_map(struct ctx *c, json_t *obj, bool env);
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* "mounts": [{"src": HOST_PATH, "dest": IMAGE_PATH}, ...] of a run step. */
+static int parse_mounts(struct ctx *c, json_t *arr, struct ep_run_opts_m *r)
+{
+	static const char *const keys[] = {"src", "dest", NULL};
+
+	r->n_mounts = json_array_size(arr);
+	r->mounts = calloc(r->n_mounts ? r->n_mounts : 1, sizeof(*r->mounts));
+	if (!r->mounts)
+		return fail_oom(c);
+	for (size_t i = 0; i < r->n_mounts; i++) {
+		struct ep_mount *mt = &r->mounts[i];
+		json_t *it = json_array_get(arr, i);
+		size_t mark = push_idx(c, i), m2;
+		const char *src, *dest;
+		size_t n;
+
+		mt->line = ctx_line(c);
+		if (check_type(c, it, W_OBJECT) < 0 || check_keys(c, it, keys) < 0 ||
+		    str_field(c, it, "src", true, &src) < 0 ||
+		    str_field(c, it, "dest", true, &dest) < 0)
+			return -1;
+		m2 = push_key(c, "src");
+		if (copy_src(c, src, &mt->src_path) < 0 || !(mt->src = dup_str(c, src)))
+			return -1;
+		pop(c, m2);
+		m2 = push_key(c, "dest");
+		if (!(mt->dest = image_path(c, dest)))
+			return -1;
+		n = strlen(mt->dest);
+		if (n > 1 && mt->dest[n - 1] == '/')
+			mt->dest[n - 1] = '\0';
+		if (!strcmp(mt->dest, "/") || !strcmp(mt->dest, "/proc") ||
+		    !strncmp(mt->dest, "/proc/", 6) || !strcmp(mt->dest, "/dev") ||
+		    !strcmp(mt->dest, "/sys"))
+			return fail(c, "'%s' cannot be a mount destination", dest);
+		pop(c, m2);
+		pop(c, mark);
+	}
+	return 0;
+}
+
+/* The options beside "run": env, workdir, user, mounts. */
+static int parse_run_opts(struct ctx *c, json_t *l, struct ep_run_opts_m *r)
+{
+	json_t *v;
+	const char *s;
+	size_t mark;
+
+	if (get(c, l, "env", W_OBJECT, false, &v) < 0)
+		return -1;
+	if (v) {
+		const char *k;
+		json_t *val;
+		size_t i = 0;
+
+		mark = push_key(c, "env");
+		if (string_map(c, v, true) < 0)
+			return -1;
+		pop(c, mark);
+		r->env = calloc(json_object_size(v) + 1, sizeof(char *));
+		if (!r->env)
+			return fail_oom(c);
+		json_object_foreach(v, k, val) {
+			if (!(r->env[i] = ep_asprintf(NULL, "%s=%s", k, json_string_value(val))))
+				return fail_oom(c);
+			r->n_env = ++i;
+		}
+		qsort(r->env, r->n_env, sizeof(char *), cmp_str);
+	}
+	if (str_field(c, l, "workdir", false, &s) < 0)
+		return -1;
+	if (s) {
+		size_t n;
+
+		mark = push_key(c, "workdir");
+		if (!(r->workdir = image_path(c, s)))
+			return -1;
+		n = strlen(r->workdir);
+		if (n > 1 && r->workdir[n - 1] == '/')
+			r->workdir[n - 1] = '\0';
+		pop(c, mark);
+	}
+	if (str_field(c, l, "user", false, &s) < 0)
+		return -1;
+	if (s) {
+		int64_t uid, gid;
+
+		mark = push_key(c, "user");
+		if (parse_owner(c, s, &uid, &gid) < 0 || !(r->user = dup_str(c, s)))
+			return -1;
+		pop(c, mark);
+	}
+	if (get(c, l, "mounts", W_ARRAY, false, &v) < 0)
+		return -1;
+	if (v) {
+		mark = push_key(c, "mounts");
+		if (parse_mounts(c, v, r) < 0)
+			return -1;
+		pop(c, mark);
+	}
+	return 0;
+}
+
 static int parse_layer(struct ctx *c, json_t *l, struct ep_step *st)
 {
 	static const char *const kinds[] = {"copy", "apt", "pip", "fetch", "run", NULL};
+	static const char *const run_keys[] = {"run", "env", "workdir", "user", "mounts", NULL};
 	static const enum ep_step_kind kv[] = {EP_STEP_COPY, EP_STEP_APT, EP_STEP_PIP,
 					       EP_STEP_FETCH, EP_STEP_RUN};
 	const char *key = NULL, *k;
@@ -1342,27 +1492,53 @@ static int parse_layer(struct ctx *c, json_t *l, struct ep_step *st)
 	size_t mark;
 
 	st->line = ctx_line(c);
-	if (check_type(c, l, W_OBJECT) < 0 || check_keys(c, l, kinds) < 0)
+	if (check_type(c, l, W_OBJECT) < 0)
 		return -1;
 	json_object_foreach(l, k, v) {
+		bool is_kind = false;
+
+		for (size_t i = 0; kinds[i]; i++)
+			if (!strcmp(kinds[i], k))
+				is_kind = true;
+		if (!is_kind)
+			continue;
 		if (key)
 			return fail(c, "a layer has exactly one kind, found '%s' and '%s' (split them into two layers)",
 				    key, k);
 		key = k;
 		arr = v;
 	}
-	if (!key)
-		return fail(c, "empty layer: expected one of copy, apt, pip, fetch, run");
+	if (!key) {
+		if (json_object_size(l) == 0)
+			return fail(c, "empty layer: expected one of copy, apt, pip, fetch, run");
+		json_object_foreach(l, k, v) {
+			for (size_t i = 1; run_keys[i]; i++)
+				if (!strcmp(run_keys[i], k))
+					return fail(c, "'%s' is an option of a run step, but the layer has no \"run\"",
+						    k);
+		}
+		return check_keys(c, l, kinds);
+	}
 	for (size_t i = 0; kinds[i]; i++)
 		if (strcmp(kinds[i], key) == 0)
 			st->kind = kv[i];
+	if (st->kind == EP_STEP_RUN) {
+		if (check_keys(c, l, run_keys) < 0)
+			return -1;
+	} else {
+		const char *one[] = {key, NULL};
+
+		if (check_keys(c, l, one) < 0)
+			return -1;
+	}
 	st->raw = l;
 	mark = push_key(c, key);
 	if (check_type(c, arr, W_ARRAY) < 0)
 		return -1;
 	st->n = json_array_size(arr);
 	if (st->n == 0)
-		return fail(c, "empty list");
+		return fail(c, st->kind == EP_STEP_RUN ? "empty list (a run step is an argv: [\"PROGRAM\", \"ARG\", ...])"
+						       : "empty list");
 	switch (st->kind) {
 	case EP_STEP_COPY:
 		if (parse_copy(c, arr, st) < 0)
@@ -1378,6 +1554,103 @@ static int parse_layer(struct ctx *c, json_t *l, struct ep_step *st)
 		break;
 	}
 	pop(c, mark);
+	if (st->kind == EP_STEP_RUN && parse_run_opts(c, l, &st->run) < 0)
+		return -1;
+	return 0;
+}
+
+/* "layers": [...] of the manifest or of a stage. */
+static int parse_layers(struct ctx *c, json_t *obj, struct ep_step **steps, size_t *n_steps)
+{
+	json_t *layers;
+	size_t mark;
+
+	if (get(c, obj, "layers", W_ARRAY, false, &layers) < 0)
+		return -1;
+	if (!layers || json_array_size(layers) == 0)
+		return 0;
+	*n_steps = json_array_size(layers);
+	*steps = calloc(*n_steps, sizeof(**steps));
+	if (!*steps)
+		return fail_oom(c);
+	mark = push_key(c, "layers");
+	for (size_t i = 0; i < *n_steps; i++) {
+		size_t m2 = push_idx(c, i);
+
+		if (parse_layer(c, json_array_get(layers, i), &(*steps)[i]) < 0)
+			return -1;
+		pop(c, m2);
+	}
+	pop(c, mark);
+	return 0;
+}
+
+static int parse_base(struct ctx *c, json_t *root, struct ep_base *b);
+
+/* "stages": {NAME: {"base": ..., "layers": [...]}}. */
+static int parse_stages(struct ctx *c, json_t *obj, struct ep_manifest *m)
+{
+	static const char *const keys[] = {"base", "layers", NULL};
+	const char *k;
+	json_t *v;
+	size_t i = 0, mark = push_key(c, "stages");
+
+	m->stages = calloc(json_object_size(obj) + 1, sizeof(*m->stages));
+	if (!m->stages)
+		return fail_oom(c);
+	json_object_foreach(obj, k, v) {
+		struct ep_stage *sg = &m->stages[i];
+		size_t m2 = push_key(c, k);
+
+		m->n_stages = ++i;
+		sg->line = ctx_line(c);
+		if (!valid_name(k))
+			return fail(c, "'%s' is not a stage name ([a-z0-9][a-z0-9._-]*, at most %d characters)",
+				    k, NAME_MAX_LEN);
+		if (!(sg->name = dup_str(c, k)))
+			return -1;
+		if (check_type(c, v, W_OBJECT) < 0 || check_keys(c, v, keys) < 0 ||
+		    parse_base(c, v, &sg->base) < 0)
+			return -1;
+		c->needs = &sg->needs;
+		c->n_needs = &sg->n_needs;
+		if (parse_layers(c, v, &sg->steps, &sg->n_steps) < 0)
+			return -1;
+		pop(c, m2);
+	}
+	pop(c, mark);
+	return 0;
+}
+
+/* Stage cycles (a copies from b, b from a; or a from itself) are refused:
+ * depth-first over needs, naming the chain. */
+static int check_cycle(struct ctx *c, const struct ep_manifest *m, const struct ep_stage *sg,
+		       const char **chain, size_t depth)
+{
+	for (size_t i = 0; i < depth; i++) {
+		if (strcmp(chain[i], sg->name))
+			continue;
+		char buf[512] = "";
+		size_t n = 0;
+
+		for (size_t j = i; j < depth && n < sizeof(buf); j++)
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s -> ", chain[j]);
+		if (n < sizeof(buf))
+			snprintf(buf + n, sizeof(buf) - n, "%s", sg->name);
+		push_key(c, "stages");
+		push_key(c, chain[depth - 1]);
+		return fail(c, "stage cycle: %s (a stage cannot copy from itself, directly or not)",
+			    buf);
+	}
+	if (depth >= 64)
+		return fail(c, "stages nest deeper than 64");
+	chain[depth] = sg->name;
+	for (size_t i = 0; i < sg->n_needs; i++) {
+		const struct ep_stage *n = ep_manifest_stage(m, sg->needs[i]);
+
+		if (n && check_cycle(c, m, n, chain, depth + 1) < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -1560,8 +1833,9 @@ static int default_name(struct ctx *c, char **out)
 static int validate(struct ctx *c, json_t *root, struct ep_manifest *m)
 {
 	static const char *const keys[] = {"envpin", "name",   "source_date_epoch", "base",
-					   "layers", "config", "check",             NULL};
-	json_t *v, *layers;
+					   "stages", "layers", "config",            "check",
+					   NULL};
+	json_t *v, *stages;
 	size_t mark;
 
 	if (!json_is_object(root))
@@ -1608,22 +1882,20 @@ static int validate(struct ctx *c, json_t *root, struct ep_manifest *m)
 	if (parse_base(c, root, &m->base) < 0)
 		return -1;
 
-	if (get(c, root, "layers", W_ARRAY, false, &layers) < 0)
+	if (get(c, root, "stages", W_OBJECT, false, &stages) < 0)
 		return -1;
-	if (layers && json_array_size(layers) > 0) {
-		m->n_steps = json_array_size(layers);
-		m->steps = calloc(m->n_steps, sizeof(*m->steps));
-		if (!m->steps)
-			return fail_oom(c);
-		mark = push_key(c, "layers");
-		for (size_t i = 0; i < m->n_steps; i++) {
-			size_t m2 = push_idx(c, i);
+	c->stages = stages;
+	if (stages && parse_stages(c, stages, m) < 0)
+		return -1;
+	c->needs = &m->needs;
+	c->n_needs = &m->n_needs;
+	if (parse_layers(c, root, &m->steps, &m->n_steps) < 0)
+		return -1;
+	for (size_t i = 0; i < m->n_stages; i++) {
+		const char *chain[65];
 
-			if (parse_layer(c, json_array_get(layers, i), &m->steps[i]) < 0)
-				return -1;
-			pop(c, m2);
-		}
-		pop(c, mark);
+		if (check_cycle(c, m, &m->stages[i], chain, 0) < 0)
+			return -1;
 	}
 
 	if (get(c, root, "config", W_OBJECT, false, &m->config) < 0)
@@ -1735,6 +2007,9 @@ static void free_words(char **w, size_t n)
 	free(w);
 }
 
+static void free_base(struct ep_base *b);
+static void free_steps(struct ep_step *steps, size_t n_steps);
+
 void ep_manifest_free(struct ep_manifest *m)
 {
 	if (!m)
@@ -1742,16 +2017,37 @@ void ep_manifest_free(struct ep_manifest *m)
 	free(m->path);
 	free(m->dir);
 	free(m->name);
-	free(m->base.path);
-	free(m->base.sha256);
-	free(m->base.digest);
-	free(m->base.image);
-	free(m->base.suite);
-	free(m->base.variant);
-	free(m->base.mirror);
-	free_words(m->base.packages, m->base.n_packages);
-	for (size_t i = 0; i < m->n_steps; i++) {
-		struct ep_step *st = &m->steps[i];
+	free_base(&m->base);
+	free_steps(m->steps, m->n_steps);
+	free_words(m->needs, m->n_needs);
+	for (size_t i = 0; i < m->n_stages; i++) {
+		free(m->stages[i].name);
+		free_base(&m->stages[i].base);
+		free_steps(m->stages[i].steps, m->stages[i].n_steps);
+		free_words(m->stages[i].needs, m->stages[i].n_needs);
+	}
+	free(m->stages);
+	json_decref(m->root);
+	json_decref(m->lines);
+	free(m);
+}
+
+static void free_base(struct ep_base *b)
+{
+	free(b->path);
+	free(b->sha256);
+	free(b->digest);
+	free(b->image);
+	free(b->suite);
+	free(b->variant);
+	free(b->mirror);
+	free_words(b->packages, b->n_packages);
+}
+
+static void free_steps(struct ep_step *steps, size_t n_steps)
+{
+	for (size_t i = 0; i < n_steps; i++) {
+		struct ep_step *st = &steps[i];
 
 		if (st->copy)
 			for (size_t j = 0; j < st->n; j++) {
@@ -1765,14 +2061,31 @@ void ep_manifest_free(struct ep_manifest *m)
 				free(st->fetch[j].sha256);
 				free(st->fetch[j].dest);
 			}
+		if (st->copy)
+			for (size_t j = 0; j < st->n; j++)
+				free(st->copy[j].from);
 		free(st->copy);
 		free(st->fetch);
 		free_words(st->words, st->n);
+		free_words(st->run.env, st->run.n_env);
+		free(st->run.workdir);
+		free(st->run.user);
+		for (size_t j = 0; st->run.mounts && j < st->run.n_mounts; j++) {
+			free(st->run.mounts[j].src);
+			free(st->run.mounts[j].src_path);
+			free(st->run.mounts[j].dest);
+		}
+		free(st->run.mounts);
 	}
-	free(m->steps);
-	json_decref(m->root);
-	json_decref(m->lines);
-	free(m);
+	free(steps);
+}
+
+const struct ep_stage *ep_manifest_stage(const struct ep_manifest *m, const char *name)
+{
+	for (size_t i = 0; m && name && i < m->n_stages; i++)
+		if (!strcmp(m->stages[i].name, name))
+			return &m->stages[i];
+	return NULL;
 }
 
 char *ep_manifest_lock_path(const char *manifest_path, struct ep_error *err)

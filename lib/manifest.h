@@ -39,7 +39,9 @@ enum ep_step_kind { EP_STEP_COPY, EP_STEP_APT, EP_STEP_FETCH, EP_STEP_PIP, EP_ST
 
 struct ep_copy {
 	char *src;      /* as written */
-	char *src_path; /* absolute host path (exists: checked at load) */
+	char *src_path; /* absolute host path (exists: checked at load); NULL with from */
+	char *from;     /* "from": a stage name (src is then an absolute path of that
+			 * stage's final rootfs, normalized like dest), or NULL */
 	char *dest;     /* absolute image path, normalized ("/opt/x" or "/opt/x/") */
 	int mode;       /* -1 when not given, else 0..07777 */
 	int64_t uid, gid; /* from "owner": "UID:GID"; 0 when not given */
@@ -54,6 +56,25 @@ struct ep_fetch {
 	int line;
 };
 
+/* A run step's read-only bind mount: host src (relative to the manifest
+ * directory, staying inside it, as copy sources) at image path dest. */
+struct ep_mount {
+	char *src;      /* as written */
+	char *src_path; /* absolute host path (exists: checked at load) */
+	char *dest;     /* absolute image path, normalized, no trailing '/' */
+	int line;
+};
+
+/* The options of a run step (absent ones are NULL / 0). */
+struct ep_run_opts_m {
+	char **env;      /* "K=V", sorted by K (NULL-terminated) */
+	size_t n_env;
+	char *workdir;   /* absolute image path, normalized; NULL: "/" */
+	char *user;      /* "UID:GID" (numeric); NULL: "0:0" */
+	struct ep_mount *mounts;
+	size_t n_mounts;
+};
+
 struct ep_step {
 	enum ep_step_kind kind;
 	int line;
@@ -61,7 +82,20 @@ struct ep_step {
 	struct ep_copy *copy;     /* COPY: n items */
 	struct ep_fetch *fetch;   /* FETCH: n items */
 	char **words;             /* APT/PIP: package specs; RUN: argv (NULL-terminated) */
+	struct ep_run_opts_m run; /* RUN: env, workdir, user, mounts */
 	json_t *raw;              /* the step's JSON object (borrowed from root) */
+};
+
+/* A build stage ("stages": {NAME: {"base": ..., "layers": [...]}}): built
+ * like an image, never stored as one; copy items name it with "from". */
+struct ep_stage {
+	char *name;
+	int line;
+	struct ep_base base;
+	struct ep_step *steps;
+	size_t n_steps;
+	char **needs;  /* stages its copy steps name, in first-use order (NULL-terminated) */
+	size_t n_needs;
 };
 
 struct ep_manifest {
@@ -72,6 +106,12 @@ struct ep_manifest {
 	struct ep_base base;
 	struct ep_step *steps;
 	size_t n_steps;
+	struct ep_stage *stages; /* in the manifest's key order */
+	size_t n_stages;
+	char **needs;   /* stages the top-level layers copy from, in first-use
+			 * order (NULL-terminated): build order is a depth-first
+			 * walk of needs (no cycles: refused at load) */
+	size_t n_needs;
 	json_t *config; /* validated "config" object (borrowed from root), or NULL */
 	json_t *check;  /* "check" object or NULL */
 	json_t *root;   /* whole document (owned) */
@@ -91,6 +131,9 @@ void ep_manifest_free(struct ep_manifest *m);
  * ("layers[1].copy[0].dest", "config.labels[\"org.x\"]"); 0 if unknown.
  * Lets later stages (build, lock) point at the manifest line of a step. */
 int ep_manifest_line(const struct ep_manifest *m, const char *field);
+
+/* The stage named name, or NULL. */
+const struct ep_stage *ep_manifest_stage(const struct ep_manifest *m, const char *name);
 
 /* dir/NAME.json -> dir/NAME.lock.json (any other name: NAME + ".lock.json").
  * Caller frees. */

@@ -284,6 +284,51 @@ static void test_bad_dir(void **state)
 	assert_int_equal(failed, 0);
 }
 
+/* Run options, stages and copy.from (contract: run steps and build stages). */
+static void test_good_stages(void **state)
+{
+	struct ep_manifest *m = load_good("good/stages.json");
+	const struct ep_stage *b, *t;
+	const struct ep_step *r;
+
+	(void)state;
+	assert_int_equal(m->n_stages, 2);
+	t = ep_manifest_stage(m, "tools");
+	b = ep_manifest_stage(m, "build");
+	assert_non_null(t);
+	assert_non_null(b);
+	assert_null(ep_manifest_stage(m, "nope"));
+	assert_int_equal(t->n_steps, 0);
+	assert_int_equal(b->n_steps, 2);
+	assert_int_equal(b->n_needs, 1);
+	assert_string_equal(b->needs[0], "tools");
+	assert_int_equal(m->n_needs, 1);
+	assert_string_equal(m->needs[0], "build");
+	r = &b->steps[1];
+	assert_int_equal(r->kind, EP_STEP_RUN);
+	assert_int_equal(r->n, 3);
+	assert_string_equal(r->words[2], "make install DESTDIR=/out");
+	assert_null(r->words[3]);
+	assert_int_equal(r->run.n_env, 2);
+	assert_string_equal(r->run.env[0], "A=first"); /* sorted */
+	assert_string_equal(r->run.env[1], "Z=last");
+	assert_string_equal(r->run.workdir, "/src/sub");
+	assert_string_equal(r->run.user, "1000:100");
+	assert_int_equal(r->run.n_mounts, 1);
+	assert_string_equal(r->run.mounts[0].dest, "/src");
+	assert_true(ends_with(r->run.mounts[0].src_path, "good/payload"));
+	assert_true(r->run.mounts[0].line > 0);
+	assert_int_equal(m->n_steps, 2);
+	assert_int_equal(m->steps[0].run.n_env, 0);
+	assert_null(m->steps[0].run.workdir);
+	assert_string_equal(m->steps[1].copy[0].from, "build");
+	assert_string_equal(m->steps[1].copy[0].src, "/out/opt/");
+	assert_null(m->steps[1].copy[0].src_path);
+	assert_null(m->steps[1].copy[1].from);
+	assert_int_equal(ep_manifest_line(m, "stages.build.layers[1]"), 12);
+	ep_manifest_free(m);
+}
+
 /* Too large: generated, not committed (a 1 MiB fixture is noise in git). */
 static void test_too_large(void **state)
 {
@@ -357,7 +402,7 @@ int main(void)
 		cmocka_unit_test(test_good_full),  cmocka_unit_test(test_good_bases),
 		cmocka_unit_test(test_bad_dir),    cmocka_unit_test(test_too_large),
 		cmocka_unit_test(test_missing_file), cmocka_unit_test(test_lock_path),
-		cmocka_unit_test(test_free_null),
+		cmocka_unit_test(test_free_null),  cmocka_unit_test(test_good_stages),
 	};
 	return cmocka_run_group_tests(tests, find_data, NULL);
 }
