@@ -170,6 +170,11 @@ static int debian_rootfs_once(const struct ep_base *base, int64_t sde, const cha
 	if (base->n_packages)
 		argv[n++] = include;
 	argv[n++] = hook;
+	/* openssh-server's postinst makes host keys: random bytes (no two
+	 * builds agree) and secrets every copy of the image would share.  They
+	 * are made at the container's first start instead
+	 * (docs/reference-images.md). */
+	argv[n++] = "--customize-hook=rm -f \"$1\"/etc/ssh/ssh_host_*_key \"$1\"/etc/ssh/ssh_host_*_key.pub";
 	argv[n++] = "--format=tar";
 	argv[n++] = base->suite;
 	argv[n++] = out_tar;

@@ -473,6 +473,7 @@ struct ctx {
 	json_t *stages;	 /* the "stages" object (names), or NULL */
 	char ***needs;	 /* where need_stage records a copy's "from" */
 	size_t *n_needs;
+	int src_may_leave; /* a run step's mount: '..' may leave the manifest dir */
 };
 
 static int line_of(json_t *lines, const char *p, size_t len)
@@ -1181,8 +1182,18 @@ static int copy_src(struct ctx *c, const char *src, char **out)
 		size_t cl = e ? (size_t)(e - p) : strlen(p);
 
 		if (cl == 2 && p[0] == '.' && p[1] == '.') {
-			if (--depth < 0)
+			if (--depth < 0 && !c->src_may_leave)
 				return fail(c, "'%s' leaves the manifest directory", src);
+			if (depth < 0) { /* above the manifest dir: keep the '..' */
+				if (o > 0)
+					clean[o++] = '/';
+				memcpy(clean + o, "..", 2);
+				o += 2;
+				p += cl;
+				while (*p == '/')
+					p++;
+				continue;
+			}
 			while (o > 0 && clean[o - 1] != '/')
 				o--;
 			if (o > 0)
@@ -1220,7 +1231,7 @@ static int copy_src(struct ctx *c, const char *src, char **out)
 		return ep_error_errno(c->err, EP_EENV, errno, "%s: %s: cannot resolve '%s'", c->file,
 				      path_str(&c->path), parent);
 	}
-	if (!path_within(parent_real, c->dir))
+	if (!c->src_may_leave && !path_within(parent_real, c->dir))
 		return fail(c, "'%s' leaves the manifest directory through a symlink ('%s')", src,
 			    parent_real);
 	*out = ep_asprintf(c->err, "%s/%s", strcmp(parent_real, "/") == 0 ? "" : parent_real, last);
@@ -1400,8 +1411,14 @@ static int parse_mounts(struct ctx *c, json_t *arr, struct ep_run_opts_m *r)
 		    str_field(c, it, "dest", true, &dest) < 0)
 			return -1;
 		m2 = push_key(c, "src");
-		if (copy_src(c, src, &mt->src_path) < 0 || !(mt->src = dup_str(c, src)))
+		/* design: a mount is read-only and hashed into the lock, so it may
+		 * name the source tree around the manifest (../runtime/) */
+		c->src_may_leave = 1;
+		if (copy_src(c, src, &mt->src_path) < 0 || !(mt->src = dup_str(c, src))) {
+			c->src_may_leave = 0;
 			return -1;
+		}
+		c->src_may_leave = 0;
 		pop(c, m2);
 		m2 = push_key(c, "dest");
 		if (!(mt->dest = image_path(c, dest)))
