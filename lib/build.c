@@ -67,7 +67,11 @@ struct bctx {
 	 * flattened in the txn dir, with its first rootfs_layers layers applied */
 	char *rootfs_dir;
 	size_t rootfs_layers;
-	const char *label;   /* "" for the image, "stages.NAME." for a stage */
+	const char *label;   /* NULL for the image, "stages.NAME." for a stage */
+	json_t *links;       /* ep_archive_links of each layer so far (copy dests) */
+	struct bctx *top;    /* the image's bctx when this one builds a stage */
+	json_t *stage_inputs; /* top: {NAME: lock inputs of the stage} */
+	json_t *stage_roots;  /* top: {NAME: its final rootfs dir in the txn} */
 };
 
 static int add_result_layer(struct bctx *b, const char *what, const char *digest,
@@ -689,6 +693,9 @@ out:
 	return rc;
 }
 
+static int do_copy_from_step(struct bctx *b, size_t si, int resolve_only, struct ep_error *err);
+static char *copy_dest(struct bctx *b, const char *dest, int src_is_dir, struct ep_error *err);
+
 static int do_copy_step(struct bctx *b, size_t si, int resolve_only, struct ep_error *err)
 {
 	struct ep_step *st = &b->m->steps[si];
@@ -701,12 +708,24 @@ static int do_copy_step(struct bctx *b, size_t si, int resolve_only, struct ep_e
 
 	if (!tree)
 		return -1;
+	for (size_t i = 0; i < st->n; i++)
+		if (st->copy[i].from) {
+			ep_tree_free(tree);
+			return do_copy_from_step(b, si, resolve_only, err);
+		}
 	snprintf(what, sizeof(what), "layers[%zu] copy", si);
 	for (size_t i = 0; i < st->n; i++) {
 		struct ep_copy *c = &st->copy[i];
 		struct ep_copy_opts co = {c->mode, c->uid, c->gid, b->m->source_date_epoch};
+		cleanup_free char *dest = NULL;
+		struct stat sb;
 
-		if (ep_tree_add_copy(tree, c->src_path, c->dest, &co, err) < 0) {
+		/* through the symlinks of the image below (lstat: a symlink
+		 * source is copied as a symlink, not a directory) */
+		if (lstat(c->src_path, &sb) < 0)
+			sb.st_mode = 0;
+		dest = copy_dest(b, c->dest, S_ISDIR(sb.st_mode), err);
+		if (!dest || ep_tree_add_copy(tree, c->src_path, dest, &co, err) < 0) {
 			ep_error_wrap(err, "%s:%d: layers[%zu].copy[%zu]", b->m->path, c->line, si, i);
 			goto out;
 		}
@@ -1089,6 +1108,430 @@ out:
 	return rc;
 }
 
+/* ---- paths through symlinks, build stages ------------------------------- */
+
+/* What is at path p (relative to the root, normalized): 1 a directory,
+ * 2 a symlink (*target borrowed/owned per resolver), 0 anything else or
+ * nothing. */
+typedef int (*path_kind_fn)(void *ctx, const char *p, char **target);
+
+#define MAX_LINK_HOPS 40
+
+/* Resolves the absolute image path `path` inside a root, as the kernel would
+ * with that root as "/": symlinks are followed (absolute targets from the
+ * root), ".." stops at the root; the last component is followed only with
+ * follow_last.  A trailing "/" is kept.  Caller frees the result. */
+static char *resolve_in_root(path_kind_fn kind, void *ctx, const char *path, int follow_last,
+			     struct ep_error *err)
+{
+	struct ep_strbuf done = EP_STRBUF_INIT;
+	cleanup_free char *todo = ep_strdup(path, err);
+	size_t pl = strlen(path);
+	int hops = 0, slash = pl > 1 && path[pl - 1] == '/';
+	char *rest;
+
+	if (!todo)
+		return NULL;
+	ep_strbuf_addstr(&done, "");
+	rest = todo;
+	while (rest && *rest) {
+		char *c = rest, *e;
+		size_t mark = done.len;
+
+		while (*c == '/')
+			c++;
+		if (!*c)
+			break;
+		e = strchr(c, '/');
+		if (e)
+			*e = '\0';
+		rest = e ? e + 1 : NULL;
+		if (!strcmp(c, "."))
+			continue;
+		if (!strcmp(c, "..")) {
+			while (done.len > 0 && done.buf[done.len - 1] != '/')
+				done.len--;
+			if (done.len > 0)
+				done.len--;
+			done.buf[done.len] = '\0';
+			continue;
+		}
+		ep_strbuf_addf(&done, "%s%s", done.len ? "/" : "", c);
+		if (done.oom)
+			break;
+		if ((rest && *rest) || follow_last) {
+			char *target = NULL;
+			int k = kind(ctx, done.buf, &target);
+
+			if (k == 2) {
+				char *nt;
+
+				if (++hops > MAX_LINK_HOPS) {
+					free(target);
+					ep_strbuf_release(&done);
+					ep_error_set(err, EP_EINVAL,
+						     "'%s': more than %d symlinks on the way (a loop?)",
+						     path, MAX_LINK_HOPS);
+					return NULL;
+				}
+				done.len = mark;
+				done.buf[done.len] = '\0';
+				if (target[0] == '/') {
+					done.len = 0;
+					done.buf[0] = '\0';
+				}
+				nt = ep_asprintf(err, "%s/%s", target, rest ? rest : "");
+				free(target);
+				if (!nt) {
+					ep_strbuf_release(&done);
+					return NULL;
+				}
+				free(todo);
+				todo = nt;
+				rest = todo;
+			} else {
+				free(target);
+			}
+		}
+	}
+	if (done.oom) {
+		ep_strbuf_release(&done);
+		ep_error_oom(err);
+		return NULL;
+	}
+	{
+		char *r = ep_asprintf(err, "/%s%s", done.buf, slash && done.len ? "/" : "");
+
+		ep_strbuf_release(&done);
+		return r;
+	}
+}
+
+/* A directory on the host as the root (a stage's final rootfs). */
+static int dir_kind(void *ctx, const char *p, char **target)
+{
+	int root = *(int *)ctx;
+	struct stat st;
+	char buf[4096];
+	ssize_t n;
+
+	*target = NULL;
+	if (fstatat(root, p, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	if (S_ISDIR(st.st_mode))
+		return 1;
+	if (!S_ISLNK(st.st_mode))
+		return 0;
+	n = readlinkat(root, p, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	*target = strdup(buf);
+	return *target ? 2 : 0;
+}
+
+/* The image built so far, from its layers' ep_archive_links (top first). */
+static int view_kind(void *ctx, const char *p, char **target)
+{
+	json_t *links = ctx;
+
+	*target = NULL;
+	for (size_t i = json_array_size(links); i-- > 0;) {
+		json_t *l = json_array_get(links, i), *v;
+
+		if ((v = json_object_get(json_object_get(l, "links"), p))) {
+			*target = strdup(json_string_value(v) ? json_string_value(v) : "");
+			return *target ? 2 : 0;
+		}
+		if (json_object_get(json_object_get(l, "dirs"), p))
+			return 1;
+		if (json_object_get(json_object_get(l, "gone"), p))
+			return 0;
+		for (const char *s = strrchr(p, '/'); s; s = s > p ? memrchr(p, '/', (size_t)(s - p)) : NULL)
+			if (json_object_getn(json_object_get(l, "opaque"), p, (size_t)(s - p)))
+				return 0;
+	}
+	return 0;
+}
+
+/* Brings b->links up to the layers built so far (cached per diff_id). */
+static int image_links(struct bctx *b, struct ep_error *err)
+{
+	if (!b->links && !(b->links = json_array()))
+		return ep_error_oom(err);
+	while (json_array_size(b->links) < json_array_size(b->mlayers)) {
+		size_t i = json_array_size(b->links);
+		const char *d = json_string_value(json_object_get(json_array_get(b->mlayers, i), "digest"));
+		const char *di = json_string_value(json_array_get(b->diff_ids, i));
+		char key[80];
+		json_t *rec;
+
+		snprintf(key, sizeof(key), "links-%s", ep_digest_hex(di));
+		rec = ep_store_cache_get(b->s, key);
+		if (!rec || !json_is_object(json_object_get(rec, "links"))) {
+			cleanup_free char *blob = ep_txn_blob_path(&b->txn, d, err);
+
+			json_decref(rec);
+			if (!blob || !(rec = ep_archive_links(blob, err)))
+				return -1;
+			if (ep_txn_set_cache(&b->txn, key, rec, err) < 0) {
+				json_decref(rec);
+				return -1;
+			}
+		}
+		if (json_array_append_new(b->links, rec) < 0)
+			return ep_error_oom(err);
+	}
+	return 0;
+}
+
+/* A copy destination resolved through the symlinks of the image built so
+ * far (issue 9 item 6: "/lib/x" on a merged-/usr base is "/usr/lib/x").
+ * The last component is followed when the copy puts things inside it (a
+ * trailing "/" or a directory source).  Caller frees. */
+static char *copy_dest(struct bctx *b, const char *dest, int src_is_dir, struct ep_error *err)
+{
+	size_t n = strlen(dest);
+
+	if (json_array_size(b->mlayers) == 0)
+		return ep_strdup(dest, err);
+	if (image_links(b, err) < 0)
+		return NULL;
+	return resolve_in_root(view_kind, b->links, dest, src_is_dir || (n > 1 && dest[n - 1] == '/'),
+			       err);
+}
+
+static int run_steps(struct bctx *b, int resolve_only, struct ep_error *err);
+
+/* Builds stage `name` once, in the txn (never stored as an image): its
+ * lock inputs go to top->stage_inputs, its final rootfs dir to
+ * top->stage_roots (*root borrowed; NULL when resolve_only). */
+static int ensure_stage(struct bctx *cur, const char *name, int resolve_only, const char **root,
+			struct ep_error *err)
+{
+	struct bctx *top = cur->top ? cur->top : cur;
+	const struct ep_stage *sg = ep_manifest_stage(top->m, name);
+	struct ep_manifest fm;
+	struct ep_build_result sr;
+	struct bctx b2;
+	cleanup_free char *label = NULL;
+	json_t *have, *ls;
+	int rc = -1;
+
+	*root = NULL;
+	if ((have = json_object_get(top->stage_roots, name))) {
+		*root = json_string_value(have);
+		return 0;
+	}
+	if (resolve_only && json_object_get(top->stage_inputs, name))
+		return 0;
+	if (!sg)
+		return ep_error_set(err, EP_EINVAL, "unknown stage '%s'", name);
+	fm = *top->m;
+	fm.base = sg->base;
+	fm.steps = sg->steps;
+	fm.n_steps = sg->n_steps;
+	fm.config = NULL;
+	fm.check = NULL;
+	memset(&sr, 0, sizeof(sr));
+	memset(&b2, 0, sizeof(b2));
+	sr.lock_path = top->r->lock_path;
+	label = ep_asprintf(err, "stages.%s.", name);
+	if (!label)
+		return -1;
+	b2.o = cur->o;
+	b2.m = &fm;
+	b2.s = cur->s;
+	b2.txn = cur->txn;
+	b2.cp = cur->cp;
+	b2.cdesc = cur->cdesc;
+	b2.r = &sr;
+	b2.spool = cur->spool;
+	b2.label = label;
+	b2.top = top;
+	ls = top->lock ? json_object_get(json_object_get(top->lock, "stages"), name) : NULL;
+	b2.lock = json_is_object(ls) ? json_pack("{s:O}", "inputs", json_object_get(ls, "inputs")) : NULL;
+	b2.inputs = json_pack("{s:[]}", "layers");
+	b2.history = json_array();
+	b2.diff_ids = json_array();
+	b2.mlayers = json_array();
+	if (!b2.inputs || !b2.history || !b2.diff_ids || !b2.mlayers) {
+		ep_error_oom(err);
+		goto out;
+	}
+	if (cur->o->progress)
+		cur->o->progress(cur->o->pctx, label, 0, 0);
+	if (run_steps(&b2, resolve_only, err) < 0)
+		goto out;
+	if (json_object_set_new(top->stage_inputs, name,
+				json_pack("{s:O}", "inputs", b2.inputs)) < 0) {
+		ep_error_oom(err);
+		goto out;
+	}
+	if (!resolve_only) {
+		const char *dir;
+
+		if (rootfs_dir(&b2, &dir, err) < 0 ||
+		    json_object_set_new(top->stage_roots, name, json_string(dir)) < 0)
+			goto out;
+		*root = json_string_value(json_object_get(top->stage_roots, name));
+	}
+	rc = 0;
+out:
+	cur->txn = b2.txn; /* the txn's staged blobs and temp-file counter moved on */
+	json_decref(b2.lock);
+	json_decref(b2.inputs);
+	json_decref(b2.base_config);
+	json_decref(b2.history);
+	json_decref(b2.diff_ids);
+	json_decref(b2.mlayers);
+	json_decref(b2.links);
+	free(b2.rootfs_dir);
+	free(sr.layers);
+	if (rc < 0)
+		ep_error_wrap(err, "stage '%s'", name);
+	return rc;
+}
+
+/* A copy step with items "from" a stage: the stage is built first (once);
+ * the lock records the host items' content and which stage paths were
+ * copied (the stage's own lock entries pin what they hold). */
+static int do_copy_from_step(struct bctx *b, size_t si, int resolve_only, struct ep_error *err)
+{
+	struct ep_step *st = &b->m->steps[si];
+	struct ep_tree *host = NULL, *tree = NULL;
+	cleanup_json json_t *lockin = NULL, *kin = NULL;
+	json_t *rec = NULL, *from;
+	char what[64], key[80], by[160];
+	ep_digest ck;
+	int rc = -1, cached = 1, n_host = 0;
+
+	snprintf(what, sizeof(what), "layers[%zu] copy", si);
+	lockin = json_pack("{s:s, s:n, s:[]}", "kind", "copy", "content", "from");
+	host = ep_tree_new(b->spool, err);
+	if (!lockin || !host)
+		goto oom;
+	from = json_object_get(lockin, "from");
+	for (size_t i = 0; i < st->n; i++) {
+		struct ep_copy *c = &st->copy[i];
+		struct ep_copy_opts co = {c->mode, c->uid, c->gid, b->m->source_date_epoch};
+
+		if (c->from) {
+			if (json_array_append_new(from, json_pack("{s:s, s:s, s:s}", "stage", c->from,
+								  "src", c->src, "dest", c->dest)) < 0)
+				goto oom;
+			continue;
+		}
+		n_host++;
+		if (ep_tree_add_copy(host, c->src_path, c->dest, &co, err) < 0) {
+			ep_error_wrap(err, "%s:%d: %slayers[%zu].copy[%zu]", b->m->path, c->line,
+				      b->label ? b->label : "", si, i);
+			goto out;
+		}
+	}
+	if (n_host) {
+		if (ep_tree_content_key(host, ck, err) < 0)
+			goto out;
+		json_object_set_new(lockin, "content", json_string(ck));
+	}
+	if (check_locked(b, what, lockin, lock_input(b, "layers", si), err) < 0)
+		goto out;
+	if (json_array_append(json_object_get(b->inputs, "layers"), lockin) < 0)
+		goto oom;
+	for (size_t i = 0; i < st->n; i++) {
+		const char *root;
+
+		if (st->copy[i].from && ensure_stage(b, st->copy[i].from, resolve_only, &root, err) < 0) {
+			ep_error_wrap(err, "%s:%d: %slayers[%zu].copy[%zu]", b->m->path,
+				      st->copy[i].line, b->label ? b->label : "", si, i);
+			goto out;
+		}
+	}
+	if (resolve_only) {
+		rc = 0;
+		goto out;
+	}
+	tree = ep_tree_new(b->spool, err);
+	if (!tree)
+		goto out;
+	for (size_t i = 0; i < st->n; i++) {
+		struct ep_copy *c = &st->copy[i];
+		struct ep_copy_opts co = {c->mode, c->uid, c->gid, b->m->source_date_epoch};
+		cleanup_free char *src = NULL, *dest = NULL, *rsrc = NULL;
+		struct stat sb;
+		int isdir;
+
+		if (c->from) {
+			const char *root;
+			cleanup_close int rfd = -1;
+
+			if (ensure_stage(b, c->from, 0, &root, err) < 0)
+				goto out;
+			rfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+			if (rfd < 0) {
+				ep_error_errno(err, EP_EENV, errno, "open '%s'", root);
+				goto out;
+			}
+			rsrc = resolve_in_root(dir_kind, &rfd, c->src, c->src[strlen(c->src) - 1] == '/',
+					       err);
+			if (!rsrc)
+				goto item_err;
+			src = ep_asprintf(err, "%s%s", root, rsrc);
+			if (!src)
+				goto out;
+			if (lstat(src, &sb) < 0) {
+				ep_error_set(err, EP_EINVAL, "'%s' does not exist in stage '%s'", c->src,
+					     c->from);
+				goto item_err;
+			}
+		} else {
+			src = ep_strdup(c->src_path, err);
+			if (!src || lstat(src, &sb) < 0)
+				goto out;
+		}
+		isdir = S_ISDIR(sb.st_mode);
+		dest = copy_dest(b, c->dest, isdir, err);
+		if (!dest || ep_tree_add_copy(tree, src, dest, &co, err) < 0)
+			goto item_err;
+		continue;
+	item_err:
+		ep_error_wrap(err, "%s:%d: %slayers[%zu].copy[%zu]", b->m->path, c->line,
+			      b->label ? b->label : "", si, i);
+		goto out;
+	}
+	if (b->o->progress)
+		b->o->progress(b->o->pctx, what, 0, 0);
+	if (ep_tree_content_key(tree, ck, err) < 0)
+		goto out;
+	kin = json_pack("{s:s, s:s}", "kind", "copy", "key", ck);
+	if (!kin || layer_cache_key(b, kin, key, err) < 0)
+		goto oom;
+	rec = cache_lookup(b, key);
+	if (!rec) {
+		cached = 0;
+		rec = write_layer(b, tree, what, err);
+		if (!rec || ep_txn_set_cache(&b->txn, key, rec, err) < 0) {
+			ep_error_wrap(err, "%s:%d: %slayers[%zu]", b->m->path, st->line,
+				      b->label ? b->label : "", si);
+			goto out;
+		}
+	}
+	if (use_record(b, what, rec, cached, err) < 0)
+		goto out;
+	snprintf(by, sizeof(by), "envpin: layers[%zu] copy (%zu item%s, from stages)", si, st->n,
+		 st->n == 1 ? "" : "s");
+	rc = add_history(b, by, 0, err);
+	goto out;
+oom:
+	if (!err || err->code == EP_OK)
+		ep_error_oom(err);
+out:
+	json_decref(rec);
+	ep_tree_free(host);
+	ep_tree_free(tree);
+	return rc;
+}
+
 /* ---- pip step (lib/pip.h, docs/pip.md) ---------------------------------- */
 
 /* The interpreter the wheels are for: the defaults (Debian 12), then the
@@ -1443,6 +1886,8 @@ static json_t *lock_doc(struct bctx *b, json_t *image, struct ep_error *err)
 	}
 	if (image)
 		json_object_set(doc, "image", image);
+	if (json_object_size(b->stage_inputs))
+		json_object_set(doc, "stages", b->stage_inputs);
 	return doc;
 }
 
@@ -1482,7 +1927,10 @@ static int bctx_init(struct bctx *b, const struct ep_build_opts *o, struct ep_st
 	b->history = json_array();
 	b->diff_ids = json_array();
 	b->mlayers = json_array();
-	if (!b->inputs || !b->history || !b->diff_ids || !b->mlayers)
+	b->stage_inputs = json_object();
+	b->stage_roots = json_object();
+	if (!b->inputs || !b->history || !b->diff_ids || !b->mlayers || !b->stage_inputs ||
+	    !b->stage_roots)
 		return ep_error_oom(err);
 	if (load_lock(b, err) < 0 || choose_compressor(b, err) < 0)
 		return -1;
@@ -1503,6 +1951,9 @@ static void bctx_release(struct bctx *b)
 	json_decref(b->diff_ids);
 	json_decref(b->mlayers);
 	free(b->rootfs_dir);
+	json_decref(b->links);
+	json_decref(b->stage_inputs);
+	json_decref(b->stage_roots);
 }
 
 /* Refuses what this version cannot build yet, before anything is written. */
@@ -1515,9 +1966,6 @@ static int check_supported(struct bctx *b, struct ep_error *err)
 					    "%s:%d: layers[%zu]: step '%s' is not supported by this envpin yet",
 					    b->m->path, b->m->steps[i].line, i,
 					    step_kind_name(b->m->steps[i].kind));
-	if (b->m->n_stages)
-		return ep_error_set(err, EP_EINVAL, "%s: stages are not supported by this envpin yet",
-				    b->m->path);
 	return 0;
 }
 
@@ -1659,6 +2107,8 @@ int ep_lock(struct ep_store *s, const struct ep_build_opts *o, struct ep_build_r
 		goto out;
 	/* The recorded result stays valid only while nothing that shapes it changed. */
 	if (b.lock && json_equal(json_object_get(b.lock, "inputs"), b.inputs) &&
+	    (json_equal(json_object_get(b.lock, "stages"), b.stage_inputs) ||
+	     (!json_object_get(b.lock, "stages") && !json_object_size(b.stage_inputs))) &&
 	    json_equal(json_object_get(b.lock, "compressor"), b.cdesc) &&
 	    json_integer_value(json_object_get(b.lock, "source_date_epoch")) ==
 		    b.m->source_date_epoch)

@@ -127,21 +127,27 @@ static void apt_line(FILE *f, char *const *pkgs, size_t n, json_t *locked_pkgs, 
 	fputs(" && \\\n    rm -rf /var/lib/apt/lists/*\n", f);
 }
 
-static void do_base(FILE *f, const struct ep_manifest *m, json_t *lock, int has_pip)
+/* FROM (... AS stage) of a base; lock: the inputs holding its pins, raw:
+ * the object holding the manifest's "base". */
+static void do_base(FILE *f, const struct ep_base *b, json_t *raw_parent, json_t *inputs,
+		    int has_pip, const char *stage)
 {
-	const struct ep_base *b = &m->base;
-	json_t *lb = json_object_get(json_object_get(lock, "inputs"), "base");
-	json_t *raw = json_object_get(m->root, "base");
+	json_t *lb = json_object_get(inputs, "base");
+	json_t *raw = json_object_get(raw_parent, "base");
+	char as[160] = "";
+
+	if (stage)
+		snprintf(as, sizeof(as), " AS %s", stage);
 
 	switch (b->kind) {
 	case EP_BASE_SCRATCH:
-		fputs("FROM scratch\n", f);
+		fprintf(f, "FROM scratch%s\n", as);
 		break;
 	case EP_BASE_ROOTFS: {
 		const char *p = json_string_value(json_object_get(raw, "rootfs"));
 
-		fprintf(f, "# base: a root filesystem tar, sha256:%s\nFROM scratch\nADD ",
-			b->sha256);
+		fprintf(f, "# base: a root filesystem tar, sha256:%s\nFROM scratch%s\nADD ",
+			b->sha256, as);
 		sh_word(f, p ? p : b->path);
 		fputs(" /\n", f);
 		break;
@@ -152,17 +158,17 @@ static void do_base(FILE *f, const struct ep_manifest *m, json_t *lock, int has_
 		fprintf(f,
 			"# base: image %s of the OCI layout '%s'; give it as a build context:\n"
 			"#   docker buildx build --build-context base=oci-layout://%s@%s .\nFROM "
-			"base\n",
-			b->digest, p ? p : b->path, p ? p : b->path, b->digest);
+			"base%s\n",
+			b->digest, p ? p : b->path, p ? p : b->path, b->digest, as);
 		break;
 	}
 	case EP_BASE_IMAGE: {
 		const char *d = json_string_value(json_object_get(lb, "digest"));
 
 		if (d && !strchr(b->image, '@'))
-			fprintf(f, "FROM %s@%s\n", b->image, d);
+			fprintf(f, "FROM %s@%s%s\n", b->image, d, as);
 		else
-			fprintf(f, "FROM %s\n", b->image);
+			fprintf(f, "FROM %s%s\n", b->image, as);
 		break;
 	}
 	case EP_BASE_DEBIAN: {
@@ -171,7 +177,7 @@ static void do_base(FILE *f, const struct ep_manifest *m, json_t *lock, int has_
 		fprintf(f, "# base: Debian %s (mmdebstrap --variant=%s%s%s for envpin)\n", b->suite,
 			b->variant ? b->variant : "minbase", b->mirror ? " from " : "",
 			b->mirror ? b->mirror : "");
-		fprintf(f, "FROM debian:%s%s\n", b->suite, minbase ? "-slim" : "");
+		fprintf(f, "FROM debian:%s%s%s\n", b->suite, minbase ? "-slim" : "", as);
 		if (b->n_packages || has_pip)
 			apt_line(f, b->packages, b->n_packages, json_object_get(lb, "packages"),
 				 has_pip);
@@ -186,6 +192,8 @@ static void do_copy(FILE *f, const struct ep_step *st)
 		const struct ep_copy *c = &st->copy[i];
 
 		fputs("COPY", f);
+		if (c->from)
+			fprintf(f, " --from=%s", c->from);
 		if (c->mode >= 0)
 			fprintf(f, " --chmod=%04o", (unsigned)c->mode);
 		if (c->uid || c->gid)
@@ -321,14 +329,99 @@ static int do_config(FILE *f, json_t *c, struct ep_error *err)
 	return 0;
 }
 
+/* A run step: RUN in exec form.  Its env holds for the step only, so it is
+ * given through env(1) rather than ENV (which the image would keep); its
+ * working dir and user through WORKDIR and USER, set back afterwards; its
+ * mounts as read-only bind mounts of the build context. */
+static void do_run(FILE *f, const struct ep_step *st)
+{
+	json_t *a = json_array();
+
+	if (st->run.workdir)
+		fprintf(f, "WORKDIR %s\n", st->run.workdir);
+	if (st->run.user)
+		fprintf(f, "USER %s\n", st->run.user);
+	if (st->run.n_env) {
+		json_array_append_new(a, json_string("env"));
+		for (size_t k = 0; k < st->run.n_env; k++)
+			json_array_append_new(a, json_string(st->run.env[k]));
+		json_array_append_new(a, json_string("--"));
+	}
+	for (size_t k = 0; k < st->n; k++)
+		json_array_append_new(a, json_string(st->words[k]));
+	fputs("RUN ", f);
+	for (size_t k = 0; k < st->run.n_mounts; k++) {
+		const struct ep_mount *mt = &st->run.mounts[k];
+		size_t n = strlen(mt->src);
+
+		fprintf(f, "--mount=type=bind,source=%.*s,target=%s ",
+			(int)(n > 1 && mt->src[n - 1] == '/' ? n - 1 : n), mt->src, mt->dest);
+	}
+	json_form(f, a);
+	fputc('\n', f);
+	json_decref(a);
+	if (st->run.user)
+		fputs("USER 0:0\n", f);
+	if (st->run.workdir)
+		fputs("WORKDIR /\n", f);
+}
+
+static void do_steps(FILE *f, const struct ep_step *steps, size_t n_steps, json_t *inputs)
+{
+	json_t *llayers = json_object_get(inputs, "layers");
+
+	for (size_t i = 0; i < n_steps; i++) {
+		const struct ep_step *st = &steps[i];
+		json_t *l = json_array_get(llayers, i);
+
+		fprintf(f, "# layers[%zu]\n", i);
+		switch (st->kind) {
+		case EP_STEP_COPY:
+			do_copy(f, st);
+			break;
+		case EP_STEP_APT:
+			apt_line(f, st->words, st->n, json_object_get(l, "packages"), 0);
+			break;
+		case EP_STEP_FETCH:
+			do_fetch(f, st, i);
+			break;
+		case EP_STEP_PIP:
+			do_pip(f, st, l);
+			break;
+		case EP_STEP_RUN:
+			do_run(f, st);
+			break;
+		}
+	}
+}
+
+/* A build stage and, first, the stages it copies from (each once). */
+static void do_stage(FILE *f, const struct ep_manifest *m, json_t *lock, const char *name,
+		     json_t *done)
+{
+	const struct ep_stage *sg = ep_manifest_stage(m, name);
+	json_t *inputs = json_object_get(json_object_get(json_object_get(lock, "stages"), name),
+					 "inputs");
+
+	if (!sg || json_object_get(done, name))
+		return;
+	json_object_set_new(done, name, json_true());
+	for (size_t i = 0; i < sg->n_needs; i++)
+		do_stage(f, m, lock, sg->needs[i], done);
+	fprintf(f, "# stages.%s\n", name);
+	do_base(f, &sg->base, json_object_get(json_object_get(m->root, "stages"), name), inputs, 0,
+		name);
+	do_steps(f, sg->steps, sg->n_steps, inputs);
+}
+
 char *ep_dockerfile(const struct ep_manifest *m, json_t *lock, struct ep_error *err)
 {
-	json_t *llayers = json_object_get(json_object_get(lock, "inputs"), "layers");
 	const char *slash = strrchr(m->path, '/');
 	struct out o = {0};
 	int has_pip = 0;
+	cleanup_json json_t *done = json_object();
 
-	o.f = open_memstream(&o.buf, &o.len);
+	o.f = done ? open_memstream(&o.buf, &o.len) : NULL;
 	if (!o.f) {
 		ep_error_oom(err);
 		return NULL;
@@ -343,38 +436,13 @@ char *ep_dockerfile(const struct ep_manifest *m, json_t *lock, struct ep_error *
 		"ARG SOURCE_DATE_EPOCH=%lld\n",
 		slash ? slash + 1 : m->path, lock ? " with its lock" : "",
 		(long long)m->source_date_epoch);
-	do_base(o.f, m, lock, has_pip && m->base.kind == EP_BASE_DEBIAN);
-	for (size_t i = 0; i < m->n_steps; i++) {
-		const struct ep_step *st = &m->steps[i];
-		json_t *l = json_array_get(llayers, i);
-
-		fprintf(o.f, "# layers[%zu]\n", i);
-		switch (st->kind) {
-		case EP_STEP_COPY:
-			do_copy(o.f, st);
-			break;
-		case EP_STEP_APT:
-			apt_line(o.f, st->words, st->n, json_object_get(l, "packages"), 0);
-			break;
-		case EP_STEP_FETCH:
-			do_fetch(o.f, st, i);
-			break;
-		case EP_STEP_PIP:
-			do_pip(o.f, st, l);
-			break;
-		case EP_STEP_RUN: {
-			json_t *a = json_array();
-
-			for (size_t k = 0; k < st->n; k++)
-				json_array_append_new(a, json_string(st->words[k]));
-			fputs("RUN ", o.f);
-			json_form(o.f, a);
-			fputc('\n', o.f);
-			json_decref(a);
-			break;
-		}
-		}
-	}
+	for (size_t i = 0; i < m->n_needs; i++)
+		do_stage(o.f, m, lock, m->needs[i], done);
+	if (m->n_stages)
+		fputs("# the image\n", o.f);
+	do_base(o.f, &m->base, m->root, json_object_get(lock, "inputs"),
+		has_pip && m->base.kind == EP_BASE_DEBIAN, NULL);
+	do_steps(o.f, m->steps, m->n_steps, json_object_get(lock, "inputs"));
 	if (m->config)
 		fputs("# config\n", o.f);
 	if (do_config(o.f, m->config, err) < 0) {

@@ -1651,3 +1651,103 @@ int ep_tree_write(struct ep_tree *t, struct ep_sink *out, struct ep_error *err)
 		return ep_error_wrap(err, "write layer");
 	return 0;
 }
+
+/* ---- what a layer does to paths (copy destinations, lib/build.c) -------- */
+
+static int links_set(json_t *obj, const char *key, json_t *v, struct ep_error *err)
+{
+	if (json_object_set_new(obj, key, v) < 0)
+		return ep_error_oom(err);
+	return 0;
+}
+
+json_t *ep_archive_links(const char *archive, struct ep_error *err)
+{
+	struct hashing_reader r = {.fd = -1};
+	struct archive *a = NULL;
+	struct archive_entry *ae;
+	json_t *out = json_pack("{s:{}, s:{}, s:{}, s:{}}", "links", "dirs", "gone", "opaque");
+	json_t *ret = NULL;
+	int ar;
+
+	if (!out) {
+		ep_error_oom(err);
+		return NULL;
+	}
+	r.fd = open(archive, O_RDONLY | O_CLOEXEC);
+	if (r.fd < 0) {
+		ep_error_errno(err, EP_EENV, errno, "open archive '%s'", archive);
+		goto out;
+	}
+	if (ep_sha256_init(&r.sha, err) < 0)
+		goto out;
+	r.buf = ep_malloc(CHUNK, err);
+	if (!r.buf) {
+		ep_sha256_release(&r.sha);
+		goto out;
+	}
+	a = archive_read_new();
+	if (!a) {
+		ep_error_oom(err);
+		goto out;
+	}
+	if (archive_read_support_filter_all(a) != ARCHIVE_OK ||
+	    archive_read_support_format_tar(a) != ARCHIVE_OK ||
+	    archive_read_support_format_gnutar(a) != ARCHIVE_OK ||
+	    archive_read_open(a, &r, NULL, hr_read, NULL) != ARCHIVE_OK) {
+		ep_error_set(err, EP_EINVAL, "'%s': %s", archive, archive_error_string(a));
+		goto out;
+	}
+	while ((ar = archive_read_next_header(a, &ae)) != ARCHIVE_EOF) {
+		cleanup_free char *p = NULL;
+		const char *name, *base;
+
+		if (ar < ARCHIVE_WARN) {
+			ep_error_set(err, EP_EINVAL, "'%s': %s", archive, archive_error_string(a));
+			goto out;
+		}
+		name = archive_entry_pathname(ae);
+		if (!name || !(p = norm_path(name, "entry", err)))
+			goto out;
+		if (!*p)
+			continue;
+		base = strrchr(p, '/');
+		base = base ? base + 1 : p;
+		if (!strcmp(base, ".wh..wh..opq")) {
+			size_t dl = (size_t)(base - p);
+
+			p[dl ? dl - 1 : 0] = '\0';
+			if (links_set(json_object_get(out, "opaque"), p, json_true(), err) < 0)
+				goto out;
+		} else if (!strncmp(base, ".wh.", 4)) {
+			memmove((char *)base, base + 4, strlen(base + 4) + 1);
+			if (links_set(json_object_get(out, "gone"), p, json_true(), err) < 0)
+				goto out;
+		} else if (archive_entry_filetype(ae) == AE_IFLNK) {
+			const char *tg = archive_entry_symlink(ae);
+
+			if (links_set(json_object_get(out, "links"), p, json_string(tg ? tg : ""),
+				      err) < 0)
+				goto out;
+		} else if (archive_entry_filetype(ae) == AE_IFDIR) {
+			if (links_set(json_object_get(out, "dirs"), p, json_true(), err) < 0)
+				goto out;
+		}
+		/* regular files are not listed: a path to resolve passes only
+		 * through directories and links (a file there is an error later) */
+	}
+	ret = out;
+	out = NULL;
+out:
+	if (a)
+		archive_read_free(a);
+	if (r.fd >= 0)
+		close(r.fd);
+	if (r.buf)
+		ep_sha256_release(&r.sha);
+	free(r.buf);
+	json_decref(out);
+	if (!ret)
+		ep_error_wrap(err, "list layer '%s'", archive);
+	return ret;
+}

@@ -10,6 +10,7 @@
 #ifndef EP_LAYER_H
 #define EP_LAYER_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "digest.h"
@@ -68,6 +69,13 @@ int ep_tree_add_archive(struct ep_tree *t, const char *archive, const char *dest
  * write time: upper must outlive the tree's last write. */
 int ep_tree_add_upper(struct ep_tree *t, const char *upper, int64_t clamp_mtime,
 		      struct ep_error *err);
+
+/* What a layer archive does to the paths of the image below it, for
+ * resolving paths through the image's symlinks without unpacking it:
+ * {"links": {PATH: TARGET}, "dirs": {PATH: true}, "gone": {PATH: true}
+ * (whiteouts), "opaque": {DIR: true}} (regular files are not listed); paths relative to the root, normalized.  Reads
+ * the headers only.  New reference. */
+json_t *ep_archive_links(const char *archive, struct ep_error *err);
 
 /* Number of entries. */
 size_t ep_tree_count(const struct ep_tree *t);

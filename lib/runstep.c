@@ -225,6 +225,9 @@ static void child(const char *opts, const char *merged, const char *runc_root, c
 {
 	int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
+	/* what runc itself creates in the root (a missing working dir) must
+	 * not depend on the caller's umask */
+	umask(022);
 	if (nul < 0 || dup2(nul, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
 		_exit(125);
 	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {

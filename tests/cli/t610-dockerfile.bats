@@ -150,3 +150,51 @@ CMD []'
 		[ "$status" -eq 3 ]
 	fi
 }
+
+@test "dockerfile: run options and build stages (FROM ... AS, COPY --from, RUN exec form)" {
+	mkdir -p d/src && printf x >d/src/a && printf 'x' >d/base.tar
+	cat >d/m.json <<-'JSON'
+	{
+	  "envpin": 1, "name": "stages", "source_date_epoch": 1700000000,
+	  "base": "scratch",
+	  "stages": {
+	    "unused": { "base": "scratch" },
+	    "build": { "base": { "rootfs": "base.tar", "sha256": "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881" },
+	               "layers": [ { "copy": [ { "from": "tools", "src": "/bin/", "dest": "/usr/local/bin/" } ] },
+	                           { "run": [ "make", "-C", "/src", "install" ], "env": { "Z": "2", "A": "1" },
+	                             "workdir": "/src", "user": "1000:100", "mounts": [ { "src": "src/", "dest": "/src" } ] } ] },
+	    "tools": { "base": { "image": "registry.example/tools@sha256:2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881" } }
+	  },
+	  "layers": [
+	    { "copy": [ { "from": "build", "src": "/out/", "dest": "/opt/" } ] },
+	    { "run": [ "/opt/bin/selftest" ] }
+	  ]
+	}
+	JSON
+	run envpin dockerfile -f d/m.json
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	want='# stages.tools
+FROM registry.example/tools@sha256:2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881 AS tools
+# stages.build
+# base: a root filesystem tar, sha256:2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881
+FROM scratch AS build
+ADD base.tar /
+# layers[0]
+COPY --from=tools /bin/ /usr/local/bin/
+# layers[1]
+WORKDIR /src
+USER 1000:100
+RUN --mount=type=bind,source=src,target=/src ["env","A=1","Z=2","--","make","-C","/src","install"]
+USER 0:0
+WORKDIR /
+# the image
+FROM scratch
+# layers[0]
+COPY --from=build /out/ /opt/
+# layers[1]
+RUN ["/opt/bin/selftest"]'
+	got=$(echo "$output" | sed -n '/^# stages.tools/,$p')
+	[ "$got" = "$want" ] || { diff <(echo "$want") <(echo "$got"); false; }
+	# a stage nobody copies from is not built, nor exported
+	[[ "$output" != *unused* ]]
+}
