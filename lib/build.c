@@ -67,9 +67,9 @@ struct bctx {
 	 * flattened in the txn dir, with its first rootfs_layers layers applied */
 	char *rootfs_dir;
 	size_t rootfs_layers;
-	const char *label;   /* NULL for the image, "stages.NAME." for a stage */
-	json_t *links;       /* ep_archive_links of each layer so far (copy dests) */
-	struct bctx *top;    /* the image's bctx when this one builds a stage */
+	const char *label;    /* NULL for the image, "stages.NAME." for a stage */
+	json_t *links;	      /* ep_archive_links of each layer so far (copy dests) */
+	struct bctx *top;     /* the image's bctx when this one builds a stage */
 	json_t *stage_inputs; /* top: {NAME: lock inputs of the stage} */
 	json_t *stage_roots;  /* top: {NAME: its final rootfs dir in the txn} */
 };
@@ -843,7 +843,8 @@ static int rootfs_dir(struct bctx *b, const char **dir, struct ep_error *err)
 		if (fd < 0 && (fd = open(b->rootfs_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 			return ep_error_errno(err, EP_EENV, errno, "open '%s'", b->rootfs_dir);
 		if (!blob || ep_unpack_layer(fd, blob, mt, di, &uo, err) < 0)
-			return ep_error_wrap(err, "unpack layer %zu for a run step", b->rootfs_layers);
+			return ep_error_wrap(err, "unpack layer %zu for a run step",
+					     b->rootfs_layers);
 	}
 	*dir = b->rootfs_dir;
 	return 0;
@@ -855,7 +856,7 @@ static const char *image_path_env(struct bctx *b)
 	json_t *env = json_object_get(b->base_config, "Env"), *v;
 	size_t i;
 
-	json_array_foreach(env, i, v) {
+	json_array_foreach (env, i, v) {
 		const char *s = json_string_value(v);
 
 		if (s && !strncmp(s, "PATH=", 5))
@@ -904,12 +905,12 @@ static int run_in_image(struct bctx *b, const char *where, struct ep_runstep_opt
 			tail += tl - 1400;
 			tail = strchr(tail, '\n') ? strchr(tail, '\n') + 1 : tail;
 		}
-		ep_error_set(err, EP_EMISMATCH,
-			     "%s: '%.200s' failed with status %d%s%s%s\n%s%s(the store is unchanged)",
-			     where, ep_strbuf_str(&cmd), r.status,
-			     r.status == 127 ? " (command not found)" : "",
-			     *tail ? "; its last output lines:" : " and printed nothing", "",
-			     *tail ? tail : "", *tail ? "\n" : "");
+		ep_error_set(
+		    err, EP_EMISMATCH,
+		    "%s: '%.200s' failed with status %d%s%s%s\n%s%s(the store is unchanged)", where,
+		    ep_strbuf_str(&cmd), r.status, r.status == 127 ? " (command not found)" : "",
+		    *tail ? "; its last output lines:" : " and printed nothing", "",
+		    *tail ? tail : "", *tail ? "\n" : "");
 		ep_strbuf_release(&cmd);
 		ep_runstep_result_release(&r);
 		return -1;
@@ -937,7 +938,8 @@ static int mount_content(struct bctx *b, const struct ep_mount *mt, int material
 	if (!t)
 		return -1;
 	src = ep_asprintf(err, "%s", mt->src_path);
-	if (!src || ep_tree_add_copy(t, src, "/m", &co, err) < 0 || ep_tree_content_key(t, k, err) < 0)
+	if (!src || ep_tree_add_copy(t, src, "/m", &co, err) < 0 ||
+	    ep_tree_content_key(t, k, err) < 0)
 		goto out;
 	snprintf(content, 80, "%s", k);
 	if (!materialize) {
@@ -955,7 +957,8 @@ static int mount_content(struct bctx *b, const struct ep_mount *mt, int material
 		ep_error_errno(err, EP_EENV, errno, "open '%s'", *dir);
 		goto out;
 	}
-	if (ep_unpack_layer(rfd, tar, ep_compression_media_type(EP_COMPRESS_NONE), NULL, &uo, err) < 0)
+	if (ep_unpack_layer(rfd, tar, ep_compression_media_type(EP_COMPRESS_NONE), NULL, &uo, err) <
+	    0)
 		goto out;
 	unlink(tar);
 	rc = 0;
@@ -980,11 +983,12 @@ static int do_run_step(struct bctx *b, size_t si, int resolve_only, struct ep_er
 	int rc = -1, cached = 1;
 
 	snprintf(what, sizeof(what), "layers[%zu] run", si);
-	where = ep_asprintf(err, "%s:%d: %s%s", b->m->path, st->line, b->label ? b->label : "", what);
+	where =
+	    ep_asprintf(err, "%s:%d: %s%s", b->m->path, st->line, b->label ? b->label : "", what);
 	input = json_pack("{s:s, s:o, s:o, s:s, s:s, s:[]}", "kind", "run", "argv",
 			  ep_json_strings((const char *const *)st->words, st->n), "env",
-			  ep_json_strings((const char *const *)st->run.env, st->run.n_env), "workdir",
-			  st->run.workdir ? st->run.workdir : "/", "user",
+			  ep_json_strings((const char *const *)st->run.env, st->run.n_env),
+			  "workdir", st->run.workdir ? st->run.workdir : "/", "user",
 			  st->run.user ? st->run.user : "0:0", "mounts");
 	mts = calloc(st->run.n_mounts + 1, sizeof(*mts));
 	mdirs = calloc(st->run.n_mounts + 1, sizeof(*mdirs));
@@ -1007,7 +1011,8 @@ static int do_run_step(struct bctx *b, size_t si, int resolve_only, struct ep_er
 			goto out;
 		}
 		if (json_array_append_new(mounts, json_pack("{s:s, s:s, s:s}", "src", mt->src,
-							     "dest", mt->dest, "content", content)) < 0) {
+							    "dest", mt->dest, "content", content)) <
+		    0) {
 			ep_error_oom(err);
 			goto out;
 		}
@@ -1169,9 +1174,10 @@ static char *resolve_in_root(path_kind_fn kind, void *ctx, const char *path, int
 				if (++hops > MAX_LINK_HOPS) {
 					free(target);
 					ep_strbuf_release(&done);
-					ep_error_set(err, EP_EINVAL,
-						     "'%s': more than %d symlinks on the way (a loop?)",
-						     path, MAX_LINK_HOPS);
+					ep_error_set(
+					    err, EP_EINVAL,
+					    "'%s': more than %d symlinks on the way (a loop?)",
+					    path, MAX_LINK_HOPS);
 					return NULL;
 				}
 				done.len = mark;
@@ -1247,7 +1253,8 @@ static int view_kind(void *ctx, const char *p, char **target)
 			return 1;
 		if (json_object_get(json_object_get(l, "gone"), p))
 			return 0;
-		for (const char *s = strrchr(p, '/'); s; s = s > p ? memrchr(p, '/', (size_t)(s - p)) : NULL)
+		for (const char *s = strrchr(p, '/'); s;
+		     s = s > p ? memrchr(p, '/', (size_t)(s - p)) : NULL)
 			if (json_object_getn(json_object_get(l, "opaque"), p, (size_t)(s - p)))
 				return 0;
 	}
@@ -1261,7 +1268,8 @@ static int image_links(struct bctx *b, struct ep_error *err)
 		return ep_error_oom(err);
 	while (json_array_size(b->links) < json_array_size(b->mlayers)) {
 		size_t i = json_array_size(b->links);
-		const char *d = json_string_value(json_object_get(json_array_get(b->mlayers, i), "digest"));
+		const char *d =
+		    json_string_value(json_object_get(json_array_get(b->mlayers, i), "digest"));
 		const char *di = json_string_value(json_array_get(b->diff_ids, i));
 		char key[80];
 		json_t *rec;
@@ -1297,8 +1305,8 @@ static char *copy_dest(struct bctx *b, const char *dest, int src_is_dir, struct 
 		return ep_strdup(dest, err);
 	if (image_links(b, err) < 0)
 		return NULL;
-	return resolve_in_root(view_kind, b->links, dest, src_is_dir || (n > 1 && dest[n - 1] == '/'),
-			       err);
+	return resolve_in_root(view_kind, b->links, dest,
+			       src_is_dir || (n > 1 && dest[n - 1] == '/'), err);
 }
 
 static int run_steps(struct bctx *b, int resolve_only, struct ep_error *err);
@@ -1350,7 +1358,8 @@ static int ensure_stage(struct bctx *cur, const char *name, int resolve_only, co
 	b2.label = label;
 	b2.top = top;
 	ls = top->lock ? json_object_get(json_object_get(top->lock, "stages"), name) : NULL;
-	b2.lock = json_is_object(ls) ? json_pack("{s:O}", "inputs", json_object_get(ls, "inputs")) : NULL;
+	b2.lock =
+	    json_is_object(ls) ? json_pack("{s:O}", "inputs", json_object_get(ls, "inputs")) : NULL;
 	b2.inputs = json_pack("{s:[]}", "layers");
 	b2.history = json_array();
 	b2.diff_ids = json_array();
@@ -1363,8 +1372,8 @@ static int ensure_stage(struct bctx *cur, const char *name, int resolve_only, co
 		cur->o->progress(cur->o->pctx, label, 0, 0);
 	if (run_steps(&b2, resolve_only, err) < 0)
 		goto out;
-	if (json_object_set_new(top->stage_inputs, name,
-				json_pack("{s:O}", "inputs", b2.inputs)) < 0) {
+	if (json_object_set_new(top->stage_inputs, name, json_pack("{s:O}", "inputs", b2.inputs)) <
+	    0) {
 		ep_error_oom(err);
 		goto out;
 	}
@@ -1417,8 +1426,9 @@ static int do_copy_from_step(struct bctx *b, size_t si, int resolve_only, struct
 		struct ep_copy_opts co = {c->mode, c->uid, c->gid, b->m->source_date_epoch};
 
 		if (c->from) {
-			if (json_array_append_new(from, json_pack("{s:s, s:s, s:s}", "stage", c->from,
-								  "src", c->src, "dest", c->dest)) < 0)
+			if (json_array_append_new(from,
+						  json_pack("{s:s, s:s, s:s}", "stage", c->from,
+							    "src", c->src, "dest", c->dest)) < 0)
 				goto oom;
 			continue;
 		}
@@ -1441,7 +1451,8 @@ static int do_copy_from_step(struct bctx *b, size_t si, int resolve_only, struct
 	for (size_t i = 0; i < st->n; i++) {
 		const char *root;
 
-		if (st->copy[i].from && ensure_stage(b, st->copy[i].from, resolve_only, &root, err) < 0) {
+		if (st->copy[i].from &&
+		    ensure_stage(b, st->copy[i].from, resolve_only, &root, err) < 0) {
 			ep_error_wrap(err, "%s:%d: %slayers[%zu].copy[%zu]", b->m->path,
 				      st->copy[i].line, b->label ? b->label : "", si, i);
 			goto out;
@@ -1472,16 +1483,16 @@ static int do_copy_from_step(struct bctx *b, size_t si, int resolve_only, struct
 				ep_error_errno(err, EP_EENV, errno, "open '%s'", root);
 				goto out;
 			}
-			rsrc = resolve_in_root(dir_kind, &rfd, c->src, c->src[strlen(c->src) - 1] == '/',
-					       err);
+			rsrc = resolve_in_root(dir_kind, &rfd, c->src,
+					       c->src[strlen(c->src) - 1] == '/', err);
 			if (!rsrc)
 				goto item_err;
 			src = ep_asprintf(err, "%s%s", root, rsrc);
 			if (!src)
 				goto out;
 			if (lstat(src, &sb) < 0) {
-				ep_error_set(err, EP_EINVAL, "'%s' does not exist in stage '%s'", c->src,
-					     c->from);
+				ep_error_set(err, EP_EINVAL, "'%s' does not exist in stage '%s'",
+					     c->src, c->from);
 				goto item_err;
 			}
 		} else {
@@ -1996,10 +2007,10 @@ static int run_steps(struct bctx *b, int resolve_only, struct ep_error *err)
 		return -1;
 	for (size_t i = 0; i < b->m->n_steps; i++) {
 		int (*step)(struct bctx *, size_t, int, struct ep_error *) =
-			b->m->steps[i].kind == EP_STEP_FETCH ? do_fetch_step
-			: b->m->steps[i].kind == EP_STEP_PIP ? do_pip_step
-			: b->m->steps[i].kind == EP_STEP_RUN ? do_run_step
-							     : do_copy_step;
+		    b->m->steps[i].kind == EP_STEP_FETCH ? do_fetch_step
+		    : b->m->steps[i].kind == EP_STEP_PIP ? do_pip_step
+		    : b->m->steps[i].kind == EP_STEP_RUN ? do_run_step
+							 : do_copy_step;
 
 		if (step(b, i, resolve_only, err) < 0)
 			return -1;
@@ -2111,7 +2122,7 @@ int ep_lock(struct ep_store *s, const struct ep_build_opts *o, struct ep_build_r
 	     (!json_object_get(b.lock, "stages") && !json_object_size(b.stage_inputs))) &&
 	    json_equal(json_object_get(b.lock, "compressor"), b.cdesc) &&
 	    json_integer_value(json_object_get(b.lock, "source_date_epoch")) ==
-		    b.m->source_date_epoch)
+		b.m->source_date_epoch)
 		old_image = json_object_get(b.lock, "image");
 	doc = lock_doc(&b, old_image, err);
 	if (!doc)

@@ -403,8 +403,8 @@ static void do_stage(FILE *f, const struct ep_manifest *m, json_t *lock, const c
 		     json_t *done)
 {
 	const struct ep_stage *sg = ep_manifest_stage(m, name);
-	json_t *inputs = json_object_get(json_object_get(json_object_get(lock, "stages"), name),
-					 "inputs");
+	json_t *inputs =
+	    json_object_get(json_object_get(json_object_get(lock, "stages"), name), "inputs");
 
 	if (!sg || json_object_get(done, name))
 		return;

@@ -723,25 +723,20 @@ static bool upper_dropped(const char *p, bool dir)
 	static const char *const drop_all[] = {"tmp/", "var/tmp/", "root/.cache", "run/"};
 	static const char *const drop_files[] = {"var/log/", "var/cache/apt/archives/"};
 	static const char *const drop_exact[] = {
-		"var/cache/ldconfig/aux-cache",
-		"var/cache/apt/pkgcache.bin",
-		"var/cache/apt/srcpkgcache.bin",
-		"var/cache/debconf/config.dat-old",
-		"var/cache/debconf/templates.dat-old",
-		"var/lib/dpkg/status-old",
-		"var/lib/dpkg/available-old",
-		"var/lib/dpkg/diversions-old",
-		"var/lib/dpkg/statoverride-old",
-		"etc/ld.so.cache~",
+	    "var/cache/ldconfig/aux-cache",	   "var/cache/apt/pkgcache.bin",
+	    "var/cache/apt/srcpkgcache.bin",	   "var/cache/debconf/config.dat-old",
+	    "var/cache/debconf/templates.dat-old", "var/lib/dpkg/status-old",
+	    "var/lib/dpkg/available-old",	   "var/lib/dpkg/diversions-old",
+	    "var/lib/dpkg/statoverride-old",	   "etc/ld.so.cache~",
 	};
 	size_t n = strlen(p);
 
 	for (size_t i = 0; i < EP_ARRAY_SIZE(drop_all); i++) {
 		size_t l = strlen(drop_all[i]);
 
-		if (drop_all[i][l - 1] == '/' ? (n > l && !strncmp(p, drop_all[i], l))
-					       : (!strncmp(p, drop_all[i], l) &&
-						  (p[l] == '\0' || p[l] == '/')))
+		if (drop_all[i][l - 1] == '/'
+			? (n > l && !strncmp(p, drop_all[i], l))
+			: (!strncmp(p, drop_all[i], l) && (p[l] == '\0' || p[l] == '/')))
 			return true;
 	}
 	for (size_t i = 0; !dir && i < EP_ARRAY_SIZE(drop_files); i++)
@@ -825,14 +820,16 @@ static int upper_one(struct upper_ctx *c, int dfd, const char *name, const char 
 		ssize_t r;
 
 		if (st->st_size > MAX_PATH_BYTES)
-			return ep_error_set(err, EP_EINVAL, "symlink '%s' target is too long", host);
+			return ep_error_set(err, EP_EINVAL, "symlink '%s' target is too long",
+					    host);
 		n.linkname = ep_malloc(cap, err);
 		if (!n.linkname)
 			return -1;
 		r = readlinkat(dfd, name, n.linkname, cap);
 		if (r <= 0 || (size_t)r >= cap) {
 			free(n.linkname);
-			return ep_error_errno(err, EP_EENV, r < 0 ? errno : EIO, "readlink '%s'", host);
+			return ep_error_errno(err, EP_EENV, r < 0 ? errno : EIO, "readlink '%s'",
+					      host);
 		}
 		n.linkname[r] = '\0';
 		n.type = EP_TAR_SYMLINK;

@@ -73,8 +73,8 @@ int ep_tree_add_upper(struct ep_tree *t, const char *upper, int64_t clamp_mtime,
 /* What a layer archive does to the paths of the image below it, for
  * resolving paths through the image's symlinks without unpacking it:
  * {"links": {PATH: TARGET}, "dirs": {PATH: true}, "gone": {PATH: true}
- * (whiteouts), "opaque": {DIR: true}} (regular files are not listed); paths relative to the root, normalized.  Reads
- * the headers only.  New reference. */
+ * (whiteouts), "opaque": {DIR: true}} (regular files are not listed); paths relative to the root,
+ * normalized.  Reads the headers only.  New reference. */
 json_t *ep_archive_links(const char *archive, struct ep_error *err);
 
 /* Number of entries. */

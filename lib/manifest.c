@@ -470,8 +470,8 @@ struct ctx {
 	size_t marks[2 * EP_JSON_MAX_DEPTH + 8]; /* where each segment of path starts */
 	size_t n_marks;
 	struct ep_error *err;
-	json_t *stages;	 /* the "stages" object (names), or NULL */
-	char ***needs;	 /* where need_stage records a copy's "from" */
+	json_t *stages; /* the "stages" object (names), or NULL */
+	char ***needs;	/* where need_stage records a copy's "from" */
 	size_t *n_needs;
 	int src_may_leave; /* a run step's mount: may reach the manifest dir's parent */
 	char parent_dir[PATH_MAX]; /* that parent ("/" for a manifest in "/") */
@@ -1284,10 +1284,13 @@ static int parse_copy(struct ctx *c, json_t *arr, struct ep_step *st)
 		if (from) {
 			m2 = push_key(c, "from");
 			if (!valid_name(from))
-				return fail(c, "'%s' is not a stage name ([a-z0-9][a-z0-9._-]*)", from);
+				return fail(c, "'%s' is not a stage name ([a-z0-9][a-z0-9._-]*)",
+					    from);
 			if (!json_object_get(c->stages, from))
 				return fail(c, "unknown stage '%s'%s", from,
-					    json_object_size(c->stages) ? "" : " (the manifest has no \"stages\")");
+					    json_object_size(c->stages)
+						? ""
+						: " (the manifest has no \"stages\")");
 			if (!(cp->from = dup_str(c, from)) || need_stage(c, from) < 0)
 				return -1;
 			pop(c, m2);
@@ -1460,7 +1463,7 @@ static int parse_run_opts(struct ctx *c, json_t *l, struct ep_run_opts_m *r)
 		r->env = calloc(json_object_size(v) + 1, sizeof(char *));
 		if (!r->env)
 			return fail_oom(c);
-		json_object_foreach(v, k, val) {
+		json_object_foreach (v, k, val) {
 			if (!(r->env[i] = ep_asprintf(NULL, "%s=%s", k, json_string_value(val))))
 				return fail_oom(c);
 			r->n_env = ++i;
@@ -1531,10 +1534,12 @@ static int parse_layer(struct ctx *c, json_t *l, struct ep_step *st)
 	if (!key) {
 		if (json_object_size(l) == 0)
 			return fail(c, "empty layer: expected one of copy, apt, pip, fetch, run");
-		json_object_foreach(l, k, v) {
+		json_object_foreach (l, k, v) {
 			for (size_t i = 1; run_keys[i]; i++)
 				if (!strcmp(run_keys[i], k))
-					return fail(c, "'%s' is an option of a run step, but the layer has no \"run\"",
+					return fail(c,
+						    "'%s' is an option of a run step, but the "
+						    "layer has no \"run\"",
 						    k);
 		}
 		return check_keys(c, l, kinds);
@@ -1557,8 +1562,10 @@ static int parse_layer(struct ctx *c, json_t *l, struct ep_step *st)
 		return -1;
 	st->n = json_array_size(arr);
 	if (st->n == 0)
-		return fail(c, st->kind == EP_STEP_RUN ? "empty list (a run step is an argv: [\"PROGRAM\", \"ARG\", ...])"
-						       : "empty list");
+		return fail(c,
+			    st->kind == EP_STEP_RUN
+				? "empty list (a run step is an argv: [\"PROGRAM\", \"ARG\", ...])"
+				: "empty list");
 	switch (st->kind) {
 	case EP_STEP_COPY:
 		if (parse_copy(c, arr, st) < 0)
@@ -1618,14 +1625,16 @@ static int parse_stages(struct ctx *c, json_t *obj, struct ep_manifest *m)
 	m->stages = calloc(json_object_size(obj) + 1, sizeof(*m->stages));
 	if (!m->stages)
 		return fail_oom(c);
-	json_object_foreach(obj, k, v) {
+	json_object_foreach (obj, k, v) {
 		struct ep_stage *sg = &m->stages[i];
 		size_t m2 = push_key(c, k);
 
 		m->n_stages = ++i;
 		sg->line = ctx_line(c);
 		if (!valid_name(k))
-			return fail(c, "'%s' is not a stage name ([a-z0-9][a-z0-9._-]*, at most %d characters)",
+			return fail(c,
+				    "'%s' is not a stage name ([a-z0-9][a-z0-9._-]*, at most %d "
+				    "characters)",
 				    k, NAME_MAX_LEN);
 		if (!(sg->name = dup_str(c, k)))
 			return -1;
@@ -1852,9 +1861,9 @@ static int default_name(struct ctx *c, char **out)
 
 static int validate(struct ctx *c, json_t *root, struct ep_manifest *m)
 {
-	static const char *const keys[] = {"envpin", "name",   "source_date_epoch", "base",
-					   "stages", "layers", "config",            "check",
-					   NULL};
+	static const char *const keys[] = {"envpin", "name",   "source_date_epoch",
+					   "base",   "stages", "layers",
+					   "config", "check",  NULL};
 	json_t *v, *stages;
 	size_t mark;
 

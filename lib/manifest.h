@@ -40,7 +40,7 @@ enum ep_step_kind { EP_STEP_COPY, EP_STEP_APT, EP_STEP_FETCH, EP_STEP_PIP, EP_ST
 struct ep_copy {
 	char *src;      /* as written */
 	char *src_path; /* absolute host path (exists: checked at load); NULL with from */
-	char *from;     /* "from": a stage name (src is then an absolute path of that
+	char *from;	/* "from": a stage name (src is then an absolute path of that
 			 * stage's final rootfs, normalized like dest), or NULL */
 	char *dest;     /* absolute image path, normalized ("/opt/x" or "/opt/x/") */
 	int mode;       /* -1 when not given, else 0..07777 */
@@ -59,18 +59,18 @@ struct ep_fetch {
 /* A run step's read-only bind mount: host src (relative to the manifest
  * directory, staying inside it, as copy sources) at image path dest. */
 struct ep_mount {
-	char *src;      /* as written */
+	char *src;	/* as written */
 	char *src_path; /* absolute host path (exists: checked at load) */
-	char *dest;     /* absolute image path, normalized, no trailing '/' */
+	char *dest;	/* absolute image path, normalized, no trailing '/' */
 	int line;
 };
 
 /* The options of a run step (absent ones are NULL / 0). */
 struct ep_run_opts_m {
-	char **env;      /* "K=V", sorted by K (NULL-terminated) */
+	char **env; /* "K=V", sorted by K (NULL-terminated) */
 	size_t n_env;
-	char *workdir;   /* absolute image path, normalized; NULL: "/" */
-	char *user;      /* "UID:GID" (numeric); NULL: "0:0" */
+	char *workdir; /* absolute image path, normalized; NULL: "/" */
+	char *user;    /* "UID:GID" (numeric); NULL: "0:0" */
 	struct ep_mount *mounts;
 	size_t n_mounts;
 };
@@ -94,7 +94,7 @@ struct ep_stage {
 	struct ep_base base;
 	struct ep_step *steps;
 	size_t n_steps;
-	char **needs;  /* stages its copy steps name, in first-use order (NULL-terminated) */
+	char **needs; /* stages its copy steps name, in first-use order (NULL-terminated) */
 	size_t n_needs;
 };
 
@@ -108,9 +108,9 @@ struct ep_manifest {
 	size_t n_steps;
 	struct ep_stage *stages; /* in the manifest's key order */
 	size_t n_stages;
-	char **needs;   /* stages the top-level layers copy from, in first-use
-			 * order (NULL-terminated): build order is a depth-first
-			 * walk of needs (no cycles: refused at load) */
+	char **needs; /* stages the top-level layers copy from, in first-use
+		       * order (NULL-terminated): build order is a depth-first
+		       * walk of needs (no cycles: refused at load) */
 	size_t n_needs;
 	json_t *config; /* validated "config" object (borrowed from root), or NULL */
 	json_t *check;  /* "check" object or NULL */

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -73,19 +75,31 @@ static int scaffold(int lower_fd, const char *dir, const char *path, int is_dir,
 	p = ep_asprintf(err, "%s%s", dir, path);
 	if (!p)
 		return -1;
-	if (is_dir)
-		return ep_mkdir_p(p, err);
-	{
-		char *slash = strrchr(p, '/');
+	/* 0755 whatever the umask: a step writing next to a mount point copies
+	 * the scaffold directory up into its layer */
+	for (char *s = p + strlen(dir) + 1;; s++) {
+		int last = !*s;
 
-		*slash = '\0';
-		if (ep_mkdir_p(p, err) < 0)
-			return -1;
-		*slash = '/';
-		fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-		if (fd < 0)
-			return ep_error_errno(err, EP_EENV, errno, "create '%s'", p);
-		close(fd);
+		if (*s != '/' && !last)
+			continue;
+		*s = '\0';
+		if (last && !is_dir) {
+			fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+			if (fd < 0 || fchmod(fd, 0644) < 0) {
+				int e = errno;
+
+				if (fd >= 0)
+					close(fd);
+				return ep_error_errno(err, EP_EENV, e, "create '%s'", p);
+			}
+			close(fd);
+			break;
+		}
+		if ((mkdir(p, 0755) < 0 && errno != EEXIST) || chmod(p, 0755) < 0)
+			return ep_error_errno(err, EP_EENV, errno, "mkdir '%s'", p);
+		if (last)
+			break;
+		*s = '/';
 	}
 	return 0;
 }
@@ -219,9 +233,71 @@ static char *runc_error(const char *log)
 	return msg;
 }
 
+/* Stops the container if envpin dies during the step (SIGKILL: nothing of
+ * envpin runs then): a forked process waits on a pipe; EOF without a byte
+ * means envpin is gone, and it kills and deletes the container.  The
+ * container's pid 1 has no parent-death signal of its own, and runc only
+ * gets one from us. */
+static pid_t start_watchdog(const char *runc_root, const char *id, int *wfd)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE};
+		char *kill_argv[] = {"runc", "--root", (char *)runc_root, "kill", (char *)id,
+				     "KILL", NULL};
+		char *del_argv[] = {"runc",	"--root", (char *)runc_root, "delete", "--force",
+				    (char *)id, NULL};
+		int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+		ssize_t n;
+		char c;
+
+		close(p[1]);
+		setsid();
+		for (size_t i = 0; i < EP_ARRAY_SIZE(sigs); i++)
+			signal(sigs[i], SIG_IGN);
+		if (nul >= 0) {
+			dup2(nul, 0);
+			dup2(nul, 1);
+			dup2(nul, 2);
+		}
+		do
+			n = read(p[0], &c, 1);
+		while (n < 0 && errno == EINTR);
+		if (n == 0) {
+			ep_run_quiet(kill_argv, 1);
+			ep_run_quiet(del_argv, 1);
+		}
+		_exit(0);
+	}
+	close(p[0]);
+	*wfd = p[1];
+	return pid;
+}
+
+/* The step is over: a byte tells the watchdog to just exit. */
+static void stop_watchdog(pid_t pid, int wfd)
+{
+	if (write(wfd, "x", 1) < 0) {
+		/* it is gone already: nothing left for it to do */
+	}
+	close(wfd);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
 /* The child: a private mount namespace holding the overlay, then runc. */
 static void child(const char *opts, const char *merged, const char *runc_root, const char *log,
-		  const char *bundle, const char *id, int out_fd)
+		  const char *bundle, const char *id, int out_fd, pid_t parent)
 {
 	int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
@@ -238,6 +314,10 @@ static void child(const char *opts, const char *merged, const char *runc_root, c
 		fprintf(stderr, "envpin: mount overlay on '%s': %s\n", merged, strerror(errno));
 		_exit(125);
 	}
+	/* envpin killed: runc goes too (see ep_runstep_exec for the container) */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(125);
 	ep_close_inherited_fds();
 	execlp("runc", "runc", "--root", runc_root, "--log", log, "--log-format", "json", "run",
 	       "--bundle", bundle, id, (char *)NULL);
@@ -256,8 +336,8 @@ int ep_runstep_exec(const char *lower, const char *work, const char *spool,
 	cleanup_json json_t *spec = NULL;
 	struct ep_strbuf out = EP_STRBUF_INIT;
 	char id[32];
-	int p[2], st;
-	pid_t pid;
+	int p[2], st, wfd = -1;
+	pid_t pid, parent, watchdog;
 
 	memset(r, 0, sizeof(*r));
 	*tree = NULL;
@@ -270,6 +350,10 @@ int ep_runstep_exec(const char *lower, const char *work, const char *spool,
 		    "a run step needs root (runc and overlayfs); run envpin build as root");
 	if (!ep_run_on_path("runc"))
 		return ep_error_set(err, EP_EENV, "a run step needs runc, which is not installed");
+	/* the launcher's rule on runc versions (CVE-2024-21626); no store
+	 * cache: a failed build leaves the store as it was */
+	if (ep_runc_check(NULL, NULL, err) < 0)
+		return -1;
 	upper = ep_path_join(work, "upper", err);
 	wdir = ep_path_join(work, "ovl-work", err);
 	merged = ep_path_join(work, "rootfs", err);
@@ -324,16 +408,26 @@ int ep_runstep_exec(const char *lower, const char *work, const char *spool,
 	log_fd = open(r->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (log_fd < 0)
 		return ep_error_errno(err, EP_EENV, errno, "create '%s'", r->log);
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return ep_error_errno(err, EP_EENV, errno, "pipe");
+	/* the watchdog first: it must not hold the output pipe open */
+	watchdog = start_watchdog(runc_root, id, &wfd);
+	if (watchdog < 0)
+		return ep_error_errno(err, EP_EENV, errno, "start the watchdog");
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		int e = errno;
+
+		stop_watchdog(watchdog, wfd);
+		return ep_error_errno(err, EP_EENV, e, "pipe");
+	}
+	parent = getpid();
 	pid = fork();
 	if (pid < 0) {
 		close(p[0]);
 		close(p[1]);
+		stop_watchdog(watchdog, wfd);
 		return ep_error_errno(err, EP_EENV, errno, "fork");
 	}
 	if (pid == 0)
-		child(opts, merged, runc_root, runc_log, work, id, p[1]);
+		child(opts, merged, runc_root, runc_log, work, id, p[1], parent);
 	close(p[1]);
 	read_output(p[0], log_fd, &out);
 	close(p[0]);
@@ -348,6 +442,7 @@ int ep_runstep_exec(const char *lower, const char *work, const char *spool,
 
 		ep_run_quiet(del, 1);
 	}
+	stop_watchdog(watchdog, wfd);
 	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	if (r->status != 0) {
 		cleanup_free char *rerr = runc_error(runc_log);

@@ -30,10 +30,10 @@ write_project() {
 	  "source_date_epoch": 1767225600,
 	  "base": { "rootfs": "base.tar", "sha256": "$BASE_SHA" },
 	  "layers": [
-	    { "run": [ "sh", "-c", "mkdir -p /out/sub /var/log /var/cache/ldconfig /out/__pycache__ /root/.cache && cat /src/in.txt > /out/a && cp /src/tool.sh /out/tool.sh && busybox hostname > /out/host && echo \"\$TZ \$LC_ALL \$SOURCE_DATE_EPOCH \$HOME \$(umask) \$GREETING \$(pwd)\" > /out/env && busybox touch /out/sub/now && busybox date > /var/log/build.log && echo x > /var/cache/ldconfig/aux-cache && echo pyc > /out/__pycache__/m.cpython-311.pyc && echo c > /root/.cache/c && echo t > /tmp/t && rm /etc/group && echo built" ],
+	    { "run": [ "sh", "-c", "mkdir -p /out/sub /var/log /var/cache/ldconfig /out/__pycache__ /root/.cache && cat /mnt/src/in.txt > /out/a && cp /mnt/src/tool.sh /out/tool.sh && echo n > /mnt/note && busybox hostname > /out/host && echo \"\$TZ \$LC_ALL \$SOURCE_DATE_EPOCH \$HOME \$(umask) \$GREETING \$(pwd)\" > /out/env && busybox touch /out/sub/now && busybox date > /var/log/build.log && echo x > /var/cache/ldconfig/aux-cache && echo pyc > /out/__pycache__/m.cpython-311.pyc && echo c > /root/.cache/c && echo t > /tmp/t && rm /etc/group && echo built" ],
 	      "env": { "GREETING": "hi" },
 	      "workdir": "/work",
-	      "mounts": [ { "src": "src/", "dest": "/src" } ] }
+	      "mounts": [ { "src": "src/", "dest": "/mnt/src" } ] }
 	  ]
 	}
 	JSON
@@ -83,6 +83,9 @@ layer_of() {
 	[[ "$output" != *"root/.cache/c"* ]]
 	[[ "$output" != *"tmp/t"* ]]
 	[[ "$output" != *"src/in.txt"* ]]
+	# a directory made for a mount point, written next to: 0755 whatever the umask
+	[[ "$output" == *"drwxr-xr-x 0/0"*" mnt/"* ]]
+	[[ "$output" == *" mnt/note"* ]]
 	# every mtime clamped to source_date_epoch (2026-01-01)
 	[ -z "$(echo "$output" | grep -v ' 2026-01-01 00:00:00 ')" ]
 
@@ -190,4 +193,22 @@ layer_of() {
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"r2.json:8: layers[1] run differs from the lock"* ]]
 	[ "$(tree_state "$T/s1")" = "$before" ]
+}
+
+@test "run step: envpin killed during a step takes the step's processes with it" {
+	write_project "$T/p"
+	manifest "$T/p/k.json" '    { "run": [ "sleep", "300" ] }'
+	"$ENVPIN" build -f "$T/p/k.json" >"$T/k.log" 2>&1 &
+	pid=$!
+	sl=$(wait_tree_pid "$pid" "sleep 300" 20)
+	ids=$(proc_ids $(descendants "$pid"))
+	[[ "$ids" == *"$sl:"* ]]
+	kill -9 "$pid"
+	wait "$pid" || true
+	# shellcheck disable=SC2086
+	procs_gone 10 $ids
+	# the next open of the store removes what the killed build left
+	run "$ENVPIN" images
+	[ "$status" -eq 0 ]
+	[ -z "$(ls -A "$ENVPIN_STORE/tmp")" ]
 }

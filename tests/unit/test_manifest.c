@@ -399,10 +399,10 @@ static void test_free_null(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_good_full),  cmocka_unit_test(test_good_bases),
-		cmocka_unit_test(test_bad_dir),    cmocka_unit_test(test_too_large),
-		cmocka_unit_test(test_missing_file), cmocka_unit_test(test_lock_path),
-		cmocka_unit_test(test_free_null),  cmocka_unit_test(test_good_stages),
+	    cmocka_unit_test(test_good_full),	 cmocka_unit_test(test_good_bases),
+	    cmocka_unit_test(test_bad_dir),	 cmocka_unit_test(test_too_large),
+	    cmocka_unit_test(test_missing_file), cmocka_unit_test(test_lock_path),
+	    cmocka_unit_test(test_free_null),	 cmocka_unit_test(test_good_stages),
 	};
 	return cmocka_run_group_tests(tests, find_data, NULL);
 }
