@@ -12,8 +12,8 @@ struct ep_watch;
 
 /* Starts watching dirs (NULL-terminated; a missing one counts 0 until it
  * appears; one with a '*' is a glob(3) pattern whose matching directories
- * count when made after the watch began: a tool's own temp dir).  progress(pctx, what, bytes, 0) is called from the watching
- * thread, the first time at once.  what and dirs are copied.  Returns NULL
+ * count when made after the watch began: a tool's own temp dir).  progress(pctx, what, bytes, 0) is
+ * called from the watching thread, the first time at once.  what and dirs are copied.  Returns NULL
  * with err set on failure; NULL progress returns NULL with no error (no
  * watch needed; ep_watch_stop(NULL) is a no-op). */
 struct ep_watch *ep_watch_start(const char *what, const char *const *dirs, ep_progress_fn progress,

@@ -103,8 +103,8 @@ static void test_watch_reports_growth(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_dir_bytes),
-		cmocka_unit_test(test_watch_reports_growth),
+	    cmocka_unit_test(test_dir_bytes),
+	    cmocka_unit_test(test_watch_reports_growth),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
