@@ -288,6 +288,28 @@ int certify_image(struct cmd_ctx *ctx, const struct ep_image_loc *img, const str
 	return check_loc(ctx, img, &c, facts, cert, err);
 }
 
+void print_cert_scope(FILE *f, const json_t *cert)
+{
+	const json_t *sum = json_object_get(cert, "summary");
+	long long ok = json_integer_value(json_object_get(sum, "gpu_passed"));
+	long long skip = json_integer_value(json_object_get(sum, "gpu_skipped"));
+	long long total = json_integer_value(json_object_get(sum, "gpu_total"));
+	const char *gpus = json_string_value(json_object_get(json_object_get(cert, "run"), "gpus"));
+	const char *why = "no GPU";
+
+	if (!json_object_get(sum, "gpu_total")) /* a certificate from before the field */
+		total = ok + skip;
+	if (gpus && !strcmp(gpus, "none") && json_array_size(json_object_get(cert, "gpus")) == 0)
+		why = "no GPU passed through";
+	if (ok == 0)
+		fprintf(f, " (CPU only: 0 of %lld GPU checks run — %s)", total, why);
+	else if (ok < total)
+		fprintf(f, " (CPU and part of the GPU: %lld of %lld GPU checks passed, %lld skipped)",
+			ok, total, skip);
+	else
+		fprintf(f, " (CPU and GPU: %lld of %lld GPU checks passed)", ok, total);
+}
+
 void print_cert_summary(json_t *cert, int quiet)
 {
 	json_t *c;
@@ -315,10 +337,9 @@ void print_cert_summary(json_t *cert, int quiet)
 		printf("%s%s", i ? "; " : " (", json_string_value(json_object_get(c, "reason")));
 	if (json_array_size(json_object_get(cert, "reasons")))
 		printf(")");
-	printf(" — %lld failed, %lld GPU checks passed, %lld GPU checks skipped\n",
-	       (long long)json_integer_value(json_object_get(json_object_get(cert, "summary"), "failed")),
-	       (long long)json_integer_value(json_object_get(json_object_get(cert, "summary"), "gpu_passed")),
-	       (long long)json_integer_value(json_object_get(json_object_get(cert, "summary"), "gpu_skipped")));
+	print_cert_scope(stdout, cert);
+	printf(" — %lld failed\n",
+	       (long long)json_integer_value(json_object_get(json_object_get(cert, "summary"), "failed")));
 }
 
 int write_cert(const char *path, json_t *cert, struct ep_error *err)

@@ -4,6 +4,7 @@
 #define EP_CMD_CHECK_H
 
 #include <jansson.h>
+#include <stdio.h>
 
 #include "cmd.h"
 #include "image.h"
@@ -28,6 +29,9 @@ int check_image(struct cmd_ctx *ctx, const char *image, const struct check_opts 
 int certify_image(struct cmd_ctx *ctx, const struct ep_image_loc *img, const struct check_opts *co,
 		  json_t **cert, struct ep_error *err);
 void print_cert_summary(json_t *cert, int quiet);
+/* " (CPU only: 0 of 13 GPU checks run — no GPU)" and the like: what a
+ * passing certificate covers, from its summary. */
+void print_cert_scope(FILE *f, const json_t *cert);
 int write_cert(const char *path, json_t *cert, struct ep_error *err);
 /* Handles the shared options; 0 handled, 1 not ours, EXIT_USAGE on error. */
 int parse_check_opt(int c, const char *arg, struct check_opts *co, struct cmd_ctx *ctx);

@@ -186,6 +186,10 @@ void cmd_progress(void *unused, const char *what, unsigned long long done,
 	if (total)
 		fprintf(stderr, "\r%s: %llu/%llu MB (%llu%%)\033[K", what, done >> 20, total >> 20,
 			done * 100 / total);
+	else if (!done) /* a step that counts nothing: say what runs, not "0 MB" */
+		fprintf(stderr, "\r%s ...\033[K", what);
+	else if (done < (1ull << 20)) /* a tool just started: real bytes, not "0 MB" */
+		fprintf(stderr, "\r%s: %llu kB\033[K", what, done >> 10);
 	else
 		fprintf(stderr, "\r%s: %llu MB\033[K", what, done >> 20);
 	if (total && done >= total)

@@ -11,14 +11,15 @@
 #include "util.h"
 
 static const char export_usage[] =
-    "usage: envpin export IMAGE -o FILE [--format oci|docker] [--tag NAME]\n\n"
-    "Writes an image archive that skopeo, podman load and docker load accept. The manifest\n"
+    "usage: envpin export IMAGE -o FILE [--format oci+docker|oci] [--tag NAME]\n\n"
+    "Writes an image archive that skopeo, podman load and docker load (20.10 and later)\n"
+    "accept: an OCI image layout that also carries Docker's manifest.json. The manifest\n"
     "and config bytes are copied unchanged, so the manifest digest and the config digest\n"
     "(Docker's image ID) are kept. IMAGE is a digest, a unique prefix or a tag in the store,\n"
     "or an OCI layout directory written with a '/' (./dir).\n\n"
     "  -o, --output FILE    the archive to write (replaced atomically)\n"
-    "      --format FORMAT  oci (OCI layout in a tar, default) or docker (the same plus\n"
-    "                       manifest.json, for docker load)\n"
+    "      --format FORMAT  oci+docker (default; 'docker' is the same) or oci (the bare OCI\n"
+    "                       layout, which docker load before 25 refuses)\n"
     "      --tag NAME       name:tag recorded in the archive (default: the store's tag)\n";
 
 static const char inspect_usage[] =
@@ -77,7 +78,7 @@ int cmd_export(int argc, char **argv, struct cmd_ctx *ctx)
 	struct ep_image_loc loc;
 	cleanup_free char *tag = NULL;
 	const char *out = NULL, *want_tag = NULL;
-	enum ep_export_format fmt = EP_EXPORT_OCI;
+	enum ep_export_format fmt = EP_EXPORT_DOCKER;
 	int c, rc;
 
 	optind = 1;
@@ -89,10 +90,11 @@ int cmd_export(int argc, char **argv, struct cmd_ctx *ctx)
 		case O_FORMAT:
 			if (!strcmp(optarg, "oci"))
 				fmt = EP_EXPORT_OCI;
-			else if (!strcmp(optarg, "docker"))
+			else if (!strcmp(optarg, "oci+docker") || !strcmp(optarg, "docker"))
 				fmt = EP_EXPORT_DOCKER;
 			else
-				return cmd_usage_error(ctx, "unknown format '%s' (oci or docker)", optarg);
+				return cmd_usage_error(ctx, "unknown format '%s' (oci+docker or oci)",
+						       optarg);
 			break;
 		case O_TAG:
 			want_tag = optarg;
@@ -114,7 +116,7 @@ int cmd_export(int argc, char **argv, struct cmd_ctx *ctx)
 		tag = docker_tag(want_tag ? want_tag : loc.tag, &err);
 	rc = ep_export(loc.layout, loc.digest, out, fmt, tag, &err);
 	if (rc == 0)
-		printf("wrote %s (%s archive of %s%s%s)\n", out, fmt == EP_EXPORT_OCI ? "oci" : "docker",
+		printf("wrote %s (%s archive of %s%s%s)\n", out, fmt == EP_EXPORT_OCI ? "oci" : "oci+docker",
 		       loc.digest, tag ? ", tag " : "", tag ? tag : "");
 	ep_image_loc_release(&loc);
 	return rc < 0 ? cmd_fail(&err) : cmd_finish(0);

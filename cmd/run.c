@@ -350,7 +350,9 @@ int run_certify(struct cmd_ctx *ctx, const struct ep_image_loc *loc, const char 
 		fprintf(stderr, "envpin: refusing to start %s: its check failed\n", name);
 		return EP_RUN_EFAIL;
 	}
-	fprintf(stderr, "envpin: %s (%.19s) certified on this machine\n", name, loc->digest);
+	fprintf(stderr, "envpin: %s (%.19s) certified on this machine", name, loc->digest);
+	print_cert_scope(stderr, cert);
+	fputc('\n', stderr);
 	certified_hook(loc->digest);
 	return 0;
 }

@@ -3,6 +3,21 @@
 # Build context: the manifest's directory.  Docker gives an equivalent image;
 # 'envpin build' gives the pinned, bit-for-bit reproducible one.
 ARG SOURCE_DATE_EPOCH=1767225600
+# stages.build
+# base: Debian bookworm (mmdebstrap --variant=minbase from http://deb.debian.org/debian for envpin)
+FROM debian:bookworm-slim AS build
+RUN apt-get update && \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      gcc \
+      g++ \
+      make \
+      pkg-config \
+      libcfitsio-dev \
+      libtorch-dev && \
+    rm -rf /var/lib/apt/lists/*
+# layers[0]
+RUN --mount=type=bind,source=../runtime,target=/src/runtime ["make","-C","/src/runtime","BUILD=/tmp/envpin-build","DESTDIR=/out","install"]
+# the image
 # base: Debian bookworm (mmdebstrap --variant=minbase from http://deb.debian.org/debian for envpin)
 FROM debian:bookworm-slim
 RUN apt-get update && \
@@ -14,12 +29,12 @@ RUN apt-get update && \
       python3-numpy && \
     rm -rf /var/lib/apt/lists/*
 # layers[0]
-COPY default/opt/ /opt/
+COPY --from=build /out/opt/envpin/ /opt/envpin/
 # config
 ENV ENVPIN_SMOKE_DIR="/opt/envpin/share/smoke"
 ENV LANG="C.UTF-8"
 ENV PATH="/opt/envpin/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-LABEL "org.opencontainers.image.description"="Debian 12 with libtorch 1.13 (CPU), cfitsio, source-extractor and astropy; envpin's self-check and FITS smoke test at /opt/envpin/bin"
+LABEL "org.opencontainers.image.description"="Debian 12 with libtorch 1.13 (CPU), cfitsio, source-extractor and astropy; envpin's self-check and FITS smoke test, compiled inside the build against these libraries, at /opt/envpin/bin"
 LABEL "org.opencontainers.image.title"="envpin offline default image"
 WORKDIR /workspace
 CMD ["/bin/bash"]

@@ -3,28 +3,66 @@
 # Build context: the manifest's directory.  Docker gives an equivalent image;
 # 'envpin build' gives the pinned, bit-for-bit reproducible one.
 ARG SOURCE_DATE_EPOCH=1767225600
+# stages.build
+FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 AS build
+# layers[0]
+RUN apt-get update && \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      python3 \
+      gcc \
+      g++ \
+      make \
+      binutils \
+      pkg-config \
+      libcfitsio-dev \
+      source-extractor && \
+    rm -rf /var/lib/apt/lists/*
+# layers[1]
+RUN python3 -m pip install --no-cache-dir --break-system-packages \
+      'torch==2.9.*' \
+      'jupyterlab==4.*' \
+      'ipywidgets==8.*' \
+      ipympl \
+      ipyaladin \
+      matplotlib \
+      astropy \
+      numpy
+# layers[2]
+RUN --mount=type=bind,source=../runtime,target=/src/runtime ["make","-C","/src/runtime","BUILD=/tmp/envpin-build","DESTDIR=/out","install"]
+# the image
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 # layers[0]
 RUN apt-get update && \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       python3 \
+      python3-pip \
+      python3-venv \
+      ca-certificates \
       libcfitsio10t64 \
       source-extractor \
-      python3-astropy \
-      python3-numpy && \
+      openssh-server \
+      tmux && \
     rm -rf /var/lib/apt/lists/*
 # layers[1]
 RUN python3 -m pip install --no-cache-dir --break-system-packages \
-      'torch==2.9.*'
+      'torch==2.9.*' \
+      'jupyterlab==4.*' \
+      'ipywidgets==8.*' \
+      ipympl \
+      ipyaladin \
+      matplotlib \
+      astropy \
+      numpy
 # layers[2]
-COPY default/opt/ /opt/
+COPY --from=build /out/opt/envpin/ /opt/envpin/
 # config
 ENV ENVPIN_SMOKE_DIR="/opt/envpin/share/smoke"
 ENV LANG="C.UTF-8"
 ENV NVIDIA_DRIVER_CAPABILITIES="compute,utility"
 ENV NVIDIA_VISIBLE_DEVICES="all"
 ENV PATH="/opt/envpin/bin:/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-LABEL "org.opencontainers.image.description"="NVIDIA's CUDA 12.8 + cuDNN runtime on Ubuntu 24.04 with PyTorch 2.9 (CUDA 12.8 wheels from PyPI), astropy and cfitsio; envpin's self-check and FITS smoke test at /opt/envpin/bin"
+LABEL "org.opencontainers.image.description"="NVIDIA's CUDA 12.8 + cuDNN runtime on Ubuntu 24.04 with PyTorch 2.9 (CUDA 12.8 wheels from PyPI, NCCL), JupyterLab 4 with ipywidgets, ipympl and ipyaladin, astropy, matplotlib, cfitsio, openssh-server, tmux and pip; envpin's self-check and FITS smoke test, compiled inside against the wheel's libtorch, at /opt/envpin/bin"
 LABEL "org.opencontainers.image.title"="envpin PyTorch-CUDA 2.9 reference image (nvidia/cuda base)"
+EXPOSE 8888/tcp
 WORKDIR /workspace
 CMD ["/bin/bash"]

@@ -423,13 +423,12 @@ static int do_base_debian(struct bctx *b, int resolve_only, struct ep_error *err
 		cached = 0;
 		if (!work || ep_mkdir_p(work, err) < 0 || !(tar = ep_path_join(work, "rootfs.tar", err)))
 			return -1;
-		if (b->o->progress)
-			b->o->progress(b->o->pctx, "mmdebstrap", 0, 0);
 		if ((b->o->offline && b->o->offline->debian_repo
 			 ? ep_debian_rootfs_offline(base, b->m->source_date_epoch, work, tar,
 						    b->o->offline->debian_repo,
 						    b->o->offline->sources_list, &pkgs, err)
-			 : ep_debian_rootfs(base, b->m->source_date_epoch, work, tar, &pkgs, err)) < 0)
+			 : ep_debian_rootfs(base, b->m->source_date_epoch, work, tar, &pkgs,
+					    b->o->progress, b->o->pctx, err)) < 0)
 			return ep_error_wrap(err, "%s: base debian", b->m->path);
 		if (!resolve_only) {
 			tree = ep_tree_new(b->spool, err);
@@ -1760,10 +1759,8 @@ static int do_pip_step(struct bctx *b, size_t si, int resolve_only, struct ep_er
 		stage_slash = ep_asprintf(err, "%s/", stage ? stage : "");
 		if (!stage || !stage_slash)
 			return -1;
-		if (b->o->progress)
-			b->o->progress(b->o->pctx, "pip download", 0, 0);
 		if (offline_wheels(b, wheels, err) < 0 ||
-		    ep_pip_fetch(b->s, wheels, &t, work, err) < 0 ||
+		    ep_pip_fetch(b->s, wheels, &t, work, b->o->progress, b->o->pctx, err) < 0 ||
 		    ep_pip_install(b->s, wheels, &t, stage, err) < 0)
 			return ep_error_wrap(err, "%s:%d: %s", b->m->path, st->line, what);
 		ep_rm_rf(work, NULL);

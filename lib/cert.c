@@ -84,7 +84,7 @@ static int is_gpu_check(const char *program, const char *name)
 }
 
 static void add_checks(json_t *out, const char *program, json_t *doc, int *n_fail, int *n_gpu_ok,
-		       int *n_gpu_skip)
+		       int *n_gpu_skip, int *n_gpu)
 {
 	json_t *c;
 	size_t i;
@@ -100,6 +100,8 @@ static void add_checks(json_t *out, const char *program, json_t *doc, int *n_fai
 		json_object_set_new(copy, "program", json_string(program));
 		json_object_set_new(copy, "gpu", json_boolean(gpu));
 		json_array_append_new(out, copy);
+		if (gpu)
+			(*n_gpu)++;
 		if (st && !strcmp(st, "fail"))
 			(*n_fail)++;
 		if (gpu && st && !strcmp(st, "pass"))
@@ -111,7 +113,7 @@ static void add_checks(json_t *out, const char *program, json_t *doc, int *n_fai
 
 /* Counts over the checks of both programs, for the summary and the reasons. */
 struct cert_tally {
-	int n_fail, n_gpu_ok, n_gpu_skip;
+	int n_fail, n_gpu_ok, n_gpu_skip, n_gpu;
 };
 
 /* A program that failed without reporting a failed check of its own gets
@@ -153,7 +155,9 @@ static void cert_add_selfcheck(json_t *cert, json_t *checks, json_t *libs,
 		json_object_set_new(libs, "cublas", json_string(v));
 	if ((v = json_string_value(json_object_get(sc, "cudnn_version"))))
 		json_object_set_new(libs, "cudnn", json_string(v));
-	add_checks(checks, "selfcheck", sc, &t->n_fail, &t->n_gpu_ok, &t->n_gpu_skip);
+	if ((v = json_string_value(json_object_get(sc, "nccl_version"))))
+		json_object_set_new(libs, "nccl", json_string(v));
+	add_checks(checks, "selfcheck", sc, &t->n_fail, &t->n_gpu_ok, &t->n_gpu_skip, &t->n_gpu);
 	if (t->n_fail == before && (in->selfcheck_error || in->selfcheck_status != 0))
 		add_program_failure(checks, "selfcheck",
 				    in->selfcheck_error ? in->selfcheck_error
@@ -184,7 +188,7 @@ static void cert_add_fitsinfer(json_t *cert, json_t *checks, json_t *libs,
 			if (json_is_string(v) && (strstr(k, "version") || !strcmp(k, "torch")))
 				json_object_set(libs, k, v);
 	}
-	add_checks(checks, "fitsinfer", fi, &t->n_fail, &t->n_gpu_ok, &t->n_gpu_skip);
+	add_checks(checks, "fitsinfer", fi, &t->n_fail, &t->n_gpu_ok, &t->n_gpu_skip, &t->n_gpu);
 	/* A fatal error (missing library, bad model) ends the program
 	 * before its checks: record it as a failed check of its own. */
 	if (t->n_fail == before &&
@@ -227,7 +231,7 @@ json_t *ep_cert_build(const struct ep_cert_inputs *in, struct ep_error *err)
 {
 	cleanup_json json_t *cert = json_object();
 	json_t *checks = json_array(), *reasons = json_array(), *libs = json_object();
-	struct cert_tally t = {0, 0, 0};
+	struct cert_tally t = {0, 0, 0, 0};
 	char when[32];
 
 	if (!cert || !checks || !reasons || !libs) {
@@ -256,9 +260,16 @@ json_t *ep_cert_build(const struct ep_cert_inputs *in, struct ep_error *err)
 	cert_add_reasons(reasons, in, &t);
 	json_object_set_new(cert, "libraries", libs);
 	json_object_set_new(cert, "checks", checks);
+	/* "scope" says plainly what a pass covers: a machine without a GPU
+	 * certifies the CPU part only, and a reader must not mistake that
+	 * for a certified GPU stack. */
 	json_object_set_new(cert, "summary",
-			    json_pack("{s:i, s:i, s:i}", "failed", t.n_fail, "gpu_passed",
-				      t.n_gpu_ok, "gpu_skipped", t.n_gpu_skip));
+			    json_pack("{s:i, s:i, s:i, s:i, s:s}", "failed", t.n_fail, "gpu_passed",
+				      t.n_gpu_ok, "gpu_skipped", t.n_gpu_skip, "gpu_total",
+				      t.n_gpu, "scope",
+				      t.n_gpu_ok == 0	       ? "cpu-only"
+				      : t.n_gpu_ok < t.n_gpu ? "partial-gpu"
+							     : "cpu+gpu"));
 	json_object_set_new(cert, "result", json_string(json_array_size(reasons) ? "fail" : "pass"));
 	json_object_set_new(cert, "reasons", reasons);
 	return steal_pointer(&cert);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #include "proc.h"
 #include "util.h"
+#include "watch.h"
 
 #define LOG_TAIL 1500
 #define PKGLIST_MAX (4u << 20)
@@ -115,20 +117,53 @@ static int faketime_in_chroot(char **in, char **out, struct ep_error *err)
 	return *in && *out ? 0 : -1;
 }
 
+/* What the user sees while mmdebstrap works: the bytes of its chroot
+ * (packages fetched into its apt cache and unpacked), found as the
+ * mmdebstrap.XXXXXXXXXX directory it makes in $TMPDIR, then the tar. */
+static struct ep_watch *watch_mmdebstrap(const struct ep_base *base, const char *out_tar,
+					 ep_progress_fn progress, void *pctx)
+{
+	const char *tmpdir = getenv("TMPDIR");
+	cleanup_free char *pattern = NULL, *what = NULL;
+	struct ep_error werr = EP_ERROR_INIT;
+	struct ep_watch *w;
+
+	if (!progress)
+		return NULL;
+	pattern = ep_asprintf(&werr, "%s/mmdebstrap.*", tmpdir && *tmpdir ? tmpdir : "/tmp");
+	what = ep_asprintf(&werr, "mmdebstrap %s, %zu package%s asked (fetched + unpacked + tar)",
+			   base->suite, base->n_packages, base->n_packages == 1 ? "" : "s");
+	if (!pattern || !what)
+		return NULL;
+	{
+		cleanup_free char *tar_dir = ep_strdup(out_tar, &werr);
+		const char *const dirs[] = {pattern, tar_dir ? dirname(tar_dir) : NULL, NULL};
+
+		if (!tar_dir)
+			return NULL;
+		/* cosmetic: a watch that cannot start is no failure */
+		w = ep_watch_start(what, dirs, progress, pctx, &werr);
+	}
+	return w;
+}
+
 /* A mirror that fails a download once (a reset, a 503) usually serves the
  * second try; the result is checked by the lock either way. */
 int ep_debian_rootfs(const struct ep_base *base, int64_t sde, const char *work_dir,
-		     const char *out_tar, json_t **packages, struct ep_error *err)
+		     const char *out_tar, json_t **packages, ep_progress_fn progress, void *pctx,
+		     struct ep_error *err)
 {
 	static const struct debian_run plain;
+	struct ep_watch *w = watch_mmdebstrap(base, out_tar, progress, pctx);
+	int rc = debian_rootfs_once(base, sde, work_dir, out_tar, &plain, packages, err);
 
-	if (debian_rootfs_once(base, sde, work_dir, out_tar, &plain, packages, err) == 0)
-		return 0;
-	if (err && strstr(err->msg, "not installed"))
-		return -1;
-	unlink(out_tar);
-	ep_error_clear(err);
-	return debian_rootfs_once(base, sde, work_dir, out_tar, &plain, packages, err);
+	if (rc < 0 && !(err && strstr(err->msg, "not installed"))) {
+		unlink(out_tar);
+		ep_error_clear(err);
+		rc = debian_rootfs_once(base, sde, work_dir, out_tar, &plain, packages, err);
+	}
+	ep_watch_stop(w);
+	return rc;
 }
 
 int ep_debian_rootfs_offline(const struct ep_base *base, int64_t sde, const char *work_dir,

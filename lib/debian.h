@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "oci.h"
 #include "manifest.h"
 
 /* Default mirror when the manifest names none. */
@@ -23,9 +24,12 @@ json_t *ep_debian_input(const struct ep_base *base, struct ep_error *err);
 /* Runs mmdebstrap into out_tar (a path in a private temp dir; work_dir
  * holds the log and the package list).  *packages gets the installed set as
  * a sorted array of "name=version:arch" strings (new reference).  A failure
- * is EP_EENV with the last lines of mmdebstrap's log. */
+ * is EP_EENV with the last lines of mmdebstrap's log.  mmdebstrap's chroot
+ * (TMPDIR) is in work_dir; while it runs, progress (may be NULL) gets the
+ * bytes fetched and unpacked so far (lib/watch.h). */
 int ep_debian_rootfs(const struct ep_base *base, int64_t source_date_epoch, const char *work_dir,
-		     const char *out_tar, json_t **packages, struct ep_error *err);
+		     const char *out_tar, json_t **packages, ep_progress_fn progress, void *pctx,
+		     struct ep_error *err);
 
 /* The same rootfs from a local apt repository (repo: REPO/dists/SUITE/main/
  * binary-amd64/Packages and the .debs at their Filename), without network; sources_list (a file) becomes the image's

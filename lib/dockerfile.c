@@ -123,6 +123,9 @@ static void apt_line(FILE *f, char *const *pkgs, size_t n, json_t *locked_pkgs, 
 			sh_word(f, v);
 		}
 	}
+	for (size_t i = 0; add_pip && i < n; i++)
+		if (!strncmp(pkgs[i], "python3-pip", 11) && (!pkgs[i][11] || pkgs[i][11] == '='))
+			add_pip = 0; /* the manifest ships pip itself (pinned above) */
 	if (add_pip)
 		fputs(" \\\n      python3-pip", f);
 	fputs(" && \\\n    rm -rf /var/lib/apt/lists/*\n", f);

@@ -473,6 +473,8 @@ struct ctx {
 	json_t *stages; /* the "stages" object (names), or NULL */
 	char ***needs;	/* where need_stage records a copy's "from" */
 	size_t *n_needs;
+	int src_may_leave; /* a run step's mount: may reach the manifest dir's parent */
+	char parent_dir[PATH_MAX]; /* that parent ("/" for a manifest in "/") */
 };
 
 static int line_of(json_t *lines, const char *p, size_t len)
@@ -1181,8 +1183,19 @@ static int copy_src(struct ctx *c, const char *src, char **out)
 		size_t cl = e ? (size_t)(e - p) : strlen(p);
 
 		if (cl == 2 && p[0] == '.' && p[1] == '.') {
-			if (--depth < 0)
-				return fail(c, "'%s' leaves the manifest directory", src);
+			if (--depth < (c->src_may_leave ? -1 : 0))
+				return fail(c, "'%s' leaves the manifest directory%s", src,
+					    c->src_may_leave ? "'s parent" : "");
+			if (depth < 0) { /* above the manifest dir: keep the '..' */
+				if (o > 0)
+					clean[o++] = '/';
+				memcpy(clean + o, "..", 2);
+				o += 2;
+				p += cl;
+				while (*p == '/')
+					p++;
+				continue;
+			}
 			while (o > 0 && clean[o - 1] != '/')
 				o--;
 			if (o > 0)
@@ -1220,7 +1233,7 @@ static int copy_src(struct ctx *c, const char *src, char **out)
 		return ep_error_errno(c->err, EP_EENV, errno, "%s: %s: cannot resolve '%s'", c->file,
 				      path_str(&c->path), parent);
 	}
-	if (!path_within(parent_real, c->dir))
+	if (!path_within(parent_real, c->src_may_leave ? c->parent_dir : c->dir))
 		return fail(c, "'%s' leaves the manifest directory through a symlink ('%s')", src,
 			    parent_real);
 	*out = ep_asprintf(c->err, "%s/%s", strcmp(parent_real, "/") == 0 ? "" : parent_real, last);
@@ -1403,8 +1416,15 @@ static int parse_mounts(struct ctx *c, json_t *arr, struct ep_run_opts_m *r)
 		    str_field(c, it, "dest", true, &dest) < 0)
 			return -1;
 		m2 = push_key(c, "src");
-		if (copy_src(c, src, &mt->src_path) < 0 || !(mt->src = dup_str(c, src)))
+		/* design: a mount is read-only and hashed into the lock; it may
+		 * reach one level above the manifest dir, the project whose
+		 * manifests/ mount its sources (../runtime/), never higher */
+		c->src_may_leave = 1;
+		if (copy_src(c, src, &mt->src_path) < 0 || !(mt->src = dup_str(c, src))) {
+			c->src_may_leave = 0;
 			return -1;
+		}
+		c->src_may_leave = 0;
 		pop(c, m2);
 		m2 = push_key(c, "dest");
 		if (!(mt->dest = image_path(c, dest)))
@@ -1984,6 +2004,11 @@ struct ep_manifest *ep_manifest_loadb(const char *path, const char *buf, size_t 
 		goto fail;
 	c.file = path;
 	c.dir = m->dir;
+	snprintf(c.parent_dir, sizeof(c.parent_dir), "%s", m->dir);
+	if (strrchr(c.parent_dir, '/'))
+		*strrchr(c.parent_dir, '/') = '\0';
+	if (!c.parent_dir[0])
+		strcpy(c.parent_dir, "/");
 	c.lines = lines;
 	c.err = err;
 	if (validate(&c, m->root, m) < 0)

@@ -77,8 +77,9 @@ int ep_verify_path(const char *path, const char *want_digest, struct ep_verify_r
 		   ep_progress_fn progress, void *pctx, struct ep_error *err);
 
 enum ep_export_format {
-	EP_EXPORT_OCI = 0,    /* OCI image layout in a tar (oci-archive) */
-	EP_EXPORT_DOCKER = 1, /* the same plus manifest.json + repositories for docker load */
+	EP_EXPORT_OCI = 0,    /* OCI image layout in a tar (oci-archive) only */
+	EP_EXPORT_DOCKER = 1, /* the same plus manifest.json + repositories for docker load:
+			       * `envpin export`'s default, read by docker, podman, skopeo */
 };
 
 /* Writes an archive of image `manifest_digest` from layout to out_path

@@ -18,11 +18,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "watch.h"
 #include "archive_dl.h"
 #include "digest.h"
 #include "jsonutil.h"
 #include "proc.h"
 #include "util.h"
+#include "watch.h"
 
 #define LOG_TAIL 2000
 #define REPORT_MAX (256u << 20)
@@ -391,14 +393,16 @@ static int check_set(json_t *wheels, struct ep_error *err)
 }
 
 int ep_pip_fetch(struct ep_store *s, json_t *wheels, const struct ep_pip_target *t,
-		 const char *work_dir, struct ep_error *err)
+		 const char *work_dir, ep_progress_fn progress, void *pctx, struct ep_error *err)
 {
 	cleanup_free char *log = ep_path_join(work_dir, "pip-download.log", err);
 	cleanup_free char *cache = ep_path_join(work_dir, "pip-cache", err);
-	cleanup_free char *cache_env = NULL, *dl = NULL;
+	cleanup_free char *cache_env = NULL, *dl = NULL, *ptmp = NULL, *tmp_env = NULL;
+	cleanup_free char *what = NULL;
 	struct pip_argv a = {0};
 	struct ep_txn txn;
-	char *env[2] = {NULL, NULL};
+	struct ep_watch *watch;
+	char *env[3] = {NULL, NULL, NULL};
 	size_t i, missing = 0;
 	json_t *w;
 	int rc = -1;
@@ -418,9 +422,15 @@ int ep_pip_fetch(struct ep_store *s, json_t *wheels, const struct ep_pip_target 
 		return -1;
 	cache_env = ep_asprintf(err, "PIP_CACHE_DIR=%s", cache);
 	dl = ep_path_join(txn.dir, "download", err);
-	if (!cache_env || !dl || ep_mkdir_p(dl, err) < 0)
+	/* pip fetches into a temp dir, then moves to --dest: both are watched */
+	ptmp = ep_path_join(work_dir, "pip-tmp", err);
+	tmp_env = ep_asprintf(err, "TMPDIR=%s", ptmp ? ptmp : "");
+	what = ep_asprintf(err, "pip download (%zu wheel%s)", missing, missing == 1 ? "" : "s");
+	if (!cache_env || !dl || !ptmp || !tmp_env || !what || ep_mkdir_p(dl, err) < 0 ||
+	    ep_mkdir_p(ptmp, err) < 0)
 		goto out;
 	env[0] = cache_env;
+	env[1] = tmp_env;
 	if (av_add(&a, host_python(), err) < 0 || av_add(&a, "-m", err) < 0 ||
 	    av_add(&a, "pip", err) < 0 || av_add(&a, "download", err) < 0 ||
 	    av_add(&a, "--no-deps", err) < 0 || av_add(&a, "--dest", err) < 0 ||
@@ -450,8 +460,18 @@ int ep_pip_fetch(struct ep_store *s, json_t *wheels, const struct ep_pip_target 
 				goto out;
 		}
 	}
-	if (run_logged(a.v, env, log, "pip download", err) < 0)
-		goto out;
+	{
+		const char *const dirs[] = {dl, ptmp, NULL};
+		struct ep_error werr = EP_ERROR_INIT;
+		int r;
+
+		/* progress is cosmetic: a watch that cannot start is no failure */
+		watch = ep_watch_start(what, dirs, progress, pctx, &werr);
+		r = run_logged(a.v, env, log, "pip download", err);
+		ep_watch_stop(watch);
+		if (r < 0)
+			goto out;
+	}
 	json_array_foreach (wheels, i, w) {
 		char want[EP_DIGEST_LEN + 1];
 		cleanup_free char *path = NULL, *tmp = NULL;

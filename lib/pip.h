@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "error.h"
+#include "oci.h"
 #include "store.h"
 
 /* The interpreter the wheels are for (they are chosen by tags, so this
@@ -48,9 +49,10 @@ json_t *ep_pip_resolve(char *const *reqs, size_t n, const struct ep_pip_target *
  * committing them in a transaction of their own, so a later failure of the
  * build does not lose a long download.  A file whose sha256 differs from
  * the set's is EP_EMISMATCH naming both digests.  A cache record per wheel
- * (pip-wheel-HEX) keeps the blobs through gc. */
+ * (pip-wheel-HEX) keeps the blobs through gc.  While pip runs, progress
+ * (may be NULL) gets the bytes downloaded so far (lib/watch.h). */
 int ep_pip_fetch(struct ep_store *s, json_t *wheels, const struct ep_pip_target *t,
-		 const char *work_dir, struct ep_error *err);
+		 const char *work_dir, ep_progress_fn progress, void *pctx, struct ep_error *err);
 
 /* Unpacks the wheels (blobs of the store) into stage_dir as the image tree
  * below "/": usr/local/lib/pythonX.Y/dist-packages/..., scripts and

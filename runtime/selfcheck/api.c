@@ -333,6 +333,30 @@ static int load_cudnn(struct sc_api *a)
 	return 0;
 }
 
+static int load_nccl(struct sc_api *a)
+{
+	static const char *const names[] = {"libnccl.so.2", "libnccl.so", NULL};
+	const char *path = a->nccl_path;
+
+	a->nccl = load_lib(a, names, a->nccl_path, a->nccl_err);
+	if (!a->nccl)
+		return -1;
+	SYM(a->nccl, ncclGetVersion, "ncclGetVersion", a->nccl_err);
+	SYM(a->nccl, ncclGetErrorString, "ncclGetErrorString", a->nccl_err);
+	SYM(a->nccl, ncclCommInitAll, "ncclCommInitAll", a->nccl_err);
+	SYM(a->nccl, ncclCommDestroy, "ncclCommDestroy", a->nccl_err);
+	SYM(a->nccl, ncclGroupStart, "ncclGroupStart", a->nccl_err);
+	SYM(a->nccl, ncclGroupEnd, "ncclGroupEnd", a->nccl_err);
+	SYM(a->nccl, ncclAllReduce, "ncclAllReduce", a->nccl_err);
+	if (a->cudart) {
+		path = a->cudart_path;
+		SYM(a->cudart, cudaStreamCreate, "cudaStreamCreate", a->nccl_err);
+		SYM(a->cudart, cudaStreamSynchronize, "cudaStreamSynchronize", a->nccl_err);
+		SYM(a->cudart, cudaStreamDestroy, "cudaStreamDestroy", a->nccl_err);
+	}
+	return 0;
+}
+
 /* A library without the symbols is as good as missing: unload it so no
  * check calls through a half-filled table. */
 #define LOADER(name, field)                                                                        \
@@ -350,6 +374,7 @@ LOADER(driver, cuda)
 LOADER(cudart, cudart)
 LOADER(cublas, cublas)
 LOADER(cudnn, cudnn)
+LOADER(nccl, nccl)
 
 const char *sc_cuda_strerror(const struct sc_api *a, int rc)
 {
@@ -369,5 +394,11 @@ const char *sc_cu_strerror(const struct sc_api *a, int rc)
 const char *sc_cudnn_strerror(const struct sc_api *a, int rc)
 {
 	const char *s = a->cudnnGetErrorString ? a->cudnnGetErrorString(rc) : NULL;
+	return s ? s : "unknown error";
+}
+
+const char *sc_nccl_strerror(const struct sc_api *a, int rc)
+{
+	const char *s = a->ncclGetErrorString ? a->ncclGetErrorString(rc) : NULL;
 	return s ? s : "unknown error";
 }

@@ -31,6 +31,9 @@ enum { SC_CUDNN_DATA_FLOAT = 0, SC_CUDNN_DATA_HALF = 2 };
 enum { SC_CUDNN_CROSS_CORRELATION = 1 };
 enum { SC_CUDNN_FWD_ALGO_IMPLICIT_GEMM = 0, SC_CUDNN_FWD_ALGO_IMPLICIT_PRECOMP_GEMM = 1 };
 enum { SC_CUDNN_DEFAULT_MATH = 0, SC_CUDNN_TENSOR_OP_MATH = 1, SC_CUDNN_FMA_MATH = 3 };
+/* NCCL: ncclDataType_t, ncclRedOp_t (ABI values, NCCL 2.x) */
+enum { SC_ncclFloat32 = 7 };
+enum { SC_ncclSum = 0 };
 /* CUDA driver: CUdevice_attribute */
 enum { SC_CU_DEVICE_ATTRIBUTE_CC_MAJOR = 75, SC_CU_DEVICE_ATTRIBUTE_CC_MINOR = 76 };
 
@@ -103,11 +106,27 @@ struct sc_api {
 				       const void *, sc_handle, int, void *, size_t, const void *,
 				       sc_handle, void *);
 
+	/* libnccl (PyTorch's nvidia-nccl-cu12 wheel, or libnccl2); the stream
+	 * functions come from libcudart and are filled by the same loader */
+	void *nccl;
+	char nccl_path[PATH_MAX];
+	int (*ncclGetVersion)(int *);
+	const char *(*ncclGetErrorString)(int);
+	int (*ncclCommInitAll)(sc_handle *, int, const int *);
+	int (*ncclCommDestroy)(sc_handle);
+	int (*ncclGroupStart)(void);
+	int (*ncclGroupEnd)(void);
+	int (*ncclAllReduce)(const void *, void *, size_t, int, int, sc_handle, sc_handle);
+	int (*cudaStreamCreate)(sc_handle *);
+	int (*cudaStreamSynchronize)(sc_handle);
+	int (*cudaStreamDestroy)(sc_handle);
+
 	/* why a library or symbol is missing, for the report ("" if loaded) */
 	char cuda_err[SC_API_ERR_MAX];
 	char cudart_err[SC_API_ERR_MAX];
 	char cublas_err[SC_API_ERR_MAX];
 	char cudnn_err[SC_API_ERR_MAX];
+	char nccl_err[SC_API_ERR_MAX];
 
 	/* directories (':'-separated) a library was found in by the search
 	 * rather than by the dynamic loader: the program re-executes itself
@@ -131,6 +150,9 @@ int sc_api_load_driver(struct sc_api *a);
 int sc_api_load_cudart(struct sc_api *a);
 int sc_api_load_cublas(struct sc_api *a);
 int sc_api_load_cudnn(struct sc_api *a);
+/* NCCL: the library (libnccl.so.2) and, when libcudart is loaded, the
+ * stream functions the all-reduce needs; load after sc_api_load_cudart. */
+int sc_api_load_nccl(struct sc_api *a);
 
 /* The search directories above except the loader's own, in order; returns
  * how many were written to dirs (each PATH_MAX bytes). */
@@ -140,5 +162,6 @@ size_t sc_api_search_dirs(char (*dirs)[PATH_MAX], size_t max);
 const char *sc_cuda_strerror(const struct sc_api *a, int rc);
 const char *sc_cu_strerror(const struct sc_api *a, int rc);
 const char *sc_cudnn_strerror(const struct sc_api *a, int rc);
+const char *sc_nccl_strerror(const struct sc_api *a, int rc);
 
 #endif

@@ -664,3 +664,109 @@ void sc_check_cc(const struct sc_api *a, struct sc_report *r, struct sc_check *c
 	else
 		sc_check_set(c, SC_FAIL, "%s", why);
 }
+
+#define SC_NCCL_MAX_DEV 16
+#define SC_NCCL_COUNT ((size_t)1 << 20) /* floats per device: 4 MiB */
+
+/* Device d holds x_i = (i % 251) + d + 1 (small integers: every partial sum
+ * is exact in float32 whatever order NCCL adds in), so the sum over ndev
+ * devices is ndev * ((i % 251) + 1) + ndev*(ndev-1)/2, checked exactly. */
+void sc_check_nccl_allreduce(const struct sc_api *a, int ndev, struct sc_check *c)
+{
+	const size_t n = SC_NCCL_COUNT;
+	sc_handle comms[SC_NCCL_MAX_DEV] = {0}, streams[SC_NCCL_MAX_DEV] = {0};
+	void *buf[SC_NCCL_MAX_DEV] = {0};
+	int devs[SC_NCCL_MAX_DEV] = {0};
+	char why[512] = "";
+	float *host = NULL;
+	size_t bad = 0, first_bad = 0;
+	int d = 0, ok = 0, comm_ok = 0, rc;
+	double t0 = 0, t1 = 0;
+
+	if (ndev > SC_NCCL_MAX_DEV)
+		ndev = SC_NCCL_MAX_DEV;
+	host = xcalloc(n, sizeof(float));
+	for (d = 0; d < ndev; d++)
+		devs[d] = d;
+	d = 0;
+	if ((rc = a->ncclCommInitAll(comms, ndev, devs)) != 0) {
+		snprintf(why, sizeof why, "ncclCommInitAll(%d devices): %s (%d)", ndev,
+			 sc_nccl_strerror(a, rc), rc);
+		goto out;
+	}
+	comm_ok = 1;
+	for (d = 0; d < ndev; d++) {
+		for (size_t i = 0; i < n; i++)
+			host[i] = (float)((i % 251) + (size_t)d + 1);
+		CUDA(a->cudaSetDevice(d));
+		CUDA(a->cudaStreamCreate(&streams[d]));
+		CUDA(a->cudaMalloc(&buf[d], n * sizeof(float)));
+		CUDA(a->cudaMemcpy(buf[d], host, n * sizeof(float), SC_cudaMemcpyHostToDevice));
+	}
+	d = 0;
+	t0 = now_s();
+	if ((rc = a->ncclGroupStart()) != 0) {
+		snprintf(why, sizeof why, "ncclGroupStart: %s (%d)", sc_nccl_strerror(a, rc), rc);
+		goto out;
+	}
+	for (d = 0; d < ndev; d++) {
+		rc = a->ncclAllReduce(buf[d], buf[d], n, SC_ncclFloat32, SC_ncclSum, comms[d],
+				      streams[d]);
+		if (rc != 0) {
+			snprintf(why, sizeof why, "device %d: ncclAllReduce: %s (%d)", d,
+				 sc_nccl_strerror(a, rc), rc);
+			a->ncclGroupEnd();
+			goto out;
+		}
+	}
+	d = 0;
+	if ((rc = a->ncclGroupEnd()) != 0) {
+		snprintf(why, sizeof why, "ncclGroupEnd: %s (%d)", sc_nccl_strerror(a, rc), rc);
+		goto out;
+	}
+	for (d = 0; d < ndev; d++) {
+		CUDA(a->cudaSetDevice(d));
+		CUDA(a->cudaStreamSynchronize(streams[d]));
+	}
+	t1 = now_s();
+	for (d = 0; d < ndev; d++) {
+		CUDA(a->cudaSetDevice(d));
+		CUDA(a->cudaMemcpy(host, buf[d], n * sizeof(float), SC_cudaMemcpyDeviceToHost));
+		for (size_t i = 0; i < n; i++) {
+			float want = (float)((size_t)ndev * ((i % 251) + 1) +
+					     (size_t)ndev * (size_t)(ndev - 1) / 2);
+			if (host[i] != want && !bad++)
+				first_bad = i;
+		}
+		if (bad) {
+			snprintf(why, sizeof why,
+				 "device %d: %zu of %zu sums wrong, first at element %zu", d, bad,
+				 n, first_bad);
+			goto out;
+		}
+	}
+	d = 0;
+	ok = 1;
+out:
+	sc_fig_int(c, "devices", ndev);
+	sc_fig_int(c, "floats", (long long)n);
+	if (ok && t1 > t0)
+		sc_fig_num(c, "seconds", t1 - t0);
+	for (int i = 0; i < ndev; i++) {
+		if (buf[i]) {
+			a->cudaSetDevice(i);
+			a->cudaFree(buf[i]);
+		}
+		if (streams[i])
+			a->cudaStreamDestroy(streams[i]);
+		if (comm_ok && comms[i])
+			a->ncclCommDestroy(comms[i]);
+	}
+	free(host);
+	if (ok)
+		sc_check_set(c, SC_PASS,
+			     "all-reduce (sum) of %zu floats across %d GPUs exact on every device",
+			     n, ndev);
+	else
+		sc_check_set(c, SC_FAIL, "%s", why);
+}

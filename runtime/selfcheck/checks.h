@@ -28,6 +28,11 @@ void sc_check_gemm(const struct sc_api *a, int ndev, int n, struct sc_check *c32
 void sc_check_conv(const struct sc_api *a, int ndev, struct sc_check *c32, struct sc_check *c16,
 		   struct sc_check *det);
 
+/* NCCL all-reduce (float32 sum) of a buffer across all ndev devices in one
+ * communicator; every device must hold the exact sum.  Only called with
+ * ndev >= 2 and NCCL and the stream functions loaded. */
+void sc_check_nccl_allreduce(const struct sc_api *a, int ndev, struct sc_check *c);
+
 /* Compute capability: a kernel compiled at run time from PTX for each
  * device's own sm_XY (the driver's JIT) must load, run and write the right
  * values; cc figures per device. */

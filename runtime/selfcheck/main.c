@@ -307,6 +307,29 @@ static void check_libraries(struct sc_api *a, struct sc_report *r, int gpu, stru
 			     r->cublas_version, r->cudnn_version);
 }
 
+/* NCCL's library and version are reported on any machine; the check
+ * itself passes only where a GPU could use it (a GPU-less pass would
+ * count as a GPU check passed). */
+static void check_nccl(struct sc_api *a, struct sc_report *r, int gpu, struct sc_check *c)
+{
+	int v = 0;
+
+	if (a->nccl) {
+		sc_fig_str(c, "nccl", "%s", a->nccl_path);
+		if (a->ncclGetVersion(&v) == 0)
+			sc_format_nccl_version(v, r->nccl_version, sizeof r->nccl_version);
+		sc_fig_str(c, "version", "%s", r->nccl_version);
+		if (gpu)
+			sc_check_set(c, SC_PASS, "NCCL %s loaded from '%s'", r->nccl_version,
+				     a->nccl_path);
+		else
+			sc_check_set(c, SC_SKIP, "no GPU (NCCL %s loaded from '%s')",
+				     r->nccl_version, a->nccl_path);
+	} else {
+		sc_check_set(c, SC_SKIP, "%s%s", gpu ? "" : "no GPU; ", a->nccl_err);
+	}
+}
+
 /* Appends dir to the ':'-list buf unless present. */
 static void path_add(char *buf, size_t cap, const char *dir)
 {
@@ -433,21 +456,25 @@ int main(int argc, char **argv)
 	struct sc_check *c_c16 = sc_check_add(&rep, "conv_fp16");
 	struct sc_check *c_det = sc_check_add(&rep, "determinism");
 	struct sc_check *c_cc = sc_check_add(&rep, "compute_capability");
+	struct sc_check *c_nccl = sc_check_add(&rep, "nccl_library");
+	struct sc_check *c_ar = sc_check_add(&rep, "nccl_allreduce");
 	struct sc_check *after_libs[] = {c_ver, c_count, c_mem, c_g32, c_gtf,
-					 c_c32, c_c16,	 c_det, c_cc};
-	struct sc_check *compute[] = {c_mem, c_g32, c_gtf, c_c32, c_c16, c_det, c_cc};
+					 c_c32, c_c16,	 c_det, c_cc,  c_ar};
+	struct sc_check *compute[] = {c_mem, c_g32, c_gtf, c_c32, c_c16, c_det, c_cc, c_ar};
 
 	scan_nodes(&nd);
 	gpu = nd.ctl || nd.n_gpu || nd.dxg;
 	(void)sc_api_load_cudart(&api);
 	(void)sc_api_load_cublas(&api);
 	(void)sc_api_load_cudnn(&api);
+	(void)sc_api_load_nccl(&api);
 	maybe_reexec(&api, argv);
 	(void)sc_api_load_driver(&api);
 
 	check_nodes(&nd, c_nodes);
 	check_driver(&api, gpu, c_drv);
 	check_libraries(&api, &rep, gpu, c_libs);
+	check_nccl(&api, &rep, gpu, c_nccl);
 
 	if (!gpu || !api.cuda) {
 		snprintf(why, sizeof why, "%s",
@@ -550,6 +577,15 @@ int main(int argc, char **argv)
 				     "IMPLICIT_GEMM)");
 	}
 	sc_check_cc(&api, &rep, c_cc);
+	if (!api.nccl)
+		sc_check_set(c_ar, SC_SKIP, "NCCL is not in this image");
+	else if (!api.cudaStreamCreate)
+		sc_check_set(c_ar, SC_SKIP, "the CUDA runtime has no stream functions");
+	else if (ndev < 2)
+		sc_check_set(c_ar, SC_SKIP,
+			     "needs 2 or more GPUs, %d visible (skipped, not passed)", ndev);
+	else
+		sc_check_nccl_allreduce(&api, ndev, c_ar);
 
 print:
 	rc = o.json ? sc_report_print_json(&rep, stdout) : sc_report_print_kv(&rep, stdout);

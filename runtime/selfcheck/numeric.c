@@ -233,3 +233,13 @@ void sc_format_cudnn_version(long v, char *buf, size_t cap)
 	else
 		snprintf(buf, cap, "%ld.%ld.%ld", v / 1000, (v % 1000) / 100, v % 100);
 }
+
+void sc_format_nccl_version(long v, char *buf, size_t cap)
+{
+	if (v <= 0)
+		snprintf(buf, cap, "%s", "");
+	else if (v >= 20900)
+		snprintf(buf, cap, "%ld.%ld.%ld", v / 10000, (v % 10000) / 100, v % 100);
+	else
+		snprintf(buf, cap, "%ld.%ld.%ld", v / 1000, (v % 1000) / 100, v % 100);
+}

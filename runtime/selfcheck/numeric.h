@@ -67,5 +67,8 @@ int sc_err_within(const struct sc_err *e, double tol);
  * patch from 9.0.  Each writes "" for a version <= 0. */
 void sc_format_cuda_version(int v, char *buf, size_t cap);
 void sc_format_cudnn_version(long v, char *buf, size_t cap);
+/* ncclGetVersion's code: 22705 -> "2.27.5" (NCCL >= 2.9: X*10000+Y*100+Z),
+ * 2708 -> "2.7.8" (older: X*1000+Y*100+Z); "" when v <= 0. */
+void sc_format_nccl_version(long v, char *buf, size_t cap);
 
 #endif

@@ -195,6 +195,7 @@ int sc_report_print_kv(const struct sc_report *r, FILE *f)
 	kv_line(f, "runtime_version", r->runtime_version);
 	kv_line(f, "cublas_version", r->cublas_version);
 	kv_line(f, "cudnn_version", r->cudnn_version);
+	kv_line(f, "nccl_version", r->nccl_version);
 	fprintf(f, "devices=%d\n", r->n_devices);
 	for (int i = 0; i < r->n_devices; i++) {
 		const struct sc_device *d = &r->devices[i];
@@ -257,6 +258,7 @@ int sc_report_print_json(const struct sc_report *r, FILE *f)
 	json_version(f, "runtime_version", r->runtime_version, 0);
 	json_version(f, "cublas_version", r->cublas_version, 0);
 	json_version(f, "cudnn_version", r->cudnn_version, 0);
+	json_version(f, "nccl_version", r->nccl_version, 0);
 	fputs(",\"devices\":[", f);
 	for (int i = 0; i < r->n_devices; i++) {
 		const struct sc_device *d = &r->devices[i];

@@ -47,6 +47,7 @@ struct sc_report {
 	char runtime_version[32]; /* the image's libcudart */
 	char cublas_version[32];
 	char cudnn_version[32];
+	char nccl_version[32]; /* "" when the image has no NCCL */
 	struct sc_check checks[SC_MAX_CHECKS];
 	int n_checks;
 	struct sc_device devices[SC_MAX_DEVICES];

@@ -1,6 +1,8 @@
 #!/usr/bin/env bats
 # envpin export: archives that skopeo, umoci, podman and docker accept,
 # keeping the manifest digest and the config digest (Docker's image ID).
+# The default archive is an OCI layout that also carries docker's
+# manifest.json, so that one file suits every tool.
 
 load helpers
 
@@ -17,9 +19,15 @@ setup() {
 }
 teardown() { common_teardown; }
 
-@test "oci archive: skopeo sees the same manifest and config digests; umoci unpacks it" {
-	run envpin export "$D" --format oci -o "$T/img.tar"
+@test "default archive: skopeo sees the same manifest and config digests as oci and docker archive; umoci unpacks it" {
+	run envpin export "$D" -o "$T/img.tar"
 	[ "$status" -eq 0 ]
+	[[ "$output" == *"oci+docker archive"* ]]
+	tar -tf "$T/img.tar" | grep -qx manifest.json
+	tar -tf "$T/img.tar" | grep -qx index.json
+	run skopeo inspect --config --raw "docker-archive:$T/img.tar"
+	[ "$status" -eq 0 ]
+	[ "sha256:$(printf '%s' "$output" | sha256sum | cut -d' ' -f1)" = "$CFG" ]
 	run skopeo inspect --raw "oci-archive:$T/img.tar"
 	[ "$status" -eq 0 ]
 	[ "sha256:$(printf '%s' "$output" | sha256sum | cut -d' ' -f1)" = "$D" ]
@@ -30,9 +38,17 @@ teardown() { common_teardown; }
 	[ "$status" -eq 0 ]
 	[ "$(cat "$T/bundle/rootfs/opt/p/sub/a.txt")" = data ]
 	[ -L "$T/bundle/rootfs/opt/p/sub/link" ]
-	# the same image exported twice gives the same archive bytes
-	envpin export "$D" -o "$T/img2.tar"
+	# the same image exported twice gives the same archive bytes; 'docker' names the default
+	envpin export "$D" --format docker -o "$T/img2.tar"
 	cmp "$T/img.tar" "$T/img2.tar"
+	# --format oci is the bare layout
+	envpin export "$D" --format oci -o "$T/bare.tar"
+	run skopeo inspect --raw "oci-archive:$T/bare.tar"
+	[ "sha256:$(printf '%s' "$output" | sha256sum | cut -d' ' -f1)" = "$D" ]
+	run tar -tf "$T/bare.tar"
+	[[ "$output" != *manifest.json* ]]
+	run envpin export "$D" --format tarball -o "$T/bad.tar"
+	[ "$status" -eq 2 ]
 	# and the archive verifies
 	run envpin verify --image "$T/img.tar"
 	[ "$status" -eq 0 ]
@@ -64,7 +80,7 @@ teardown() { common_teardown; }
 	[[ "$output" == *"${CFG#sha256:}"* ]]
 }
 
-@test "a real Docker Engine loads the docker archive and runs the payload with the configured env" {
+@test "a real Docker Engine loads the default archive and runs the payload with the configured env" {
 	[ "$(id -u)" = 0 ] || skip "dockerd needs root"
 	command -v dockerd >/dev/null || skip "docker.io is not installed"
 	"$TOP/tests/fixtures/busybox-rootfs.sh" "$T/base.tar"
@@ -77,7 +93,9 @@ teardown() { common_teardown; }
 	JSON
 	D2=$("$ENVPIN" build -q -f "$T/d.json")
 	CFG2=$(jq -r .config.digest "$ENVPIN_STORE/blobs/sha256/${D2#sha256:}")
-	envpin export "$D2" --format docker --tag envpin/dock:1 -o "$T/dock.tar"
+	envpin export "$D2" --tag envpin/dock:1 -o "$T/dock.tar"
+	run skopeo inspect --raw "oci-archive:$T/dock.tar"
+	[ "sha256:$(printf '%s' "$output" | sha256sum | cut -d' ' -f1)" = "$D2" ]
 	DD=$(mktemp -d /tmp/epd.XXXXXX)
 	"$TOP/tests/fixtures/dockerd.sh" start "$DD" >/dev/null
 	. "$DD/env"

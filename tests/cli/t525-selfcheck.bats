@@ -21,7 +21,7 @@ no_gpu() {
 	fi
 }
 
-GPU_CHECKS="driver_version device_count memcpy_roundtrip gemm_fp32 gemm_tf32 conv_fp32 conv_fp16 determinism compute_capability"
+GPU_CHECKS="driver_version device_count memcpy_roundtrip gemm_fp32 gemm_tf32 conv_fp32 conv_fp16 determinism compute_capability nccl_library nccl_allreduce"
 
 @test "selfcheck: --help, --version and usage errors" {
 	run "$SELFCHECK" --help
@@ -61,13 +61,43 @@ GPU_CHECKS="driver_version device_count memcpy_roundtrip gemm_fp32 gemm_tf32 con
 	[ "$status" -eq 0 ]
 	[ "$(printf '%s\n' "$output" | wc -l)" -eq 1 ]
 	printf '%s\n' "$output" >out.json
-	jq -e 'type == "object" and (.checks | length) == 12 and .result == "pass"
+	jq -e 'type == "object" and (.checks | length) == 14 and .result == "pass"
 		and (.devices == []) and (.driver_version == null)
 		and all(.checks[]; (.name | type) == "string" and .status == "skip" and (.detail | length) > 0)
-		and has("runtime_version") and has("cublas_version") and has("cudnn_version")' out.json
+		and has("runtime_version") and has("cublas_version") and has("cudnn_version")
+		and has("nccl_version")' out.json
 	for c in $GPU_CHECKS; do
 		jq -e --arg c "$c" '[.checks[] | select(.name == $c)] | length == 1' out.json
 	done
+}
+
+@test "selfcheck: NCCL found by ENVPIN_CUDA_LIB_PATH is loaded and its version reported without a GPU; all-reduce skipped" {
+	no_gpu
+	# a stand-in libnccl.so.2 with the NCCL symbols the self-check uses
+	mkdir nccl
+	cat >nccl.c <<-'C'
+	int ncclGetVersion(int *v) { *v = 22705; return 0; }
+	const char *ncclGetErrorString(int r) { (void)r; return "fake"; }
+	int ncclCommInitAll(void **c, int n, const int *d) { (void)c; (void)n; (void)d; return 1; }
+	int ncclCommDestroy(void *c) { (void)c; return 0; }
+	int ncclGroupStart(void) { return 0; }
+	int ncclGroupEnd(void) { return 0; }
+	int ncclAllReduce(const void *s, void *r, unsigned long n, int t, int o, void *c, void *st)
+	{ (void)s; (void)r; (void)n; (void)t; (void)o; (void)c; (void)st; return 1; }
+	C
+	cc -shared -fPIC -o nccl/libnccl.so.2 nccl.c
+	run env ENVPIN_CUDA_LIB_PATH="$PWD/nccl" ENVPIN_CUDA_LIB_PATH_ONLY=1 "$SELFCHECK"
+	[ "$status" -eq 0 ]
+	grep -qx 'nccl_version=2.27.5' <<<"$output"
+	grep -qx 'check.nccl_library.status=skip' <<<"$output"
+	grep -q "^check.nccl_library.detail=no GPU (NCCL 2.27.5 loaded from '$PWD/nccl/libnccl.so.2')" <<<"$output"
+	grep -qx 'check.nccl_allreduce.status=skip' <<<"$output"
+	# without it: named as missing, still a skip
+	mkdir empty
+	run env ENVPIN_CUDA_LIB_PATH="$PWD/empty" ENVPIN_CUDA_LIB_PATH_ONLY=1 "$SELFCHECK"
+	[ "$status" -eq 0 ]
+	grep -qx 'nccl_version=' <<<"$output"
+	grep -q '^check.nccl_library.detail=no GPU; libnccl.so.2, libnccl.so: not found' <<<"$output"
 }
 
 @test "selfcheck: --require-gpu fails without a GPU and says why" {

@@ -2,14 +2,14 @@
 # envpin check on the offline default image: FITS checks pass, GPU checks skip
 # (this machine has no GPU), --require-gpu fails, broken images fail naming
 # the cause; verify --certify compares fingerprints; run --certify gates.
-# The default image is built once for the file (mmdebstrap from the mirror).
+# The default image is built once for the file (mmdebstrap from the mirror,
+# twice: the build stage that compiles envpin's programs inside, then the
+# image); nothing of this host's build goes into it.
 
 load helpers
 
 setup_file() {
 	export ENVPIN_STORE="$BATS_FILE_TMPDIR/store" ENVPIN_PROGRESS=0
-	[ -x "$TOP/manifests/default/opt/envpin/bin/envpin-selfcheck" ] ||
-		make -C "$TOP" --no-print-directory image-inputs >/dev/null
 	"$ENVPIN" build -q -f "$TOP/manifests/default.json" --lock "$BATS_FILE_TMPDIR/default.lock.json" \
 		-o "$BATS_FILE_TMPDIR/layout" >"$BATS_FILE_TMPDIR/digest"
 }
@@ -25,8 +25,12 @@ setup() {
 	run envpin check "$D" -o "$T/cert.json"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	[[ "$output" == *"check: PASS"* ]]
+	# a pass without a GPU says plainly that only the CPU part was certified
+	[[ "$output" == *"check: PASS (CPU only: 0 of "*" GPU checks run — no GPU"* ]]
 	c="$T/cert.json"
+	[ "$(jq -r .summary.scope "$c")" = cpu-only ]
+	[ "$(jq -r .summary.gpu_passed "$c")" = 0 ]
+	[ "$(jq -r .summary.gpu_total "$c")" = "$(jq '[.checks[] | select(.gpu)] | length' "$c")" ]
 	[ "$(jq -r .result "$c")" = pass ]
 	[ "$(jq -r .image.digest "$c")" = "$D" ]
 	[[ "$(jq -r .image.config_digest "$c")" == sha256:* ]]
@@ -40,6 +44,26 @@ setup() {
 	[ "$(jq -r .libraries.torch "$c")" = 1.13.0 ]
 	[ "$(jq '.fingerprint.n_det' "$c")" -gt 150 ]
 	[[ "$(jq -r .fingerprint.pixhash "$c")" == fnv1a64:* ]]
+	# every GPU check is named and skipped with its reason: the CUDA ones, NCCL's
+	# and the FITS test's CPU-vs-GPU agreement
+	for n in device_count gemm_fp32 conv_fp32 determinism nccl_library nccl_allreduce; do
+		[ "$(jq -r --arg n "$n" '.checks[] | select(.program == "selfcheck" and .name == $n) | .status' "$c")" = skip ] ||
+			{ echo "selfcheck $n not skipped"; false; }
+	done
+	[ "$(jq '[.checks[] | select(.program == "fitsinfer" and .gpu)] | length' "$c")" -ge 1 ]
+	jq -e '[.checks[] | select(.gpu)] | all(.status == "skip" and (.detail // "" | length) > 0)' "$c"
+}
+
+@test "the default image's programs were compiled inside it: ldd resolves only to the image's own libraries" {
+	run envpin run --gpus none "$D" -- sh -c 'for p in /opt/envpin/bin/*; do echo "== $p"; ldd "$p"; done'
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"libtorch_cpu.so.1.13 => /lib/x86_64-linux-gnu/libtorch_cpu.so.1.13"* ||
+		"$output" == *"libtorch_cpu.so.1.13 => /usr/lib/x86_64-linux-gnu/libtorch_cpu.so.1.13"* ]]
+	[[ "$output" != *"not found"* ]]
+	# no host path in them (a host-built binary carried the host's build dir)
+	run envpin run --gpus none "$D" -- sh -c 'grep -l "'"$TOP"'" /opt/envpin/bin/* || echo clean'
+	[ "$output" = clean ]
 }
 
 @test "check --require-gpu fails without a GPU and says why" {

@@ -53,9 +53,11 @@ manifest() {
 
 @test "pip: the lock pins every wheel by sha256; a rebuild elsewhere is identical" {
 	manifest m.json six==1.16.0 idna==3.7 packaging==24.0
-	run envpin build -f m.json
+	run env ENVPIN_PROGRESS=1 "$ENVPIN" build -f m.json
 	[ "$status" -eq 0 ] || { echo "$output"; false; }
 	d1=${lines[-1]}
+	# progress shows the bytes pip fetched, not "0 MB"
+	[[ "$output" =~ "pip download (3 wheels): "[1-9][0-9]*" kB" ]]
 	[[ $d1 =~ ^sha256:[0-9a-f]{64}$ ]]
 	run jq -r '.inputs.layers[0] | .kind, .python, (.wheels | length), (.wheels[] | "\(.filename) \(.sha256)")' m.lock.json
 	[ "$status" -eq 0 ]

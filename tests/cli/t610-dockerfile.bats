@@ -126,7 +126,9 @@ CMD []'
 			git -C "$TOP" show "HEAD:manifests/$name.lock.json" >"c/$name.lock.json" 2>/dev/null ||
 				cp "$TOP/manifests/$name.lock.json" c/
 		fi
-		for src in $(jq -r '.layers[]?.copy[]?.src' "$m"); do mkdir -p "c/$src"; done
+		for src in $(jq -r '.. | objects | (.copy[]?.src, .mounts[]?.src) | select(type == "string")' "$m"); do
+			mkdir -p "c/$src"
+		done
 		run envpin dockerfile -f "c/$name.json"
 		[ "$status" -eq 0 ] || { echo "$output"; false; }
 		[ "$output" = "$(cat "$df")" ] || { diff <(cat "$df") <(echo "$output"); echo "regenerate $df"; false; }
@@ -137,10 +139,10 @@ CMD []'
 
 @test "dockerfile: the nvidia/cuda reference manifest is valid; building it fails only for want of the registry" {
 	m="$TOP/manifests/pytorch-cuda-2.9-nvidia.json"
-	mkdir -p c/default/opt && cp "$m" c/
+	mkdir -p c/default/opt runtime && cp "$m" c/
 	run envpin dockerfile -f c/pytorch-cuda-2.9-nvidia.json
 	[ "$status" -eq 0 ]
-	[[ ${lines[5]} == "FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04"* ]]
+	[[ $output == *$'\n'"FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04"* ]]
 	run timeout 120 "$ENVPIN" build -f c/pytorch-cuda-2.9-nvidia.json
 	echo "$output"
 	# 2: this envpin cannot pull yet; 3: the registry cannot be reached

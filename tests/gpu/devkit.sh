@@ -8,12 +8,19 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 dk=${1:-$top/.devkit}
 cd "$top"
-make --no-print-directory DEVELOPER=1 envpin image-inputs >/dev/null
+make --no-print-directory DEVELOPER=1 envpin runtime-here >/dev/null
 rm -rf "$dk"
 mkdir -p "$dk/bin" "$dk/lib" "$dk/share/smoke"
-bins=("$top/envpin" "$(command -v runc)" "$top/build/rel/bin/envpin-fitsinfer" "$top/build/rel/bin/envpin-skygen")
+bins=("$top/envpin" "$(command -v runc)" "$top/build/runtime-here/bin/envpin-fitsinfer" "$top/build/runtime-here/bin/envpin-skygen")
 cp "${bins[@]}" "$dk/bin/"
-cp "$top"/manifests/default/opt/envpin/share/smoke/* "$dk/share/smoke/"
+cp "$top"/build/runtime-here/out/opt/envpin/share/smoke/* "$dk/share/smoke/"
+# cfitsio's headers and library: tests/gpu/run.sh builds the FITS programs on
+# the device with runtime/Makefile against the device's own PyTorch wheel,
+# as the reference image does
+mkdir -p "$dk/include"
+cp /usr/include/fitsio.h /usr/include/fitsio2.h /usr/include/longnam.h "$dk/include/"
+cp -L /usr/lib/x86_64-linux-gnu/libcfitsio.so.10 "$dk/lib/"
+ln -sf libcfitsio.so.10 "$dk/lib/libcfitsio.so"
 # source-extractor's CLASS_STAR weights (GPL: carried for the test run, never
 # committed; the device has no Debian packages)
 mkdir -p "$dk/share/nnw"

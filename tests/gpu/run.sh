@@ -91,14 +91,27 @@ step torch_info 0 120 "$PY" "$OUT/torch_info.py" >"$OUT/torch_info.json" 2>"$OUT
 LIBDIRS=$("$PY" -c 'import json,sys; print(":".join(json.load(open(sys.argv[1])).get("nvidia_lib_dirs", [])))' "$OUT/torch_info.json" 2>/dev/null)
 echo "ENVPIN_CUDA_LIB_PATH=$LIBDIRS"
 
-# ---- 2. build the self-check (no CUDA toolkit, no envpin dependencies) ----
+# ---- 2. build the programs as the images do: runtime/Makefile against this
+# machine's own PyTorch wheel (its torch/ and nvidia/*/lib, RUNPATH, no
+# LD_LIBRARY_PATH); the FITS programs too when cfitsio's headers are here
+# (the devkit carries them) ----
 B="$TOP/build/gpu"
 mkdir -p "$B"
-SC="$B/envpin-selfcheck"
-step build_selfcheck 0 120 ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-unused-parameter \
-	-DSC_VERSION='"gpu-test"' -o "$SC" runtime/selfcheck/api.c runtime/selfcheck/checks.c \
-	runtime/selfcheck/main.c runtime/selfcheck/numeric.c runtime/selfcheck/report.c -ldl -lm
+SC="$B/bin/envpin-selfcheck"
+TORCH_DIR=$("$PY" -c 'import os, torch; print(os.path.dirname(torch.__file__))' 2>/dev/null)
+RT_ARGS=(-C runtime BUILD="$B" VERSION=gpu-test)
+[ -n "$TORCH_DIR" ] && RT_ARGS+=(TORCH=wheel TORCH_DIR="$TORCH_DIR")
+if [ -f "$TOP/.devkit/include/fitsio.h" ]; then
+	RT_ARGS+=(CFITSIO_CFLAGS="-I$TOP/.devkit/include" CFITSIO_LIBS="-L$TOP/.devkit/lib -Wl,-rpath,$TOP/.devkit/lib -lcfitsio")
+fi
+step build_selfcheck 0 120 make "${RT_ARGS[@]}" "$SC"
+step build_fits any 300 make "${RT_ARGS[@]}" all smoke
+( make "${RT_ARGS[@]}" print-config; for p in "$B"/bin/*; do echo "== $p"; ldd "$p"; done ) >"$OUT/ldd.txt" 2>&1
 cp "$SC" "$OUT/" 2>/dev/null
+if [ -x "$B/bin/envpin-fitsinfer" ] && [ -f "$B/smoke/sky.fits" ]; then
+	step fits_smoke_both 0 240 "$B/bin/envpin-fitsinfer" --smoke "$B/smoke" --device both --json \
+		--nnw "$TOP/.devkit/share/nnw/default.nnw" >"$OUT/fits-smoke.json" 2>"$OUT/fits-smoke.err"
+fi
 
 # the unit tests, when cmocka is there
 if pkg-config --exists cmocka 2>/dev/null; then

@@ -205,6 +205,12 @@ static void test_versions(void **state)
 	assert_string_equal(b, "9.1.0");
 	sc_format_cudnn_version(91900, b, sizeof b);
 	assert_string_equal(b, "9.19.0");
+	sc_format_nccl_version(22705, b, sizeof b);
+	assert_string_equal(b, "2.27.5");
+	sc_format_nccl_version(2708, b, sizeof b);
+	assert_string_equal(b, "2.7.8");
+	sc_format_nccl_version(0, b, sizeof b);
+	assert_string_equal(b, "");
 }
 
 static char *render(const struct sc_report *r, int json)
