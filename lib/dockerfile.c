@@ -131,10 +131,53 @@ static void apt_line(FILE *f, char *const *pkgs, size_t n, json_t *locked_pkgs, 
 	fputs(" && \\\n    rm -rf /var/lib/apt/lists/*\n", f);
 }
 
+/* A build-context path as Docker sees it.  The context is the manifest's
+ * directory, or its parent when some source is "../x" (up is then the
+ * manifest directory's name + "/": "x" stays "manifests/x", "../x" is "x").
+ * The manifest refuses sources more than one level up. */
+static const char *ctx_path(const char *src, const char *up, char *buf, size_t size)
+{
+	if (!up)
+		return src;
+	if (!strncmp(src, "../", 3))
+		return src + 3;
+	if (!strcmp(src, ".."))
+		return ".";
+	snprintf(buf, size, "%s%s", up, src);
+	return buf;
+}
+
+static int leaves_dir(const char *src)
+{
+	return !strncmp(src, "../", 3) || !strcmp(src, "..");
+}
+
+static int base_leaves(json_t *raw_parent)
+{
+	const char *p = json_string_value(json_object_get(json_object_get(raw_parent, "base"), "rootfs"));
+
+	return p && leaves_dir(p);
+}
+
+static int steps_leave(const struct ep_step *steps, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct ep_step *st = &steps[i];
+
+		for (size_t k = 0; st->kind == EP_STEP_COPY && k < st->n; k++)
+			if (!st->copy[k].from && leaves_dir(st->copy[k].src))
+				return 1;
+		for (size_t k = 0; st->kind == EP_STEP_RUN && k < st->run.n_mounts; k++)
+			if (leaves_dir(st->run.mounts[k].src))
+				return 1;
+	}
+	return 0;
+}
+
 /* FROM (... AS stage) of a base; lock: the inputs holding its pins, raw:
  * the object holding the manifest's "base". */
 static void do_base(FILE *f, const struct ep_base *b, json_t *raw_parent, json_t *inputs,
-		    int has_pip, const char *stage)
+		    int has_pip, const char *stage, const char *up)
 {
 	json_t *lb = json_object_get(inputs, "base");
 	json_t *raw = json_object_get(raw_parent, "base");
@@ -150,9 +193,11 @@ static void do_base(FILE *f, const struct ep_base *b, json_t *raw_parent, json_t
 	case EP_BASE_ROOTFS: {
 		const char *p = json_string_value(json_object_get(raw, "rootfs"));
 
+		char buf[4096];
+
 		fprintf(f, "# base: a root filesystem tar, sha256:%s\nFROM scratch%s\nADD ",
 			b->sha256, as);
-		sh_word(f, p ? p : b->path);
+		sh_word(f, p ? ctx_path(p, up, buf, sizeof(buf)) : b->path);
 		fputs(" /\n", f);
 		break;
 	}
@@ -190,7 +235,7 @@ static void do_base(FILE *f, const struct ep_base *b, json_t *raw_parent, json_t
 	}
 }
 
-static void do_copy(FILE *f, const struct ep_step *st)
+static void do_copy(FILE *f, const struct ep_step *st, const char *up)
 {
 	for (size_t i = 0; i < st->n; i++) {
 		const struct ep_copy *c = &st->copy[i];
@@ -202,10 +247,13 @@ static void do_copy(FILE *f, const struct ep_step *st)
 			fprintf(f, " --chmod=%04o", (unsigned)c->mode);
 		if (c->uid || c->gid)
 			fprintf(f, " --chown=%lld:%lld", (long long)c->uid, (long long)c->gid);
-		if (safe_word(c->src) && safe_word(c->dest)) {
-			fprintf(f, " %s %s\n", c->src, c->dest);
+		char buf[4096];
+		const char *src = c->from ? c->src : ctx_path(c->src, up, buf, sizeof(buf));
+
+		if (safe_word(src) && safe_word(c->dest)) {
+			fprintf(f, " %s %s\n", src, c->dest);
 		} else {
-			json_t *a = json_pack("[s, s]", c->src, c->dest);
+			json_t *a = json_pack("[s, s]", src, c->dest);
 
 			fputc(' ', f);
 			json_form(f, a);
@@ -337,7 +385,7 @@ static int do_config(FILE *f, json_t *c, struct ep_error *err)
  * given through env(1) rather than ENV (which the image would keep); its
  * working dir and user through WORKDIR and USER, set back afterwards; its
  * mounts as read-only bind mounts of the build context. */
-static void do_run(FILE *f, const struct ep_step *st)
+static void do_run(FILE *f, const struct ep_step *st, const char *up)
 {
 	json_t *a = json_array();
 
@@ -356,10 +404,12 @@ static void do_run(FILE *f, const struct ep_step *st)
 	fputs("RUN ", f);
 	for (size_t k = 0; k < st->run.n_mounts; k++) {
 		const struct ep_mount *mt = &st->run.mounts[k];
-		size_t n = strlen(mt->src);
+		char buf[4096];
+		const char *src = ctx_path(mt->src, up, buf, sizeof(buf));
+		size_t n = strlen(src);
 
 		fprintf(f, "--mount=type=bind,source=%.*s,target=%s ",
-			(int)(n > 1 && mt->src[n - 1] == '/' ? n - 1 : n), mt->src, mt->dest);
+			(int)(n > 1 && src[n - 1] == '/' ? n - 1 : n), src, mt->dest);
 	}
 	json_form(f, a);
 	fputc('\n', f);
@@ -370,7 +420,8 @@ static void do_run(FILE *f, const struct ep_step *st)
 		fputs("WORKDIR /\n", f);
 }
 
-static void do_steps(FILE *f, const struct ep_step *steps, size_t n_steps, json_t *inputs)
+static void do_steps(FILE *f, const struct ep_step *steps, size_t n_steps, json_t *inputs,
+		     const char *up)
 {
 	json_t *llayers = json_object_get(inputs, "layers");
 
@@ -381,7 +432,7 @@ static void do_steps(FILE *f, const struct ep_step *steps, size_t n_steps, json_
 		fprintf(f, "# layers[%zu]\n", i);
 		switch (st->kind) {
 		case EP_STEP_COPY:
-			do_copy(f, st);
+			do_copy(f, st, up);
 			break;
 		case EP_STEP_APT: {
 			/* the lock's .debs pin the requested packages' versions */
@@ -398,7 +449,7 @@ static void do_steps(FILE *f, const struct ep_step *steps, size_t n_steps, json_
 			do_pip(f, st, l);
 			break;
 		case EP_STEP_RUN:
-			do_run(f, st);
+			do_run(f, st, up);
 			break;
 		}
 	}
@@ -406,7 +457,7 @@ static void do_steps(FILE *f, const struct ep_step *steps, size_t n_steps, json_
 
 /* A build stage and, first, the stages it copies from (each once). */
 static void do_stage(FILE *f, const struct ep_manifest *m, json_t *lock, const char *name,
-		     json_t *done)
+		     json_t *done, const char *up)
 {
 	const struct ep_stage *sg = ep_manifest_stage(m, name);
 	json_t *inputs =
@@ -416,19 +467,20 @@ static void do_stage(FILE *f, const struct ep_manifest *m, json_t *lock, const c
 		return;
 	json_object_set_new(done, name, json_true());
 	for (size_t i = 0; i < sg->n_needs; i++)
-		do_stage(f, m, lock, sg->needs[i], done);
+		do_stage(f, m, lock, sg->needs[i], done, up);
 	fprintf(f, "# stages.%s\n", name);
 	do_base(f, &sg->base, json_object_get(json_object_get(m->root, "stages"), name), inputs, 0,
-		name);
-	do_steps(f, sg->steps, sg->n_steps, inputs);
+		name, up);
+	do_steps(f, sg->steps, sg->n_steps, inputs, up);
 }
 
 char *ep_dockerfile(const struct ep_manifest *m, json_t *lock, struct ep_error *err)
 {
 	const char *slash = strrchr(m->path, '/');
 	struct out o = {0};
-	int has_pip = 0;
+	int has_pip = 0, parent = steps_leave(m->steps, m->n_steps);
 	cleanup_json json_t *done = json_object();
+	cleanup_free char *up = NULL;
 
 	o.f = done ? open_memstream(&o.buf, &o.len) : NULL;
 	if (!o.f) {
@@ -437,21 +489,39 @@ char *ep_dockerfile(const struct ep_manifest *m, json_t *lock, struct ep_error *
 	}
 	for (size_t i = 0; i < m->n_steps; i++)
 		has_pip |= m->steps[i].kind == EP_STEP_PIP;
+	parent |= base_leaves(m->root);
+	for (size_t i = 0; i < m->n_stages; i++)
+		parent |= steps_leave(m->stages[i].steps, m->stages[i].n_steps) ||
+			  base_leaves(json_object_get(json_object_get(m->root, "stages"),
+						      m->stages[i].name));
+	if (parent) {
+		const char *base = strrchr(m->dir, '/');
+
+		up = ep_asprintf(err, "%s/", base && base[1] ? base + 1 : m->dir);
+		if (!up) {
+			fclose(o.f);
+			free(o.buf);
+			return NULL;
+		}
+	}
 	fprintf(o.f,
 		"# syntax=docker/dockerfile:1.7\n"
 		"# Generated by 'envpin dockerfile -f %s'%s; do not edit.\n"
-		"# Build context: the manifest's directory.  Docker gives an equivalent image;\n"
+		"%s"
 		"# 'envpin build' gives the pinned, bit-for-bit reproducible one.\n"
 		"ARG SOURCE_DATE_EPOCH=%lld\n",
 		slash ? slash + 1 : m->path, lock ? " with its lock" : "",
+		parent ? "# Build context: the parent of the manifest's directory (a source is\n"
+			 "# '../...'), so paths below start there.  Docker gives an equivalent image;\n"
+		       : "# Build context: the manifest's directory.  Docker gives an equivalent image;\n",
 		(long long)m->source_date_epoch);
 	for (size_t i = 0; i < m->n_needs; i++)
-		do_stage(o.f, m, lock, m->needs[i], done);
+		do_stage(o.f, m, lock, m->needs[i], done, up);
 	if (m->n_stages)
 		fputs("# the image\n", o.f);
 	do_base(o.f, &m->base, m->root, json_object_get(lock, "inputs"),
-		has_pip && m->base.kind == EP_BASE_DEBIAN, NULL);
-	do_steps(o.f, m->steps, m->n_steps, json_object_get(lock, "inputs"));
+		has_pip && m->base.kind == EP_BASE_DEBIAN, NULL, up);
+	do_steps(o.f, m->steps, m->n_steps, json_object_get(lock, "inputs"), up);
 	if (m->config)
 		fputs("# config\n", o.f);
 	if (do_config(o.f, m->config, err) < 0) {

@@ -200,3 +200,30 @@ RUN ["/opt/bin/selftest"]'
 	# a stage nobody copies from is not built, nor exported
 	[[ "$output" != *unused* ]]
 }
+
+@test "dockerfile: a source one level up makes the manifest's parent the build context, paths rewritten" {
+	mkdir -p top/man/local top/src && printf x >top/src/a && printf x >top/man/local/b
+	cat >top/man/m.json <<-'JSON'
+	{
+	  "envpin": 1, "name": "up", "source_date_epoch": 1700000000,
+	  "base": "scratch",
+	  "stages": { "build": { "base": "scratch",
+	    "layers": [ { "run": [ "/bin/true" ], "mounts": [ { "src": "../src/", "dest": "/src" } ] } ] } },
+	  "layers": [
+	    { "copy": [ { "src": "local/", "dest": "/l/" }, { "from": "build", "src": "/out/", "dest": "/o/" } ] }
+	  ]
+	}
+	JSON
+	run envpin dockerfile -f top/man/m.json
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	[[ $output == *"# Build context: the parent of the manifest's directory"* ]]
+	[[ $output == *"RUN --mount=type=bind,source=src,target=/src "* ]]
+	[[ $output == *$'\n'"COPY man/local/ /l/"$'\n'* ]]
+	[[ $output == *$'\n'"COPY --from=build /out/ /o/"* ]]
+	# with no source outside, the context stays the manifest's directory
+	jq 'del(.stages) | .layers = [{"copy": [{"src": "local/", "dest": "/l/"}]}]' top/man/m.json >top/man/n.json
+	run envpin dockerfile -f top/man/n.json
+	[ "$status" -eq 0 ]
+	[[ $output == *"# Build context: the manifest's directory."* ]]
+	[[ $output == *$'\n'"COPY local/ /l/"* ]]
+}
