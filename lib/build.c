@@ -609,10 +609,13 @@ static int do_base_image(struct bctx *b, int resolve_only, struct ep_error *err)
 	cleanup_free char *where = NULL;
 	ep_digest d;
 	const struct ep_offline *off = b->o->offline;
+	const char *od = !off || !off->base_layout ? NULL
+			 : b->label ? json_string_value(json_object_get(off->stage_bases, b->label))
+				    : off->base_digest;
 
 	/* from a bundle: the digest its lock pinned, the blobs it carries */
-	if (off && off->base_layout && off->base_digest)
-		snprintf(d, sizeof(d), "%s", off->base_digest);
+	if (od)
+		snprintf(d, sizeof(d), "%s", od);
 	else if (ep_registry_resolve(b->s, base->image, &ro, d, err) < 0)
 		return ep_error_wrap(err, "%s: base.image", b->m->path);
 	input = json_pack("{s:s, s:s, s:s}", "kind", "image", "ref", base->image, "digest", d);
@@ -623,7 +626,7 @@ static int do_base_image(struct bctx *b, int resolve_only, struct ep_error *err)
 		return -1;
 	if (resolve_only)
 		return 0;
-	if (off && off->base_layout && off->base_digest)
+	if (od)
 		return base_from_layout(b, off->base_layout, d, 0, err);
 	if (!ep_store_has_blob(b->s, d)) {
 		struct ep_ref ref;
@@ -1586,8 +1589,10 @@ out:
  * lock, so --locked notices a change. */
 /* A bundle's wheels (lib/vendor.h) become blobs of the store in a
  * transaction of their own, as ep_pip_fetch would download them; it then
- * finds nothing missing.  Each file is checked against its sha256. */
-static int offline_wheels(struct bctx *b, json_t *wheels, struct ep_error *err)
+ * finds nothing missing.  Each file is checked against its sha256.  deb: the
+ * items are an apt step's .debs (named by "package", kept by apt-deb-HEX
+ * records, as ep_apt_fetch would). */
+static int offline_blobs(struct bctx *b, json_t *wheels, int deb, struct ep_error *err)
 {
 	struct ep_txn t;
 	json_t *w;
@@ -1631,12 +1636,18 @@ static int offline_wheels(struct bctx *b, json_t *wheels, struct ep_error *err)
 		}
 		ep_sha256_final(&h, got);
 		if (k < 0 || strcmp(got, dg)) {
-			ep_error_set(err, EP_EMISMATCH, "wheel %s from the bundle hashes to %s",
-				     json_string_value(json_object_get(w, "filename")) ?: hex, got);
+			ep_error_set(err, EP_EMISMATCH, "%s %s from the bundle hashes to %s",
+				     deb ? "package" : "wheel",
+				     json_string_value(json_object_get(w, deb ? "package" : "filename"))
+					 ?: hex,
+				     got);
 			goto fail;
 		}
-		rec = json_pack("{s:s, s:s?}", "digest", dg, "filename",
-				json_string_value(json_object_get(w, "filename")));
+		rec = deb ? json_pack("{s:s, s:s?, s:s?}", "digest", dg, "package",
+				      json_string_value(json_object_get(w, "package")), "version",
+				      json_string_value(json_object_get(w, "version")))
+			  : json_pack("{s:s, s:s?}", "digest", dg, "filename",
+				      json_string_value(json_object_get(w, "filename")));
 		if (ep_txn_add_blob_file(&t, tmp, dg, err) < 0 || !rec) {
 			json_decref(rec);
 			goto fail;
@@ -1644,7 +1655,7 @@ static int offline_wheels(struct bctx *b, json_t *wheels, struct ep_error *err)
 		{
 			char key[80];
 
-			snprintf(key, sizeof(key), "pip-wheel-%s", hex);
+			snprintf(key, sizeof(key), deb ? "apt-deb-%s" : "pip-wheel-%s", hex);
 			if (ep_txn_set_cache(&t, key, rec, err) < 0) {
 				json_decref(rec);
 				goto fail;
@@ -1762,7 +1773,7 @@ static int do_pip_step(struct bctx *b, size_t si, int resolve_only, struct ep_er
 			return -1;
 		if (b->o->progress)
 			b->o->progress(b->o->pctx, "pip download", 0, 0);
-		if (offline_wheels(b, wheels, err) < 0 ||
+		if (offline_blobs(b, wheels, 0, err) < 0 ||
 		    ep_pip_fetch(b->s, wheels, &t, work, err) < 0 ||
 		    ep_pip_install(b->s, wheels, &t, stage, err) < 0)
 			return ep_error_wrap(err, "%s:%d: %s", b->m->path, st->line, what);
@@ -1952,7 +1963,8 @@ static int do_apt_step(struct bctx *b, size_t si, int resolve_only, struct ep_er
 		cached = 0;
 		if (b->o->progress)
 			b->o->progress(b->o->pctx, "apt fetch", 0, 0);
-		if (ep_apt_fetch(b->s, json_object_get(input, "debs"), err) < 0) {
+		if (offline_blobs(b, json_object_get(input, "debs"), 1, err) < 0 ||
+		    ep_apt_fetch(b->s, json_object_get(input, "debs"), err) < 0) {
 			ep_error_wrap(err, "%s", where);
 			goto out;
 		}

@@ -27,6 +27,7 @@ struct ep_offline {
 	const char *sources_list;  /* file: what the image's /etc/apt/sources.list says */
 	const char *base_layout;   /* an OCI layout with the image base's blobs, and */
 	const char *base_digest;   /* the base's manifest digest there (no registry) */
+	json_t *stage_bases;       /* {"stages.NAME.": digest}: registry bases of stages there */
 };
 
 struct ep_build_opts {

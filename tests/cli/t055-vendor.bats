@@ -171,11 +171,12 @@ teardown() { common_teardown; }
 	run envpin vendor other -o "$T/b4"
 	[ "$status" -eq 0 ]
 	[ "$(jq -r .image.digest "$T/b4/envpin-bundle.json")" = "$D2" ]
-	# steps a bundle cannot carry yet are named
-	jq '.layers += [{"apt": ["jq"]}]' "$T/p/m.json" >"$T/p/apt.json"
-	run envpin vendor -f "$T/p/apt.json" -o "$T/b5"
+	# what a bundle cannot carry yet is named: a stage's debian base
+	jq '.stages = {"deb": {"base": {"debian": {"suite": "bookworm"}}}}' "$T/p/m.json" >"$T/p/deb.json"
+	run envpin vendor -f "$T/p/deb.json" -o "$T/b5"
 	[ "$status" -eq 2 ]
-	[[ "$output" == *"layers[2]: an apt step cannot be vendored yet"* ]]
+	[[ "$output" == *"stages.deb.base.debian: only the image's own debian base can be vendored yet"* ]]
+	[ ! -e "$T/b5" ]
 	run envpin vendor -o "$T/b6"
 	[ "$status" -eq 2 ]
 	run envpin vendor --help
@@ -232,10 +233,13 @@ teardown() { common_teardown; }
 	"$fix/oci-from-rootfs.sh" "$VT/base.tar" "$T/oci" bb >/dev/null
 	skopeo copy -q --dest-tls-verify=false --format oci "oci:$T/oci:bb" "docker://$addr/fix/bb:v1"
 	mkdir -p "$T/ri/app" && printf 'x\n' >"$T/ri/app/x"
+	# a stage on the same registry base: its blobs travel too
 	cat >"$T/ri/m.json" <<-JSON
 	{ "envpin": 1, "name": "regbase", "source_date_epoch": 1767225600,
 	  "base": { "image": "$addr/fix/bb:v1" },
-	  "layers": [ { "copy": [ { "src": "app/", "dest": "/app/" } ] } ] }
+	  "stages": { "s": { "base": { "image": "$addr/fix/bb:v1" } } },
+	  "layers": [ { "copy": [ { "src": "app/", "dest": "/app/" },
+	                          { "from": "s", "src": "/bin/busybox", "dest": "/opt/bb" } ] } ] }
 	JSON
 	run envpin build -q -f "$T/ri/m.json"
 	[ "$status" -eq 0 ] || { "$fix/registry.sh" stop "$T/reg"; echo "$output"; false; }
@@ -244,6 +248,7 @@ teardown() { common_teardown; }
 	[ "$status" -eq 0 ]
 	"$fix/registry.sh" stop "$T/reg"
 	[ "$(jq -r .base_image.digest "$T/rb/envpin-bundle.json")" = "$(jq -r .inputs.base.digest "$T/ri/m.lock.json")" ]
+	[ "$(jq -r .stage_base_images.s.digest "$T/rb/envpin-bundle.json")" = "$(jq -r .stages.s.inputs.base.digest "$T/ri/m.lock.json")" ]
 	[ "$(jq '[.files | keys[] | select(startswith("inputs/base-image/"))] | length' "$T/rb/envpin-bundle.json")" -ge 3 ]
 	run env ENVPIN_STORE="$T/reviewer" unshare -n "$ENVPIN" verify "$R" --rebuild --from "$T/rb"
 	echo "$output"
@@ -277,10 +282,16 @@ py_rootfs() {
 	need_netns
 	mkdir -p "$T/py"
 	py_rootfs "$T/py/py.tar"
+	# and a stage's pip step: its wheel travels as the image's does
+	local pysha
+	pysha=$(sha256sum "$T/py/py.tar" | cut -d' ' -f1)
 	cat >"$T/py/m.json" <<-JSON
 	{ "envpin": 1, "name": "pyv", "source_date_epoch": 1767225600,
-	  "base": { "rootfs": "py.tar", "sha256": "$(sha256sum "$T/py/py.tar" | cut -d' ' -f1)" },
-	  "layers": [ { "pip": [ "six==1.16.0" ] } ] }
+	  "base": { "rootfs": "py.tar", "sha256": "$pysha" },
+	  "stages": { "w": { "base": { "rootfs": "py.tar", "sha256": "$pysha" },
+	                     "layers": [ { "pip": [ "idna==3.6" ] } ] } },
+	  "layers": [ { "pip": [ "six==1.16.0" ] },
+	              { "copy": [ { "from": "w", "src": "/usr/local/lib/python3.11/dist-packages/idna/", "dest": "/opt/idna/" } ] } ] }
 	JSON
 	run envpin build -q -f "$T/py/m.json"
 	[ "$status" -eq 0 ] || skip "no PyPI here: $output"
@@ -289,6 +300,8 @@ py_rootfs() {
 	[ "$status" -eq 0 ]
 	jq -e '.files["inputs/wheels/six-1.16.0-py2.py3-none-any.whl"].sha256 ==
 		"sha256:8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254"' "$T/pyb/envpin-bundle.json"
+	jq -e '.files["inputs/wheels/idna-3.6-py3-none-any.whl"].sha256 ==
+		("sha256:" + (input.stages.w.inputs.layers[0].wheels[0].sha256))' "$T/pyb/envpin-bundle.json" "$T/py/m.lock.json"
 	rm -rf "$T/py"
 	run env ENVPIN_STORE="$T/reviewer" ENVPIN_HOST_PYTHON=/nonexistent unshare -n "$ENVPIN" verify "$P" --rebuild --from "$T/pyb"
 	echo "$output"
