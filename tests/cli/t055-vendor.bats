@@ -45,7 +45,10 @@ setup() {
 	project "$T/p"
 	D=$("$ENVPIN" build -q -f "$T/p/m.json")
 }
-teardown() { common_teardown; }
+teardown() {
+	if [ -s "$T/mirror.pid" ]; then kill "$(cat "$T/mirror.pid")" 2>/dev/null || true; fi
+	common_teardown
+}
 
 @test "vendor: every input by sha256; offline verify --rebuild --from is identical" {
 	need_netns
@@ -307,4 +310,63 @@ py_rootfs() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"IDENTICAL (same bytes)"* ]]
+}
+
+# apt_base DIR: a local Debian mirror on loopback (tests/fixtures/apt-mirror.py,
+# as t060-apt) and a bookworm minbase (mmdebstrap) whose sources.list names it
+apt_base() {
+	local a=$1
+	mkdir -p "$a/mirror"
+	python3 "$TOP/tests/fixtures/apt-mirror.py" --root "$a/mirror" --addr-file "$a/addr" \
+		>/dev/null 2>"$a/mirror.err" 3>&- &
+	echo $! >"$T/mirror.pid"
+	for _ in $(seq 50); do [ -s "$a/addr" ] && break; sleep 0.1; done
+	[ -s "$a/addr" ]
+	SOURCE_DATE_EPOCH=1767225600 mmdebstrap --quiet --variant=minbase --format=tar \
+		--customize-hook="echo 'deb http://$(cat "$a/addr")/debian bookworm main' >\"\$1/etc/apt/sources.list\"" \
+		bookworm "$a/base.tar" http://deb.debian.org/debian >"$a/mmdebstrap.log" 2>&1
+}
+
+@test "apt steps, of the image and of a stage, travel as their .debs: the offline rebuild over an empty store is identical" {
+	[ "$(id -u)" = 0 ] && command -v runc >/dev/null && command -v mmdebstrap >/dev/null &&
+		command -v gpgv >/dev/null || skip "needs root, runc, mmdebstrap and gpgv"
+	curl -sfI -m 20 http://deb.debian.org/debian/dists/bookworm/InRelease >/dev/null || skip "needs deb.debian.org"
+	need_netns
+	local a="$T/apt" sha n
+	apt_base "$a"
+	sha=$(sha256sum "$a/base.tar" | cut -d' ' -f1)
+	cat >"$a/m.json" <<-JSON
+	{ "envpin": 1, "name": "aptv", "source_date_epoch": 1767225600,
+	  "base": { "rootfs": "base.tar", "sha256": "$sha" },
+	  "stages": { "pager": { "base": { "rootfs": "base.tar", "sha256": "$sha" },
+	                         "layers": [ { "apt": [ "less" ] } ] } },
+	  "layers": [ { "apt": [ "jq" ] },
+	              { "copy": [ { "from": "pager", "src": "/usr/bin/less", "dest": "/usr/local/bin/less" } ] } ] }
+	JSON
+	run envpin build -q --compress none -f "$a/m.json"
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	A=${output##*$'\n'}
+	run envpin vendor "$A" -o "$T/ab"
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	# the mirror is gone from here on
+	kill "$(cat "$T/mirror.pid")" && rm "$T/mirror.pid"
+	# every .deb of both apt steps, under its pool name, by the lock's sha256
+	n=0
+	while read -r f h; do
+		[ "$(jq -r --arg f "inputs/apt/${f##*/}" '.files[$f].sha256' "$T/ab/envpin-bundle.json")" = "sha256:$h" ]
+		n=$((n + 1))
+	done < <(jq -r '(.inputs.layers[0].debs[], .stages.pager.inputs.layers[0].debs[]) | "\(.filename) \(.sha256)"' "$a/m.lock.json")
+	[ "$n" -ge 3 ]
+	jq -e '.files | keys | any(startswith("inputs/apt/less_"))' "$T/ab/envpin-bundle.json"
+	rm -rf "$a"
+	run env ENVPIN_STORE="$T/reviewer" unshare -n "$ENVPIN" verify "$A" --rebuild --from "$T/ab"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"IDENTICAL (same bytes)"* ]]
+	# build --from: the digest, and the .debs kept in the store as an online build keeps them
+	run env ENVPIN_STORE="$T/reviewer2" unshare -n "$ENVPIN" build -q --from "$T/ab"
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	[ "${output##*$'\n'}" = "$A" ]
+	h=$(jq -r '.files | to_entries[] | select(.key | startswith("inputs/apt/jq_")) | .value.sha256' "$T/ab/envpin-bundle.json")
+	[ -f "$T/reviewer2/blobs/sha256/${h#sha256:}" ] && [ -f "$T/reviewer2/cache/apt-deb-${h#sha256:}.json" ]
 }
