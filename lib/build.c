@@ -926,7 +926,31 @@ static int run_in_image(struct bctx *b, const char *where, struct ep_runstep_opt
 		return ep_error_wrap(err, "%s", where);
 	if (b->o->progress)
 		b->o->progress(b->o->pctx, where, 0, 0);
-	rc = ep_runstep_exec(lower, *work, b->spool, o, tree, &r, err);
+	if (b->o->n_step_env || b->o->n_step_mounts) {
+		/* verify --vary: the step's own, then the variation's */
+		struct ep_runstep_opts vo = *o;
+		cleanup_free char **env = ep_calloc(o->n_env + b->o->n_step_env + 1, sizeof(*env), err);
+		cleanup_free struct ep_runstep_mount *mt =
+		    ep_calloc(o->n_mounts + b->o->n_step_mounts + 1, sizeof(*mt), err);
+
+		if (!env || !mt)
+			return -1;
+		vo.n_env = 0;
+		vo.n_mounts = 0;
+		for (size_t i = 0; i < o->n_env; i++)
+			env[vo.n_env++] = o->env[i];
+		for (size_t i = 0; i < b->o->n_step_env; i++)
+			env[vo.n_env++] = b->o->step_env[i];
+		for (size_t i = 0; i < o->n_mounts; i++)
+			mt[vo.n_mounts++] = o->mounts[i];
+		for (size_t i = 0; i < b->o->n_step_mounts; i++)
+			mt[vo.n_mounts++] = b->o->step_mounts[i];
+		vo.env = env;
+		vo.mounts = mt;
+		rc = ep_runstep_exec(lower, *work, b->spool, &vo, tree, &r, err);
+	} else {
+		rc = ep_runstep_exec(lower, *work, b->spool, o, tree, &r, err);
+	}
 	if (rc < 0) {
 		ep_runstep_result_release(&r);
 		return ep_error_wrap(err, "%s", where);
