@@ -929,7 +929,8 @@ static int run_in_image(struct bctx *b, const char *where, struct ep_runstep_opt
 	if (b->o->n_step_env || b->o->n_step_mounts) {
 		/* verify --vary: the step's own, then the variation's */
 		struct ep_runstep_opts vo = *o;
-		cleanup_free char **env = ep_calloc(o->n_env + b->o->n_step_env + 1, sizeof(*env), err);
+		cleanup_free char **env =
+		    ep_calloc(o->n_env + b->o->n_step_env + 1, sizeof(*env), err);
 		cleanup_free struct ep_runstep_mount *mt =
 		    ep_calloc(o->n_mounts + b->o->n_step_mounts + 1, sizeof(*mt), err);
 
@@ -1660,11 +1661,12 @@ static int offline_blobs(struct bctx *b, json_t *wheels, int deb, struct ep_erro
 		}
 		ep_sha256_final(&h, got);
 		if (k < 0 || strcmp(got, dg)) {
-			ep_error_set(err, EP_EMISMATCH, "%s %s from the bundle hashes to %s",
-				     deb ? "package" : "wheel",
-				     json_string_value(json_object_get(w, deb ? "package" : "filename"))
-					 ?: hex,
-				     got);
+			ep_error_set(
+			    err, EP_EMISMATCH, "%s %s from the bundle hashes to %s",
+			    deb ? "package" : "wheel",
+			    json_string_value(json_object_get(w, deb ? "package" : "filename"))
+				?: hex,
+			    got);
 			goto fail;
 		}
 		rec = deb ? json_pack("{s:s, s:s?, s:s?}", "digest", dg, "package",

@@ -32,9 +32,8 @@
  * scaffolding, never part of a layer: lib/runstep.c) */
 #define FAKETIME_IN_STEP "/.envpin-vary/libfaketime.so.1"
 
-static char *const step_env[] = {
-    "LD_PRELOAD=" FAKETIME_IN_STEP, "FAKETIME=+508d", "NO_FAKE_STAT=1",
-    "FAKETIME_DONT_FAKE_MONOTONIC=1"};
+static char *const step_env[] = {"LD_PRELOAD=" FAKETIME_IN_STEP, "FAKETIME=+508d", "NO_FAKE_STAT=1",
+				 "FAKETIME_DONT_FAKE_MONOTONIC=1"};
 static const struct ep_runstep_mount step_mount = {FAKETIME_LIB, FAKETIME_IN_STEP};
 
 static const struct {

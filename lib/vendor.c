@@ -383,9 +383,10 @@ static int add_step_wheels(struct vctx *v, const struct ep_manifest *m, const ch
 		if (json_object_get(v->files, l))
 			continue;
 		if (!ep_store_has_blob(v->s, dg))
-			return ep_error_set(err, EP_EINVAL,
-					    "%slayers[%zu]: wheel %s is not in the store: build first",
-					    where, si, fn);
+			return ep_error_set(
+			    err, EP_EINVAL,
+			    "%slayers[%zu]: wheel %s is not in the store: build first", where, si,
+			    fn);
 		src = ep_store_blob_path(v->s, dg, err);
 		if (!src || add_file(v, l, src, 0644, err) < 0)
 			return -1;
@@ -411,8 +412,7 @@ static int add_step_debs(struct vctx *v, const struct ep_manifest *m, const char
 	if (v->o->progress && json_array_size(debs))
 		v->o->progress(v->o->pctx, "apt .debs", 0, 0);
 	if (ep_apt_fetch(v->s, debs, err) < 0)
-		return ep_error_wrap(err, "%s:%d: %slayers[%zu] apt", m->path, st->line, where,
-				     si);
+		return ep_error_wrap(err, "%s:%d: %slayers[%zu] apt", m->path, st->line, where, si);
 	json_array_foreach (debs, i, d) {
 		const char *hex = json_string_value(json_object_get(d, "sha256"));
 		const char *fn = json_string_value(json_object_get(d, "filename"));
@@ -470,8 +470,8 @@ static int add_pinned_steps(struct vctx *v, const struct ep_manifest *m, const c
 static int add_pinned(struct vctx *v, const struct ep_manifest *m, json_t *lock,
 		      struct ep_error *err)
 {
-	if (add_pinned_steps(v, m, "", m->steps, m->n_steps, json_object_get(lock, "inputs"),
-			     err) < 0)
+	if (add_pinned_steps(v, m, "", m->steps, m->n_steps, json_object_get(lock, "inputs"), err) <
+	    0)
 		return -1;
 	for (size_t i = 0; i < m->n_stages; i++) {
 		char where[300];
@@ -527,8 +527,8 @@ static int add_base_image(struct vctx *v, const char *ref, json_t *base_in, json
 
 /* The registry bases of the image ("base_image") and of its stages
  * ("stage_base_images": {NAME: {"ref", "digest"}}). */
-static int add_base_images(struct vctx *v, const struct ep_manifest *m, json_t *lock,
-			   json_t *index, struct ep_error *err)
+static int add_base_images(struct vctx *v, const struct ep_manifest *m, json_t *lock, json_t *index,
+			   struct ep_error *err)
 {
 	json_t *rec = NULL;
 
@@ -1488,7 +1488,8 @@ int ep_bundle_open(struct ep_store *s, const char *bundle, struct ep_bundle *b,
 			cleanup_free char *label = ep_asprintf(err, "stages.%s.", k);
 
 			if (!d) {
-				ep_error_set(err, EP_EINVAL, "stage_base_images.%s has no digest", k);
+				ep_error_set(err, EP_EINVAL, "stage_base_images.%s has no digest",
+					     k);
 				goto fail;
 			}
 			if (!label || ep_digest_check(d, err) < 0 ||
