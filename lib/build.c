@@ -1700,6 +1700,11 @@ fail:
 	return -1;
 }
 
+static int offline_wheels(struct bctx *b, json_t *wheels, struct ep_error *err)
+{
+	return offline_blobs(b, wheels, 0, err);
+}
+
 static int pip_target(struct bctx *b, json_t *locked, struct ep_pip_target *t, struct ep_error *err)
 {
 	json_t *base = json_object_get(b->inputs, "base");
@@ -1799,7 +1804,7 @@ static int do_pip_step(struct bctx *b, size_t si, int resolve_only, struct ep_er
 			return -1;
 		if (b->o->progress)
 			b->o->progress(b->o->pctx, "pip download", 0, 0);
-		if (offline_blobs(b, wheels, 0, err) < 0 ||
+		if (offline_wheels(b, wheels, err) < 0 ||
 		    ep_pip_fetch(b->s, wheels, &t, work, err) < 0 ||
 		    ep_pip_install(b->s, wheels, &t, stage, err) < 0)
 			return ep_error_wrap(err, "%s:%d: %s", b->m->path, st->line, what);
