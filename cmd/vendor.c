@@ -12,7 +12,8 @@ static const char usage[] =
     "       envpin vendor --check BUNDLE [--json]\n\n"
     "Writes a bundle: an OCI layout with the image, and beside it, each named by its sha256,\n"
     "every input the image was built from (the manifest, its lock, the build context, a\n"
-    "rootfs or registry base, the .debs of a debian base, fetched URLs, pip wheels) and envpin's\n"
+    "rootfs or registry base, the .debs of a debian base and of apt steps, fetched URLs, pip\n"
+    "wheels; of the image and of its stages) and envpin's\n"
     "own source tarball, all listed in BUNDLE/envpin-bundle.json. A reviewer rebuilds from\n"
     "it without network:\n"
     "  envpin verify DIGEST --rebuild --from BUNDLE     (or envpin build --from BUNDLE)\n\n"
@@ -24,8 +25,8 @@ static const char usage[] =
     "      --check B    re-hash every file of bundle B and name any that is damaged or missing\n"
     "      --json       print the summary or the check as JSON\n\n"
     "A debian base runs mmdebstrap once more to collect the .debs (network), and is refused\n"
-    "when the mirror no longer serves the versions the lock lists. apt steps cannot be\n"
-    "vendored yet (exit 2). Exit status: 0 done (--check: intact),\n"
+    "when the mirror no longer serves the versions the lock lists. A stage's debian base\n"
+    "cannot be vendored yet (exit 2). Exit status: 0 done (--check: intact),\n"
     "1 --check found a bad file, 2 usage or invalid input, 3 environment.\n";
 
 static int do_check(struct cmd_ctx *ctx, const char *bundle, int json)

@@ -608,10 +608,13 @@ static int do_base_image(struct bctx *b, int resolve_only, struct ep_error *err)
 	cleanup_free char *where = NULL;
 	ep_digest d;
 	const struct ep_offline *off = b->o->offline;
+	const char *od = !off || !off->base_layout ? NULL
+			 : b->label ? json_string_value(json_object_get(off->stage_bases, b->label))
+				    : off->base_digest;
 
 	/* from a bundle: the digest its lock pinned, the blobs it carries */
-	if (off && off->base_layout && off->base_digest)
-		snprintf(d, sizeof(d), "%s", off->base_digest);
+	if (od)
+		snprintf(d, sizeof(d), "%s", od);
 	else if (ep_registry_resolve(b->s, base->image, &ro, d, err) < 0)
 		return ep_error_wrap(err, "%s: base.image", b->m->path);
 	input = json_pack("{s:s, s:s, s:s}", "kind", "image", "ref", base->image, "digest", d);
@@ -622,7 +625,7 @@ static int do_base_image(struct bctx *b, int resolve_only, struct ep_error *err)
 		return -1;
 	if (resolve_only)
 		return 0;
-	if (off && off->base_layout && off->base_digest)
+	if (od)
 		return base_from_layout(b, off->base_layout, d, 0, err);
 	if (!ep_store_has_blob(b->s, d)) {
 		struct ep_ref ref;
@@ -922,7 +925,32 @@ static int run_in_image(struct bctx *b, const char *where, struct ep_runstep_opt
 		return ep_error_wrap(err, "%s", where);
 	if (b->o->progress)
 		b->o->progress(b->o->pctx, where, 0, 0);
-	rc = ep_runstep_exec(lower, *work, b->spool, o, tree, &r, err);
+	if (b->o->n_step_env || b->o->n_step_mounts) {
+		/* verify --vary: the step's own, then the variation's */
+		struct ep_runstep_opts vo = *o;
+		cleanup_free char **env =
+		    ep_calloc(o->n_env + b->o->n_step_env + 1, sizeof(*env), err);
+		cleanup_free struct ep_runstep_mount *mt =
+		    ep_calloc(o->n_mounts + b->o->n_step_mounts + 1, sizeof(*mt), err);
+
+		if (!env || !mt)
+			return -1;
+		vo.n_env = 0;
+		vo.n_mounts = 0;
+		for (size_t i = 0; i < o->n_env; i++)
+			env[vo.n_env++] = o->env[i];
+		for (size_t i = 0; i < b->o->n_step_env; i++)
+			env[vo.n_env++] = b->o->step_env[i];
+		for (size_t i = 0; i < o->n_mounts; i++)
+			mt[vo.n_mounts++] = o->mounts[i];
+		for (size_t i = 0; i < b->o->n_step_mounts; i++)
+			mt[vo.n_mounts++] = b->o->step_mounts[i];
+		vo.env = env;
+		vo.mounts = mt;
+		rc = ep_runstep_exec(lower, *work, b->spool, &vo, tree, &r, err);
+	} else {
+		rc = ep_runstep_exec(lower, *work, b->spool, o, tree, &r, err);
+	}
 	if (rc < 0) {
 		ep_runstep_result_release(&r);
 		return ep_error_wrap(err, "%s", where);
@@ -1585,8 +1613,10 @@ out:
  * lock, so --locked notices a change. */
 /* A bundle's wheels (lib/vendor.h) become blobs of the store in a
  * transaction of their own, as ep_pip_fetch would download them; it then
- * finds nothing missing.  Each file is checked against its sha256. */
-static int offline_wheels(struct bctx *b, json_t *wheels, struct ep_error *err)
+ * finds nothing missing.  Each file is checked against its sha256.  deb: the
+ * items are an apt step's .debs (named by "package", kept by apt-deb-HEX
+ * records, as ep_apt_fetch would). */
+static int offline_blobs(struct bctx *b, json_t *wheels, int deb, struct ep_error *err)
 {
 	struct ep_txn t;
 	json_t *w;
@@ -1630,12 +1660,19 @@ static int offline_wheels(struct bctx *b, json_t *wheels, struct ep_error *err)
 		}
 		ep_sha256_final(&h, got);
 		if (k < 0 || strcmp(got, dg)) {
-			ep_error_set(err, EP_EMISMATCH, "wheel %s from the bundle hashes to %s",
-				     json_string_value(json_object_get(w, "filename")) ?: hex, got);
+			ep_error_set(
+			    err, EP_EMISMATCH, "%s %s from the bundle hashes to %s",
+			    deb ? "package" : "wheel",
+			    json_string_value(json_object_get(w, deb ? "package" : "filename"))
+				?: hex,
+			    got);
 			goto fail;
 		}
-		rec = json_pack("{s:s, s:s?}", "digest", dg, "filename",
-				json_string_value(json_object_get(w, "filename")));
+		rec = deb ? json_pack("{s:s, s:s?, s:s?}", "digest", dg, "package",
+				      json_string_value(json_object_get(w, "package")), "version",
+				      json_string_value(json_object_get(w, "version")))
+			  : json_pack("{s:s, s:s?}", "digest", dg, "filename",
+				      json_string_value(json_object_get(w, "filename")));
 		if (ep_txn_add_blob_file(&t, tmp, dg, err) < 0 || !rec) {
 			json_decref(rec);
 			goto fail;
@@ -1643,7 +1680,7 @@ static int offline_wheels(struct bctx *b, json_t *wheels, struct ep_error *err)
 		{
 			char key[80];
 
-			snprintf(key, sizeof(key), "pip-wheel-%s", hex);
+			snprintf(key, sizeof(key), deb ? "apt-deb-%s" : "pip-wheel-%s", hex);
 			if (ep_txn_set_cache(&t, key, rec, err) < 0) {
 				json_decref(rec);
 				goto fail;
@@ -1660,6 +1697,11 @@ static int offline_wheels(struct bctx *b, json_t *wheels, struct ep_error *err)
 fail:
 	ep_txn_abort(&t);
 	return -1;
+}
+
+static int offline_wheels(struct bctx *b, json_t *wheels, struct ep_error *err)
+{
+	return offline_blobs(b, wheels, 0, err);
 }
 
 static int pip_target(struct bctx *b, json_t *locked, struct ep_pip_target *t, struct ep_error *err)
@@ -1949,7 +1991,8 @@ static int do_apt_step(struct bctx *b, size_t si, int resolve_only, struct ep_er
 		cached = 0;
 		if (b->o->progress)
 			b->o->progress(b->o->pctx, "apt fetch", 0, 0);
-		if (ep_apt_fetch(b->s, json_object_get(input, "debs"), err) < 0) {
+		if (offline_blobs(b, json_object_get(input, "debs"), 1, err) < 0 ||
+		    ep_apt_fetch(b->s, json_object_get(input, "debs"), err) < 0) {
 			ep_error_wrap(err, "%s", where);
 			goto out;
 		}

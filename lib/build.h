@@ -21,12 +21,15 @@
 /* Inputs served from disk instead of the network: a bundle's (lib/vendor.h).
  * The lock inputs and cache keys stay those of the original sources, so a
  * build from a bundle is checked against the bundle's lock as any other. */
+struct ep_runstep_mount;
+
 struct ep_offline {
 	json_t *files;             /* {"sha256:HEX": path}: fetch items by their sha256 */
 	const char *debian_repo;   /* a flat apt repository of the bundle's .debs (dir) */
 	const char *sources_list;  /* file: what the image's /etc/apt/sources.list says */
 	const char *base_layout;   /* an OCI layout with the image base's blobs, and */
 	const char *base_digest;   /* the base's manifest digest there (no registry) */
+	json_t *stage_bases;       /* {"stages.NAME.": digest}: registry bases of stages there */
 };
 
 struct ep_build_opts {
@@ -40,6 +43,12 @@ struct ep_build_opts {
 	const char *out_dir;    /* also write an OCI layout here (NULL: no) */
 	const char *tag;        /* tag in the store (NULL: the manifest's name) */
 	const struct ep_offline *offline; /* NULL: inputs come from where the manifest says */
+	/* verify --vary's clock (lib/vary.c): added to the sandbox of every run
+	 * and apt step, after the step's own environment and mounts */
+	char *const *step_env; /* "K=V" */
+	size_t n_step_env;
+	const struct ep_runstep_mount *step_mounts; /* lib/runstep.h; read-only */
+	size_t n_step_mounts;
 	ep_progress_fn progress;
 	void *pctx;
 };

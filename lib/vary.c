@@ -22,11 +22,19 @@
 
 #include "jsonutil.h"
 #include "proc.h"
+#include "runstep.h"
 #include "util.h"
 #include "vendor.h"
 
 #define REPORT_MAX (16u << 20)
 #define FAKETIME_LIB "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+/* where run and apt steps see it (a read-only bind mount; its mount point is
+ * scaffolding, never part of a layer: lib/runstep.c) */
+#define FAKETIME_IN_STEP "/.envpin-vary/libfaketime.so.1"
+
+static char *const step_env[] = {"LD_PRELOAD=" FAKETIME_IN_STEP, "FAKETIME=+508d", "NO_FAKE_STAT=1",
+				 "FAKETIME_DONT_FAKE_MONOTONIC=1"};
+static const struct ep_runstep_mount step_mount = {FAKETIME_LIB, FAKETIME_IN_STEP};
 
 static const struct {
 	unsigned bit;
@@ -38,7 +46,8 @@ static const struct {
     {EP_VARY_LOCALE, "locale", "LANG=LC_ALL=fr_FR.UTF-8"},
     {EP_VARY_HOSTNAME, "hostname", "hostname envpin-vary-PID (a new UTS namespace)"},
     {EP_VARY_FILEORDER, "fileorder", "directory entries shuffled (disorderfs over the context)"},
-    {EP_VARY_CLOCK, "clock", "libfaketime +508 days for host tools (NO_FAKE_STAT=1)"},
+    {EP_VARY_CLOCK, "clock",
+     "libfaketime +508 days for host tools and run/apt steps (NO_FAKE_STAT=1)"},
     {EP_VARY_THREADS, "threads", "one CPU, one thread (ENVPIN_THREADS=1, sched_setaffinity)"},
 };
 #define N_VARS (sizeof(vars) / sizeof(vars[0]))
@@ -137,6 +146,12 @@ static int apply(struct ep_store *s, unsigned set, struct ep_build_opts *bo, cha
 		setenv("FAKETIME", "+508d", 1);
 		setenv("NO_FAKE_STAT", "1", 1);
 		setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);
+		/* and run and apt steps: their dynamic programs (a static one,
+		 * busybox, ignores LD_PRELOAD) */
+		bo->step_env = step_env;
+		bo->n_step_env = sizeof(step_env) / sizeof(step_env[0]);
+		bo->step_mounts = &step_mount;
+		bo->n_step_mounts = 1;
 	}
 	if (set & (EP_VARY_BUILDDIR | EP_VARY_UMASK | EP_VARY_FILEORDER)) {
 		cleanup_free char *ctx = NULL;

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "apt.h"
 #include "archive_dl.h"
 #include "debian.h"
 #include "fetch.h"
@@ -248,41 +249,26 @@ fail:
 }
 
 static int check_steps(const struct ep_manifest *m, const char *where, const struct ep_base *base,
-		       int top, const struct ep_step *steps, size_t n, struct ep_error *err)
+		       int top, struct ep_error *err)
 {
-	static const char *const kinds[] = {"a copy", "an apt", "a fetch", "a pip", "a run"};
-
-	if (base->kind == EP_BASE_IMAGE && !top)
-		return ep_error_set(err, EP_EINVAL,
-				    "%s: %sbase.image: a registry base of a stage cannot be vendored yet",
-				    m->path, where);
 	if (base->kind == EP_BASE_DEBIAN && !top)
 		return ep_error_set(err, EP_EINVAL,
 				    "%s: %sbase.debian: only the image's own debian base can be "
 				    "vendored yet",
 				    m->path, where);
-	for (size_t i = 0; i < n; i++) {
-		enum ep_step_kind k = steps[i].kind;
-
-		if (k == EP_STEP_APT || (k == EP_STEP_PIP && !top))
-			return ep_error_set(err, EP_EINVAL,
-					    "%s:%d: %slayers[%zu]: %s step cannot be vendored yet",
-					    m->path, steps[i].line, where, i, kinds[k]);
-	}
 	return 0;
 }
 
 /* Which steps a bundle carries; the others are refused by name. */
 static int check_vendorable(const struct ep_manifest *m, struct ep_error *err)
 {
-	if (check_steps(m, "", &m->base, 1, m->steps, m->n_steps, err) < 0)
+	if (check_steps(m, "", &m->base, 1, err) < 0)
 		return -1;
 	for (size_t i = 0; i < m->n_stages; i++) {
 		char where[300];
 
 		snprintf(where, sizeof(where), "stages.%s.", m->stages[i].name);
-		if (check_steps(m, where, &m->stages[i].base, 0, m->stages[i].steps,
-				m->stages[i].n_steps, err) < 0)
+		if (check_steps(m, where, &m->stages[i].base, 0, err) < 0)
 			return -1;
 	}
 	return 0;
@@ -369,57 +355,144 @@ static int add_fetched(struct vctx *v, const struct ep_manifest *m, struct ep_er
 	return 0;
 }
 
-/* The wheels of pip steps, as the lock pins them, from the store (the build
- * put them there by sha256). */
-static int add_wheels(struct vctx *v, const struct ep_manifest *m, json_t *lock,
-		      struct ep_error *err)
+/* The wheels of one pip step, as the lock pins them, from the store (the
+ * build put them there by sha256). */
+static int add_step_wheels(struct vctx *v, const struct ep_manifest *m, const char *where,
+			   const struct ep_step *st, size_t si, json_t *in, struct ep_error *err)
 {
-	json_t *layers = json_object_get(json_object_get(lock, "inputs"), "layers");
+	json_t *w;
+	size_t i;
 
-	for (size_t si = 0; si < m->n_steps; si++) {
-		json_t *in = json_array_get(layers, si), *w;
-		size_t i;
+	if (!json_is_array(json_object_get(in, "wheels")))
+		return ep_error_set(err, EP_EINVAL,
+				    "%s:%d: %slayers[%zu]: the lock pins no wheels: build first",
+				    m->path, st->line, where, si);
+	json_array_foreach (json_object_get(in, "wheels"), i, w) {
+		const char *hex = json_string_value(json_object_get(w, "sha256"));
+		const char *fn = json_string_value(json_object_get(w, "filename"));
+		cleanup_free char *dg = NULL, *src = NULL, *l = NULL;
 
-		if (m->steps[si].kind != EP_STEP_PIP)
+		if (!hex || !fn || strchr(fn, '/') || !ep_is_hex64(hex))
+			return ep_error_set(err, EP_EINVAL,
+					    "%slayers[%zu]: a malformed wheel in the lock", where,
+					    si);
+		dg = ep_asprintf(err, "sha256:%s", hex);
+		l = ep_asprintf(err, "inputs/wheels/%s", fn);
+		if (!dg || !l)
+			return -1;
+		if (json_object_get(v->files, l))
 			continue;
-		if (!json_is_array(json_object_get(in, "wheels")))
+		if (!ep_store_has_blob(v->s, dg))
 			return ep_error_set(
 			    err, EP_EINVAL,
-			    "%s:%d: layers[%zu]: the lock pins no wheels: build first", m->path,
-			    m->steps[si].line, si);
-		json_array_foreach (json_object_get(in, "wheels"), i, w) {
-			const char *hex = json_string_value(json_object_get(w, "sha256"));
-			const char *fn = json_string_value(json_object_get(w, "filename"));
-			cleanup_free char *dg = NULL, *src = NULL, *l = NULL;
+			    "%slayers[%zu]: wheel %s is not in the store: build first", where, si,
+			    fn);
+		src = ep_store_blob_path(v->s, dg, err);
+		if (!src || add_file(v, l, src, 0644, err) < 0)
+			return -1;
+	}
+	return 0;
+}
 
-			if (!hex || !fn || strchr(fn, '/') || !ep_is_hex64(hex))
-				return ep_error_set(err, EP_EINVAL,
-						    "layers[%zu]: a malformed wheel in the lock",
-						    si);
-			dg = ep_asprintf(err, "sha256:%s", hex);
-			l = ep_asprintf(err, "inputs/wheels/%s", fn);
-			if (!dg || !l)
-				return -1;
-			if (!ep_store_has_blob(v->s, dg))
-				return ep_error_set(
-				    err, EP_EINVAL,
-				    "layers[%zu]: wheel %s is not in the store: build first", si,
-				    fn);
-			src = ep_store_blob_path(v->s, dg, err);
-			if (!src || add_file(v, l, src, 0644, err) < 0)
+/* The .debs of one apt step, as the lock pins them: blobs of the store
+ * (kept by their apt-deb-HEX records); one the store lost is fetched again
+ * by ep_apt_fetch, checked against the lock's sha256.  In the bundle as
+ * inputs/apt/FILE.deb (the pool file's name; the sha256 prefixed when two
+ * archives serve one name with other bytes). */
+static int add_step_debs(struct vctx *v, const struct ep_manifest *m, const char *where,
+			 const struct ep_step *st, size_t si, json_t *in, struct ep_error *err)
+{
+	json_t *debs = json_object_get(in, "debs"), *d;
+	size_t i;
+
+	if (!json_is_array(debs))
+		return ep_error_set(err, EP_EINVAL,
+				    "%s:%d: %slayers[%zu]: the lock pins no .debs: build first",
+				    m->path, st->line, where, si);
+	if (v->o->progress && json_array_size(debs))
+		v->o->progress(v->o->pctx, "apt .debs", 0, 0);
+	if (ep_apt_fetch(v->s, debs, err) < 0)
+		return ep_error_wrap(err, "%s:%d: %slayers[%zu] apt", m->path, st->line, where, si);
+	json_array_foreach (debs, i, d) {
+		const char *hex = json_string_value(json_object_get(d, "sha256"));
+		const char *fn = json_string_value(json_object_get(d, "filename"));
+		const char *base = fn ? strrchr(fn, '/') : NULL;
+		cleanup_free char *dg = NULL, *src = NULL, *l = NULL;
+		json_t *have;
+
+		base = base ? base + 1 : fn;
+		if (!hex || !base || !*base || !ep_is_hex64(hex) || base[0] == '.')
+			return ep_error_set(err, EP_EINVAL,
+					    "%slayers[%zu]: a malformed .deb in the lock", where,
+					    si);
+		dg = ep_asprintf(err, "sha256:%s", hex);
+		l = ep_asprintf(err, "inputs/apt/%s", base);
+		if (!dg || !l)
+			return -1;
+		have = json_object_get(v->files, l);
+		if (have && !strcmp(json_string_value(json_object_get(have, "sha256")) ?: "", dg))
+			continue;
+		if (have) {
+			free(l);
+			l = ep_asprintf(err, "inputs/apt/%.12s_%s", hex, base);
+			if (!l)
 				return -1;
 		}
+		src = ep_store_blob_path(v->s, dg, err);
+		if (!src || add_file(v, l, src, 0644, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int add_pinned_steps(struct vctx *v, const struct ep_manifest *m, const char *where,
+			    const struct ep_step *steps, size_t n, json_t *inputs,
+			    struct ep_error *err)
+{
+	json_t *layers = json_object_get(inputs, "layers");
+
+	for (size_t si = 0; si < n; si++) {
+		json_t *in = json_array_get(layers, si);
+		int rc = 0;
+
+		if (steps[si].kind == EP_STEP_PIP)
+			rc = add_step_wheels(v, m, where, &steps[si], si, in, err);
+		else if (steps[si].kind == EP_STEP_APT)
+			rc = add_step_debs(v, m, where, &steps[si], si, in, err);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* What pip and apt steps pinned, of the image and of every stage (a stage's
+ * lock inputs are lock.stages.NAME.inputs). */
+static int add_pinned(struct vctx *v, const struct ep_manifest *m, json_t *lock,
+		      struct ep_error *err)
+{
+	if (add_pinned_steps(v, m, "", m->steps, m->n_steps, json_object_get(lock, "inputs"), err) <
+	    0)
+		return -1;
+	for (size_t i = 0; i < m->n_stages; i++) {
+		char where[300];
+		json_t *in = json_object_get(
+		    json_object_get(json_object_get(lock, "stages"), m->stages[i].name), "inputs");
+
+		snprintf(where, sizeof(where), "stages.%s.", m->stages[i].name);
+		if (add_pinned_steps(v, m, where, m->stages[i].steps, m->stages[i].n_steps, in,
+				     err) < 0)
+			return -1;
 	}
 	return 0;
 }
 
 /* A registry base: its manifest, config and layers (in the store since the
- * build pulled them), by the digest the lock pinned. */
-static int add_base_image(struct vctx *v, const struct ep_manifest *m, json_t *lock,
-			  json_t *index, struct ep_error *err)
+ * build pulled them), by the digest the lock pinned (base_in: the lock's
+ * inputs.base of the image or of a stage).  *rec gets {"ref", "digest"}. */
+static int add_base_image(struct vctx *v, const char *ref, json_t *base_in, json_t **rec,
+			  struct ep_error *err)
 {
-	const char *d = json_string_value(
-	    json_object_get(json_object_get(json_object_get(lock, "inputs"), "base"), "digest"));
+	const char *d = json_string_value(json_object_get(base_in, "digest"));
 	cleanup_free char *mp = NULL, *text = NULL;
 	cleanup_json json_t *man = NULL;
 	const char *parts[2];
@@ -448,9 +521,42 @@ static int add_base_image(struct vctx *v, const struct ep_manifest *m, json_t *l
 		if (!p || !lg || add_file(v, lg, p, 0644, err) < 0)
 			return ep_error_wrap(err, "base image %s", d);
 	}
-	if (json_object_set_new(index, "base_image",
-				json_pack("{s:s, s:s}", "ref", m->base.image, "digest", d)) < 0)
-		return ep_error_oom(err);
+	*rec = json_pack("{s:s, s:s}", "ref", ref, "digest", d);
+	return *rec ? 0 : ep_error_oom(err);
+}
+
+/* The registry bases of the image ("base_image") and of its stages
+ * ("stage_base_images": {NAME: {"ref", "digest"}}). */
+static int add_base_images(struct vctx *v, const struct ep_manifest *m, json_t *lock, json_t *index,
+			   struct ep_error *err)
+{
+	json_t *rec = NULL;
+
+	if (m->base.kind == EP_BASE_IMAGE) {
+		if (add_base_image(v, m->base.image,
+				   json_object_get(json_object_get(lock, "inputs"), "base"), &rec,
+				   err) < 0 ||
+		    json_object_set_new(index, "base_image", rec) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < m->n_stages; i++) {
+		const struct ep_stage *sg = &m->stages[i];
+		json_t *in = json_object_get(
+		    json_object_get(json_object_get(lock, "stages"), sg->name), "inputs");
+		json_t *all = json_object_get(index, "stage_base_images");
+
+		if (sg->base.kind != EP_BASE_IMAGE)
+			continue;
+		if (!all) {
+			all = json_object();
+			if (!all || json_object_set_new(index, "stage_base_images", all) < 0)
+				return ep_error_oom(err);
+		}
+		if (add_base_image(v, sg->base.image, json_object_get(in, "base"), &rec, err) < 0)
+			return ep_error_wrap(err, "stages.%s.base.image", sg->name);
+		if (json_object_set_new(all, sg->name, rec) < 0)
+			return ep_error_oom(err);
+	}
 	return 0;
 }
 
@@ -715,9 +821,7 @@ int ep_vendor_create(struct ep_store *s, const struct ep_vendor_opts *o, json_t 
 		goto out;
 	}
 	if (add_context(&v, m, lock_path, index, err) < 0 || add_fetched(&v, m, err) < 0 ||
-	    add_wheels(&v, m, lock, err) < 0)
-		goto out;
-	if (m->base.kind == EP_BASE_IMAGE && add_base_image(&v, m, lock, index, err) < 0)
+	    add_pinned(&v, m, lock, err) < 0 || add_base_images(&v, m, lock, index, err) < 0)
 		goto out;
 	if (m->base.kind == EP_BASE_DEBIAN) {
 		json_t *l0 =
@@ -1346,7 +1450,8 @@ int ep_bundle_open(struct ep_store *s, const char *bundle, struct ep_bundle *b,
 	json_object_foreach (files, k, f) {
 		if (!strncmp(k, "context/", 8) && materialize(b->layout, ctx, k, f, err) < 0)
 			goto fail;
-		if (!strncmp(k, "inputs/fetch/", 13) || !strncmp(k, "inputs/wheels/", 14)) {
+		if (!strncmp(k, "inputs/fetch/", 13) || !strncmp(k, "inputs/wheels/", 14) ||
+		    !strncmp(k, "inputs/apt/", 11)) {
 			const char *sha = json_string_value(json_object_get(f, "sha256"));
 			cleanup_free char *p =
 			    ep_asprintf(err, "%s/blobs/sha256/%s", b->layout, ep_digest_hex(sha));
@@ -1372,6 +1477,27 @@ int ep_bundle_open(struct ep_store *s, const char *bundle, struct ep_bundle *b,
 		b->offline.base_layout = b->layout;
 		b->offline.base_digest = d;
 	}
+	if (json_object_get(b->index, "stage_base_images")) {
+		json_t *sb;
+
+		b->offline.stage_bases = json_object();
+		if (!b->offline.stage_bases)
+			goto fail;
+		json_object_foreach (json_object_get(b->index, "stage_base_images"), k, sb) {
+			const char *d = json_string_value(json_object_get(sb, "digest"));
+			cleanup_free char *label = ep_asprintf(err, "stages.%s.", k);
+
+			if (!d) {
+				ep_error_set(err, EP_EINVAL, "stage_base_images.%s has no digest",
+					     k);
+				goto fail;
+			}
+			if (!label || ep_digest_check(d, err) < 0 ||
+			    json_object_set_new(b->offline.stage_bases, label, json_string(d)) < 0)
+				goto fail;
+		}
+		b->offline.base_layout = b->layout;
+	}
 	return 0;
 fail:
 	ep_error_wrap(err, "bundle '%s'", bundle);
@@ -1389,6 +1515,7 @@ void ep_bundle_release(struct ep_bundle *b)
 	free(b->lock_path);
 	json_decref(b->index);
 	json_decref(b->offline.files);
+	json_decref(b->offline.stage_bases);
 	free((char *)b->offline.debian_repo);
 	free((char *)b->offline.sources_list);
 	memset(b, 0, sizeof(*b));

@@ -45,7 +45,10 @@ setup() {
 	project "$T/p"
 	D=$("$ENVPIN" build -q -f "$T/p/m.json")
 }
-teardown() { common_teardown; }
+teardown() {
+	if [ -s "$T/mirror.pid" ]; then kill "$(cat "$T/mirror.pid")" 2>/dev/null || true; fi
+	common_teardown
+}
 
 @test "vendor: every input by sha256; offline verify --rebuild --from is identical" {
 	need_netns
@@ -171,11 +174,12 @@ teardown() { common_teardown; }
 	run envpin vendor other -o "$T/b4"
 	[ "$status" -eq 0 ]
 	[ "$(jq -r .image.digest "$T/b4/envpin-bundle.json")" = "$D2" ]
-	# steps a bundle cannot carry yet are named
-	jq '.layers += [{"apt": ["jq"]}]' "$T/p/m.json" >"$T/p/apt.json"
-	run envpin vendor -f "$T/p/apt.json" -o "$T/b5"
+	# what a bundle cannot carry yet is named: a stage's debian base
+	jq '.stages = {"deb": {"base": {"debian": {"suite": "bookworm"}}}}' "$T/p/m.json" >"$T/p/deb.json"
+	run envpin vendor -f "$T/p/deb.json" -o "$T/b5"
 	[ "$status" -eq 2 ]
-	[[ "$output" == *"layers[2]: an apt step cannot be vendored yet"* ]]
+	[[ "$output" == *"stages.deb.base.debian: only the image's own debian base can be vendored yet"* ]]
+	[ ! -e "$T/b5" ]
 	run envpin vendor -o "$T/b6"
 	[ "$status" -eq 2 ]
 	run envpin vendor --help
@@ -232,10 +236,13 @@ teardown() { common_teardown; }
 	"$fix/oci-from-rootfs.sh" "$VT/base.tar" "$T/oci" bb >/dev/null
 	skopeo copy -q --dest-tls-verify=false --format oci "oci:$T/oci:bb" "docker://$addr/fix/bb:v1"
 	mkdir -p "$T/ri/app" && printf 'x\n' >"$T/ri/app/x"
+	# a stage on the same registry base: its blobs travel too
 	cat >"$T/ri/m.json" <<-JSON
 	{ "envpin": 1, "name": "regbase", "source_date_epoch": 1767225600,
 	  "base": { "image": "$addr/fix/bb:v1" },
-	  "layers": [ { "copy": [ { "src": "app/", "dest": "/app/" } ] } ] }
+	  "stages": { "s": { "base": { "image": "$addr/fix/bb:v1" } } },
+	  "layers": [ { "copy": [ { "src": "app/", "dest": "/app/" },
+	                          { "from": "s", "src": "/bin/busybox", "dest": "/opt/bb" } ] } ] }
 	JSON
 	run envpin build -q -f "$T/ri/m.json"
 	[ "$status" -eq 0 ] || { "$fix/registry.sh" stop "$T/reg"; echo "$output"; false; }
@@ -244,6 +251,7 @@ teardown() { common_teardown; }
 	[ "$status" -eq 0 ]
 	"$fix/registry.sh" stop "$T/reg"
 	[ "$(jq -r .base_image.digest "$T/rb/envpin-bundle.json")" = "$(jq -r .inputs.base.digest "$T/ri/m.lock.json")" ]
+	[ "$(jq -r .stage_base_images.s.digest "$T/rb/envpin-bundle.json")" = "$(jq -r .stages.s.inputs.base.digest "$T/ri/m.lock.json")" ]
 	[ "$(jq '[.files | keys[] | select(startswith("inputs/base-image/"))] | length' "$T/rb/envpin-bundle.json")" -ge 3 ]
 	run env ENVPIN_STORE="$T/reviewer" unshare -n "$ENVPIN" verify "$R" --rebuild --from "$T/rb"
 	echo "$output"
@@ -277,10 +285,16 @@ py_rootfs() {
 	need_netns
 	mkdir -p "$T/py"
 	py_rootfs "$T/py/py.tar"
+	# and a stage's pip step: its wheel travels as the image's does
+	local pysha
+	pysha=$(sha256sum "$T/py/py.tar" | cut -d' ' -f1)
 	cat >"$T/py/m.json" <<-JSON
 	{ "envpin": 1, "name": "pyv", "source_date_epoch": 1767225600,
-	  "base": { "rootfs": "py.tar", "sha256": "$(sha256sum "$T/py/py.tar" | cut -d' ' -f1)" },
-	  "layers": [ { "pip": [ "six==1.16.0" ] } ] }
+	  "base": { "rootfs": "py.tar", "sha256": "$pysha" },
+	  "stages": { "w": { "base": { "rootfs": "py.tar", "sha256": "$pysha" },
+	                     "layers": [ { "pip": [ "idna==3.6" ] } ] } },
+	  "layers": [ { "pip": [ "six==1.16.0" ] },
+	              { "copy": [ { "from": "w", "src": "/usr/local/lib/python3.11/dist-packages/idna/", "dest": "/opt/idna/" } ] } ] }
 	JSON
 	run envpin build -q -f "$T/py/m.json"
 	[ "$status" -eq 0 ] || skip "no PyPI here: $output"
@@ -289,8 +303,63 @@ py_rootfs() {
 	[ "$status" -eq 0 ]
 	jq -e '.files["inputs/wheels/six-1.16.0-py2.py3-none-any.whl"].sha256 ==
 		"sha256:8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254"' "$T/pyb/envpin-bundle.json"
+	jq -e '.files["inputs/wheels/idna-3.6-py3-none-any.whl"].sha256 ==
+		("sha256:" + (input.stages.w.inputs.layers[0].wheels[0].sha256))' "$T/pyb/envpin-bundle.json" "$T/py/m.lock.json"
 	rm -rf "$T/py"
 	run env ENVPIN_STORE="$T/reviewer" ENVPIN_HOST_PYTHON=/nonexistent unshare -n "$ENVPIN" verify "$P" --rebuild --from "$T/pyb"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"IDENTICAL (same bytes)"* ]]
+}
+
+# apt_base DIR: a local Debian mirror on loopback (tests/fixtures/apt-mirror.py,
+# as t060-apt) and a bookworm minbase (mmdebstrap) whose sources.list names it
+apt_base() {
+	local a=$1
+	mkdir -p "$a/mirror"
+	python3 "$TOP/tests/fixtures/apt-mirror.py" --root "$a/mirror" --addr-file "$a/addr" \
+		>/dev/null 2>"$a/mirror.err" 3>&- &
+	echo $! >"$T/mirror.pid"
+	for _ in $(seq 50); do [ -s "$a/addr" ] && break; sleep 0.1; done
+	[ -s "$a/addr" ]
+	SOURCE_DATE_EPOCH=1767225600 mmdebstrap --quiet --variant=minbase --format=tar \
+		--customize-hook="echo 'deb http://$(cat "$a/addr")/debian bookworm main' >\"\$1/etc/apt/sources.list\"" \
+		bookworm "$a/base.tar" http://deb.debian.org/debian >"$a/mmdebstrap.log" 2>&1
+}
+
+@test "apt steps, of the image and of a stage, travel as their .debs: the offline rebuild over an empty store is identical" {
+	[ "$(id -u)" = 0 ] && command -v runc >/dev/null && command -v mmdebstrap >/dev/null &&
+		command -v gpgv >/dev/null || skip "needs root, runc, mmdebstrap and gpgv"
+	curl -sfI -m 20 http://deb.debian.org/debian/dists/bookworm/InRelease >/dev/null || skip "needs deb.debian.org"
+	need_netns
+	local a="$T/apt" sha n
+	apt_base "$a"
+	sha=$(sha256sum "$a/base.tar" | cut -d' ' -f1)
+	cat >"$a/m.json" <<-JSON
+	{ "envpin": 1, "name": "aptv", "source_date_epoch": 1767225600,
+	  "base": { "rootfs": "base.tar", "sha256": "$sha" },
+	  "stages": { "pager": { "base": { "rootfs": "base.tar", "sha256": "$sha" },
+	                         "layers": [ { "apt": [ "less" ] } ] } },
+	  "layers": [ { "apt": [ "jq" ] },
+	              { "copy": [ { "from": "pager", "src": "/usr/bin/less", "dest": "/usr/local/bin/less" } ] } ] }
+	JSON
+	run envpin build -q --compress none -f "$a/m.json"
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	A=${output##*$'\n'}
+	run envpin vendor "$A" -o "$T/ab"
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	# the mirror is gone from here on
+	kill "$(cat "$T/mirror.pid")" && rm "$T/mirror.pid"
+	# every .deb of both apt steps, under its pool name, by the lock's sha256
+	n=0
+	while read -r f h; do
+		[ "$(jq -r --arg f "inputs/apt/${f##*/}" '.files[$f].sha256' "$T/ab/envpin-bundle.json")" = "sha256:$h" ]
+		n=$((n + 1))
+	done < <(jq -r '(.inputs.layers[0].debs[], .stages.pager.inputs.layers[0].debs[]) | "\(.filename) \(.sha256)"' "$a/m.lock.json")
+	[ "$n" -ge 3 ]
+	jq -e '.files | keys | any(startswith("inputs/apt/less_"))' "$T/ab/envpin-bundle.json"
+	rm -rf "$a"
+	run env ENVPIN_STORE="$T/reviewer" unshare -n "$ENVPIN" verify "$A" --rebuild --from "$T/ab"
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"IDENTICAL (same bytes)"* ]]

@@ -107,6 +107,44 @@ need_run_steps() {
 	[ "$(echo "$output" | jq -r .rebuild.verdict)" = identical ]
 }
 
+# dyn_dir DIR: Debian 12's own /bin/date and the glibc it loads, taken from
+# their .debs (apt-get download; no host binary), as a dynamic program for the
+# busybox image: libfaketime reaches only dynamic programs
+dyn_dir() {
+	local d=$1 x="$T/debs"
+	mkdir -p "$x/root" "$d/lib/x86_64-linux-gnu" "$d/lib64" "$d/usr/bin"
+	(cd "$x" && apt-get download -q coreutils libc6 >/dev/null 2>&1) || return 1
+	dpkg-deb -x "$x"/coreutils_*.deb "$x/root" && dpkg-deb -x "$x"/libc6_*.deb "$x/root"
+	cp "$x/root/bin/date" "$d/usr/bin/date"
+	for l in libc.so.6 libm.so.6 ld-linux-x86-64.so.2; do cp -L "$x/root/lib/x86_64-linux-gnu/$l" "$d/lib/x86_64-linux-gnu/"; done
+	ln -s /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$d/lib64/ld-linux-x86-64.so.2"
+}
+
+@test "vary: a run step whose dynamic date writes the year is caught under the clock, and the clock named" {
+	need_run_steps
+	[ -r /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || skip "libfaketime is not installed"
+	dyn_dir "$T/y/dyn" || skip "apt-get download coreutils libc6 failed (no Debian mirror)"
+	cp "$VT/base.tar" "$T/y/base.tar"
+	cat >"$T/y/m.json" <<-JSON
+	{ "envpin": 1, "name": "varyyear", "source_date_epoch": 1767225600,
+	  "base": { "rootfs": "base.tar", "sha256": "$(sha256sum "$T/y/base.tar" | cut -d' ' -f1)" },
+	  "layers": [ { "copy": [ { "src": "dyn/", "dest": "/" } ] },
+	              { "run": [ "sh", "-c", "/usr/bin/date -u +%Y > /year" ] } ] }
+	JSON
+	Y=$("$ENVPIN" build -q -f "$T/y/m.json")
+	run envpin verify "$Y" --rebuild --vary -f "$T/y/m.json" --json
+	echo "$output" | jq -c '.error, (.rebuild | {verdict, changed_by, runs: [.runs[] | {vary, v: (.report.verdict // .error)}]})'
+	[ "$status" -eq 1 ]
+	# identical unvaried (same year), other bytes under the clock alone, in /year
+	[ "$(echo "$output" | jq -r .rebuild.verdict)" = varies ]
+	[ "$(echo "$output" | jq -c .rebuild.changed_by)" = '["clock"]' ]
+	[ "$(echo "$output" | jq -r '.rebuild.runs[] | select(.vary == ["clock"]) | .report.paths[0].path')" = year ]
+	run envpin verify "$Y" --rebuild --vary=tz,clock -f "$T/y/m.json"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"these variations change the bytes: [\"clock\"]"* ]]
+}
+
 @test "vary: usage" {
 	run envpin verify "$D" --vary -f "$T/p/m.json"
 	[ "$status" -eq 2 ]
