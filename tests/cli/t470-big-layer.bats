@@ -38,7 +38,10 @@ build_big() {
 	build_big
 	ENVPIN_THREADS=1 envpin verify big >one.txt
 	ENVPIN_THREADS=2 envpin verify big >two.txt
+	# 2 threads map the blob; ENVPIN_NO_MMAP reads it through the pipeline
+	ENVPIN_THREADS=2 ENVPIN_NO_MMAP=1 envpin verify big >read.txt
 	diff one.txt two.txt
+	diff one.txt read.txt
 	grep -q '^  diff_id .* ok$' two.txt
 }
 
@@ -58,11 +61,19 @@ build_big() {
 	PY
 	ENVPIN_THREADS=1 run envpin verify ./lay
 	one_status=$status one_out=$output
+	ENVPIN_THREADS=2 ENVPIN_NO_MMAP=1 run envpin verify ./lay
+	read_status=$status read_out=$output
 	ENVPIN_THREADS=2 run envpin verify ./lay
 	[ "$status" -eq 1 ]
 	[ "$one_status" -eq 1 ]
+	[ "$read_status" -eq 1 ]
 	# the blob digest line is the same; the diff_id line says why
 	[ "$(grep '^layer' <<<"$output")" = "$(grep '^layer' <<<"$one_out")" ]
+	[ "$(grep '^layer' <<<"$output")" = "$(grep '^layer' <<<"$read_out")" ]
+	# the whole report: the blob is BAD, its diff_id unchecked, on every path
+	[ "$output" = "$one_out" ]
+	[ "$output" = "$read_out" ]
+	grep -q '^  diff_id .* unchecked$' <<<"$output"
 }
 
 @test "big layer: unpack gives the same tree with 1 and 2 threads" {
