@@ -388,7 +388,8 @@ int ep_pgunzip_run_mapped(struct ep_sink *s, const void *data, size_t len, struc
 	int rc;
 
 	if (g->broken || g->finished || g->total_in != 0 || g->fallback)
-		return ep_error_set(err, EP_EINVAL, "gzip: a mapped stream must be the whole stream");
+		return ep_error_set(err, EP_EINVAL,
+				    "gzip: a mapped stream must be the whole stream");
 	if (len == 0)
 		return pgz_finish(s, err);
 	/* drain reads pend and, with final set, moves nothing in it: the
