@@ -31,6 +31,11 @@ struct pgz {
 	unsigned char *arena;
 	struct libdeflate_decompressor *ld[MAX_THREADS];
 	struct ep_sink *fallback; /* once set, everything goes there */
+	/* ep_pgunzip_run_mapped: pend is the caller's mapping of the whole
+	 * stream, and progress hears how much of it was inflated */
+	bool mapped;
+	void (*progress)(void *ctx, uint64_t in_done);
+	void *pctx;
 	bool broken, finished;
 
 	/* the round being inflated */
@@ -224,6 +229,8 @@ static int drain(struct pgz *g, bool final, struct ep_error *err)
 					return -1;
 				pos = g->segs[ok].start + g->segs[ok].len;
 			}
+			if (ok > 0 && g->mapped && g->progress)
+				g->progress(g->pctx, pos);
 			if (ok > 0)
 				continue;
 		}
@@ -398,7 +405,9 @@ int ep_pgunzip_run_mapped(struct ep_sink *s, const void *data, size_t len, struc
 	g->pend_len = len;
 	g->total_in = len;
 	g->finished = true;
+	g->mapped = true;
 	rc = drain(g, true, err);
+	g->mapped = false;
 	g->pend = own;
 	g->pend_len = 0;
 	if (rc < 0)
@@ -413,6 +422,14 @@ int ep_pgunzip_run_mapped(struct ep_sink *s, const void *data, size_t len, struc
 fail:
 	g->broken = true;
 	return -1;
+}
+
+void ep_pgunzip_set_progress(struct ep_sink *s, void (*fn)(void *ctx, uint64_t in_done), void *ctx)
+{
+	struct pgz *g = (struct pgz *)s;
+
+	g->progress = fn;
+	g->pctx = ctx;
 }
 
 void ep_pgunzip_sink_free(struct ep_sink *s)

@@ -34,4 +34,8 @@ void ep_pgunzip_sink_free(struct ep_sink *s);
  * -1 with *err set (the sink is then broken). */
 int ep_pgunzip_run_mapped(struct ep_sink *s, const void *data, size_t len, struct ep_error *err);
 
+/* During ep_pgunzip_run_mapped, fn hears after each parallel round how many
+ * compressed bytes are inflated and passed on (from the inflating thread). */
+void ep_pgunzip_set_progress(struct ep_sink *s, void (*fn)(void *ctx, uint64_t in_done), void *ctx);
+
 #endif

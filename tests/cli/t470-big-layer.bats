@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
 # Big layers (issue 13, item 3): verify and unpack run a layer of 16 MiB or
 # more as a pipeline of threads (lib/async_sink, lib/pgunzip) when CPUs are
-# idle.  ENVPIN_THREADS forces the thread count, so both paths are checked
-# against each other here: same report, same tree, same failures.  And the
+# idle.  ENVPIN_THREADS forces the thread count, and ENVPIN_NO_MMAP reads a
+# big blob instead of mapping it, so all paths are checked against each
+# other here: same report, same tree, same failures.  And the
 # binary does not link the network and archive libraries (dlopen'ed).
 
 load helpers
@@ -80,7 +81,9 @@ build_big() {
 	build_big
 	ENVPIN_THREADS=1 envpin unpack big one >/dev/null
 	ENVPIN_THREADS=2 envpin unpack big two >/dev/null
+	ENVPIN_THREADS=2 ENVPIN_NO_MMAP=1 envpin unpack big read >/dev/null
 	diff <(tree_state one) <(tree_state two)
+	diff <(tree_state one) <(tree_state read)
 	diff -r payload two/data
 }
 
