@@ -417,7 +417,7 @@ static const char *const allowed[] = {
  * cost grows with each architecture listed (bench/seccomp-cost.sh: x86_64,
  * x86 and x32, Docker's list, cost about 15 ms more than x86_64 alone).
  * envpin's images are amd64: a syscall through the i386 ABI (int 0x80) or
- * the x32 ABI is refused from inside (t455), where Docker's profile lets
+ * the x32 ABI kills the caller with SIGSYS (t455), where Docker's profile lets
  * 32-bit programs run. */
 static const char *const arches[] = {"SCMP_ARCH_X86_64"};
 static const char *const allowed_arch[] = {"arch_prctl", "modify_ldt"};

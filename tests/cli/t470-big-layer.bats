@@ -7,6 +7,7 @@
 # binary does not link the network and archive libraries (dlopen'ed).
 
 load helpers
+bats_require_minimum_version 1.5.0
 
 setup() { common_setup; }
 teardown() { common_teardown; }
