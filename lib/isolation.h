@@ -28,10 +28,11 @@ json_t *ep_capabilities(struct ep_error *err);
 
 /* The spec's linux.seccomp: an allow-list (defaultAction SCMP_ACT_ERRNO,
  * EPERM) of the syscalls Docker's default profile allows with the caps
- * above, for the architectures of this build (x86_64, x86, x32; aarch64,
- * arm).  clone only without CLONE_NEW* flags, clone3 fails with ENOSYS (so
- * libc falls back to clone), personality only with the values Docker
- * allows, socket not for AF_VSOCK.  New reference, or NULL with *err set. */
+ * above, for the native architecture of this build (x86_64 alone: an
+ * i386 or x32 syscall is killed; aarch64 and arm).  clone only without
+ * CLONE_NEW* flags, clone3 fails with ENOSYS (so libc falls back to
+ * clone), personality only with the values Docker allows, socket not for
+ * AF_VSOCK.  New reference, or NULL with *err set. */
 json_t *ep_seccomp_profile(struct ep_error *err);
 
 /* Closes every fd above 2 (close_range, else one by one) and drops

@@ -31,6 +31,11 @@ struct pgz {
 	unsigned char *arena;
 	struct libdeflate_decompressor *ld[MAX_THREADS];
 	struct ep_sink *fallback; /* once set, everything goes there */
+	/* ep_pgunzip_run_mapped: pend is the caller's mapping of the whole
+	 * stream, and progress hears how much of it was inflated */
+	bool mapped;
+	void (*progress)(void *ctx, uint64_t in_done);
+	void *pctx;
 	bool broken, finished;
 
 	/* the round being inflated */
@@ -224,6 +229,8 @@ static int drain(struct pgz *g, bool final, struct ep_error *err)
 					return -1;
 				pos = g->segs[ok].start + g->segs[ok].len;
 			}
+			if (ok > 0 && g->mapped && g->progress)
+				g->progress(g->pctx, pos);
 			if (ok > 0)
 				continue;
 		}
@@ -246,7 +253,8 @@ static int drain(struct pgz *g, bool final, struct ep_error *err)
 			break; /* maybe a member cut by the buffer's end */
 		return go_fallback(g, pos, err);
 	}
-	memmove(g->pend, g->pend + pos, g->pend_len - pos);
+	if (pos < g->pend_len)
+		memmove(g->pend, g->pend + pos, g->pend_len - pos);
 	g->pend_len -= pos;
 	return 0;
 }
@@ -378,6 +386,50 @@ fail:
 	pgz_release(&g->base);
 	free(g);
 	return NULL;
+}
+
+int ep_pgunzip_run_mapped(struct ep_sink *s, const void *data, size_t len, struct ep_error *err)
+{
+	struct pgz *g = (struct pgz *)s;
+	unsigned char *own = g->pend;
+	int rc;
+
+	if (g->broken || g->finished || g->total_in != 0 || g->fallback)
+		return ep_error_set(err, EP_EINVAL,
+				    "gzip: a mapped stream must be the whole stream");
+	if (len == 0)
+		return pgz_finish(s, err);
+	/* drain reads pend and, with final set, moves nothing in it: the
+	 * mapping stands in for the buffer, read-only, for this one call */
+	g->pend = (unsigned char *)data;
+	g->pend_len = len;
+	g->total_in = len;
+	g->finished = true;
+	g->mapped = true;
+	rc = drain(g, true, err);
+	g->mapped = false;
+	g->pend = own;
+	g->pend_len = 0;
+	if (rc < 0)
+		goto fail;
+	if (g->fallback)
+		rc = ep_sink_finish(g->fallback, err);
+	else
+		rc = ep_sink_finish(s->next, err);
+	if (rc < 0)
+		goto fail;
+	return 0;
+fail:
+	g->broken = true;
+	return -1;
+}
+
+void ep_pgunzip_set_progress(struct ep_sink *s, void (*fn)(void *ctx, uint64_t in_done), void *ctx)
+{
+	struct pgz *g = (struct pgz *)s;
+
+	g->progress = fn;
+	g->pctx = ctx;
 }
 
 void ep_pgunzip_sink_free(struct ep_sink *s)

@@ -28,4 +28,14 @@ struct ep_sink *ep_pgunzip_sink_new(uint64_t max_out, int threads, struct ep_sin
 				    struct ep_error *err);
 void ep_pgunzip_sink_free(struct ep_sink *s);
 
+/* The whole stream at once, from memory the caller keeps mapped (a blob's
+ * mmap): the same as one write of data and a finish, without copying the
+ * compressed bytes into the sink's buffer.  The sink must be fresh.  0, or
+ * -1 with *err set (the sink is then broken). */
+int ep_pgunzip_run_mapped(struct ep_sink *s, const void *data, size_t len, struct ep_error *err);
+
+/* During ep_pgunzip_run_mapped, fn hears after each parallel round how many
+ * compressed bytes are inflated and passed on (from the inflating thread). */
+void ep_pgunzip_set_progress(struct ep_sink *s, void (*fn)(void *ctx, uint64_t in_done), void *ctx);
+
 #endif

@@ -165,7 +165,7 @@ mounted() {
 	[ "$(cat out)" = out ]
 }
 
-@test "inside: the seccomp allow-list refuses what Docker's refuses; clone3 and unknown calls get ENOSYS" {
+@test "inside: the seccomp allow-list refuses what Docker's refuses; clone3 and unknown calls get ENOSYS; i386 and x32 syscalls are killed" {
 	[ -e "$RUNT/have-probe" ] || skip "no static libc to build the probe: $(cat "$RUNT/cc.err")"
 	run envpin run "$D" -- /opt/p/syscall-probe
 	[ "$status" -eq 0 ]
@@ -185,6 +185,8 @@ name_to_handle_at EPERM
 clone-newuser EPERM
 clone3 ENOSYS
 nosuch-1000 ENOSYS
+abi-i386 SIGSYS
+abi-x32 SIGSYS
 fork ok
 socket-inet ok
 personality-query ok

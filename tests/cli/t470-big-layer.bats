@@ -1,11 +1,13 @@
 #!/usr/bin/env bats
 # Big layers (issue 13, item 3): verify and unpack run a layer of 16 MiB or
 # more as a pipeline of threads (lib/async_sink, lib/pgunzip) when CPUs are
-# idle.  ENVPIN_THREADS forces the thread count, so both paths are checked
-# against each other here: same report, same tree, same failures.  And the
+# idle.  ENVPIN_THREADS forces the thread count, and ENVPIN_NO_MMAP reads a
+# big blob instead of mapping it, so all paths are checked against each
+# other here: same report, same tree, same failures.  And the
 # binary does not link the network and archive libraries (dlopen'ed).
 
 load helpers
+bats_require_minimum_version 1.5.0
 
 setup() { common_setup; }
 teardown() { common_teardown; }
@@ -38,7 +40,10 @@ build_big() {
 	build_big
 	ENVPIN_THREADS=1 envpin verify big >one.txt
 	ENVPIN_THREADS=2 envpin verify big >two.txt
+	# 2 threads map the blob; ENVPIN_NO_MMAP reads it through the pipeline
+	ENVPIN_THREADS=2 ENVPIN_NO_MMAP=1 envpin verify big >read.txt
 	diff one.txt two.txt
+	diff one.txt read.txt
 	grep -q '^  diff_id .* ok$' two.txt
 }
 
@@ -58,18 +63,28 @@ build_big() {
 	PY
 	ENVPIN_THREADS=1 run envpin verify ./lay
 	one_status=$status one_out=$output
+	ENVPIN_THREADS=2 ENVPIN_NO_MMAP=1 run envpin verify ./lay
+	read_status=$status read_out=$output
 	ENVPIN_THREADS=2 run envpin verify ./lay
 	[ "$status" -eq 1 ]
 	[ "$one_status" -eq 1 ]
+	[ "$read_status" -eq 1 ]
 	# the blob digest line is the same; the diff_id line says why
 	[ "$(grep '^layer' <<<"$output")" = "$(grep '^layer' <<<"$one_out")" ]
+	[ "$(grep '^layer' <<<"$output")" = "$(grep '^layer' <<<"$read_out")" ]
+	# the whole report: the blob is BAD, its diff_id unchecked, on every path
+	[ "$output" = "$one_out" ]
+	[ "$output" = "$read_out" ]
+	grep -q '^  diff_id .* unchecked$' <<<"$output"
 }
 
 @test "big layer: unpack gives the same tree with 1 and 2 threads" {
 	build_big
 	ENVPIN_THREADS=1 envpin unpack big one >/dev/null
 	ENVPIN_THREADS=2 envpin unpack big two >/dev/null
+	ENVPIN_THREADS=2 ENVPIN_NO_MMAP=1 envpin unpack big read >/dev/null
 	diff <(tree_state one) <(tree_state two)
+	diff <(tree_state one) <(tree_state read)
 	diff -r payload two/data
 }
 
