@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <openssl/crypto.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,6 +252,21 @@ static int take_store_option(int *argc, char **argv, char **store)
 	return 0;
 }
 
+/* verify and a first start read big layers through a mapping (lib/oci.c,
+ * lib/unpack.c): a file truncated by someone else while it is read raises
+ * SIGBUS there.  Say so and fail as an environment error, not a crash. */
+static void on_sigbus(int sig)
+{
+	static const char msg[] = "envpin: a file shrank while envpin was reading it (truncated "
+				  "by another process?); stopped, 'envpin gc' removes partial work\n";
+
+	(void)sig;
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+		/* nothing more to say */
+	}
+	_exit(EXIT_ENV);
+}
+
 int main(int argc, char **argv)
 {
 	struct cmd_ctx ctx = {0};
@@ -259,6 +275,7 @@ int main(int argc, char **argv)
 	const struct command *cmd = NULL;
 	int rc;
 
+	signal(SIGBUS, on_sigbus);
 	if (take_store_option(&argc, argv, &store) < 0)
 		return EXIT_USAGE;
 	if (argc < 2) {
