@@ -226,6 +226,12 @@ int ep_listen_free(const struct ep_listen *l)
 	fd = socket(l->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return 0;
+	/* as the servers do (sshd, jupyter): connections of a stopped server
+	 * in TIME_WAIT do not keep the port, a listener does */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){1}, sizeof(int)) < 0) {
+		close(fd);
+		return 0;
+	}
 	ok = bind(fd, (struct sockaddr *)&ss, len) == 0;
 	close(fd);
 	return ok;
