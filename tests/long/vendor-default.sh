@@ -10,10 +10,12 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 E=${ENVPIN:-$TOP/build/rel/envpin}
 W=${WORK:-$(mktemp -d /tmp/envpin-vendor-long.XXXXXX)}
 export ENVPIN_STORE=$W/store ENVPIN_PROGRESS=0
-# a copy of the manifest dir, so that its lock is ours
-rm -rf "$W/m" && mkdir -p "$W/m" && cp -a "$TOP/manifests/default.json" "$TOP/manifests/default" "$W/m/"
+# a copy of the manifest and of what its build stage mounts (../runtime/),
+# so that its lock is ours
+rm -rf "$W/m" && mkdir -p "$W/m/manifests" && cp -a "$TOP/manifests/default.json" "$W/m/manifests/"
+(cd "$TOP" && git ls-files -z runtime | xargs -0 cp --parents -t "$W/m")
 t0=$(date +%s)
-D=$("$E" build -q -f "$W/m/default.json")
+D=$("$E" build -q -f "$W/m/manifests/default.json")
 t1=$(date +%s)
 echo "built $D in $((t1 - t0)) s"
 rm -rf "$W/bundle"
