@@ -22,6 +22,8 @@ rm -rf "$W/bundle"
 "$E" vendor "$D" -o "$W/bundle"
 t2=$(date +%s)
 echo "vendor: $((t2 - t1)) s; bundle $(du -sb "$W/bundle" | cut -f1) bytes ($(du -sh "$W/bundle" | cut -f1)), $(jq '.files | length' "$W/bundle/envpin-bundle.json") files, $(jq '[.files | keys[] | select(startswith("inputs/debs/"))] | length' "$W/bundle/envpin-bundle.json") debs"
+# the build stage's own debian base travels too (docs/vendor.md, debian_stages)
+jq -e '.debian_stages.build.packages | length > 0' "$W/bundle/envpin-bundle.json" >/dev/null
 "$E" vendor --check "$W/bundle" | tee "$W/check0.out"
 t3=$(date +%s)
 env ENVPIN_STORE="$W/reviewer" unshare -n "$E" verify "$D" --rebuild --from "$W/bundle" | tail -3 | tee "$W/verdict"
