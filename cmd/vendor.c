@@ -24,9 +24,10 @@ static const char usage[] =
     "  -o, --output B   the bundle: a new directory, or a tar when B ends in .tar\n"
     "      --check B    re-hash every file of bundle B and name any that is damaged or missing\n"
     "      --json       print the summary or the check as JSON\n\n"
-    "A debian base runs mmdebstrap once more to collect the .debs (network), and is refused\n"
-    "when the mirror no longer serves the versions the lock lists. A stage's debian base\n"
-    "cannot be vendored yet (exit 2). Exit status: 0 done (--check: intact),\n"
+    "Every debian base (the image's and each stage's) runs mmdebstrap once more to collect\n"
+    "its .debs (network), and is refused when the mirror no longer serves the versions the\n"
+    "lock lists; offline, one local repository of all the .debs serves every debian base.\n"
+    "Exit status: 0 done (--check: intact),\n"
     "1 --check found a bad file, 2 usage or invalid input, 3 environment.\n";
 
 static int do_check(struct cmd_ctx *ctx, const char *bundle, int json)
@@ -55,12 +56,18 @@ static int do_check(struct cmd_ctx *ctx, const char *bundle, int json)
 	if (json_object_get(rep, "debian_chain")) {
 		json_t *c = json_object_get(rep, "debian_chain");
 
-		printf("debian: InRelease %s; it lists the Packages file: %s; %lld of %lld .debs listed "
-		       "there by sha256\n",
+		long long ni = json_integer_value(json_object_get(c, "inreleases"));
+
+		printf("debian: InRelease %s; it lists the Packages file: %s; "
+		       "%lld of %lld .debs listed there by sha256",
 		       json_string_value(json_object_get(c, "signature")),
 		       json_is_true(json_object_get(c, "packages_in_inrelease")) ? "yes" : "NO",
 		       (long long)json_integer_value(json_object_get(c, "debs_in_packages")),
 		       (long long)json_integer_value(json_object_get(c, "debs")));
+		if (ni > 1)
+			printf(" (%lld InRelease, %lld Packages files)", ni,
+			       (long long)json_integer_value(json_object_get(c, "packages_files")));
+		putchar('\n');
 	}
 	printf("bundle %s: %lld files, %lld blobs, %.1f MB re-hashed: %s\n", bundle,
 	       (long long)json_integer_value(json_object_get(rep, "files")),

@@ -392,6 +392,20 @@ static int do_base_rootfs(struct bctx *b, int resolve_only, struct ep_error *err
 	return rel ? add_history(b, rel, 0, err) : -1;
 }
 
+/* From a bundle: the sources.list of this base (the image's, or a stage's by
+ * its label); NULL with err set when the bundle has none for it. */
+static const char *offline_sources(const struct bctx *b, struct ep_error *err)
+{
+	const struct ep_offline *off = b->o->offline;
+	const char *p = b->label ? json_string_value(json_object_get(off->stage_sources, b->label))
+				 : off->sources_list;
+
+	if (!p)
+		ep_error_set(err, EP_EINVAL, "the bundle has no debian record for %sbase",
+			     b->label ? b->label : "");
+	return p;
+}
+
 /* The debian base: mmdebstrap from the mirror, normalized like any archive.
  * The cache is keyed by the manifest's inputs; the package set the mirror
  * served is part of the lock input, so --locked notices a moved mirror. */
@@ -426,7 +440,7 @@ static int do_base_debian(struct bctx *b, int resolve_only, struct ep_error *err
 		if ((b->o->offline && b->o->offline->debian_repo
 			 ? ep_debian_rootfs_offline(base, b->m->source_date_epoch, work, tar,
 						    b->o->offline->debian_repo,
-						    b->o->offline->sources_list, &pkgs, err)
+						    offline_sources(b, err), &pkgs, err)
 			 : ep_debian_rootfs(base, b->m->source_date_epoch, work, tar, &pkgs,
 					    b->o->progress, b->o->pctx, err)) < 0)
 			return ep_error_wrap(err, "%s: base debian", b->m->path);

@@ -27,6 +27,7 @@ struct ep_offline {
 	json_t *files;             /* {"sha256:HEX": path}: fetch items by their sha256 */
 	const char *debian_repo;   /* a flat apt repository of the bundle's .debs (dir) */
 	const char *sources_list;  /* file: what the image's /etc/apt/sources.list says */
+	json_t *stage_sources;     /* {"stages.NAME.": file}: the same for a stage's debian base */
 	const char *base_layout;   /* an OCI layout with the image base's blobs, and */
 	const char *base_digest;   /* the base's manifest digest there (no registry) */
 	json_t *stage_bases;       /* {"stages.NAME.": digest}: registry bases of stages there */

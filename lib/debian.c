@@ -172,6 +172,10 @@ int ep_debian_rootfs_offline(const struct ep_base *base, int64_t sde, const char
 {
 	struct debian_run dr = {NULL, repo, sources_list};
 
+	if (!repo || !sources_list) /* the caller's error, when it set one */
+		return err && err->code
+			   ? -1
+			   : ep_error_set(err, EP_EINVAL, "no local repository or sources.list");
 	return debian_rootfs_once(base, sde, work_dir, out_tar, &dr, packages, err);
 }
 
@@ -193,6 +197,7 @@ static int debian_rootfs_once(const struct ep_base *base, int64_t sde, const cha
 			      struct ep_error *err)
 {
 	cleanup_free char *collect = NULL, *lists = NULL, *repo_line = NULL, *put_sources = NULL;
+	cleanup_free char *get_sources = NULL;
 	cleanup_free char *ft_in = NULL, *ft_out = NULL;
 	cleanup_free char *log = ep_path_join(work_dir, "mmdebstrap.log", err);
 	cleanup_free char *list = ep_path_join(work_dir, "packages.txt", err);
@@ -241,8 +246,14 @@ static int debian_rootfs_once(const struct ep_base *base, int64_t sde, const cha
 				      dr->collect_dir);
 		lists = ep_asprintf(err, "--customize-hook=sync-out /var/lib/apt/lists '%s/lists'",
 				    dr->collect_dir);
-		if (!collect || !lists)
+		/* what the online build's /etc/apt/sources.list says (a stage's
+		 * base has no layer in the lock to read it from) */
+		get_sources = ep_asprintf(
+		    err, "--customize-hook=download /etc/apt/sources.list '%s/sources.list'",
+		    dr->collect_dir);
+		if (!collect || !lists || !get_sources)
 			return -1;
+		argv[n++] = get_sources;
 		argv[n++] = "--skip=download/empty";
 		argv[n++] = "--skip=essential/unlink";
 		argv[n++] = collect;

@@ -40,7 +40,8 @@ int ep_debian_rootfs_offline(const struct ep_base *base, int64_t source_date_epo
 
 /* Runs mmdebstrap as ep_debian_rootfs does, keeping no rootfs but copying
  * every .deb it installed into out_dir/debs and apt's indexes (InRelease,
- * Packages) into out_dir/lists (both must exist); *packages as there. */
+ * Packages) into out_dir/lists (both must exist), and the rootfs's
+ * /etc/apt/sources.list to out_dir/sources.list; *packages as there. */
 int ep_debian_collect_debs(const struct ep_base *base, int64_t source_date_epoch,
 			   const char *work_dir, const char *out_dir, json_t **packages,
 			   struct ep_error *err);

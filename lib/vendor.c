@@ -248,32 +248,6 @@ fail:
 	return NULL;
 }
 
-static int check_steps(const struct ep_manifest *m, const char *where, const struct ep_base *base,
-		       int top, struct ep_error *err)
-{
-	if (base->kind == EP_BASE_DEBIAN && !top)
-		return ep_error_set(err, EP_EINVAL,
-				    "%s: %sbase.debian: only the image's own debian base can be "
-				    "vendored yet",
-				    m->path, where);
-	return 0;
-}
-
-/* Which steps a bundle carries; the others are refused by name. */
-static int check_vendorable(const struct ep_manifest *m, struct ep_error *err)
-{
-	if (check_steps(m, "", &m->base, 1, err) < 0)
-		return -1;
-	for (size_t i = 0; i < m->n_stages; i++) {
-		char where[300];
-
-		snprintf(where, sizeof(where), "stages.%s.", m->stages[i].name);
-		if (check_steps(m, where, &m->stages[i].base, 0, err) < 0)
-			return -1;
-	}
-	return 0;
-}
-
 static int add_context(struct vctx *v, const struct ep_manifest *m, const char *lock_path,
 		       json_t *index, struct ep_error *err)
 {
@@ -601,40 +575,43 @@ static char *layer_member(const char *blob, const char *name, size_t max, size_t
 	return out;
 }
 
-/* The debian base: mmdebstrap once more, keeping its .debs; the package set
- * must be the lock's, or the bundle would carry other software. */
-static int add_debian(struct vctx *v, const struct ep_manifest *m, json_t *lock, json_t *index,
-		      const char *work, const char *image_layer0, struct ep_error *err)
+/* A debian base: mmdebstrap once more (in work/sub), keeping its .debs and
+ * the archive's indexes; the package set must be the lock's (want), or the
+ * bundle would carry other software.  Every base's .debs go to the one
+ * inputs/debs/ (a .deb two bases install is one entry); an index two bases
+ * share must be the same file.  sources_out (may be NULL) gets what this run's
+ * /etc/apt/sources.list said. */
+static int collect_base(struct vctx *v, const struct ep_base *base, int64_t sde, json_t *want,
+			const char *what, const char *work, const char *sub, char **sources_out,
+			size_t *sources_len, struct ep_error *err)
 {
-	cleanup_free char *out = ep_path_join(work, "collect", err);
-	cleanup_free char *debs = ep_path_join(work, "collect/debs", err);
-	cleanup_free char *lists = ep_path_join(work, "collect/lists", err);
-	cleanup_free char *sl = NULL, *why = NULL;
+	cleanup_free char *out = ep_path_join(work, sub, err);
+	cleanup_free char *debs = out ? ep_path_join(out, "debs", err) : NULL;
+	cleanup_free char *lists = out ? ep_path_join(out, "lists", err) : NULL;
+	cleanup_free char *why = NULL, *msg = NULL;
 	cleanup_json json_t *pkgs = NULL;
-	json_t *want =
-	    json_object_get(json_object_get(json_object_get(lock, "inputs"), "base"), "packages");
 	DIR *d;
 	struct dirent *de;
-	size_t len = 0;
 	int rc = 0;
 
 	if (!out || !debs || !lists || ep_mkdir_p(debs, err) < 0 || ep_mkdir_p(lists, err) < 0)
 		return -1;
 	if (!json_is_array(want))
-		return ep_error_set(
-		    err, EP_EINVAL,
-		    "the lock has no package list for the debian base: build first");
+		return ep_error_set(err, EP_EINVAL,
+				    "the lock has no package list for %s: build first", what);
+	msg = ep_asprintf(err, "mmdebstrap (collecting the .debs of %s)", what);
+	if (!msg)
+		return -1;
 	if (v->o->progress)
-		v->o->progress(v->o->pctx, "mmdebstrap (collecting .debs)", 0, 0);
-	if (ep_debian_collect_debs(&m->base, m->source_date_epoch, work, out, &pkgs, err) < 0)
-		return ep_error_wrap(err, "base debian");
+		v->o->progress(v->o->pctx, msg, 0, 0);
+	if (ep_debian_collect_debs(base, sde, out, out, &pkgs, err) < 0)
+		return ep_error_wrap(err, "%s", what);
 	why = ep_debian_diff(want, pkgs);
 	if (why)
-		return ep_error_set(
-		    err, EP_EMISMATCH,
-		    "base debian: the mirror no longer serves what the lock lists (%s); "
-		    "a bundle needs the lock's packages",
-		    why);
+		return ep_error_set(err, EP_EMISMATCH,
+				    "%s: the mirror no longer serves what the lock lists (%s); "
+				    "a bundle needs the lock's packages",
+				    what, why);
 	d = opendir(debs);
 	if (!d)
 		return ep_error_errno(err, EP_EENV, errno, "open '%s'", debs);
@@ -646,7 +623,9 @@ static int add_debian(struct vctx *v, const struct ep_manifest *m, json_t *lock,
 			continue;
 		p = ep_path_join(debs, de->d_name, err);
 		l = ep_asprintf(err, "inputs/debs/%s", de->d_name);
-		if (!p || !l || add_file(v, l, p, 0644, err) < 0)
+		if (!p || !l)
+			rc = -1;
+		else if (!json_object_get(v->files, l) && add_file(v, l, p, 0644, err) < 0)
 			rc = -1;
 	}
 	closedir(d);
@@ -660,6 +639,7 @@ static int add_debian(struct vctx *v, const struct ep_manifest *m, json_t *lock,
 	while (rc == 0 && (de = readdir(d))) {
 		size_t n = strlen(de->d_name);
 		cleanup_free char *p = NULL, *l = NULL;
+		json_t *had;
 
 		if (!(n > 9 && !strcmp(de->d_name + n - 9, "_Packages")) &&
 		    !(n > 10 && !strcmp(de->d_name + n - 10, "_InRelease")) &&
@@ -667,18 +647,86 @@ static int add_debian(struct vctx *v, const struct ep_manifest *m, json_t *lock,
 			continue;
 		p = ep_path_join(lists, de->d_name, err);
 		l = ep_asprintf(err, "inputs/debian/%s", de->d_name);
-		if (!p || !l || add_file(v, l, p, 0644, err) < 0)
+		if (!p || !l) {
 			rc = -1;
+			continue;
+		}
+		had = json_incref(json_object_get(v->files, l));
+		if (add_file(v, l, p, 0644, err) < 0)
+			rc = -1;
+		else if (had &&
+			 !json_equal(json_object_get(had, "sha256"),
+				     json_object_get(json_object_get(v->files, l), "sha256")))
+			rc = ep_error_set(err, EP_EMISMATCH,
+					  "%s: the mirror's %s changed while vendoring; run again",
+					  what, de->d_name);
+		json_decref(had);
 	}
 	closedir(d);
 	if (rc < 0)
 		return -1;
-	sl = layer_member(image_layer0, "etc/apt/sources.list", SOURCES_LIST_MAX, &len, err);
-	if (!sl)
-		return ep_error_wrap(err, "base debian");
-	if (json_object_set_new(index, "debian",
-				json_pack("{s:s%, s:s, s:O}", "sources_list", sl, len, "suite",
-					  m->base.suite, "packages", want)) < 0)
+	if (sources_out) {
+		cleanup_free char *sp = ep_path_join(out, "sources.list", err);
+
+		if (!sp || !(*sources_out = ep_read_file(sp, SOURCES_LIST_MAX, sources_len, err)))
+			return ep_error_wrap(err, "%s: its /etc/apt/sources.list", what);
+	}
+	return 0;
+}
+
+/* The image's debian base (index.debian; its sources.list from the image's
+ * layer 0) and every stage's (index.debian_stages.NAME, from the lock's
+ * stages.NAME.inputs.base). */
+static int add_debian(struct vctx *v, const struct ep_manifest *m, json_t *lock, json_t *index,
+		      const char *work, const char *image_layer0, struct ep_error *err)
+{
+	cleanup_json json_t *stages = NULL;
+
+	if (m->base.kind == EP_BASE_DEBIAN) {
+		json_t *want = json_object_get(
+		    json_object_get(json_object_get(lock, "inputs"), "base"), "packages");
+		cleanup_free char *sl = NULL;
+		size_t len = 0;
+
+		if (collect_base(v, &m->base, m->source_date_epoch, want, "base debian", work,
+				 "collect", NULL, NULL, err) < 0)
+			return -1;
+		sl =
+		    layer_member(image_layer0, "etc/apt/sources.list", SOURCES_LIST_MAX, &len, err);
+		if (!sl)
+			return ep_error_wrap(err, "base debian");
+		if (json_object_set_new(index, "debian",
+					json_pack("{s:s%, s:s, s:O}", "sources_list", sl, len,
+						  "suite", m->base.suite, "packages", want)) < 0)
+			return ep_error_oom(err);
+	}
+	for (size_t i = 0; i < m->n_stages; i++) {
+		const struct ep_stage *sg = &m->stages[i];
+		json_t *want = json_object_get(
+		    json_object_get(
+			json_object_get(json_object_get(json_object_get(lock, "stages"), sg->name),
+					"inputs"),
+			"base"),
+		    "packages");
+		cleanup_free char *what = NULL, *sub = NULL, *sl = NULL;
+		size_t len = 0;
+
+		if (sg->base.kind != EP_BASE_DEBIAN)
+			continue;
+		what = ep_asprintf(err, "stages.%s.base.debian", sg->name);
+		sub = ep_asprintf(err, "collect-stage-%zu", i);
+		if (!what || !sub ||
+		    collect_base(v, &sg->base, m->source_date_epoch, want, what, work, sub, &sl,
+				 &len, err) < 0)
+			return -1;
+		if (!stages && !(stages = json_object()))
+			return ep_error_oom(err);
+		if (json_object_set_new(stages, sg->name,
+					json_pack("{s:s%, s:s, s:O}", "sources_list", sl, len,
+						  "suite", sg->base.suite, "packages", want)) < 0)
+			return ep_error_oom(err);
+	}
+	if (stages && json_object_set(index, "debian_stages", stages) < 0)
 		return ep_error_oom(err);
 	return 0;
 }
@@ -774,7 +822,7 @@ int ep_vendor_create(struct ep_store *s, const struct ep_vendor_opts *o, json_t 
 	if (!m)
 		return -1;
 	lock_path = o->lock_path ? ep_strdup(o->lock_path, err) : ep_manifest_lock_path(mpath, err);
-	if (!lock_path || check_vendorable(m, err) < 0)
+	if (!lock_path)
 		goto out;
 	lock = ep_json_load_file(lock_path, LOCK_MAX, err);
 	if (!lock)
@@ -829,9 +877,11 @@ int ep_vendor_create(struct ep_store *s, const struct ep_vendor_opts *o, json_t 
 		const char *d0 = json_string_value(json_object_get(l0, "digest"));
 
 		layer0 = d0 ? ep_store_blob_path(s, d0, err) : NULL;
-		if (!layer0 || add_debian(&v, m, lock, index, work, layer0, err) < 0)
+		if (!layer0)
 			goto out;
 	}
+	if (add_debian(&v, m, lock, index, work, layer0, err) < 0)
+		goto out;
 	/* envpin's own source; a binary built outside a checkout has none to
 	 * give, which the index says */
 	srctar = ep_path_join(work, "envpin-src.tar", err);
@@ -1082,69 +1132,124 @@ static int check_layout(const char *layout, json_t *index, json_t **report, stru
 	return *report ? 0 : ep_error_oom(err);
 }
 
+/* The blob text of logical file k (files[k].sha256) in layout; NULL if
+ * unreadable.  Caller frees. */
+static char *blob_text(const char *layout, json_t *f, size_t max, char **path)
+{
+	const char *sha = json_string_value(json_object_get(f, "sha256"));
+	char *p = sha ? ep_asprintf(NULL, "%s/blobs/sha256/%s", layout, ep_digest_hex(sha)) : NULL;
+	char *t;
+	size_t len;
+
+	if (!p)
+		return NULL;
+	t = ep_read_file(p, max, &len, NULL);
+	if (path)
+		*path = p;
+	else
+		free(p);
+	return t;
+}
+
 /* The chain that made the .debs trustworthy online, checked again offline:
- * Debian's key signed InRelease (gpgv with the host's archive keyring),
- * InRelease names Packages by SHA256, Packages names every .deb by SHA256.
+ * Debian's key signed every InRelease (gpgv with the host's archive
+ * keyring), an InRelease names each Packages by SHA256, a Packages names
+ * every .deb by SHA256.  A bundle with several debian bases (the image's, a
+ * stage's) may carry several of each; a .deb two bases share is one file.
  * Returns a record for the report; a broken link is also a "bad" entry. */
 static json_t *debian_chain(const char *layout, json_t *files, json_t *bad)
 {
-	const char *k, *inrel = NULL, *pkgs = NULL, *pkgs_name = NULL;
+	const char *k;
 	json_t *f;
-	cleanup_free char *ip = NULL, *itext = NULL, *log = NULL, *pp = NULL, *ptext = NULL;
-	size_t ilen, plen, ndebs = 0, found = 0;
-	const char *argv[] = {"gpgv", "--keyring", "/usr/share/keyrings/debian-archive-keyring.gpg",
-			      NULL, NULL};
-	const char *sig = "unchecked (gpgv or the Debian archive keyring is missing)";
-	char line[256];
-	int st = -1;
+	cleanup_free char *log = ep_asprintf(NULL, "/tmp/envpin-gpgv.%ld.log", (long)getpid());
+	cleanup_json json_t *inrels = json_array(), *ptexts = json_array();
+	size_t ndebs = 0, found = 0, npkgs = 0;
+	int unchecked = access("/usr/share/keyrings/debian-archive-keyring.gpg", R_OK) != 0;
+	int badsig = 0, all_listed = 1;
+	const char *sig;
 
+	if (!log || !inrels || !ptexts)
+		return NULL;
 	json_object_foreach (files, k, f) {
 		size_t n = strlen(k);
+		cleanup_free char *ip = NULL;
+		char *t;
+		int st = -1;
+		const char *argv[] = {"gpgv", "--keyring",
+				      "/usr/share/keyrings/debian-archive-keyring.gpg", NULL, NULL};
 
-		if (!strncmp(k, "inputs/debian/", 14) && n > 10 && !strcmp(k + n - 10, "_InRelease"))
-			inrel = json_string_value(json_object_get(f, "sha256"));
-		if (!strncmp(k, "inputs/debian/", 14) && n > 9 && !strcmp(k + n - 9, "_Packages")) {
-			pkgs = json_string_value(json_object_get(f, "sha256"));
-			pkgs_name = k;
+		if (strncmp(k, "inputs/debian/", 14) || n <= 10 || strcmp(k + n - 10, "_InRelease"))
+			continue;
+		t = blob_text(layout, f, 16u << 20, &ip);
+		json_array_append_new(inrels, json_string(t ? t : ""));
+		free(t);
+		argv[3] = ip;
+		if (unchecked || !ip || ep_spawn_logged(argv, NULL, log, &st, NULL) < 0) {
+			unchecked = 1;
+		} else if (st == 127) { /* gpgv is missing */
+			unchecked = 1;
+		} else if (st != 0) {
+			badsig = 1;
+			add_bad(bad, k, NULL, "its signature does not verify (gpgv)");
 		}
+		unlink(log);
+	}
+	json_object_foreach (files, k, f) {
+		size_t n = strlen(k), i;
+		const char *sha = json_string_value(json_object_get(f, "sha256"));
+		char line[96];
+		json_t *it;
+		int listed = 0;
+		char *t;
+
 		if (!strncmp(k, "inputs/debs/", 12))
 			ndebs++;
+		if (strncmp(k, "inputs/debian/", 14) || n <= 9 || strcmp(k + n - 9, "_Packages") ||
+		    !sha)
+			continue;
+		npkgs++;
+		/* some InRelease must list this Packages file's sha256 */
+		snprintf(line, sizeof(line), " %s ", ep_digest_hex(sha));
+		json_array_foreach (inrels, i, it)
+			if (strstr(json_string_value(it), line))
+				listed = 1;
+		if (!listed) {
+			all_listed = 0;
+			add_bad(bad, k, NULL,
+				"InRelease does not list this Packages file's sha256");
+		}
+		t = blob_text(layout, f, 1u << 30, NULL);
+		json_array_append_new(ptexts, json_string(t ? t : ""));
+		free(t);
 	}
-	if (!inrel || !pkgs)
+	if (!json_array_size(inrels) || !npkgs)
 		return NULL;
-	ip = ep_asprintf(NULL, "%s/blobs/sha256/%s", layout, ep_digest_hex(inrel));
-	pp = ep_asprintf(NULL, "%s/blobs/sha256/%s", layout, ep_digest_hex(pkgs));
-	log = ep_asprintf(NULL, "/tmp/envpin-gpgv.%ld.log", (long)getpid());
-	if (!ip || !pp || !log)
-		return NULL;
-	argv[3] = ip;
-	if (access(argv[2], R_OK) == 0 && ep_spawn_logged(argv, NULL, log, &st, NULL) == 0)
-		sig = st == 0 ? "good signature by a Debian archive key" : "BAD or unknown signature";
-	unlink(log);
-	if (st > 0)
-		add_bad(bad, "inputs/debian/InRelease", NULL, "its signature does not verify (gpgv)");
-	/* InRelease must list this Packages file's sha256 */
-	itext = ep_read_file(ip, 16u << 20, &ilen, NULL);
-	snprintf(line, sizeof(line), " %s ", ep_digest_hex(pkgs));
-	if (!itext || !strstr(itext, line))
-		add_bad(bad, pkgs_name, NULL, "InRelease does not list this Packages file's sha256");
-	/* every .deb's sha256 is a SHA256 field of that Packages */
-	ptext = ep_read_file(pp, 1u << 30, &plen, NULL);
+	/* every .deb's sha256 is a SHA256 field of one of those Packages */
 	json_object_foreach (files, k, f) {
 		const char *sha = json_string_value(json_object_get(f, "sha256"));
 		char field[96];
+		size_t i;
+		json_t *it;
+		int in = 0;
 
 		if (strncmp(k, "inputs/debs/", 12) || !sha)
 			continue;
 		snprintf(field, sizeof(field), "\nSHA256: %s\n", ep_digest_hex(sha));
-		if (ptext && strstr(ptext, field))
+		json_array_foreach (ptexts, i, it)
+			if (strstr(json_string_value(it), field))
+				in = 1;
+		if (in)
 			found++;
 		else
 			add_bad(bad, k, NULL, "the archive's Packages does not list its sha256");
 	}
-	return json_pack("{s:s, s:b, s:I, s:I}", "signature", sig, "packages_in_inrelease",
-			 itext && strstr(itext, line), "debs", (json_int_t)ndebs, "debs_in_packages",
-			 (json_int_t)found);
+	sig = badsig	  ? "BAD or unknown signature"
+	      : unchecked ? "unchecked (gpgv or the Debian archive keyring is missing)"
+			  : "good signature by a Debian archive key";
+	return json_pack("{s:s, s:b, s:I, s:I, s:I, s:I}", "signature", sig,
+			 "packages_in_inrelease", all_listed, "debs", (json_int_t)ndebs,
+			 "debs_in_packages", (json_int_t)found, "inreleases",
+			 (json_int_t)json_array_size(inrels), "packages_files", (json_int_t)npkgs);
 }
 
 int ep_vendor_check(struct ep_store *s, const char *bundle, json_t **report, struct ep_error *err)
@@ -1282,30 +1387,55 @@ static const char *field(const char *stanza, size_t len, const char *name, size_
 	return NULL;
 }
 
-/* The bundle's .debs as a local apt repository: the archive's Packages
- * stanzas of exactly those .debs (found by their SHA256 field), each .deb at
- * its Filename, and a Release naming the Packages index. */
+/* One debian record of the bundle (index.debian or index.debian_stages.NAME):
+ * its sources.list written to path; its suite checked. */
+static int debian_record(json_t *rec, const char *path, const char **suite, struct ep_error *err)
+{
+	const char *text = json_string_value(json_object_get(rec, "sources_list"));
+
+	*suite = json_string_value(json_object_get(rec, "suite"));
+	if (!text || !*suite || !safe_rel(*suite) || strchr(*suite, '/'))
+		return ep_error_set(err, EP_EINVAL, "the bundle's debian record is incomplete");
+	return ep_write_file_atomic(path, text, strlen(text), 0644, err);
+}
+
+/* The bundle's .debs as one local apt repository for every debian base (the
+ * image's and the stages'): the archive's Packages stanzas of exactly those
+ * .debs (found by their SHA256 field, each once), each .deb at its Filename,
+ * and for every base's suite a Release naming that Packages index. */
 static int make_repo(struct ep_bundle *b, struct ep_error *err)
 {
 	json_t *deb = json_object_get(b->index, "debian");
-	const char *text = json_string_value(json_object_get(deb, "sources_list"));
-	const char *suite = json_string_value(json_object_get(deb, "suite"));
 	cleanup_free char *repo = ep_path_join(b->work, "repo", err);
 	cleanup_free char *sl = ep_path_join(b->work, "sources.list", err);
-	cleanup_free char *pdir = NULL, *out = NULL, *rel = NULL, *rpath = NULL, *ppath = NULL;
-	cleanup_json json_t *shas = NULL;
-	size_t olen = 0, ocap = 1 << 20, kept = 0;
-	json_t *f;
-	const char *k;
+	cleanup_free char *out = NULL;
+	cleanup_json json_t *shas = NULL, *seen = json_object(), *suites = json_object();
+	size_t olen = 0, ocap = 1 << 20, kept = 0, si = 0;
+	json_t *f, *rec;
+	const char *k, *suite;
 	ep_digest pd;
 
-	if (!repo || !sl || !(shas = debs_by_sha(b, err)))
+	if (!repo || !sl || !seen || !suites || !(shas = debs_by_sha(b, err)))
+		return seen && suites ? -1 : ep_error_oom(err);
+	if (deb && (debian_record(deb, sl, &suite, err) < 0 ||
+		    json_object_set_new(suites, suite, json_true()) < 0))
 		return -1;
-	if (!text || !suite || !safe_rel(suite))
-		return ep_error_set(err, EP_EINVAL, "the bundle's debian record is incomplete");
-	pdir = ep_asprintf(err, "%s/dists/%s/main/binary-amd64", repo, suite);
+	if (json_object_get(b->index, "debian_stages")) {
+		b->offline.stage_sources = json_object();
+		if (!b->offline.stage_sources)
+			return ep_error_oom(err);
+	}
+	json_object_foreach (json_object_get(b->index, "debian_stages"), k, rec) {
+		cleanup_free char *p = ep_asprintf(err, "%s/sources-stage-%zu.list", b->work, si++);
+		cleanup_free char *label = ep_asprintf(err, "stages.%s.", k);
+
+		if (!p || !label || debian_record(rec, p, &suite, err) < 0 ||
+		    json_object_set_new(suites, suite, json_true()) < 0 ||
+		    json_object_set_new(b->offline.stage_sources, label, json_string(p)) < 0)
+			return err && err->code ? -1 : ep_error_oom(err);
+	}
 	out = ep_malloc(ocap, err);
-	if (!pdir || !out || ep_mkdir_p(pdir, err) < 0)
+	if (!out)
 		return -1;
 	json_object_foreach (json_object_get(b->index, "files"), k, f) {
 		size_t n = strlen(k), len;
@@ -1333,8 +1463,10 @@ static int make_repo(struct ep_bundle *b, struct ep_error *err)
 			if (!h || hl != 64 || !fn)
 				continue;
 			snprintf(key, sizeof(key), "sha256:%.64s", h);
-			if (!json_object_get(shas, key))
+			if (!json_object_get(shas, key) || json_object_get(seen, key))
 				continue;
+			if (json_object_set_new(seen, key, json_true()) < 0)
+				return ep_error_oom(err);
 			{
 				cleanup_free char *name = strndup(fn, fl);
 				cleanup_free char *dst = NULL;
@@ -1373,22 +1505,28 @@ static int make_repo(struct ep_bundle *b, struct ep_error *err)
 	}
 	if (kept == 0)
 		return ep_error_set(err, EP_EINVAL, "the bundle's Packages name none of its .debs");
-	ppath = ep_path_join(pdir, "Packages", err);
-	if (!ppath || ep_write_file_atomic(ppath, out, olen, 0644, err) < 0 ||
-	    ep_sha256_buf(out, olen, pd, err) < 0)
+	if (ep_sha256_buf(out, olen, pd, err) < 0)
 		return -1;
-	rel = ep_asprintf(err,
-			  "Origin: envpin-bundle\nLabel: envpin-bundle\nSuite: %s\nCodename: %s\n"
-			  "Date: Thu, 01 Jan 1970 00:00:00 UTC\nArchitectures: amd64\n"
-			  "Components: main\nSHA256:\n %s %zu main/binary-amd64/Packages\n",
-			  suite, suite, ep_digest_hex(pd), olen);
-	rpath = ep_asprintf(err, "%s/dists/%s/Release", repo, suite);
-	if (!rel || !rpath || ep_write_file_atomic(rpath, rel, strlen(rel), 0644, err) < 0)
-		return -1;
-	if (ep_write_file_atomic(sl, text, strlen(text), 0644, err) < 0)
-		return -1;
+	json_object_foreach (suites, suite, f) {
+		cleanup_free char *pdir =
+		    ep_asprintf(err, "%s/dists/%s/main/binary-amd64", repo, suite);
+		cleanup_free char *ppath = pdir ? ep_path_join(pdir, "Packages", err) : NULL;
+		cleanup_free char *rpath = ep_asprintf(err, "%s/dists/%s/Release", repo, suite);
+		cleanup_free char *rel = ep_asprintf(
+		    err,
+		    "Origin: envpin-bundle\nLabel: envpin-bundle\nSuite: %s\nCodename: %s\n"
+		    "Date: Thu, 01 Jan 1970 00:00:00 UTC\nArchitectures: amd64\n"
+		    "Components: main\nSHA256:\n %s %zu main/binary-amd64/Packages\n",
+		    suite, suite, ep_digest_hex(pd), olen);
+
+		if (!pdir || !ppath || !rpath || !rel || ep_mkdir_p(pdir, err) < 0 ||
+		    ep_write_file_atomic(ppath, out, olen, 0644, err) < 0 ||
+		    ep_write_file_atomic(rpath, rel, strlen(rel), 0644, err) < 0)
+			return -1;
+	}
 	b->offline.debian_repo = steal_pointer(&repo);
-	b->offline.sources_list = steal_pointer(&sl);
+	if (deb)
+		b->offline.sources_list = steal_pointer(&sl);
 	return 0;
 }
 
@@ -1465,7 +1603,8 @@ int ep_bundle_open(struct ep_store *s, const char *bundle, struct ep_bundle *b,
 	b->lock_path = ep_path_join(ctx, json_string_value(json_object_get(b->index, "lock")), err);
 	if (!b->manifest_path || !b->lock_path)
 		goto fail;
-	if (json_object_get(b->index, "debian") && make_repo(b, err) < 0)
+	if ((json_object_get(b->index, "debian") || json_object_get(b->index, "debian_stages")) &&
+	    make_repo(b, err) < 0)
 		goto fail;
 	if (json_object_get(b->index, "base_image")) {
 		/* the base's blobs are blobs of the bundle's layout */
@@ -1516,6 +1655,7 @@ void ep_bundle_release(struct ep_bundle *b)
 	json_decref(b->index);
 	json_decref(b->offline.files);
 	json_decref(b->offline.stage_bases);
+	json_decref(b->offline.stage_sources);
 	free((char *)b->offline.debian_repo);
 	free((char *)b->offline.sources_list);
 	memset(b, 0, sizeof(*b));

@@ -10,16 +10,20 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 E=${ENVPIN:-$TOP/build/rel/envpin}
 W=${WORK:-$(mktemp -d /tmp/envpin-vendor-long.XXXXXX)}
 export ENVPIN_STORE=$W/store ENVPIN_PROGRESS=0
-# a copy of the manifest dir, so that its lock is ours
-rm -rf "$W/m" && mkdir -p "$W/m" && cp -a "$TOP/manifests/default.json" "$TOP/manifests/default" "$W/m/"
+# a copy of the manifest and of what its build stage mounts (../runtime/),
+# so that its lock is ours
+rm -rf "$W/m" && mkdir -p "$W/m/manifests" && cp -a "$TOP/manifests/default.json" "$W/m/manifests/"
+(cd "$TOP" && git ls-files -z runtime | xargs -0 cp --parents -t "$W/m")
 t0=$(date +%s)
-D=$("$E" build -q -f "$W/m/default.json")
+D=$("$E" build -q -f "$W/m/manifests/default.json")
 t1=$(date +%s)
 echo "built $D in $((t1 - t0)) s"
 rm -rf "$W/bundle"
 "$E" vendor "$D" -o "$W/bundle"
 t2=$(date +%s)
 echo "vendor: $((t2 - t1)) s; bundle $(du -sb "$W/bundle" | cut -f1) bytes ($(du -sh "$W/bundle" | cut -f1)), $(jq '.files | length' "$W/bundle/envpin-bundle.json") files, $(jq '[.files | keys[] | select(startswith("inputs/debs/"))] | length' "$W/bundle/envpin-bundle.json") debs"
+# the build stage's own debian base travels too (docs/vendor.md, debian_stages)
+jq -e '.debian_stages.build.packages | length > 0' "$W/bundle/envpin-bundle.json" >/dev/null
 "$E" vendor --check "$W/bundle" | tee "$W/check0.out"
 t3=$(date +%s)
 env ENVPIN_STORE="$W/reviewer" unshare -n "$E" verify "$D" --rebuild --from "$W/bundle" | tail -3 | tee "$W/verdict"
