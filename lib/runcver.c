@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "apt.h"
 #include "isolation.h"
 #include "util.h"
 
@@ -70,84 +71,10 @@ int ep_runc_version_parse(const char *text, struct ep_runc_version *v, struct ep
 	return 0;
 }
 
-static int order(int c)
-{
-	if (isdigit(c))
-		return 0;
-	if (isalpha(c))
-		return c;
-	if (c == '~')
-		return -1;
-	return c ? c + 256 : 0;
-}
-
-/* dpkg's comparison of one part (upstream or revision): non-digit runs
- * char by char by order(), digit runs as numbers. */
-static int part_cmp(const char *a, const char *b)
-{
-	while (*a || *b) {
-		int diff = 0;
-
-		while ((*a && !isdigit((unsigned char)*a)) || (*b && !isdigit((unsigned char)*b))) {
-			int ac = order((unsigned char)*a), bc = order((unsigned char)*b);
-
-			if (ac != bc)
-				return ac - bc;
-			a++;
-			b++;
-		}
-		while (*a == '0')
-			a++;
-		while (*b == '0')
-			b++;
-		while (isdigit((unsigned char)*a) && isdigit((unsigned char)*b)) {
-			if (!diff)
-				diff = *a - *b;
-			a++;
-			b++;
-		}
-		if (isdigit((unsigned char)*a))
-			return 1;
-		if (isdigit((unsigned char)*b))
-			return -1;
-		if (diff)
-			return diff;
-	}
-	return 0;
-}
-
-struct debver {
-	unsigned long epoch;
-	char upstream[96];
-	char revision[96];
-};
-
-static void debver_split(const char *s, struct debver *d)
-{
-	const char *colon = strchr(s, ':'), *dash;
-
-	d->epoch = 0;
-	if (colon && colon > s && strspn(s, "0123456789") == (size_t)(colon - s)) {
-		d->epoch = strtoul(s, NULL, 10);
-		s = colon + 1;
-	}
-	dash = strrchr(s, '-');
-	snprintf(d->upstream, sizeof(d->upstream), "%.*s", dash ? (int)(dash - s) : (int)strlen(s),
-		 s);
-	snprintf(d->revision, sizeof(d->revision), "%s", dash ? dash + 1 : "");
-}
-
+/* One dpkg version order for the whole tool: the apt resolver's. */
 int ep_debian_version_cmp(const char *a, const char *b)
 {
-	struct debver x, y;
-	int c;
-
-	debver_split(a, &x);
-	debver_split(b, &y);
-	if (x.epoch != y.epoch)
-		return x.epoch < y.epoch ? -1 : 1;
-	c = part_cmp(x.upstream, y.upstream);
-	return c ? c : part_cmp(x.revision, y.revision);
+	return ep_apt_vercmp(a, b);
 }
 
 int ep_runc_cve_2024_21626_fixed(const struct ep_runc_version *v)
