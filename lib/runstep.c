@@ -210,29 +210,6 @@ static char *last_lines(const char *s, size_t len)
 	return strndup(s + i, len - i);
 }
 
-/* The last "error" message runc logged, or NULL. */
-static char *runc_error(const char *log)
-{
-	cleanup_free char *text = ep_read_file(log, 64u << 10, NULL, NULL);
-	char *msg = NULL;
-
-	for (char *line = text; line && *line;) {
-		char *next = strchr(line, '\n');
-		json_t *j;
-
-		if (next)
-			*next++ = '\0';
-		j = json_loads(line, 0, NULL);
-		if (j && !strcmp(json_string_value(json_object_get(j, "level")) ?: "", "error")) {
-			free(msg);
-			msg = strdup(json_string_value(json_object_get(j, "msg")) ?: "runc failed");
-		}
-		json_decref(j);
-		line = next;
-	}
-	return msg;
-}
-
 /* Stops the container if envpin dies during the step (SIGKILL: nothing of
  * envpin runs then): a forked process waits on a pipe; EOF without a byte
  * means envpin is gone, and it kills and deletes the container.  The
@@ -445,7 +422,7 @@ int ep_runstep_exec(const char *lower, const char *work, const char *spool,
 	stop_watchdog(watchdog, wfd);
 	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	if (r->status != 0) {
-		cleanup_free char *rerr = runc_error(runc_log);
+		cleanup_free char *rerr = ep_runc_log_error(runc_log);
 
 		if (rerr && !strstr(ep_strbuf_str(&out), rerr)) {
 			ep_strbuf_addf(&out, "%sruntime: %s\n",

@@ -404,16 +404,12 @@ static pid_t start_watchdog(const struct bundle *b, int *wfd)
 	return pid;
 }
 
-/* runc's own failure (it logs "runc run failed" at level error) against
- * the container's exit status. */
-static int runc_failure(const char *log, int *status, struct ep_error *err)
+char *ep_runc_log_error(const char *log)
 {
 	struct ep_error e = EP_ERROR_INIT;
 	cleanup_free char *text = ep_read_file(log, RUNC_LOG_MAX, NULL, &e);
 	char *msg = NULL;
 
-	if (!text)
-		return 0;
 	for (char *line = text; line && *line;) {
 		char *next = strchr(line, '\n');
 		json_t *j;
@@ -428,6 +424,15 @@ static int runc_failure(const char *log, int *status, struct ep_error *err)
 		json_decref(j);
 		line = next;
 	}
+	return msg;
+}
+
+/* runc's own failure (it logs "runc run failed" at level error) against
+ * the container's exit status. */
+static int runc_failure(const char *log, int *status, struct ep_error *err)
+{
+	char *msg = ep_runc_log_error(log);
+
 	if (!msg)
 		return 0;
 	*status = EP_RUN_EFAIL;

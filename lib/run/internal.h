@@ -85,4 +85,8 @@ int ep_root_symlink(int root_fd, const char *path, const char *target, struct ep
  * NULL with err clear (errno ENOENT) when it is missing.  Caller frees. */
 char *ep_root_read(int root_fd, const char *path, size_t max, struct ep_error *err);
 
+/* The last message runc logged at level "error" in its JSON log file (at
+ * most 64 KiB read), or NULL.  Caller frees. */
+char *ep_runc_log_error(const char *log);
+
 #endif
