@@ -47,7 +47,7 @@ teardown() { common_teardown; }
 		# killed while it writes a layer into its own rebuild store
 		for ((j = 0; j < 1500; j++)); do
 			[ -n "$(find "$ENVPIN_STORE/tmp" -path '*/rebuild-*/tmp/txn-*/blob-*' -size +100k \
-				! -path "*/$prev/*" 2>/dev/null | head -1)" ] && break
+				-not -path "*/$prev/*" 2>/dev/null | head -1)" ] && break
 			sleep 0.02
 		done
 		prev=$(cd "$ENVPIN_STORE/tmp" && ls -d rebuild-*[!k] | head -1)
