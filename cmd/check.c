@@ -17,6 +17,7 @@
 #include "jsonutil.h"
 #include "oci.h"
 #include "runcver.h"
+#include "runopts.h"
 #include "runtime.h"
 #include "util.h"
 
@@ -353,50 +354,46 @@ int write_cert(const char *path, json_t *cert, struct ep_error *err)
 
 int parse_check_opt(int c, const char *arg, struct check_opts *co, struct cmd_ctx *ctx)
 {
-	int e;
+	struct ep_error err = EP_ERROR_INIT;
+	struct runopts a;
+	int r;
 
-	switch (c) {
-	case CHECK_O_GPUS:
-		co->gpus = arg;
-		return 0;
-	case CHECK_O_ENGINE:
-		e = ep_engine_parse(arg);
-		if (e < 0)
-			return cmd_usage_error(ctx, "unknown engine '%s'", arg);
-		co->engine = (enum ep_engine)e;
-		return 0;
-	case CHECK_O_REQUIRE_GPU:
-		co->require_gpu = 1;
-		return 0;
-	}
-	return 1;
+	runopts_init(&a);
+	a.o.gpus = co->gpus;
+	a.o.engine = co->engine;
+	a.require_gpu = co->require_gpu;
+	r = runopts_parse(&a, RUNOPT_CHECK, c, arg, &err);
+	co->gpus = a.o.gpus;
+	co->engine = a.o.engine;
+	co->require_gpu = a.require_gpu;
+	runopts_release(&a);
+	return r < 0 ? runopts_report(ctx, r, &err) : r;
 }
 
 int cmd_check(int argc, char **argv, struct cmd_ctx *ctx)
 {
-	static const struct option opts[] = {
-		{"require-gpu", no_argument, NULL, CHECK_O_REQUIRE_GPU},
-		{"gpus", required_argument, NULL, CHECK_O_GPUS},
-		{"engine", required_argument, NULL, CHECK_O_ENGINE},
-		{"output", required_argument, NULL, 'o'},
-		{"json", no_argument, NULL, 'j'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	static const struct option own[] = {
+	    {"output", required_argument, NULL, 'o'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct ep_error err = EP_ERROR_INIT;
 	struct check_opts co = {0};
+	struct runopts_getopt g;
 	cleanup_json json_t *cert = NULL;
 	const char *out = NULL;
-	int c, json = 0, r;
+	int c, json = 0, r = 0;
 
+	if (runopts_getopt_init(&g, RUNOPT_CHECK, "o:qh", own, &err) < 0)
+		return cmd_fail(&err);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:qh", opts, NULL)) != -1) {
+	while (!r && (c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
 		r = parse_check_opt(c, optarg, &co, ctx);
-		if (r == EXIT_USAGE)
-			return EXIT_USAGE;
-		if (r == 0)
+		if (r != 1)
 			continue;
+		r = 0;
 		switch (c) {
 		case 'o':
 			out = optarg;
@@ -409,11 +406,15 @@ int cmd_check(int argc, char **argv, struct cmd_ctx *ctx)
 			break;
 		case 'h':
 			fputs(usage, stdout);
-			return cmd_finish(0);
+			r = CMD_HELP_DONE;
+			break;
 		default:
-			return cmd_usage_error(ctx, "unknown option");
+			r = cmd_usage_error(ctx, "unknown option");
 		}
 	}
+	runopts_getopt_release(&g);
+	if (r)
+		return r == CMD_HELP_DONE ? cmd_finish(0) : r;
 	if (optind + 1 != argc)
 		return cmd_usage_error(ctx, "name exactly one IMAGE");
 	if (json)

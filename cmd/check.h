@@ -8,9 +8,15 @@
 
 #include "cmd.h"
 #include "image.h"
+#include "runopts.h"
 #include "runtime.h"
 
-enum { CHECK_O_GPUS = 300, CHECK_O_ENGINE, CHECK_O_REQUIRE_GPU };
+/* verify's values for the options it shares with check (cmd/runopts.h). */
+enum {
+	CHECK_O_GPUS = RUNOPT_GPUS,
+	CHECK_O_ENGINE = RUNOPT_ENGINE,
+	CHECK_O_REQUIRE_GPU = RUNOPT_REQUIRE_GPU
+};
 
 struct check_opts {
 	const char *gpus;       /* NULL: auto */
@@ -33,7 +39,8 @@ void print_cert_summary(json_t *cert, int quiet);
  * passing certificate covers, from its summary. */
 void print_cert_scope(FILE *f, const json_t *cert);
 int write_cert(const char *path, json_t *cert, struct ep_error *err);
-/* Handles the shared options; 0 handled, 1 not ours, EXIT_USAGE on error. */
+/* Handles --gpus, --engine, --require-gpu through the shared parser
+ * (cmd/runopts.h); 0 handled, 1 not ours, EXIT_USAGE after a message. */
 int parse_check_opt(int c, const char *arg, struct check_opts *co, struct cmd_ctx *ctx);
 
 #endif

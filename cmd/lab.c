@@ -13,6 +13,7 @@
 #include "cmd.h"
 #include "lab.h"
 #include "run.h"
+#include "runopts.h"
 #include "runtime.h"
 #include "strvec.h"
 #include "util.h"
@@ -43,114 +44,61 @@ static const char lab_usage[] =
     "125 envpin failed (as envpin run).\n";
 
 struct lab_args {
-	struct ep_run_opts o;
-	struct ep_volume *vols;
-	const char **envs;
+	struct runopts r;
 	const char *image;
 	const char *listen;
-	int certify, require_gpu, json;
+	int json;
 };
-
-static void lab_args_release(struct lab_args *a)
-{
-	for (size_t i = 0; i < a->o.n_volumes; i++)
-		ep_volume_release(&a->vols[i]);
-	free(a->vols);
-	free(a->envs);
-}
-
-static int push_env(struct lab_args *a, const char *kv)
-{
-	const char **nv = realloc(a->envs, (a->o.n_env + 1) * sizeof(*nv));
-
-	if (!nv)
-		return -1;
-	nv[a->o.n_env++] = kv;
-	a->envs = nv;
-	a->o.env = nv;
-	return 0;
-}
 
 static int parse_lab(int argc, char **argv, struct cmd_ctx *ctx, struct lab_args *a)
 {
-	enum { O_GPUS = 256, O_ENGINE, O_NAME, O_CERTIFY, O_REQGPU, O_LISTEN, O_JSON };
-	static const struct option opts[] = {
+	enum { O_LISTEN = 256, O_JSON };
+	static const struct option own[] = {
 	    {"listen", required_argument, NULL, O_LISTEN},
-	    {"gpus", required_argument, NULL, O_GPUS},
-	    {"engine", required_argument, NULL, O_ENGINE},
-	    {"volume", required_argument, NULL, 'v'},
-	    {"env", required_argument, NULL, 'e'},
-	    {"name", required_argument, NULL, O_NAME},
-	    {"certify", no_argument, NULL, O_CERTIFY},
-	    {"require-gpu", no_argument, NULL, O_REQGPU},
 	    {"json", no_argument, NULL, O_JSON},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
+	struct runopts_getopt g;
 	struct ep_error err = EP_ERROR_INIT;
-	int c, e;
+	int c, r, rc = 0;
 
+	if (runopts_getopt_init(&g, RUNOPT_LAB, "h", own, &err) < 0)
+		return cmd_fail(&err);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "v:e:h", opts, NULL)) != -1) {
+	while (!rc && (c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
+		r = runopts_parse(&a->r, RUNOPT_LAB, c, optarg, &err);
+		if (r < 0) {
+			rc = runopts_report(ctx, r, &err);
+			continue;
+		}
+		if (r == 0)
+			continue;
 		switch (c) {
 		case O_LISTEN:
 			a->listen = optarg;
-			break;
-		case O_GPUS:
-			a->o.gpus = optarg;
-			break;
-		case O_ENGINE:
-			e = ep_engine_parse(optarg);
-			if (e < 0)
-				return cmd_usage_error(
-				    ctx, "--engine: '%s' is not native, docker, podman or auto",
-				    optarg);
-			a->o.engine = (enum ep_engine)e;
-			break;
-		case 'v': {
-			struct ep_volume v;
-
-			if (ep_runtime_volume(optarg, &v, &err) < 0)
-				return cmd_fail(&err);
-			if (!strcmp(v.dst, "/workspace"))
-				a->o.no_workspace = 1;
-			if (run_volume_push(&a->vols, &a->o.n_volumes, v.src, v.dst, v.ro) < 0) {
-				ep_volume_release(&v);
-				return cmd_fail(&(struct ep_error){EP_EENV, 0, "out of memory"});
-			}
-			ep_volume_release(&v);
-			a->o.volumes = a->vols;
-			break;
-		}
-		case 'e':
-			if (optarg[0] == '=' || !optarg[0])
-				return cmd_usage_error(ctx, "environment entry '%s' has no name",
-						       optarg);
-			if (push_env(a, optarg) < 0)
-				return cmd_fail(&(struct ep_error){EP_EENV, 0, "out of memory"});
-			break;
-		case O_NAME:
-			a->o.name = optarg;
-			break;
-		case O_CERTIFY:
-			a->certify = 1;
-			break;
-		case O_REQGPU:
-			a->require_gpu = 1;
 			break;
 		case O_JSON:
 			a->json = 1;
 			break;
 		case 'h':
 			fputs(lab_usage, stdout);
-			return CMD_HELP_DONE;
+			rc = CMD_HELP_DONE;
+			break;
 		default:
-			return cmd_usage_error(ctx, "unknown option");
+			rc = cmd_usage_error(ctx, "unknown option");
 		}
 	}
+	runopts_getopt_release(&g);
+	if (rc)
+		return rc;
 	if (argc - optind != 1)
 		return cmd_usage_error(ctx, "name one IMAGE");
 	a->image = argv[optind];
+	/* SRC:/workspace replaces the current directory */
+	for (size_t i = 0; i < a->r.o.n_volumes; i++)
+		if (!strcmp(a->r.vols[i].dst, "/workspace"))
+			a->r.o.no_workspace = 1;
 	return 0;
 }
 
@@ -238,17 +186,17 @@ int cmd_lab(int argc, char **argv, struct cmd_ctx *ctx)
 	int rc, st = 0, status = EP_RUN_EFAIL;
 	pid_t pid;
 
-	ep_run_opts_init(&a.o);
+	runopts_init(&a.r);
 	rc = parse_lab(argc, argv, ctx, &a);
 	if (rc) {
-		lab_args_release(&a);
+		runopts_release(&a.r);
 		return rc == CMD_HELP_DONE ? cmd_finish(0) : rc;
 	}
 	if (ep_listen_parse(a.listen ? a.listen : "127.0.0.1", LAB_PORT, &l, &err) < 0) {
 		status = cmd_fail(&err);
 		goto out;
 	}
-	if (ep_engine_pick(a.o.engine, &a.o.engine, &err) < 0 ||
+	if (ep_engine_pick(a.r.o.engine, &a.r.o.engine, &err) < 0 ||
 	    ep_image_locate(&ctx->store, a.image, &loc, &err) < 0 ||
 	    pick_listen(a.listen, &l, &err) < 0 || ep_caller_get(&caller, &err) < 0 ||
 	    ep_lab_token(token, &err) < 0)
@@ -268,22 +216,21 @@ int cmd_lab(int argc, char **argv, struct cmd_ctx *ctx)
 	if (!user)
 		goto fail;
 	/* the token reaches the container through the environment, not argv */
-	if (setenv("JUPYTER_TOKEN", token, 1) < 0 ||
-	    run_volume_push(&a.vols, &a.o.n_volumes, home, hdst, 0) < 0 || push_env(&a, henv) < 0 ||
-	    push_env(&a, uenv) < 0 || push_env(&a, "JUPYTER_TOKEN") < 0 ||
+	if (setenv("JUPYTER_TOKEN", token, 1) < 0 || runopts_push_volume(&a.r, home, hdst, 0) < 0 ||
+	    runopts_push_env(&a.r, henv) < 0 || runopts_push_env(&a.r, uenv) < 0 ||
+	    runopts_push_env(&a.r, "JUPYTER_TOKEN") < 0 ||
 	    ep_lab_command(&cmd, &l, caller.uid == 0) < 0) {
 		ep_error_oom(&err);
 		goto fail;
 	}
-	a.o.volumes = a.vols;
-	a.o.user = user;
-	a.o.cmd = cmd.v;
-	a.o.n_cmd = cmd.n;
-	a.o.no_entrypoint = 1;
-	a.o.tty = 0;
-	a.o.interactive = 0;
-	if (a.certify) {
-		status = run_certify(ctx, &loc, a.image, a.o.gpus, a.o.engine, a.require_gpu);
+	a.r.o.user = user;
+	a.r.o.cmd = cmd.v;
+	a.r.o.n_cmd = cmd.n;
+	a.r.o.no_entrypoint = 1;
+	a.r.o.tty = 0;
+	a.r.o.interactive = 0;
+	if (a.r.certify) {
+		status = run_certify(ctx, &loc, a.image, a.r.o.gpus, a.r.o.engine, a.r.require_gpu);
 		if (status)
 			goto out;
 	}
@@ -298,7 +245,7 @@ int cmd_lab(int argc, char **argv, struct cmd_ctx *ctx)
 		goto fail;
 	}
 	if (pid == 0) {
-		ep_run(&ctx->store, &loc, &a.o, &status, &err);
+		ep_run(&ctx->store, &loc, &a.r.o, &status, &err);
 		if (err.msg[0])
 			fprintf(stderr, "envpin: %s\n", err.msg);
 		_exit(status);
@@ -330,6 +277,6 @@ out:
 	ep_image_loc_release(&loc);
 	ep_caller_release(&caller);
 	ep_strvec_release(&cmd);
-	lab_args_release(&a);
+	runopts_release(&a.r);
 	return status;
 }

@@ -13,6 +13,7 @@
 #include "containers.h"
 #include "lab.h"
 #include "run.h"
+#include "runopts.h"
 #include "runtime.h"
 #include "strvec.h"
 #include "util.h"
@@ -64,27 +65,13 @@ static const char run_usage[] =
     "exit status: the container's; 125 envpin failed, 126 the command cannot be\n"
     "executed, 127 the command was not found.\n";
 
-/* `run` as parsed once: what ep_run gets, plus --certify. */
+/* `run` as parsed once: what ep_run gets, plus --certify, --ssh. */
 struct run_args {
-	struct ep_run_opts o;
-	struct ep_volume *vols;
-	const char **envs;
-	const char **ports;
+	struct runopts r;
 	const char *image;
 	const char *ssh_port;
 	const char *authorized_keys;
-	int certify;
-	int require_gpu;
 };
-
-static void run_args_release(struct run_args *a)
-{
-	for (size_t i = 0; i < a->o.n_volumes; i++)
-		ep_volume_release(&a->vols[i]);
-	free(a->vols);
-	free(a->envs);
-	free(a->ports);
-}
 
 /* The first run of an image unpacks its layers: one progress line. */
 static void run_progress(void *pctx, const char *what, uint64_t done, uint64_t total)
@@ -92,196 +79,54 @@ static void run_progress(void *pctx, const char *what, uint64_t done, uint64_t t
 	cmd_progress(pctx, what, done, total);
 }
 
-static int add(const char ***v, size_t *n, const char *s)
-{
-	const char **nv = realloc(*v, (*n + 1) * sizeof(**v));
-
-	if (!nv)
-		return -1;
-	nv[(*n)++] = s;
-	*v = nv;
-	return 0;
-}
-
-int run_volume_push(struct ep_volume **v, size_t *n, const char *src, const char *dst, int ro)
-{
-	struct ep_volume *nv = realloc(*v, (*n + 1) * sizeof(*nv));
-
-	if (!nv)
-		return -1;
-	*v = nv;
-	nv[*n].src = strdup(src);
-	nv[*n].dst = strdup(dst);
-	nv[*n].ro = ro;
-	if (!nv[*n].src || !nv[*n].dst) {
-		free(nv[*n].src);
-		free(nv[*n].dst);
-		return -1;
-	}
-	(*n)++;
-	return 0;
-}
-
-/* -v: parsed here, once; SRC must exist now. */
-static int add_volume(struct run_args *a, const char *spec, struct ep_error *err)
-{
-	struct ep_volume *nv = realloc(a->vols, (a->o.n_volumes + 1) * sizeof(*nv));
-
-	if (!nv)
-		return ep_error_oom(err);
-	a->vols = nv;
-	if (ep_runtime_volume(spec, &nv[a->o.n_volumes], err) < 0)
-		return -1;
-	a->o.n_volumes++;
-	return 0;
-}
-
 /* Parses argv into *a.  0, or the exit status after a message (or help). */
 static int parse_run(int argc, char **argv, struct cmd_ctx *ctx, struct run_args *a)
 {
-	enum {
-		O_GPUS = 256,
-		O_ENGINE,
-		O_NAME,
-		O_RM,
-		O_KEEP,
-		O_NOWS,
-		O_CERTIFY,
-		O_REQGPU,
-		O_NOEP,
-		O_SSH,
-		O_AUTHKEYS
+	enum { O_SSH = 256, O_AUTHKEYS };
+	static const struct option own[] = {
+	    {"ssh", required_argument, NULL, O_SSH},
+	    {"authorized-keys", required_argument, NULL, O_AUTHKEYS},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
-	static const struct option opts[] = {
-		{"gpus", required_argument, NULL, O_GPUS},
-		{"engine", required_argument, NULL, O_ENGINE},
-		{"volume", required_argument, NULL, 'v'},
-		{"env", required_argument, NULL, 'e'},
-		{"workdir", required_argument, NULL, 'w'},
-		{"user", required_argument, NULL, 'u'},
-		{"publish", required_argument, NULL, 'p'},
-		{"name", required_argument, NULL, O_NAME},
-		{"rm", no_argument, NULL, O_RM},
-		{"keep", no_argument, NULL, O_KEEP},
-		{"tty", optional_argument, NULL, 't'},
-		{"interactive", no_argument, NULL, 'i'},
-		{"detach", no_argument, NULL, 'd'},
-		{"ssh", required_argument, NULL, O_SSH},
-		{"authorized-keys", required_argument, NULL, O_AUTHKEYS},
-		{"no-workspace", no_argument, NULL, O_NOWS},
-		{"entrypoint-none", no_argument, NULL, O_NOEP},
-		{"certify", no_argument, NULL, O_CERTIFY},
-		{"require-gpu", no_argument, NULL, O_REQGPU},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	struct ep_run_opts *o = &a->o;
+	struct ep_run_opts *o = &a->r.o;
+	struct runopts_getopt g;
 	struct ep_error err = EP_ERROR_INIT;
-	int c, e;
+	int c, r, rc = 0;
 
 	o->progress = run_progress;
-	optind = 1;
 	/* '+': options end at IMAGE, so the command's own options pass through */
-	while ((c = getopt_long(argc, argv, "+v:e:w:u:p:tidh", opts, NULL)) != -1) {
-		switch (c) {
-		case O_GPUS:
-			o->gpus = optarg;
-			break;
-		case O_ENGINE:
-			e = ep_engine_parse(optarg);
-			if (e < 0) {
-				cmd_usage_error(
-				    ctx, "--engine: '%s' is not native, docker, podman or auto",
-				    optarg);
-				return EP_RUN_EFAIL;
+	if (runopts_getopt_init(&g, RUNOPT_RUN, "+h", own, &err) < 0) {
+		cmd_fail(&err);
+		return EP_RUN_EFAIL;
+	}
+	optind = 1;
+	while (!rc && (c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
+		r = runopts_parse(&a->r, RUNOPT_RUN, c, optarg, &err);
+		if (r < 0) {
+			runopts_report(ctx, r, &err);
+			rc = EP_RUN_EFAIL;
+		} else if (r == 1) {
+			switch (c) {
+			case O_SSH:
+				a->ssh_port = optarg;
+				break;
+			case O_AUTHKEYS:
+				a->authorized_keys = optarg;
+				break;
+			case 'h':
+				fputs(run_usage, stdout);
+				rc = CMD_HELP_DONE;
+				break;
+			default:
+				cmd_usage_error(ctx, "unknown option");
+				rc = EP_RUN_EFAIL;
 			}
-			o->engine = (enum ep_engine)e;
-			break;
-		case 'v':
-			if (add_volume(a, optarg, &err) < 0)
-				goto fail;
-			break;
-		case 'e':
-			if (optarg[0] == '=' || !optarg[0]) {
-				ep_error_set(&err, EP_EINVAL, "environment entry '%s' has no name",
-					     optarg);
-				goto fail;
-			}
-			if (add(&a->envs, &o->n_env, optarg) < 0)
-				goto oom;
-			break;
-		case 'p':
-			if (add(&a->ports, &o->n_ports, optarg) < 0)
-				goto oom;
-			break;
-		case 'w':
-			if (ep_runtime_check_cpath(optarg, "working dir", &err) < 0)
-				goto fail;
-			o->workdir = optarg;
-			break;
-		case 'u':
-			o->user = optarg;
-			break;
-		case O_NAME:
-			o->name = optarg;
-			break;
-		case O_RM:
-			o->keep = 0;
-			break;
-		case O_KEEP:
-			o->keep = 1;
-			break;
-		case O_NOWS:
-			o->no_workspace = 1;
-			break;
-		case O_NOEP:
-			o->no_entrypoint = 1;
-			break;
-		case O_CERTIFY:
-			a->certify = 1;
-			break;
-		case O_REQGPU:
-			a->require_gpu = 1;
-			break;
-		case 'i':
-			o->interactive = 1;
-			break;
-		case 'd':
-			o->detach = 1;
-			break;
-		case O_SSH:
-			a->ssh_port = optarg;
-			break;
-		case O_AUTHKEYS:
-			a->authorized_keys = optarg;
-			break;
-		case 't':
-			/* docker's -ti: getopt reads the i as -t's argument */
-			if (optarg && !strcmp(optarg, "i"))
-				o->interactive = 1;
-			if (!optarg || !strcmp(optarg, "yes") || !strcmp(optarg, "true") ||
-			    !strcmp(optarg, "i"))
-				o->tty = 1;
-			else if (!strcmp(optarg, "no") || !strcmp(optarg, "false"))
-				o->tty = 0;
-			else if (!strcmp(optarg, "auto"))
-				o->tty = -1;
-			else {
-				cmd_usage_error(ctx, "--tty: '%s' is not yes, no or auto", optarg);
-				return EP_RUN_EFAIL;
-			}
-			break;
-		case 'h':
-			fputs(run_usage, stdout);
-			return CMD_HELP_DONE;
-		default:
-			cmd_usage_error(ctx, "unknown option");
-			return EP_RUN_EFAIL;
 		}
 	}
-	o->volumes = a->vols;
-	o->env = a->envs;
-	o->ports = a->ports;
+	runopts_getopt_release(&g);
+	if (rc)
+		return rc;
 	if (optind >= argc) {
 		cmd_usage_error(ctx, "name an IMAGE");
 		return EP_RUN_EFAIL;
@@ -292,12 +137,6 @@ static int parse_run(int argc, char **argv, struct cmd_ctx *ctx, struct run_args
 	o->cmd = argv + optind;
 	o->n_cmd = (size_t)(argc - optind);
 	return 0;
-fail:
-	fprintf(stderr, "envpin: %s\n", err.msg);
-	return EP_RUN_EFAIL;
-oom:
-	fprintf(stderr, "envpin: out of memory\n");
-	return EP_RUN_EFAIL;
 }
 
 /* For tests: with ENVPIN_TEST_CERTIFIED_FIFO set, `run --certify` writes
@@ -369,7 +208,7 @@ static int setup_ssh(struct cmd_ctx *ctx, struct run_args *a, struct ep_strvec *
 	struct stat st;
 	int rc = -1;
 
-	if (a->o.n_cmd)
+	if (a->r.o.n_cmd)
 		return ep_error_set(err, EP_EINVAL, "--ssh runs sshd: give no command");
 	if (ep_listen_parse(a->ssh_port, 22, &l, err) < 0)
 		return ep_error_wrap(err, "--ssh");
@@ -402,19 +241,17 @@ static int setup_ssh(struct cmd_ctx *ctx, struct run_args *a, struct ep_strvec *
 	hdst = keys ? ep_asprintf(err, "/home/%s", c.name) : NULL;
 	if (!hdst)
 		goto out;
-	if (run_volume_push(&a->vols, &a->o.n_volumes, keys, EP_SSH_KEY_DIR, 0) < 0 ||
-	    run_volume_push(&a->vols, &a->o.n_volumes, auth, EP_SSH_AUTH_KEYS, 1) < 0 ||
-	    run_volume_push(&a->vols, &a->o.n_volumes, home, hdst, 0) < 0 ||
-	    ep_ssh_command(cmd, &l, &c) < 0) {
+	if (runopts_push_volume(&a->r, keys, EP_SSH_KEY_DIR, 0) < 0 ||
+	    runopts_push_volume(&a->r, auth, EP_SSH_AUTH_KEYS, 1) < 0 ||
+	    runopts_push_volume(&a->r, home, hdst, 0) < 0 || ep_ssh_command(cmd, &l, &c) < 0) {
 		ep_error_oom(err);
 		goto out;
 	}
-	a->o.volumes = a->vols;
-	a->o.user = "0:0";
-	a->o.no_entrypoint = 1;
-	a->o.cmd = cmd->v;
-	a->o.n_cmd = cmd->n;
-	if (!a->o.detach)
+	a->r.o.user = "0:0";
+	a->r.o.no_entrypoint = 1;
+	a->r.o.cmd = cmd->v;
+	a->r.o.n_cmd = cmd->n;
+	if (!a->r.o.detach)
 		fprintf(stderr, "envpin: ssh -p %d %s@%s (Ctrl-C stops sshd)\n", l.port, c.name,
 			l.loopback ? "localhost" : l.addr);
 	rc = 0;
@@ -431,15 +268,15 @@ int cmd_run(int argc, char **argv, struct cmd_ctx *ctx)
 	struct ep_image_loc loc = {0};
 	int rc, status = EP_RUN_EFAIL;
 
-	ep_run_opts_init(&a.o);
+	runopts_init(&a.r);
 	rc = parse_run(argc, argv, ctx, &a);
 	if (rc) {
-		run_args_release(&a);
+		runopts_release(&a.r);
 		return rc == CMD_HELP_DONE ? cmd_finish(0) : rc;
 	}
 	/* The engine and the image are resolved once: what --certify checked
 	 * is what runs, even when a tag moves in between. */
-	if (ep_engine_pick(a.o.engine, &a.o.engine, &err) < 0 ||
+	if (ep_engine_pick(a.r.o.engine, &a.r.o.engine, &err) < 0 ||
 	    ep_image_locate(&ctx->store, a.image, &loc, &err) < 0)
 		goto fail;
 	if (a.ssh_port && setup_ssh(ctx, &a, &ssh_cmd, &err) < 0) {
@@ -447,33 +284,34 @@ int cmd_run(int argc, char **argv, struct cmd_ctx *ctx)
 		fprintf(stderr, "envpin: %s\n", err.msg);
 		goto out;
 	}
-	if (a.certify) {
-		status = run_certify(ctx, &loc, a.image, a.o.gpus, a.o.engine, a.require_gpu);
+	if (a.r.certify) {
+		status = run_certify(ctx, &loc, a.image, a.r.o.gpus, a.r.o.engine, a.r.require_gpu);
 		if (status)
 			goto out;
 	}
-	if (a.o.detach) {
+	if (a.r.o.detach) {
 		char name[72];
 
-		if (ep_run_detached(&ctx->store, &loc, a.image, &a.o, name, &status, &err) < 0)
+		if (ep_run_detached(&ctx->store, &loc, a.image, &a.r.o, name, &status, &err) < 0)
 			goto fail;
 		printf("%s\n", name);
 		status = cmd_finish(0) ? EP_RUN_EFAIL : 0;
 		goto out;
 	}
-	if (ep_run(&ctx->store, &loc, &a.o, &status, &err) < 0)
+	if (ep_run(&ctx->store, &loc, &a.r.o, &status, &err) < 0)
 		goto fail;
 	fflush(stdout);
 	goto out;
 fail:
 	fprintf(stderr, "envpin: %s\n", err.msg[0] ? err.msg : "run failed");
-	if (err.code == EP_EENV && (a.o.engine == EP_ENGINE_NATIVE || a.o.engine == EP_ENGINE_AUTO))
+	if (err.code == EP_EENV &&
+	    (a.r.o.engine == EP_ENGINE_NATIVE || a.r.o.engine == EP_ENGINE_AUTO))
 		cmd_doctor_hint(ctx);
 	if (!status)
 		status = EP_RUN_EFAIL;
 out:
 	ep_image_loc_release(&loc);
-	run_args_release(&a);
+	runopts_release(&a.r);
 	ep_strvec_release(&ssh_cmd);
 	return status;
 }

@@ -12,7 +12,4 @@
 int run_certify(struct cmd_ctx *ctx, const struct ep_image_loc *loc, const char *name,
 		const char *gpus, enum ep_engine engine, int require_gpu);
 
-/* Appends the volume SRC:DST (SRC an absolute host path, taken as is). */
-int run_volume_push(struct ep_volume **v, size_t *n, const char *src, const char *dst, int ro);
-
 #endif

@@ -127,6 +127,34 @@ store_unchanged() {
 	store_unchanged
 }
 
+@test "run, lab and check refuse a bad shared option in the same words (cmd/runopts.c)" {
+	# run's failures are 125 (as docker's), lab's and check's 2
+	for c in run:125 lab:2 check:2 verify:2; do
+		run envpin ${c%:*} --engine warp seed
+		[ "$status" -eq "${c#*:}" ]
+		[[ "$output" == *"envpin ${c%:*}: --engine: 'warp' is not native, docker, podman or auto"* ]]
+	done
+	for c in run:125 lab:2; do
+		run envpin ${c%:*} -e =x seed
+		[ "$status" -eq "${c#*:}" ]
+		[[ "$output" == *"envpin: environment entry '=x' has no name"* ]]
+		run envpin ${c%:*} -v "$T/missing:/data" seed
+		[ "$status" -eq "${c#*:}" ]
+		[[ "$output" == *"envpin: volume source '$T/missing': No such file"* ]]
+		run envpin ${c%:*} -v "$T/ok:data" seed
+		[ "$status" -eq "${c#*:}" ]
+		[[ "$output" == *"volume destination 'data' is not an absolute path"* ]]
+	done
+	# what only run takes is refused by the others, by the same table
+	run envpin lab -w /x seed
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"envpin lab: unknown option"* ]]
+	run envpin check -v "$T/ok:/data" seed
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"envpin check: unknown option"* ]]
+	store_unchanged
+}
+
 @test "every command has --help" {
 	for c in build lock verify export inspect images gc version; do
 		run envpin $c --help
