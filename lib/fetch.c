@@ -18,13 +18,22 @@
 #define FETCH_ATTEMPTS 3
 #define FETCH_HOPS 10
 
-static int allowed_url(const char *url, int *allow_http, struct ep_error *err)
+/* Whether url may be fetched under o; *allow_http says it is plain http. */
+static int allowed_url(const char *url, const struct ep_fetch_opts *o, int *allow_http,
+		       struct ep_error *err)
 {
 	cleanup_free char *host = NULL;
 
 	*allow_http = 0;
 	if (!strncasecmp(url, "https://", 8))
 		return 0;
+	if (o->any_http) {
+		if (strncasecmp(url, "http://", 7))
+			return ep_error_set(err, EP_EINVAL,
+					    "'%.200s': only http:// and https:// are fetched", url);
+		*allow_http = 1;
+		return 0;
+	}
 	if (strncasecmp(url, "http://", 7))
 		return ep_error_set(err, EP_EINVAL, "'%.200s': only https://, file:// and loopback http:// URLs are fetched", url);
 	host = ep_url_host(url, err);
@@ -61,20 +70,23 @@ static int fetch_file_url(const char *url, struct ep_sink *out, struct ep_error 
 	}
 }
 
-static int fetch_http(const char *url0, const char *ca_file, struct ep_sink *out, struct ep_error *err)
+int ep_fetch_http(const char *url0, const struct ep_fetch_opts *o, struct ep_sink *out,
+		  long *status, struct ep_error *err)
 {
-	struct ep_http *h = ep_http_new(ca_file, err);
+	struct ep_http *h = ep_http_new(o->ca_file, err);
 	cleanup_free char *url = ep_strdup(url0, err);
 	int hops = 0, rc = -1;
 
+	*status = 0;
 	if (!h || !url)
 		goto out;
 	for (;;) {
-		struct ep_http_req q = {.method = "GET", .upload_fd = -1, .sink = out};
+		struct ep_http_req q = {
+		    .method = "GET", .upload_fd = -1, .sink = out, .max_sink_bytes = o->max};
 		struct ep_http_resp r;
 		int allow_http;
 
-		if (allowed_url(url, &allow_http, err) < 0)
+		if (allowed_url(url, o, &allow_http, err) < 0)
 			goto out;
 		q.url = url;
 		q.allow_http = allow_http;
@@ -82,6 +94,7 @@ static int fetch_http(const char *url0, const char *ca_file, struct ep_sink *out
 			ep_http_resp_release(&r);
 			goto out;
 		}
+		*status = r.status;
 		if (r.status >= 300 && r.status < 400 && r.location) {
 			char *next = ep_url_resolve(url, r.location, err);
 
@@ -96,12 +109,12 @@ static int fetch_http(const char *url0, const char *ca_file, struct ep_sink *out
 			}
 			continue;
 		}
-		if (r.status != 200) {
-			ep_error_set(err, r.status == 404 ? EP_EINVAL : EP_EENV, "HTTP %ld", r.status);
-			ep_http_resp_release(&r);
+		ep_http_resp_release(&r);
+		if (*status != 200) {
+			ep_error_set(err, *status == 404 || *status == 410 ? EP_EINVAL : EP_EENV,
+				     "HTTP %ld", *status);
 			goto out;
 		}
-		ep_http_resp_release(&r);
 		rc = 0;
 		break;
 	}
@@ -121,6 +134,7 @@ int ep_fetch_url(struct ep_txn *t, const char *url, const char *sha256_hex, cons
 		struct ep_fd_sink fds;
 		struct ep_hash_sink hs;
 		struct ep_error e = EP_ERROR_INIT;
+		long status;
 		int rc;
 
 		if (ep_txn_tempfile(t, &fd, &tmp, err) < 0)
@@ -128,7 +142,11 @@ int ep_fetch_url(struct ep_txn *t, const char *url, const char *sha256_hex, cons
 		ep_fd_sink_init(&fds, fd);
 		if (ep_hash_sink_init(&hs, &fds.base, err) < 0)
 			return -1;
-		rc = is_file ? fetch_file_url(url, &hs.base, &e) : fetch_http(url, ca_file, &hs.base, &e);
+		if (is_file)
+			rc = fetch_file_url(url, &hs.base, &e);
+		else
+			rc = ep_fetch_http(url, &(struct ep_fetch_opts){.ca_file = ca_file},
+					   &hs.base, &status, &e);
 		if (rc == 0)
 			rc = ep_sink_finish(&hs.base, &e);
 		ep_sink_release(&hs.base);

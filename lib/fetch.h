@@ -13,7 +13,26 @@
 
 #include "error.h"
 #include "layer.h"
+#include "sink.h"
 #include "store.h"
+
+/* How ep_fetch_http fetches; zero-initialised: the system's CAs, plain
+ * http only to a loopback host, no size cap. */
+struct ep_fetch_opts {
+	const char *ca_file; /* NULL: the system's CAs */
+	int any_http;	     /* plain http:// to any host: for bytes whose trust comes
+				from a signature or a pinned digest, never the transport
+				(apt's model) */
+	uint64_t max;	     /* refuse a body over this many bytes (0: no cap) */
+};
+
+/* GETs an http(s) URL into out, following redirects one hop at a time (at
+ * most 10), each hop under o's URL rules; no credentials are sent.
+ * *status gets the last HTTP status (0 when none
+ * came).  A final status other than 200 fails: 404 and 410 as EP_EINVAL,
+ * the rest as EP_EENV.  The one redirect loop for fetch steps and apt. */
+int ep_fetch_http(const char *url, const struct ep_fetch_opts *o, struct ep_sink *out, long *status,
+		  struct ep_error *err);
 
 /* Downloads url into a temp file of txn t and checks it against sha256_hex
  * (64 lowercase hex).  *path gets the file (caller frees the string; the file

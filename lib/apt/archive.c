@@ -15,13 +15,13 @@
 
 #include "archive_dl.h"
 #include "digest.h"
+#include "fetch.h"
 #include "http.h"
 #include "internal.h"
 #include "proc.h"
 #include "sink.h"
 #include "util.h"
 
-#define HOPS 10
 #define ATTEMPTS 3
 
 /* ---- files of the image --------------------------------------------------- */
@@ -518,66 +518,6 @@ char *ep_apt_snapshot_base(const char *origin, const char *label, const char *ur
 
 /* ---- downloads ----------------------------------------------------------- */
 
-/* GET url into sink.  Plain http is allowed to any host: what is fetched
- * is trusted through the signed InRelease or the lock's sha256, never the
- * transport (apt's model).  *status gets the final HTTP status. */
-static int http_get(const char *url0, struct ep_sink *sink, uint64_t max, long *status,
-		    struct ep_error *err)
-{
-	struct ep_http *h = ep_http_new(NULL, err);
-	cleanup_free char *url = ep_strdup(url0, err);
-	int hops = 0, rc = -1;
-
-	*status = 0;
-	if (!h || !url)
-		goto out;
-	for (;;) {
-		struct ep_http_req q = {.method = "GET",
-					.upload_fd = -1,
-					.sink = sink,
-					.allow_http = 1,
-					.max_sink_bytes = max};
-		struct ep_http_resp r;
-
-		if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) {
-			ep_error_set(err, EP_EINVAL,
-				     "'%.200s': only http:// and https:// are fetched", url);
-			goto out;
-		}
-		q.url = url;
-		if (ep_http_do(h, &q, &r, err) < 0) {
-			ep_http_resp_release(&r);
-			goto out;
-		}
-		*status = r.status;
-		if (r.status >= 300 && r.status < 400 && r.location) {
-			char *next = ep_url_resolve(url, r.location, err);
-
-			ep_http_resp_release(&r);
-			if (!next)
-				goto out;
-			free(url);
-			url = next;
-			if (++hops > HOPS) {
-				ep_error_set(err, EP_EENV, "more than %d redirects", HOPS);
-				goto out;
-			}
-			continue;
-		}
-		ep_http_resp_release(&r);
-		if (*status != 200) {
-			ep_error_set(err, *status == 404 || *status == 410 ? EP_EINVAL : EP_EENV,
-				     "HTTP %ld", *status);
-			goto out;
-		}
-		rc = 0;
-		break;
-	}
-out:
-	ep_http_free(h);
-	return rc;
-}
-
 int ep_apt_download(const char *url, const char *path, uint64_t max, ep_digest digest,
 		    uint64_t *size, long *status, struct ep_error *err)
 {
@@ -593,7 +533,10 @@ int ep_apt_download(const char *url, const char *path, uint64_t max, ep_digest d
 		ep_fd_sink_init(&fds, fd);
 		if (ep_hash_sink_init(&hs, &fds.base, err) < 0)
 			return -1;
-		rc = http_get(url, &hs.base, max, status, &e);
+		/* plain http to any host: what is fetched is trusted through the
+		 * signed InRelease or the lock's sha256, never the transport */
+		rc = ep_fetch_http(url, &(struct ep_fetch_opts){.any_http = 1, .max = max},
+				   &hs.base, status, &e);
 		if (rc == 0)
 			rc = ep_sink_finish(&hs.base, &e);
 		ep_sink_release(&hs.base);

@@ -85,3 +85,19 @@ layer_list() {
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"plain http is allowed only to loopback hosts"* ]]
 }
+
+@test "redirects: followed one hop at a time, at most 10, each hop under the URL rules (lib/fetch.c, also apt's)" {
+	manifest "$T/m.json" "http://$SRV/hop/10/notes.txt" "$(sha "$T/srv/notes.txt")" /opt/n.txt false
+	run envpin build -f "$T/m.json"
+	[ "$status" -eq 0 ]
+	[ "$(layer_list "${lines[-1]}")" = "opt/ opt/n.txt " ]
+	grep -q '"path": "/hop/1/notes.txt"' "$T/px/log"
+	manifest "$T/m.json" "http://$SRV/hop/11/notes.txt" "$(sha "$T/srv/notes.txt")" /opt/n.txt false
+	run envpin build -f "$T/m.json"
+	[ "$status" -eq 3 ]
+	[[ "$output" == *"more than 10 redirects"* ]]
+	manifest "$T/m.json" "http://$SRV/away/notes.txt" "$(sha "$T/srv/notes.txt")" /opt/n.txt false
+	run envpin build -f "$T/m.json"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"'http://192.0.2.1/notes.txt': plain http is allowed only to loopback hosts"* ]]
+}
