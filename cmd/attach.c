@@ -33,21 +33,19 @@ static const char attach_usage[] =
     "  --json             print the artifact's digest and type as JSON\n";
 
 /* --key on attach: the file goes in a DSSE envelope signed with the key. */
-static int sign_attachment(const char *path, const char *key, const char *pfile, const char *at,
+static int sign_attachment(const char *path, const struct trust_key_opts *ko, const char *at,
 			   char **signed_path, struct ep_error *err)
 {
-	cleanup_free char *text = NULL, *pass = NULL, *out = NULL, *tmpl = NULL;
+	cleanup_free char *text = NULL, *out = NULL, *tmpl = NULL;
 	cleanup_json json_t *env = NULL;
 	struct ep_key *k;
 	size_t len;
 	int fd;
 
 	text = ep_read_file(path, EP_SIDECAR_MAX_BLOB, &len, err);
-	if (!text || trust_read_passphrase(pfile, &pass, err) < 0)
+	if (!text)
 		return -1;
-	k = ep_key_load_private(key, pass, err);
-	if (pass)
-		explicit_bzero(pass, strlen(pass));
+	k = trust_key_load(ko, err);
 	if (!k)
 		return -1;
 	env = ep_dsse_sign(at, text, len, k, err);
@@ -82,17 +80,17 @@ static const char attachments_usage[] =
 
 int cmd_attach_artifact(int argc, char **argv, struct cmd_ctx *ctx)
 {
-	enum { O_TYPE = 256, O_JSON, O_KEY, O_PASS };
+	enum { O_TYPE = 256, O_JSON };
 	static const struct option opts[] = {
 	    {"type", required_argument, NULL, O_TYPE},
-	    {"key", required_argument, NULL, O_KEY},
-	    {"passphrase-file", required_argument, NULL, O_PASS},
+	    TRUST_KEY_OPTIONS,
 	    {"json", no_argument, NULL, O_JSON},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct ep_error err = EP_ERROR_INIT;
-	const char *type = NULL, *at, *key = NULL, *pfile = NULL, *file;
+	struct trust_key_opts ko = {0};
+	const char *type = NULL, *at, *file;
 	cleanup_free char *text = NULL, *signed_path = NULL;
 	struct ep_image_loc loc = {0};
 	ep_digest md;
@@ -101,15 +99,11 @@ int cmd_attach_artifact(int argc, char **argv, struct cmd_ctx *ctx)
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (trust_key_opt(c, optarg, &ko))
+			continue;
 		switch (c) {
 		case O_TYPE:
 			type = optarg;
-			break;
-		case O_KEY:
-			key = optarg;
-			break;
-		case O_PASS:
-			pfile = optarg;
 			break;
 		case O_JSON:
 			json = 1;
@@ -132,9 +126,9 @@ int cmd_attach_artifact(int argc, char **argv, struct cmd_ctx *ctx)
 	if (!at)
 		return cmd_fail(&err);
 	file = argv[optind + 1];
-	if (key && strcmp(at, EP_AT_DSSE)) {
+	if (ko.key && strcmp(at, EP_AT_DSSE)) {
 		/* the envelope's payloadType says what it wraps */
-		if (sign_attachment(file, key, pfile, at, &signed_path, &err) < 0)
+		if (sign_attachment(file, &ko, at, &signed_path, &err) < 0)
 			return cmd_fail(&err);
 		file = signed_path;
 	}

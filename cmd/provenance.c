@@ -74,34 +74,29 @@ static int verify_envelope(struct cmd_ctx *ctx, const char *path, const char *ke
 
 int cmd_provenance(int argc, char **argv, struct cmd_ctx *ctx)
 {
-	enum { O_KEY = 256, O_PASS, O_VERIFY };
+	enum { O_VERIFY = 256 };
 	static const struct option opts[] = {
-	    {"key", required_argument, NULL, O_KEY},
-	    {"passphrase-file", required_argument, NULL, O_PASS},
+	    TRUST_KEY_OPTIONS,
 	    {"output", required_argument, NULL, 'o'},
 	    {"verify", required_argument, NULL, O_VERIFY},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct ep_error err = EP_ERROR_INIT;
-	const char *key = NULL, *pfile = NULL, *out = NULL, *verify = NULL;
+	struct trust_key_opts ko = {0};
+	const char *out = NULL, *verify = NULL;
 	cleanup_json json_t *st = NULL, *env = NULL;
 	cleanup_free char *body = NULL, *text = NULL;
 	struct ep_image_loc loc = {0};
-	char *pass = NULL;
 	struct ep_key *k;
 	size_t blen;
 	int c;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+		if (trust_key_opt(c, optarg, &ko))
+			continue;
 		switch (c) {
-		case O_KEY:
-			key = optarg;
-			break;
-		case O_PASS:
-			pfile = optarg;
-			break;
 		case 'o':
 			out = optarg;
 			break;
@@ -115,22 +110,16 @@ int cmd_provenance(int argc, char **argv, struct cmd_ctx *ctx)
 			return cmd_usage_error(ctx, "unknown option");
 		}
 	}
-	if (!key)
+	if (!ko.key)
 		return cmd_usage_error(ctx, "--key KEY is required");
 	if (verify) {
 		if (argc - optind > 1)
 			return cmd_usage_error(ctx, "expected at most one IMAGE");
-		return verify_envelope(ctx, verify, key, optind < argc ? argv[optind] : NULL);
+		return verify_envelope(ctx, verify, ko.key, optind < argc ? argv[optind] : NULL);
 	}
 	if (optind + 1 != argc)
 		return cmd_usage_error(ctx, "expected one IMAGE");
-	if (trust_read_passphrase(pfile, &pass, &err) < 0)
-		return cmd_fail(&err);
-	k = ep_key_load_private(key, pass, &err);
-	if (pass) {
-		explicit_bzero(pass, strlen(pass));
-		free(pass);
-	}
+	k = trust_key_load(&ko, &err);
 	if (!k)
 		return cmd_fail(&err);
 	if (cmd_open_store(ctx, 0, &err) < 0 ||

@@ -62,6 +62,29 @@ static void drop_passphrase(char **p)
 	}
 }
 
+int trust_key_opt(int c, const char *arg, struct trust_key_opts *ko)
+{
+	if (c == TRUST_O_KEY)
+		ko->key = arg;
+	else if (c == TRUST_O_PASS)
+		ko->pfile = arg;
+	else
+		return 0;
+	return 1;
+}
+
+struct ep_key *trust_key_load(const struct trust_key_opts *ko, struct ep_error *err)
+{
+	char *pass = NULL;
+	struct ep_key *k;
+
+	if (trust_read_passphrase(ko->pfile, &pass, err) < 0)
+		return NULL;
+	k = ep_key_load_private(ko->key, pass, err);
+	drop_passphrase(&pass);
+	return k;
+}
+
 int cmd_key(int argc, char **argv, struct cmd_ctx *ctx)
 {
 	enum { O_PASS = 256, O_JSON };
@@ -131,18 +154,17 @@ int cmd_key(int argc, char **argv, struct cmd_ctx *ctx)
 
 int cmd_sign(int argc, char **argv, struct cmd_ctx *ctx)
 {
-	enum { O_KEY = 256, O_PASS, O_JSON };
+	enum { O_JSON = 256 };
 	static const struct option opts[] = {
-	    {"key", required_argument, NULL, O_KEY},
-	    {"passphrase-file", required_argument, NULL, O_PASS},
+	    TRUST_KEY_OPTIONS,
 	    {"json", no_argument, NULL, O_JSON},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct ep_error err = EP_ERROR_INIT;
-	const char *key = NULL, *pfile = NULL, *ref;
+	struct trust_key_opts ko = {0};
+	const char *ref;
 	cleanup_free char *identity = NULL;
-	char *pass = NULL;
 	struct ep_image_loc loc = {0};
 	struct ep_key *k;
 	ep_digest sm, id;
@@ -150,13 +172,9 @@ int cmd_sign(int argc, char **argv, struct cmd_ctx *ctx)
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (trust_key_opt(c, optarg, &ko))
+			continue;
 		switch (c) {
-		case O_KEY:
-			key = optarg;
-			break;
-		case O_PASS:
-			pfile = optarg;
-			break;
 		case O_JSON:
 			json = 1;
 			break;
@@ -169,12 +187,9 @@ int cmd_sign(int argc, char **argv, struct cmd_ctx *ctx)
 	}
 	if (optind >= argc || argc - optind > 2)
 		return cmd_usage_error(ctx, "expected IMAGE [REF]");
-	if (!key)
+	if (!ko.key)
 		return cmd_usage_error(ctx, "--key KEY is required");
-	if (trust_read_passphrase(pfile, &pass, &err) < 0)
-		return cmd_fail(&err);
-	k = ep_key_load_private(key, pass, &err);
-	drop_passphrase(&pass);
+	k = trust_key_load(&ko, &err);
 	if (!k)
 		return cmd_fail(&err);
 	rc = -1;
