@@ -427,128 +427,100 @@ size_t ep_tree_count(const struct ep_tree *t)
 
 /* ---- copy ---------------------------------------------------------------- */
 
+/* ---- host trees: the one walker of copy steps and run-step upper dirs ---- */
+
 struct inode_seen {
 	uint64_t dev, ino;
 	char *path; /* image path of the first copy seen */
 };
 
-struct copy_ctx {
-	struct ep_tree *t;
-	const struct ep_copy_opts *o;
-	struct inode_seen *seen;
-	size_t n_seen, cap_seen;
+/* The regular files with more than one link seen so far in a walk: the
+ * first becomes the file, the others hardlinks to it. */
+struct inode_set {
+	struct inode_seen *v;
+	size_t n, cap;
 };
 
-static uint32_t copy_mode(const struct ep_copy_opts *o, mode_t st_mode)
+static void inode_set_release(struct inode_set *s)
 {
-	if (o->mode >= 0)
-		return (uint32_t)o->mode & 07777;
-	if (S_ISDIR(st_mode))
-		return 0755;
-	if (S_ISLNK(st_mode))
-		return 0777;
-	return (st_mode & 0111) ? 0755 : 0644;
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i].path);
+	free(s->v);
 }
 
-static int refuse_special(const char *host, mode_t m, struct ep_error *err)
+/* A regular host file st at image path `path` into *n: a hardlink to the
+ * first path of its inode seen before, else the file itself (remembered
+ * when it has other links). */
+static int host_regular(struct inode_set *seen, struct entry *n, const char *host,
+			const struct stat *st, const char *path, struct ep_error *err)
 {
-	const char *what = S_ISSOCK(m)	? "a socket"
-			   : S_ISFIFO(m) ? "a fifo"
-			   : S_ISCHR(m)	 ? "a character device"
-			   : S_ISBLK(m)	 ? "a block device"
-					 : "of an unknown type";
-
-	return ep_error_set(err, EP_EINVAL,
-			    "'%s' is %s: copy takes only files, directories and symlinks "
-			    "(special files do not belong in a source tree; put them in an archive)",
-			    host, what);
-}
-
-/* Adds one host object (already lstat'ed) at image path `path`. */
-static int copy_one(struct copy_ctx *c, int dirfd, const char *name, const char *host,
-		    const struct stat *st, const char *path, struct ep_error *err)
-{
-	struct entry n = {0};
-
-	if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode) && !S_ISLNK(st->st_mode))
-		return refuse_special(host, st->st_mode, err);
-	n.mode = copy_mode(c->o, st->st_mode);
-	n.uid = (uint64_t)c->o->uid;
-	n.gid = (uint64_t)c->o->gid;
-	n.mtime = c->o->mtime;
-	if (S_ISDIR(st->st_mode)) {
-		n.type = EP_TAR_DIR;
-	} else if (S_ISLNK(st->st_mode)) {
-		size_t cap = (size_t)st->st_size + 2;
-		ssize_t r;
-
-		if (st->st_size > MAX_PATH_BYTES)
-			return ep_error_set(err, EP_EINVAL, "symlink '%s' target is too long", host);
-		n.linkname = ep_malloc(cap, err);
-		if (!n.linkname)
-			return -1;
-		r = readlinkat(dirfd, name, n.linkname, cap);
-		if (r < 0 || (size_t)r >= cap || r == 0) {
-			free(n.linkname);
-			return r < 0 ? ep_error_errno(err, EP_EENV, errno, "readlink '%s'", host)
-				     : ep_error_set(err, EP_EENV, "symlink '%s' changed while read",
-						    host);
-		}
-		n.linkname[r] = '\0';
-		n.type = EP_TAR_SYMLINK;
-	} else {
-		n.type = EP_TAR_REG;
-		if (st->st_nlink > 1) {
-			for (size_t i = 0; i < c->n_seen; i++) {
-				if (c->seen[i].dev == (uint64_t)st->st_dev &&
-				    c->seen[i].ino == (uint64_t)st->st_ino) {
-					n.type = EP_TAR_HARDLINK;
-					n.linkname = ep_strdup(c->seen[i].path, err);
-					if (!n.linkname)
-						return -1;
-					break;
-				}
-			}
-			if (n.type == EP_TAR_REG) {
-				struct inode_seen *s;
-
-				if (c->n_seen == c->cap_seen) {
-					size_t nc = c->cap_seen ? 2 * c->cap_seen : 16;
-
-					s = ep_realloc(c->seen, nc * sizeof(*s), err);
-					if (!s)
-						return -1;
-					c->seen = s;
-					c->cap_seen = nc;
-				}
-				s = &c->seen[c->n_seen];
-				s->path = ep_strdup(path, err);
-				if (!s->path)
-					return -1;
-				s->dev = (uint64_t)st->st_dev;
-				s->ino = (uint64_t)st->st_ino;
-				c->n_seen++;
+	n->type = EP_TAR_REG;
+	if (st->st_nlink > 1) {
+		for (size_t i = 0; i < seen->n; i++) {
+			if (seen->v[i].dev == (uint64_t)st->st_dev &&
+			    seen->v[i].ino == (uint64_t)st->st_ino) {
+				n->type = EP_TAR_HARDLINK;
+				n->linkname = ep_strdup(seen->v[i].path, err);
+				return n->linkname ? 0 : -1;
 			}
 		}
-		if (n.type == EP_TAR_REG) {
-			n.size = (uint64_t)st->st_size;
-			n.src = SRC_HOST;
-			n.dev = (uint64_t)st->st_dev;
-			n.ino = (uint64_t)st->st_ino;
-			n.mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
-			n.ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
-			n.host = ep_strdup(host, err);
-			if (!n.host)
+		if (seen->n == seen->cap) {
+			size_t nc = seen->cap ? 2 * seen->cap : 16;
+			struct inode_seen *v = ep_realloc(seen->v, nc * sizeof(*v), err);
+
+			if (!v)
 				return -1;
+			seen->v = v;
+			seen->cap = nc;
 		}
+		seen->v[seen->n].path = ep_strdup(path, err);
+		if (!seen->v[seen->n].path)
+			return -1;
+		seen->v[seen->n].dev = (uint64_t)st->st_dev;
+		seen->v[seen->n].ino = (uint64_t)st->st_ino;
+		seen->n++;
 	}
-	n.path = ep_strdup(path, err);
-	if (!n.path) {
-		entry_release(&n);
-		return -1;
-	}
-	return tree_put(c->t, &n, err);
+	n->size = (uint64_t)st->st_size;
+	n->src = SRC_HOST;
+	n->dev = (uint64_t)st->st_dev;
+	n->ino = (uint64_t)st->st_ino;
+	n->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+	n->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+	n->host = ep_strdup(host, err);
+	return n->host ? 0 : -1;
 }
+
+/* The target of symlink name in dfd (host path host, st its lstat) into
+ * n->linkname. */
+static int host_symlink(struct entry *n, int dfd, const char *name, const char *host,
+			const struct stat *st, struct ep_error *err)
+{
+	size_t cap = (size_t)st->st_size + 2;
+	ssize_t r;
+
+	if (st->st_size > MAX_PATH_BYTES)
+		return ep_error_set(err, EP_EINVAL, "symlink '%s' target is too long", host);
+	n->linkname = ep_malloc(cap, err);
+	if (!n->linkname)
+		return -1;
+	r = readlinkat(dfd, name, n->linkname, cap);
+	if (r < 0 || (size_t)r >= cap || r == 0) {
+		free(n->linkname);
+		n->linkname = NULL;
+		return r < 0 ? ep_error_errno(err, EP_EENV, errno, "readlink '%s'", host)
+			     : ep_error_set(err, EP_EENV, "symlink '%s' changed while read", host);
+	}
+	n->linkname[r] = '\0';
+	n->type = EP_TAR_SYMLINK;
+	return 0;
+}
+
+/* Called by walk_dir for each entry, in name order, a directory before
+ * what is below it: name in the open directory dfd, host its host path,
+ * st its lstat, path its image path.  0 goes on (into a directory), 1
+ * skips the entry (and what is below it), -1 stops with *err filled. */
+typedef int (*walk_fn)(void *ctx, int dfd, const char *name, const char *host,
+		       const struct stat *st, const char *path, struct ep_error *err);
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -562,21 +534,17 @@ static void free_names(char **names, size_t n)
 	free(names);
 }
 
-/* Adds the contents of the open directory dfd (host path `host`) under
- * image path `path` ("" for the root). */
-static int copy_dir(struct copy_ctx *c, int dfd, const char *host, const char *path, int depth,
-		    struct ep_error *err)
+/* The names in the open directory dfd (host path host), sorted: readdir
+ * order is filesystem noise, and the first path of a hardlink group must
+ * not depend on it. */
+static int read_names(int dfd, const char *host, char ***out, size_t *count, struct ep_error *err)
 {
 	char **names = NULL;
 	size_t n = 0, cap = 0;
 	struct dirent *de;
 	DIR *d;
-	int dup_fd, rc = -1;
+	int dup_fd = dup(dfd);
 
-	if (depth > MAX_DEPTH)
-		return ep_error_set(err, EP_EINVAL, "'%s' is nested deeper than %d directories",
-				    host, MAX_DEPTH);
-	dup_fd = dup(dfd);
 	if (dup_fd < 0)
 		return ep_error_errno(err, EP_EENV, errno, "dup '%s'", host);
 	d = fdopendir(dup_fd);
@@ -593,28 +561,51 @@ static int copy_dir(struct copy_ctx *c, int dfd, const char *host, const char *p
 			char **nn = ep_realloc(names, nc * sizeof(*nn), err);
 
 			if (!nn)
-				goto out;
+				goto fail;
 			names = nn;
 			cap = nc;
 		}
 		names[n] = ep_strdup(de->d_name, err);
 		if (!names[n])
-			goto out;
+			goto fail;
 		n++;
 		errno = 0;
 	}
 	if (errno) {
 		ep_error_errno(err, EP_EENV, errno, "readdir '%s'", host);
-		goto out;
+		goto fail;
 	}
-	/* readdir order is filesystem noise; sort so the first path of a
-	 * hardlink group does not depend on it. */
+	closedir(d);
 	if (n)
 		qsort(names, n, sizeof(*names), cmp_str);
+	*out = names;
+	*count = n;
+	return 0;
+fail:
+	closedir(d);
+	free_names(names, n);
+	return -1;
+}
+
+/* Walks the contents of the open directory dfd (host path `host`), image
+ * path `path` ("" for the root), calling fn for each entry. */
+static int walk_dir(int dfd, const char *host, const char *path, int depth, walk_fn fn, void *ctx,
+		    struct ep_error *err)
+{
+	char **names = NULL;
+	size_t n = 0;
+	int rc = -1;
+
+	if (depth > MAX_DEPTH)
+		return ep_error_set(err, EP_EINVAL, "'%s' is nested deeper than %d directories",
+				    host, MAX_DEPTH);
+	if (read_names(dfd, host, &names, &n, err) < 0)
+		return -1;
 	for (size_t i = 0; i < n; i++) {
 		cleanup_free char *chost = ep_path_join(host, names[i], err);
 		cleanup_free char *cpath = NULL;
 		struct stat st;
+		int r;
 
 		if (!chost)
 			goto out;
@@ -625,25 +616,85 @@ static int copy_dir(struct copy_ctx *c, int dfd, const char *host, const char *p
 			ep_error_errno(err, EP_EENV, errno, "stat '%s'", chost);
 			goto out;
 		}
-		if (copy_one(c, dfd, names[i], chost, &st, cpath, err) < 0)
+		r = fn(ctx, dfd, names[i], chost, &st, cpath, err);
+		if (r < 0)
 			goto out;
-		if (S_ISDIR(st.st_mode)) {
-			cleanup_close int cfd = openat(dfd, names[i],
-						       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (r == 0 && S_ISDIR(st.st_mode)) {
+			cleanup_close int cfd =
+			    openat(dfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
 			if (cfd < 0) {
 				ep_error_errno(err, EP_EENV, errno, "open '%s'", chost);
 				goto out;
 			}
-			if (copy_dir(c, cfd, chost, cpath, depth + 1, err) < 0)
+			if (walk_dir(cfd, chost, cpath, depth + 1, fn, ctx, err) < 0)
 				goto out;
 		}
 	}
 	rc = 0;
 out:
-	closedir(d);
 	free_names(names, n);
 	return rc;
+}
+
+struct copy_ctx {
+	struct ep_tree *t;
+	const struct ep_copy_opts *o;
+	struct inode_set seen;
+};
+
+static uint32_t copy_mode(const struct ep_copy_opts *o, mode_t st_mode)
+{
+	if (o->mode >= 0)
+		return (uint32_t)o->mode & 07777;
+	if (S_ISDIR(st_mode))
+		return 0755;
+	if (S_ISLNK(st_mode))
+		return 0777;
+	return (st_mode & 0111) ? 0755 : 0644;
+}
+
+static int refuse_special(const char *host, mode_t m, struct ep_error *err)
+{
+	const char *what = S_ISSOCK(m)	 ? "a socket"
+			   : S_ISFIFO(m) ? "a fifo"
+			   : S_ISCHR(m)	 ? "a character device"
+			   : S_ISBLK(m)	 ? "a block device"
+					 : "of an unknown type";
+
+	return ep_error_set(
+	    err, EP_EINVAL,
+	    "'%s' is %s: copy takes only files, directories and symlinks "
+	    "(special files do not belong in a source tree; put them in an archive)",
+	    host, what);
+}
+
+/* Adds one host object (already lstat'ed) at image path `path` (walk_fn). */
+static int copy_one(void *ctx, int dirfd, const char *name, const char *host, const struct stat *st,
+		    const char *path, struct ep_error *err)
+{
+	struct copy_ctx *c = ctx;
+	struct entry n = {0};
+	int rc = 0;
+
+	if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode) && !S_ISLNK(st->st_mode))
+		return refuse_special(host, st->st_mode, err);
+	n.mode = copy_mode(c->o, st->st_mode);
+	n.uid = (uint64_t)c->o->uid;
+	n.gid = (uint64_t)c->o->gid;
+	n.mtime = c->o->mtime;
+	if (S_ISDIR(st->st_mode))
+		n.type = EP_TAR_DIR;
+	else if (S_ISLNK(st->st_mode))
+		rc = host_symlink(&n, dirfd, name, host, st, err);
+	else
+		rc = host_regular(&c->seen, &n, host, st, path, err);
+	n.path = rc < 0 ? NULL : ep_strdup(path, err);
+	if (!n.path) {
+		entry_release(&n);
+		return -1;
+	}
+	return tree_put(c->t, &n, err);
 }
 
 int ep_tree_add_copy(struct ep_tree *t, const char *src, const char *dest,
@@ -677,7 +728,7 @@ int ep_tree_add_copy(struct ep_tree *t, const char *src, const char *dest,
 		/* the directory itself becomes dest, with the copy's metadata */
 		if (*dpath && copy_one(&c, AT_FDCWD, src, src, &st, dpath, err) < 0)
 			goto out;
-		if (copy_dir(&c, fd, src, dpath, 0, err) < 0)
+		if (walk_dir(fd, src, dpath, 0, copy_one, &c, err) < 0)
 			goto out;
 	} else {
 		if (dest_dir) {
@@ -705,9 +756,7 @@ int ep_tree_add_copy(struct ep_tree *t, const char *src, const char *dest,
 	}
 	rc = 0;
 out:
-	for (size_t i = 0; i < c.n_seen; i++)
-		free(c.seen[i].path);
-	free(c.seen);
+	inode_set_release(&c.seen);
 	if (rc < 0)
 		ep_error_wrap(err, "copy '%s' to '%s'", src, dest);
 	return rc;
@@ -756,18 +805,14 @@ static bool upper_dropped(const char *p, bool dir)
 struct upper_ctx {
 	struct ep_tree *t;
 	int64_t clamp;
-	struct inode_seen *seen;
-	size_t n_seen, cap_seen;
+	struct inode_set seen;
 };
 
-static int upper_xattrs(struct entry *n, int dfd, const char *name, const char *host,
-			struct ep_error *err)
+static int upper_xattrs(struct entry *n, const char *host, struct ep_error *err)
 {
 	char buf[1024];
 	ssize_t l;
 
-	(void)dfd;
-	(void)name;
 	l = lgetxattr(host, "security.capability", buf, sizeof(buf));
 	if (l <= 0)
 		return 0;
@@ -799,13 +844,33 @@ static int upper_whiteout(struct upper_ctx *c, const char *path, struct ep_error
 	return tree_put(c->t, &n, err);
 }
 
-static int upper_one(struct upper_ctx *c, int dfd, const char *name, const char *host,
-		     const struct stat *st, const char *path, struct ep_error *err)
+/* An opaque directory hides everything below it in the lower layers: its
+ * marker entry, before what the directory holds. */
+static int upper_opaque(struct upper_ctx *c, const char *host, const char *path,
+			struct ep_error *err)
 {
+	struct entry o = {0};
+	char v[4];
+
+	if (lgetxattr(host, "trusted.overlay.opaque", v, sizeof(v)) != 1 || v[0] != 'y')
+		return 0;
+	o.path = ep_asprintf(err, "%s/.wh..wh..opq", path);
+	if (!o.path)
+		return -1;
+	o.type = EP_TAR_REG;
+	o.mtime = c->clamp;
+	return tree_put(c->t, &o, err);
+}
+
+/* One entry of the upper dir (walk_fn): what the profile drops is skipped. */
+static int upper_one(void *ctx, int dfd, const char *name, const char *host, const struct stat *st,
+		     const char *path, struct ep_error *err)
+{
+	struct upper_ctx *c = ctx;
 	struct entry n = {0};
 
-	if (S_ISSOCK(st->st_mode))
-		return 0;
+	if (upper_dropped(path, S_ISDIR(st->st_mode)) || S_ISSOCK(st->st_mode))
+		return 1;
 	/* overlayfs: a 0/0 character device is a deletion */
 	if (S_ISCHR(st->st_mode) && st->st_rdev == makedev(0, 0))
 		return upper_whiteout(c, path, err);
@@ -816,23 +881,8 @@ static int upper_one(struct upper_ctx *c, int dfd, const char *name, const char 
 	if (S_ISDIR(st->st_mode)) {
 		n.type = EP_TAR_DIR;
 	} else if (S_ISLNK(st->st_mode)) {
-		size_t cap = (size_t)st->st_size + 2;
-		ssize_t r;
-
-		if (st->st_size > MAX_PATH_BYTES)
-			return ep_error_set(err, EP_EINVAL, "symlink '%s' target is too long",
-					    host);
-		n.linkname = ep_malloc(cap, err);
-		if (!n.linkname)
+		if (host_symlink(&n, dfd, name, host, st, err) < 0)
 			return -1;
-		r = readlinkat(dfd, name, n.linkname, cap);
-		if (r <= 0 || (size_t)r >= cap) {
-			free(n.linkname);
-			return ep_error_errno(err, EP_EENV, r < 0 ? errno : EIO, "readlink '%s'",
-					      host);
-		}
-		n.linkname[r] = '\0';
-		n.type = EP_TAR_SYMLINK;
 		n.mode = 0777;
 	} else if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) {
 		n.type = S_ISCHR(st->st_mode) ? EP_TAR_CHR : EP_TAR_BLK;
@@ -840,51 +890,12 @@ static int upper_one(struct upper_ctx *c, int dfd, const char *name, const char 
 		n.devminor = minor(st->st_rdev);
 	} else if (S_ISFIFO(st->st_mode)) {
 		n.type = EP_TAR_FIFO;
-	} else {
-		n.type = EP_TAR_REG;
-		if (st->st_nlink > 1) {
-			for (size_t i = 0; i < c->n_seen; i++)
-				if (c->seen[i].dev == (uint64_t)st->st_dev &&
-				    c->seen[i].ino == (uint64_t)st->st_ino) {
-					n.type = EP_TAR_HARDLINK;
-					n.linkname = ep_strdup(c->seen[i].path, err);
-					if (!n.linkname)
-						return -1;
-					break;
-				}
-			if (n.type == EP_TAR_REG) {
-				struct inode_seen *sn;
-
-				if (c->n_seen == c->cap_seen) {
-					size_t nc = c->cap_seen ? 2 * c->cap_seen : 16;
-
-					sn = ep_realloc(c->seen, nc * sizeof(*sn), err);
-					if (!sn)
-						return -1;
-					c->seen = sn;
-					c->cap_seen = nc;
-				}
-				sn = &c->seen[c->n_seen];
-				if (!(sn->path = ep_strdup(path, err)))
-					return -1;
-				sn->dev = (uint64_t)st->st_dev;
-				sn->ino = (uint64_t)st->st_ino;
-				c->n_seen++;
-			}
-		}
-		if (n.type == EP_TAR_REG) {
-			n.size = (uint64_t)st->st_size;
-			n.src = SRC_HOST;
-			n.dev = (uint64_t)st->st_dev;
-			n.ino = (uint64_t)st->st_ino;
-			n.mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
-			n.ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
-			if (!(n.host = ep_strdup(host, err)))
-				return -1;
-		}
+	} else if (host_regular(&c->seen, &n, host, st, path, err) < 0) {
+		entry_release(&n);
+		return -1;
 	}
 	if (n.type != EP_TAR_SYMLINK && n.type != EP_TAR_HARDLINK &&
-	    upper_xattrs(&n, dfd, name, host, err) < 0) {
+	    upper_xattrs(&n, host, err) < 0) {
 		entry_release(&n);
 		return -1;
 	}
@@ -892,102 +903,9 @@ static int upper_one(struct upper_ctx *c, int dfd, const char *name, const char 
 		entry_release(&n);
 		return -1;
 	}
-	return tree_put(c->t, &n, err);
-}
-
-static int upper_dir(struct upper_ctx *c, int dfd, const char *host, const char *path, int depth,
-		     struct ep_error *err)
-{
-	char **names = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *de;
-	DIR *d;
-	int dup_fd, rc = -1;
-
-	if (depth > MAX_DEPTH)
-		return ep_error_set(err, EP_EINVAL, "'%s' is nested deeper than %d directories",
-				    host, MAX_DEPTH);
-	{
-		char v[4];
-		ssize_t l = *path ? lgetxattr(host, "trusted.overlay.opaque", v, sizeof(v)) : -1;
-
-		/* an opaque directory hides everything below it in the lower layers */
-		if (l == 1 && v[0] == 'y') {
-			struct entry o = {0};
-
-			o.path = ep_asprintf(err, "%s/.wh..wh..opq", path);
-			if (!o.path)
-				return -1;
-			o.type = EP_TAR_REG;
-			o.mtime = c->clamp;
-			if (tree_put(c->t, &o, err) < 0)
-				return -1;
-		}
-	}
-	dup_fd = dup(dfd);
-	if (dup_fd < 0)
-		return ep_error_errno(err, EP_EENV, errno, "dup '%s'", host);
-	d = fdopendir(dup_fd);
-	if (!d) {
-		close(dup_fd);
-		return ep_error_errno(err, EP_EENV, errno, "opendir '%s'", host);
-	}
-	errno = 0;
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (n == cap) {
-			size_t nc = cap ? 2 * cap : 32;
-			char **nn = ep_realloc(names, nc * sizeof(*nn), err);
-
-			if (!nn)
-				goto out;
-			names = nn;
-			cap = nc;
-		}
-		if (!(names[n] = ep_strdup(de->d_name, err)))
-			goto out;
-		n++;
-		errno = 0;
-	}
-	if (errno) {
-		ep_error_errno(err, EP_EENV, errno, "readdir '%s'", host);
-		goto out;
-	}
-	if (n)
-		qsort(names, n, sizeof(*names), cmp_str);
-	for (size_t i = 0; i < n; i++) {
-		cleanup_free char *chost = ep_path_join(host, names[i], err);
-		cleanup_free char *cpath = NULL;
-		struct stat st;
-
-		if (!chost || !(cpath = join_rel(path, names[i], err)))
-			goto out;
-		if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			ep_error_errno(err, EP_EENV, errno, "stat '%s'", chost);
-			goto out;
-		}
-		if (upper_dropped(cpath, S_ISDIR(st.st_mode)))
-			continue;
-		if (upper_one(c, dfd, names[i], chost, &st, cpath, err) < 0)
-			goto out;
-		if (S_ISDIR(st.st_mode)) {
-			cleanup_close int cfd =
-			    openat(dfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-			if (cfd < 0) {
-				ep_error_errno(err, EP_EENV, errno, "open '%s'", chost);
-				goto out;
-			}
-			if (upper_dir(c, cfd, chost, cpath, depth + 1, err) < 0)
-				goto out;
-		}
-	}
-	rc = 0;
-out:
-	closedir(d);
-	free_names(names, n);
-	return rc;
+	if (tree_put(c->t, &n, err) < 0)
+		return -1;
+	return S_ISDIR(st->st_mode) ? upper_opaque(c, host, path, err) : 0;
 }
 
 int ep_tree_add_upper(struct ep_tree *t, const char *upper, int64_t clamp_mtime,
@@ -999,10 +917,8 @@ int ep_tree_add_upper(struct ep_tree *t, const char *upper, int64_t clamp_mtime,
 
 	if (fd < 0)
 		return ep_error_errno(err, EP_EENV, errno, "open '%s'", upper);
-	rc = upper_dir(&c, fd, upper, "", 0, err);
-	for (size_t i = 0; i < c.n_seen; i++)
-		free(c.seen[i].path);
-	free(c.seen);
+	rc = walk_dir(fd, upper, "", 0, upper_one, &c, err);
+	inode_set_release(&c.seen);
 	return rc;
 }
 
