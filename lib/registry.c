@@ -17,6 +17,7 @@
 #include "http.h"
 #include "jsonutil.h"
 #include "oci.h"
+#include "parallel.h"
 #include "sink.h"
 #include "strvec.h"
 #include "util.h"
@@ -1116,45 +1117,50 @@ struct pool {
 	struct reg *g;
 	const char *repo;
 	struct blob *blobs;
-	size_t n, next;
-	pthread_mutex_t mu;
 	int (*fn)(struct reg *g, struct ep_http *h, const char *repo, struct blob *b,
 		  struct ep_error *err);
-	int stop;
 };
 
-static void *pool_worker(void *arg)
+/* Each worker keeps one connection over the blobs it moves. */
+struct pool_conn {
+	struct ep_http *h;
+	struct ep_error e; /* why h is NULL */
+};
+
+static void *pool_conn_new(void *ctx)
 {
-	struct pool *p = arg;
-	struct ep_error e = EP_ERROR_INIT;
-	struct ep_http *h = ep_http_new(p->g->ca_file, &e);
+	struct pool *p = ctx;
+	struct pool_conn *c = calloc(1, sizeof(*c));
 
-	for (;;) {
-		struct blob *b;
+	if (c)
+		c->h = ep_http_new(p->g->ca_file, &c->e);
+	return c;
+}
 
-		pthread_mutex_lock(&p->mu);
-		if (p->stop || p->next >= p->n) {
-			pthread_mutex_unlock(&p->mu);
-			break;
-		}
-		b = &p->blobs[p->next++];
-		pthread_mutex_unlock(&p->mu);
-		if (b->skip)
-			continue;
-		if (!h) {
-			b->err = e;
-			b->failed = 1;
-		} else if (p->fn(p->g, h, p->repo, b, &b->err) < 0) {
-			b->failed = 1;
-		}
-		if (b->failed) {
-			pthread_mutex_lock(&p->mu);
-			p->stop = 1;
-			pthread_mutex_unlock(&p->mu);
-		}
-	}
-	ep_http_free(h);
-	return NULL;
+static void pool_conn_free(void *state)
+{
+	struct pool_conn *c = state;
+
+	if (c)
+		ep_http_free(c->h);
+	free(c);
+}
+
+static int pool_blob(void *ctx, void *state, size_t i)
+{
+	struct pool *p = ctx;
+	struct pool_conn *c = state;
+	struct blob *b = &p->blobs[i];
+
+	if (b->skip)
+		return 0;
+	if (!c)
+		ep_error_oom(&b->err);
+	else if (!c->h)
+		b->err = c->e;
+	if (!c || !c->h || p->fn(p->g, c->h, p->repo, b, &b->err) < 0)
+		b->failed = 1;
+	return b->failed ? -1 : 0;
 }
 
 static int jobs(const struct ep_registry_opts *o)
@@ -1170,21 +1176,10 @@ static int run_pool(struct reg *g, const char *repo, struct blob *blobs, size_t 
 			      struct ep_error *),
 		    struct ep_error *err)
 {
-	struct pool p = {g, repo, blobs, n, 0, PTHREAD_MUTEX_INITIALIZER, fn, 0};
-	pthread_t th[16];
-	int nt = jobs(g->o), started = 0;
+	static const struct ep_parallel_state ps = {pool_conn_new, pool_conn_free, pool_blob};
+	struct pool p = {g, repo, blobs, fn};
 
-	if ((size_t)nt > n)
-		nt = (int)n;
-	for (int i = 0; i < nt; i++) {
-		if (pthread_create(&th[i], NULL, pool_worker, &p) != 0)
-			break;
-		started++;
-	}
-	if (!started && n)
-		pool_worker(&p);
-	for (int i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
+	ep_parallel_for_state(n, jobs(g->o), 1, &ps, &p);
 	for (size_t i = 0; i < n; i++)
 		if (blobs[i].failed) {
 			if (err)
