@@ -28,6 +28,7 @@
 #include "rootless.h"
 #include "runcver.h"
 #include "strvec.h"
+#include "trace.h"
 #include "unpack.h"
 #include "util.h"
 
@@ -486,6 +487,7 @@ static int exec_runc(const struct bundle *b, int *status, struct ep_error *err)
 	}
 	g_child = pid;
 	g_stops = 0;
+	ep_trace_mark("runc forked");
 	while (waitpid(pid, &st, 0) < 0) {
 		if (errno != EINTR) {
 			st = 0x7f00;
@@ -499,6 +501,7 @@ static int exec_runc(const struct bundle *b, int *status, struct ep_error *err)
 		}
 	}
 	g_child = 0;
+	ep_trace_mark("runc exited");
 	for (size_t i = 0; i < EP_ARRAY_SIZE(forwarded); i++)
 		sigaction(forwarded[i], &old[i], NULL);
 	*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -623,6 +626,7 @@ static int bundle_rootfs(struct ep_store *s, const struct ep_image_loc *loc, con
 	if (loc->in_store &&
 	    layer_dirs(s, json_object_get(info, "layers"), &lowers, &n_lowers, o, err) < 0)
 		return -1;
+	ep_trace_mark("layers found");
 	if (b->rootless) {
 		uid_t uid = 0;
 		gid_t gid = 0;
@@ -641,6 +645,7 @@ static int bundle_rootfs(struct ep_store *s, const struct ep_image_loc *loc, con
 		free_strv(lowers, n_lowers);
 		return ep_error_errno(err, EP_EENV, errno, "private mount namespace");
 	}
+	ep_trace_mark("mount namespace");
 	if (loc->in_store) {
 		const char *want = b->rootless ? getenv("ENVPIN_ROOTLESS_OVERLAY") : NULL;
 
@@ -653,6 +658,7 @@ static int bundle_rootfs(struct ep_store *s, const struct ep_image_loc *loc, con
 		}
 	}
 	free_strv(lowers, n_lowers);
+	ep_trace_mark("overlay mounted");
 	if (!overlay) {
 		struct ep_unpack_opts uo;
 		cleanup_free char *upper = ep_path_join(b->dir, "upper", err);
@@ -709,11 +715,13 @@ static int bundle_config(const struct bundle *b, int root_fd, const json_t *cfg,
 		if (!gpu_files || write_gpu_files(gpu_files, gpu, err) < 0)
 			return -1;
 	}
+	ep_trace_mark("gpu plan");
 	if (prepare_rootfs(root_fd, o, gpu, workspace != NULL, err) < 0 ||
 	    ep_runtime_user(root_fd,
 			    o->user ? o->user : json_string_value(json_object_get(cfg, "User")),
 			    &uid, &gid, &extra, &n_extra, err) < 0)
 		return -1;
+	ep_trace_mark("mount targets, user");
 	if (gethostname(host, sizeof(host) - 1) < 0)
 		strcpy(host, "envpin");
 	sp.image_cfg = cfg;
@@ -734,8 +742,10 @@ static int bundle_config(const struct bundle *b, int root_fd, const json_t *cfg,
 	sp.tty = tty;
 	sp.gpu_files_dir = gpu_files;
 	spec = ep_runtime_spec(&sp, err);
+	ep_trace_mark("spec built");
 	if (!spec || write_spec(b->dir, spec, err) < 0)
 		return -1;
+	ep_trace_mark("config.json written");
 	if (o->keep) {
 		cleanup_free char *kept = ep_path_join(b->dir, "kept", err);
 		int fd = kept ? open(kept, O_WRONLY | O_CREAT | O_CLOEXEC, 0600) : -1;
@@ -763,6 +773,7 @@ int ep_run_native(struct ep_store *s, const struct ep_image_loc *loc, const json
 		return ep_error_set(err, EP_EENV, "runc is not installed (or use --engine docker)");
 	if (ep_runc_check(s->root, NULL, err) < 0)
 		return -1;
+	ep_trace_mark("runc checked");
 	if (!o->no_workspace) {
 		workspace = getcwd(NULL, 0);
 		if (!workspace)
@@ -770,6 +781,7 @@ int ep_run_native(struct ep_store *s, const struct ep_image_loc *loc, const json
 	}
 	if (bundle_create(s, o->name, o->keep, &b, err) < 0)
 		goto out;
+	ep_trace_mark("bundle dir, stale sweep");
 	b.stdin_open = o->interactive || tty;
 	root_fd = bundle_rootfs(s, loc, info, o, &b, err);
 	if (root_fd < 0 || bundle_config(&b, root_fd, json_object_get(info, "config"), o, tty,
@@ -780,6 +792,7 @@ int ep_run_native(struct ep_store *s, const struct ep_image_loc *loc, const json
 		ep_error_errno(err, EP_EENV, errno, "start the cleanup watchdog");
 		goto out;
 	}
+	ep_trace_mark("watchdog forked");
 	rc = exec_runc(&b, status, err);
 out:
 	if (b.dir)
@@ -798,6 +811,7 @@ out:
 	bundle_release(&b);
 	if (have_plan)
 		ep_gpu_plan_release(&plan);
+	ep_trace_mark("cleanup done");
 	return rc;
 }
 
