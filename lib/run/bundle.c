@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
+#include <spawn.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -448,6 +449,69 @@ static int runc_failure(const char *log, int *status, struct ep_error *err)
 	return -1;
 }
 
+/* envpin's environment without the socket-activation variables runc would
+ * hand on (LISTEN_FDS from fd 3, when LISTEN_PID names the container), as
+ * ep_close_inherited_fds drops them.  The strings stay environ's. */
+static char **runc_environ(void)
+{
+	size_t n = 0, k = 0;
+	char **v;
+
+	while (environ[n])
+		n++;
+	v = calloc(n + 1, sizeof(*v));
+	for (size_t i = 0; v && i < n; i++)
+		if (strncmp(environ[i], "LISTEN_FDS=", 11) &&
+		    strncmp(environ[i], "LISTEN_PID=", 11) &&
+		    strncmp(environ[i], "LISTEN_FDNAMES=", 15))
+			v[k++] = environ[i];
+	return v;
+}
+
+/* Starts runc with posix_spawn (a vfork: no copy of envpin's page tables
+ * on the way to runc's exec): 0-2 only, stdin /dev/null unless stdin_open,
+ * the forwarded signals at their defaults.  -1 with errno when it could
+ * not start. */
+static pid_t spawn_runc(const struct bundle *b, char *const argv[])
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t dfl;
+	char **envp = runc_environ();
+	pid_t pid = -1;
+	int e;
+
+	if (!envp)
+		return errno = ENOMEM, -1;
+	sigemptyset(&dfl);
+	for (size_t i = 0; i < EP_ARRAY_SIZE(forwarded); i++)
+		sigaddset(&dfl, forwarded[i]);
+	e = posix_spawn_file_actions_init(&fa);
+	if (e) {
+		free(envp);
+		return errno = e, -1;
+	}
+	e = posix_spawnattr_init(&attr);
+	if (!e)
+		e = posix_spawnattr_setsigdefault(&attr, &dfl);
+	if (!e)
+		e = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+	/* stdin only with -i or a terminal, as docker (docs/run.md) */
+	if (!e && !b->stdin_open)
+		e = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	/* runc gets 0-2 only, whatever envpin inherited (docs/run.md) */
+	if (!e)
+		e = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	if (!e)
+		e = posix_spawnp(&pid, "runc", &fa, &attr, argv, envp);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	free(envp);
+	if (e)
+		return errno = e, -1;
+	return pid;
+}
+
 static int exec_runc(const struct bundle *b, int *status, struct ep_error *err)
 {
 	cleanup_free char *log = ep_path_join(b->dir, "runc.log", err);
@@ -462,32 +526,29 @@ static int exec_runc(const struct bundle *b, int *status, struct ep_error *err)
 	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < EP_ARRAY_SIZE(forwarded); i++)
 		sigaction(forwarded[i], &sa, &old[i]);
-	pid = fork();
-	if (pid < 0) {
-		*status = EP_RUN_EFAIL;
-		return ep_error_errno(err, EP_EENV, errno, "fork");
-	}
-	if (pid == 0) {
+	{
 		char *argv[] = {"runc",	    "--root",	    b->runc_root,  "--log",
 				log,	    "--log-format", "json",	   "run",
 				"--bundle", b->dir,	    (char *)b->id, NULL};
-		for (size_t i = 0; i < EP_ARRAY_SIZE(forwarded); i++)
-			signal(forwarded[i], SIG_DFL);
-		/* stdin only with -i or a terminal, as docker (docs/run.md) */
-		if (!b->stdin_open) {
-			int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
-			if (nul < 0 || dup2(nul, 0) < 0)
-				_exit(126);
+		pid = spawn_runc(b, argv);
+	}
+	if (pid < 0) {
+		/* what a fork whose exec failed reported: 127 not found, 126 else */
+		int code = errno == ENOENT ? 127 : errno == ENOMEM || errno == EAGAIN ? -1 : 126;
+
+		if (code < 0) {
+			for (size_t i = 0; i < EP_ARRAY_SIZE(forwarded); i++)
+				sigaction(forwarded[i], &old[i], NULL);
+			*status = EP_RUN_EFAIL;
+			return ep_error_errno(err, EP_EENV, errno, "start runc");
 		}
-		/* runc gets 0-2 only, whatever envpin inherited (docs/run.md) */
-		ep_close_inherited_fds();
-		execvp("runc", argv);
-		_exit(errno == ENOENT ? 127 : 126);
+		st = code << 8;
+		goto exited;
 	}
 	g_child = pid;
 	g_stops = 0;
-	ep_trace_mark("runc forked");
+	ep_trace_mark("runc spawned");
 	while (waitpid(pid, &st, 0) < 0) {
 		if (errno != EINTR) {
 			st = 0x7f00;
@@ -501,6 +562,7 @@ static int exec_runc(const struct bundle *b, int *status, struct ep_error *err)
 		}
 	}
 	g_child = 0;
+exited:
 	ep_trace_mark("runc exited");
 	for (size_t i = 0; i < EP_ARRAY_SIZE(forwarded); i++)
 		sigaction(forwarded[i], &old[i], NULL);
