@@ -364,9 +364,60 @@ static void forward_signal(int sig, siginfo_t *si, void *uc)
 
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
+/* runc puts its init into the container's cgroups by writing to
+ * cgroup.procs (once per hierarchy: ten times on a cgroup v1 host).  The
+ * first such write after a quiet spell waits for an RCU grace period (the
+ * kernel's cgroup_threadgroup_rwsem leaves its fast mode), and whatever
+ * writes next within about one grace period does not: here 10-13 ms of a
+ * runc start after 0.1 s idle (docs/run.md, "Start latency").  The watchdog
+ * writes its own pid to the cgroup v2 it is already in (a move to where it
+ * is, which changes nothing) while runc starts, so that the wait overlaps
+ * runc's own start instead of following it.  Any failure (no cgroup2 fs,
+ * no permission) leaves things as they were. */
+static void prime_cgroup_attach(void)
+{
+	char buf[4096], path[PATH_MAX + 64], pid[24];
+	const char *cg = NULL;
+	ssize_t n;
+	int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	for (char *l = buf; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
+		if (!strncmp(l, "0::/", 4)) {
+			cg = l + 3;
+			l[3 + strcspn(l + 3, "\n")] = '\0';
+			break;
+		}
+	if (!cg)
+		return;
+	if (!strcmp(cg, "/"))
+		cg = "";
+	/* hybrid hosts mount cgroup2 at /sys/fs/cgroup/unified */
+	snprintf(path, sizeof(path), "/sys/fs/cgroup/unified%s/cgroup.procs", cg);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(path, sizeof(path), "/sys/fs/cgroup%s/cgroup.procs", cg);
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return;
+	n = snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	if (write(fd, pid, (size_t)n) < 0) {
+		/* nothing was moved; runc pays the wait itself */
+	}
+	close(fd);
+}
+
 /* The watchdog: a forked copy of envpin in the same mount namespace that
  * waits on a pipe.  A byte means "envpin cleaned up"; EOF means envpin died
- * (SIGKILL): it kills the container and removes the bundle. */
+ * (SIGKILL): it kills the container and removes the bundle.  As root it
+ * first takes runc's cgroup wait on itself (prime_cgroup_attach). */
 static pid_t start_watchdog(const struct bundle *b, int *wfd)
 {
 	int p[2];
@@ -394,6 +445,8 @@ static pid_t start_watchdog(const struct bundle *b, int *wfd)
 			dup2(nul, 1);
 			dup2(nul, 2);
 		}
+		if (!b->rootless)
+			prime_cgroup_attach();
 		do
 			n = read(p[0], &c, 1);
 		while (n < 0 && errno == EINTR);
@@ -846,15 +899,19 @@ int ep_run_native(struct ep_store *s, const struct ep_image_loc *loc, const json
 	ep_trace_mark("bundle dir, stale sweep");
 	b.stdin_open = o->interactive || tty;
 	root_fd = bundle_rootfs(s, loc, info, o, &b, err);
-	if (root_fd < 0 || bundle_config(&b, root_fd, json_object_get(info, "config"), o, tty,
-					 workspace, &plan, &have_plan, err) < 0)
+	if (root_fd < 0)
 		goto out;
+	/* as soon as the namespace it must share exists: its cgroup priming
+	 * then runs while the spec is written and runc starts */
 	watchdog = start_watchdog(&b, &wfd);
 	if (watchdog < 0) {
 		ep_error_errno(err, EP_EENV, errno, "start the cleanup watchdog");
 		goto out;
 	}
 	ep_trace_mark("watchdog forked");
+	if (bundle_config(&b, root_fd, json_object_get(info, "config"), o, tty, workspace, &plan,
+			  &have_plan, err) < 0)
+		goto out;
 	rc = exec_runc(&b, status, err);
 out:
 	if (b.dir)
