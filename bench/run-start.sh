@@ -6,7 +6,11 @@
 # the fake driver tree.  Runs are interleaved (one of each per round) and
 # the medians reported.  Needs root.  N rounds (default 15), about 1 minute.
 # ENVPIN_BASE=/path/to/another/envpin adds it as one more interleaved row
-# (before/after comparisons on a busy machine).
+# (before/after comparisons on a busy machine).  GAP=0.1 sleeps that long
+# before every timed start: a start after a quiet spell, as from a prompt.
+# Without it each start follows the previous one at once, which flatters
+# runc: its first cgroup.procs write after ~one RCU grace period of quiet
+# waits for a new one (~10 ms here, docs/run.md "Start latency").
 set -euo pipefail
 export LC_ALL=C
 N=${1:-15}
@@ -47,19 +51,30 @@ for i in 1 2 3; do
 	runc --root "$W/runc-state" run --bundle "$W/bundle" warm$i >/dev/null
 done
 
-ms() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1 || echo "run-start: '$*' failed" >&2; e=$(date +%s%N); echo $(((e - s) / 1000)); }
+# every row is one fork and exec of its program, timed with bash's own
+# clock (no `date` or `env` processes in the measured interval)
+ms() {
+	local s e
+	[ -z "${GAP:-}" ] || sleep "$GAP"
+	s=$EPOCHREALTIME
+	"$@" >/dev/null 2>&1 || echo "run-start: '$*' failed" >&2
+	e=$EPOCHREALTIME
+	echo $((${e/./} - ${s/./}))
+}
+nohost() { ENVPIN_HOST_ROOT="$W/nohost" "$@"; }
+fakehost() { ENVPIN_HOST_ROOT="$W/host" "$@"; }
 : >"$W/envpin" >"$W/runc" >"$W/docker" >"$W/gpu" >"$W/runc2" >"$W/base"
 for ((i = 0; i < N; i++)); do
-	ms env ENVPIN_HOST_ROOT="$W/nohost" "$ENVPIN" run --gpus none "$D" -- true >>"$W/envpin"
+	ms nohost "$ENVPIN" run --gpus none "$D" -- true >>"$W/envpin"
 	ms runc --root "$W/runc-state" run --bundle "$W/bundle" r$i >>"$W/runc"
-	[ -z "${ENVPIN_BASE:-}" ] || ms env ENVPIN_HOST_ROOT="$W/nohost" "$ENVPIN_BASE" run --gpus none "$D" -- true >>"$W/base"
+	[ -z "${ENVPIN_BASE:-}" ] || ms nohost "$ENVPIN_BASE" run --gpus none "$D" -- true >>"$W/base"
 	ms runc --root "$W/runc-state" run --bundle "$W/bundle2" s$i >>"$W/runc2"
-	[ $gpu = 0 ] || ms env ENVPIN_HOST_ROOT="$W/host" "$ENVPIN" run --gpus all "$D" -- true >>"$W/gpu"
+	[ $gpu = 0 ] || ms fakehost "$ENVPIN" run --gpus all "$D" -- true >>"$W/gpu"
 	[ $docker = 0 ] || ms docker run --rm --network host "$("$ENVPIN" inspect --json "$D" | jq -r .config_digest)" true >>"$W/docker"
 done
 med() { sort -n "$1" | awk '{a[NR]=$1} END {if (NR) printf "%.1f", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)/1000; else printf "n/a"}'; }
 E=$(med "$W/envpin") R=$(med "$W/runc") R2=$(med "$W/runc2") G=$(med "$W/gpu") K=$(med "$W/docker") B=$(med "$W/base")
-echo "run-start: $N interleaved rounds, medians (ms), $(nproc) CPUs, $(uname -r), $(runc --version | head -1)"
+echo "run-start: $N interleaved rounds${GAP:+, ${GAP} s idle before each start}, medians (ms), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(uname -r), $(runc --version | head -1)"
 printf '  envpin run (native, --gpus none)   %8s\n' "$E"
 printf '  runc run (prepared bundle)         %8s\n' "$R"
 printf '  runc run (envpin'"'"'s config.json)     %8s\n' "$R2"

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -18,6 +19,7 @@
 #include "cmd.h"
 #include "jsonutil.h"
 #include "source.h"
+#include "trace.h"
 #include "util.h"
 
 struct command {
@@ -267,6 +269,55 @@ static void on_sigbus(int sig)
 	_exit(EXIT_ENV);
 }
 
+/* ENVPIN_TRACE_START=1 (or a shell's $EPOCHREALTIME taken just before the
+ * exec, so that the exec and the dynamic loader count too): the marks the
+ * run path records, on stderr at exit (docs/run.md, bench/run-phases.sh). */
+static void trace_start(void)
+{
+	const char *v = getenv("ENVPIN_TRACE_START");
+	uint64_t origin = 0;
+	struct timespec cpu;
+	char *end;
+
+	if (!v || !*v || !strcmp(v, "0"))
+		return;
+	if (strchr(v, '.')) {
+		unsigned long long sec = strtoull(v, &end, 10), usec = 0;
+		size_t digits;
+
+		if (*end == '.') {
+			const char *f = end + 1;
+
+			usec = strtoull(f, &end, 10);
+			for (digits = (size_t)(end - f); digits < 6; digits++)
+				usec *= 10;
+			for (; digits > 6; digits--)
+				usec /= 10;
+		}
+		origin = sec * 1000000000ull + usec * 1000ull;
+	}
+	ep_trace_enable(origin);
+	ep_trace_mark("main");
+	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu) == 0)
+		fprintf(stderr, "envpin: trace: %.3f ms of CPU before main (exec, loader)\n",
+			(double)cpu.tv_sec * 1e3 + (double)cpu.tv_nsec / 1e6);
+}
+
+static void trace_print(void)
+{
+	uint64_t prev = ep_trace_origin(), ns;
+	const char *what;
+
+	if (!ep_trace_on())
+		return;
+	ep_trace_mark("exit");
+	for (size_t i = 0; (what = ep_trace_get(i, &ns)); i++) {
+		fprintf(stderr, "envpin: trace %8.3f ms %+8.3f  %s\n",
+			(double)(ns - ep_trace_origin()) / 1e6, (double)(ns - prev) / 1e6, what);
+		prev = ns;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct cmd_ctx ctx = {0};
@@ -275,6 +326,7 @@ int main(int argc, char **argv)
 	const struct command *cmd = NULL;
 	int rc;
 
+	trace_start();
 	signal(SIGBUS, on_sigbus);
 	if (take_store_option(&argc, argv, &store) < 0)
 		return EXIT_USAGE;
@@ -310,9 +362,11 @@ int main(int argc, char **argv)
 		free(ctx.store_root);
 		return cmd_fail(&err);
 	}
+	ep_trace_mark("store open");
 	rc = cmd->fn(argc - 1, argv + 1, &ctx);
 	if (ctx.store_open)
 		ep_store_release(&ctx.store);
 	free(ctx.store_root);
+	trace_print();
 	return rc;
 }

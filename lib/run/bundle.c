@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
+#include <spawn.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@
 #include "rootless.h"
 #include "runcver.h"
 #include "strvec.h"
+#include "trace.h"
 #include "unpack.h"
 #include "util.h"
 
@@ -362,9 +364,60 @@ static void forward_signal(int sig, siginfo_t *si, void *uc)
 
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
+/* runc puts its init into the container's cgroups by writing to
+ * cgroup.procs (once per hierarchy: ten times on a cgroup v1 host).  The
+ * first such write after a quiet spell waits for an RCU grace period (the
+ * kernel's cgroup_threadgroup_rwsem leaves its fast mode), and whatever
+ * writes next within about one grace period does not: here 10-13 ms of a
+ * runc start after 0.1 s idle (docs/run.md, "Start latency").  The watchdog
+ * writes its own pid to the cgroup v2 it is already in (a move to where it
+ * is, which changes nothing) while runc starts, so that the wait overlaps
+ * runc's own start instead of following it.  Any failure (no cgroup2 fs,
+ * no permission) leaves things as they were. */
+static void prime_cgroup_attach(void)
+{
+	char buf[4096], path[PATH_MAX + 64], pid[24];
+	const char *cg = NULL;
+	ssize_t n;
+	int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	for (char *l = buf; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
+		if (!strncmp(l, "0::/", 4)) {
+			cg = l + 3;
+			l[3 + strcspn(l + 3, "\n")] = '\0';
+			break;
+		}
+	if (!cg)
+		return;
+	if (!strcmp(cg, "/"))
+		cg = "";
+	/* hybrid hosts mount cgroup2 at /sys/fs/cgroup/unified */
+	snprintf(path, sizeof(path), "/sys/fs/cgroup/unified%s/cgroup.procs", cg);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(path, sizeof(path), "/sys/fs/cgroup%s/cgroup.procs", cg);
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return;
+	n = snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	if (write(fd, pid, (size_t)n) < 0) {
+		/* nothing was moved; runc pays the wait itself */
+	}
+	close(fd);
+}
+
 /* The watchdog: a forked copy of envpin in the same mount namespace that
  * waits on a pipe.  A byte means "envpin cleaned up"; EOF means envpin died
- * (SIGKILL): it kills the container and removes the bundle. */
+ * (SIGKILL): it kills the container and removes the bundle.  As root it
+ * first takes runc's cgroup wait on itself (prime_cgroup_attach). */
 static pid_t start_watchdog(const struct bundle *b, int *wfd)
 {
 	int p[2];
@@ -392,6 +445,8 @@ static pid_t start_watchdog(const struct bundle *b, int *wfd)
 			dup2(nul, 1);
 			dup2(nul, 2);
 		}
+		if (!b->rootless)
+			prime_cgroup_attach();
 		do
 			n = read(p[0], &c, 1);
 		while (n < 0 && errno == EINTR);
@@ -447,6 +502,69 @@ static int runc_failure(const char *log, int *status, struct ep_error *err)
 	return -1;
 }
 
+/* envpin's environment without the socket-activation variables runc would
+ * hand on (LISTEN_FDS from fd 3, when LISTEN_PID names the container), as
+ * ep_close_inherited_fds drops them.  The strings stay environ's. */
+static char **runc_environ(void)
+{
+	size_t n = 0, k = 0;
+	char **v;
+
+	while (environ[n])
+		n++;
+	v = calloc(n + 1, sizeof(*v));
+	for (size_t i = 0; v && i < n; i++)
+		if (strncmp(environ[i], "LISTEN_FDS=", 11) &&
+		    strncmp(environ[i], "LISTEN_PID=", 11) &&
+		    strncmp(environ[i], "LISTEN_FDNAMES=", 15))
+			v[k++] = environ[i];
+	return v;
+}
+
+/* Starts runc with posix_spawn (a vfork: no copy of envpin's page tables
+ * on the way to runc's exec): 0-2 only, stdin /dev/null unless stdin_open,
+ * the forwarded signals at their defaults.  -1 with errno when it could
+ * not start. */
+static pid_t spawn_runc(const struct bundle *b, char *const argv[])
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t dfl;
+	char **envp = runc_environ();
+	pid_t pid = -1;
+	int e;
+
+	if (!envp)
+		return errno = ENOMEM, -1;
+	sigemptyset(&dfl);
+	for (size_t i = 0; i < EP_ARRAY_SIZE(forwarded); i++)
+		sigaddset(&dfl, forwarded[i]);
+	e = posix_spawn_file_actions_init(&fa);
+	if (e) {
+		free(envp);
+		return errno = e, -1;
+	}
+	e = posix_spawnattr_init(&attr);
+	if (!e)
+		e = posix_spawnattr_setsigdefault(&attr, &dfl);
+	if (!e)
+		e = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+	/* stdin only with -i or a terminal, as docker (docs/run.md) */
+	if (!e && !b->stdin_open)
+		e = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	/* runc gets 0-2 only, whatever envpin inherited (docs/run.md) */
+	if (!e)
+		e = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	if (!e)
+		e = posix_spawnp(&pid, "runc", &fa, &attr, argv, envp);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	free(envp);
+	if (e)
+		return errno = e, -1;
+	return pid;
+}
+
 static int exec_runc(const struct bundle *b, int *status, struct ep_error *err)
 {
 	cleanup_free char *log = ep_path_join(b->dir, "runc.log", err);
@@ -461,31 +579,29 @@ static int exec_runc(const struct bundle *b, int *status, struct ep_error *err)
 	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < EP_ARRAY_SIZE(forwarded); i++)
 		sigaction(forwarded[i], &sa, &old[i]);
-	pid = fork();
-	if (pid < 0) {
-		*status = EP_RUN_EFAIL;
-		return ep_error_errno(err, EP_EENV, errno, "fork");
-	}
-	if (pid == 0) {
+	{
 		char *argv[] = {"runc",	    "--root",	    b->runc_root,  "--log",
 				log,	    "--log-format", "json",	   "run",
 				"--bundle", b->dir,	    (char *)b->id, NULL};
-		for (size_t i = 0; i < EP_ARRAY_SIZE(forwarded); i++)
-			signal(forwarded[i], SIG_DFL);
-		/* stdin only with -i or a terminal, as docker (docs/run.md) */
-		if (!b->stdin_open) {
-			int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
-			if (nul < 0 || dup2(nul, 0) < 0)
-				_exit(126);
+		pid = spawn_runc(b, argv);
+	}
+	if (pid < 0) {
+		/* what a fork whose exec failed reported: 127 not found, 126 else */
+		int code = errno == ENOENT ? 127 : errno == ENOMEM || errno == EAGAIN ? -1 : 126;
+
+		if (code < 0) {
+			for (size_t i = 0; i < EP_ARRAY_SIZE(forwarded); i++)
+				sigaction(forwarded[i], &old[i], NULL);
+			*status = EP_RUN_EFAIL;
+			return ep_error_errno(err, EP_EENV, errno, "start runc");
 		}
-		/* runc gets 0-2 only, whatever envpin inherited (docs/run.md) */
-		ep_close_inherited_fds();
-		execvp("runc", argv);
-		_exit(errno == ENOENT ? 127 : 126);
+		st = code << 8;
+		goto exited;
 	}
 	g_child = pid;
 	g_stops = 0;
+	ep_trace_mark("runc spawned");
 	while (waitpid(pid, &st, 0) < 0) {
 		if (errno != EINTR) {
 			st = 0x7f00;
@@ -499,6 +615,8 @@ static int exec_runc(const struct bundle *b, int *status, struct ep_error *err)
 		}
 	}
 	g_child = 0;
+exited:
+	ep_trace_mark("runc exited");
 	for (size_t i = 0; i < EP_ARRAY_SIZE(forwarded); i++)
 		sigaction(forwarded[i], &old[i], NULL);
 	*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -623,6 +741,7 @@ static int bundle_rootfs(struct ep_store *s, const struct ep_image_loc *loc, con
 	if (loc->in_store &&
 	    layer_dirs(s, json_object_get(info, "layers"), &lowers, &n_lowers, o, err) < 0)
 		return -1;
+	ep_trace_mark("layers found");
 	if (b->rootless) {
 		uid_t uid = 0;
 		gid_t gid = 0;
@@ -641,6 +760,7 @@ static int bundle_rootfs(struct ep_store *s, const struct ep_image_loc *loc, con
 		free_strv(lowers, n_lowers);
 		return ep_error_errno(err, EP_EENV, errno, "private mount namespace");
 	}
+	ep_trace_mark("mount namespace");
 	if (loc->in_store) {
 		const char *want = b->rootless ? getenv("ENVPIN_ROOTLESS_OVERLAY") : NULL;
 
@@ -653,6 +773,7 @@ static int bundle_rootfs(struct ep_store *s, const struct ep_image_loc *loc, con
 		}
 	}
 	free_strv(lowers, n_lowers);
+	ep_trace_mark("overlay mounted");
 	if (!overlay) {
 		struct ep_unpack_opts uo;
 		cleanup_free char *upper = ep_path_join(b->dir, "upper", err);
@@ -709,11 +830,13 @@ static int bundle_config(const struct bundle *b, int root_fd, const json_t *cfg,
 		if (!gpu_files || write_gpu_files(gpu_files, gpu, err) < 0)
 			return -1;
 	}
+	ep_trace_mark("gpu plan");
 	if (prepare_rootfs(root_fd, o, gpu, workspace != NULL, err) < 0 ||
 	    ep_runtime_user(root_fd,
 			    o->user ? o->user : json_string_value(json_object_get(cfg, "User")),
 			    &uid, &gid, &extra, &n_extra, err) < 0)
 		return -1;
+	ep_trace_mark("mount targets, user");
 	if (gethostname(host, sizeof(host) - 1) < 0)
 		strcpy(host, "envpin");
 	sp.image_cfg = cfg;
@@ -734,8 +857,10 @@ static int bundle_config(const struct bundle *b, int root_fd, const json_t *cfg,
 	sp.tty = tty;
 	sp.gpu_files_dir = gpu_files;
 	spec = ep_runtime_spec(&sp, err);
+	ep_trace_mark("spec built");
 	if (!spec || write_spec(b->dir, spec, err) < 0)
 		return -1;
+	ep_trace_mark("config.json written");
 	if (o->keep) {
 		cleanup_free char *kept = ep_path_join(b->dir, "kept", err);
 		int fd = kept ? open(kept, O_WRONLY | O_CREAT | O_CLOEXEC, 0600) : -1;
@@ -763,6 +888,7 @@ int ep_run_native(struct ep_store *s, const struct ep_image_loc *loc, const json
 		return ep_error_set(err, EP_EENV, "runc is not installed (or use --engine docker)");
 	if (ep_runc_check(s->root, NULL, err) < 0)
 		return -1;
+	ep_trace_mark("runc checked");
 	if (!o->no_workspace) {
 		workspace = getcwd(NULL, 0);
 		if (!workspace)
@@ -770,16 +896,22 @@ int ep_run_native(struct ep_store *s, const struct ep_image_loc *loc, const json
 	}
 	if (bundle_create(s, o->name, o->keep, &b, err) < 0)
 		goto out;
+	ep_trace_mark("bundle dir, stale sweep");
 	b.stdin_open = o->interactive || tty;
 	root_fd = bundle_rootfs(s, loc, info, o, &b, err);
-	if (root_fd < 0 || bundle_config(&b, root_fd, json_object_get(info, "config"), o, tty,
-					 workspace, &plan, &have_plan, err) < 0)
+	if (root_fd < 0)
 		goto out;
+	/* as soon as the namespace it must share exists: its cgroup priming
+	 * then runs while the spec is written and runc starts */
 	watchdog = start_watchdog(&b, &wfd);
 	if (watchdog < 0) {
 		ep_error_errno(err, EP_EENV, errno, "start the cleanup watchdog");
 		goto out;
 	}
+	ep_trace_mark("watchdog forked");
+	if (bundle_config(&b, root_fd, json_object_get(info, "config"), o, tty, workspace, &plan,
+			  &have_plan, err) < 0)
+		goto out;
 	rc = exec_runc(&b, status, err);
 out:
 	if (b.dir)
@@ -798,6 +930,7 @@ out:
 	bundle_release(&b);
 	if (have_plan)
 		ep_gpu_plan_release(&plan);
+	ep_trace_mark("cleanup done");
 	return rc;
 }
 

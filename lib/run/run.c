@@ -19,6 +19,7 @@
 #include "oci.h"
 #include "rootless.h"
 #include "run/internal.h"
+#include "trace.h"
 #include "util.h"
 
 int ep_engine_parse(const char *s)
@@ -248,6 +249,7 @@ int ep_run(struct ep_store *s, const struct ep_image_loc *img, const struct ep_r
 	enum ep_engine engine;
 	const char *gpus = o->gpus && *o->gpus ? o->gpus : "auto";
 
+	ep_trace_mark("options parsed, image located");
 	*status = EP_RUN_EFAIL;
 	memset(&gpu, 0, sizeof(gpu));
 	tty = o->tty < 0 ? isatty(0) : o->tty;
@@ -261,6 +263,7 @@ int ep_run(struct ep_store *s, const struct ep_image_loc *img, const struct ep_r
 	info = ep_inspect(img->layout, img->digest, err);
 	if (!info)
 		goto out;
+	ep_trace_mark("engine picked, image inspected");
 	if (engine != EP_ENGINE_NATIVE &&
 	    ep_run_gpu_plan(gpus, json_object_get(info, "config"), NULL, &gpu, &have_plan, err) < 0)
 		goto out;
