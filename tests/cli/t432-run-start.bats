@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # envpin run's start latency work (docs/run.md, "Start latency"): the
-# ENVPIN_TRACE_START marks, the statically linked libraries, and the
+# ENVPIN_TRACE_START marks, the STATIC_DEPS=1 link, and the
 # watchdog's no-op cgroup move that takes runc's RCU wait off its path.
 
 load helpers
@@ -53,16 +53,25 @@ native() {
 	[ -z "$stderr" ]
 }
 
-@test "start: envpin links jansson, zstd, zlib, libcrypto, libdeflate and libyaml statically" {
+@test "start: envpin links its libraries shared by default; STATIC_DEPS=1 links jansson, zstd, zlib, libcrypto, libdeflate and libyaml statically" {
 	command -v readelf >/dev/null || skip "readelf missing"
+	# the default: Debian's security updates of these libraries apply without a rebuild
 	run readelf -d "$ENVPIN"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"[libcrypto.so"* ]]
+	# the static link of the same objects (make envpin-static)
+	run make -s -C "$TOP" envpin-static
+	[ "$status" -eq 0 ]
+	st=$TOP/${lines[${#lines[@]}-1]}
+	[ -x "$st" ]
+	run readelf -d "$st"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"NEEDED"*"libc.so"* ]]
 	for l in libjansson libzstd libz.so libcrypto libdeflate libyaml; do
 		if [[ "$output" == *"[$l"* ]]; then echo "$l is linked dynamically"; false; fi
 	done
 	# the dlopen'ed libraries still find their own shared copies
-	run envpin version
+	run "$st" version
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"openssl OpenSSL 3"* ]]
 	[[ "$output" == *"libcurl 7"* ]]
