@@ -119,7 +119,9 @@ as_user() {
 	chgrp "$G800" "$RT/host/dev/nvidia0" "$RT/host/dev/nvidiactl"
 	chmod 0660 "$RT/host/dev/nvidia0" "$RT/host/dev/nvidiactl"
 	# opening a fake node with access gives ENXIO (no driver), without EACCES
-	PROBE='stat -c "%F %t:%T" /dev/nvidia0; head -c1 /dev/nvidia0; head -c1 /dev/nvidiactl;
+	# (one stream inside, so the count stays the last line: stderr and stdout
+	# reach the test through different pipes, in no fixed order)
+	PROBE='exec 2>&1; stat -c "%F %t:%T" /dev/nvidia0; head -c1 /dev/nvidia0; head -c1 /dev/nvidiactl;
 		f=$(readlink -f /usr/lib/x86_64-linux-gnu/libcuda.so.1 2>/dev/null || readlink -f /usr/lib64/libcuda.so.1); echo "cuda:${f##*/}";
 		nvidia-smi | grep -o "Driver Version: [0-9.]*"; echo "vis=$NVIDIA_VISIBLE_DEVICES";
 		grep -c " /dev/nvidia" /proc/mounts'
