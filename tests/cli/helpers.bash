@@ -17,6 +17,20 @@ envpin() {
 	"$ENVPIN" "$@"
 }
 
+# native_setup_file TAG VAR: the start of setup_file for tests of the native
+# engine: exports FIX, and VAR as a fresh /tmp/TAG.XXXXXX holding base.tar (a
+# busybox rootfs).  Returns 1 (nothing made) without root or runc; the tests
+# then skip one by one.
+native_setup_file() {
+	export FIX="$TOP/tests/fixtures"
+	[ "$(id -u)" = 0 ] || return 1
+	command -v runc >/dev/null || return 1
+	local dir
+	dir=$(mktemp -d "/tmp/$1.XXXXXX") || return 1
+	export "$2=$dir"
+	"$FIX/busybox-rootfs.sh" "$dir/base.tar"
+}
+
 # tree_state DIR: a listing of every path with its type, size and content hash,
 # so that "unchanged byte for byte" can be asserted.
 tree_state() {

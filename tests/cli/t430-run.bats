@@ -7,11 +7,7 @@ load helpers
 bats_require_minimum_version 1.5.0
 
 setup_file() {
-	export FIX="$TOP/tests/fixtures"
-	[ "$(id -u)" = 0 ] || return 0
-	command -v runc >/dev/null || return 0
-	export RUNT=$(mktemp -d /tmp/ep430.XXXXXX)
-	"$FIX/busybox-rootfs.sh" "$RUNT/base.tar"
+	native_setup_file ep430 RUNT || return 0
 	mkdir -p "$RUNT/payload"
 	printf '#!/bin/sh\necho "payload says $GREETING"\nexit ${1:-0}\n' >"$RUNT/payload/run.sh"
 	chmod 755 "$RUNT/payload/run.sh"

@@ -7,11 +7,7 @@ load helpers
 bats_require_minimum_version 1.5.0
 
 setup_file() {
-	export FIX="$TOP/tests/fixtures"
-	[ "$(id -u)" = 0 ] || return 0
-	command -v runc >/dev/null || return 0
-	export RUNT=$(mktemp -d /tmp/ep432.XXXXXX)
-	"$FIX/busybox-rootfs.sh" "$RUNT/base.tar"
+	native_setup_file ep432 RUNT || return 0
 	cat >"$RUNT/m.json" <<-JSON
 	{ "envpin": 1, "name": "starttest", "source_date_epoch": 1767225600,
 	  "base": { "rootfs": "base.tar", "sha256": "$(sha256sum "$RUNT/base.tar" | cut -d' ' -f1)" },

@@ -9,11 +9,7 @@ load helpers
 bats_require_minimum_version 1.5.0
 
 setup_file() {
-	export FIX="$TOP/tests/fixtures"
-	[ "$(id -u)" = 0 ] || return 0
-	command -v runc >/dev/null || return 0
-	export CT=$(mktemp -d /tmp/ep450.XXXXXX)
-	"$FIX/busybox-rootfs.sh" "$CT/base.tar"
+	native_setup_file ep450 CT || return 0
 	for v in A B; do
 		mkdir -p "$CT/$v/opt/envpin/bin" "$CT/$v/opt/p"
 		# what a passing self-check and smoke test print (docs/certificate.md)

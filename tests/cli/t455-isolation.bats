@@ -9,11 +9,7 @@ load helpers
 bats_require_minimum_version 1.5.0
 
 setup_file() {
-	export FIX="$TOP/tests/fixtures"
-	[ "$(id -u)" = 0 ] || return 0
-	command -v runc >/dev/null || return 0
-	export RUNT=$(mktemp -d /tmp/ep450.XXXXXX)
-	"$FIX/busybox-rootfs.sh" "$RUNT/base.tar"
+	native_setup_file ep450 RUNT || return 0
 	mkdir -p "$RUNT/payload"
 	if cc -static -O2 -o "$RUNT/payload/syscall-probe" "$FIX/syscall-probe.c" 2>"$RUNT/cc.err"; then
 		: >"$RUNT/have-probe"
