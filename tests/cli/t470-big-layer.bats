@@ -88,6 +88,34 @@ build_big() {
 	diff -r payload two/data
 }
 
+@test "unpack: big files are written with O_DIRECT, whatever their size's alignment, the same tree" {
+	# sizes around O_DIRECT's threshold (1 MiB), its 4 KiB alignment and
+	# its 1 MiB buffer
+	mkdir -p payload
+	python3 - <<-'PY'
+	import random
+	r = random.Random(5)
+	M, K = 1 << 20, 4096
+	for n in [M - 1, M, M + 1, M + K - 1, M + K, M + K + 1, 2 * M + 511, 3 * M - 4097, 5 * M + 12345, 0, 100]:
+	    with open("payload/f%d" % n, "wb") as f:
+	        f.write(r.randbytes(n))
+	PY
+	cat >m.json <<-'JSON'
+	{"envpin": 1, "name": "dio", "source_date_epoch": 1767225600, "base": "scratch",
+	 "layers": [ {"copy": [ {"src": "payload/", "dest": "/data/"} ]} ], "config": {}}
+	JSON
+	envpin build -q -f m.json --tag dio >/dev/null
+	envpin unpack dio direct --json >direct.json
+	ENVPIN_NO_DIRECT=1 envpin unpack dio buffered --json >buffered.json
+	# every file of 1 MiB or more went through O_DIRECT (all but its tail)
+	jq -e '.direct_bytes > 12000000' direct.json
+	jq -e '.direct_bytes == 0' buffered.json
+	diff -r payload direct/data
+	diff <(tree_state direct) <(tree_state buffered)
+	diff <(cd direct && find . -mindepth 1 -printf '%p %m %U %G %T@\n' | sort) \
+		<(cd buffered && find . -mindepth 1 -printf '%p %m %U %G %T@\n' | sort)
+}
+
 @test "startup: envpin does not link libcurl or libarchive (dlopen on first use)" {
 	command -v readelf >/dev/null || skip "readelf missing"
 	run readelf -d "$ENVPIN"
