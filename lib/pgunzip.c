@@ -640,7 +640,7 @@ int ep_pgunzip_run_mapped(struct ep_sink *s, const void *data, size_t len, struc
 	m.map = data;
 	m.len = len;
 	m.n_chunks = (len + MCHUNK - 1) / MCHUNK;
-	m.n_jobs = 2 * (size_t)(g->n_threads + 1) + 2;
+	m.n_jobs = (size_t)(g->n_threads + 1) + 2;
 	ep_error_clear(&m.err);
 	pthread_cond_init(&m.cv, NULL);
 	m.jobs = ep_calloc(m.n_jobs, sizeof(*m.jobs), err);
