@@ -88,6 +88,35 @@ build_big() {
 	diff -r payload two/data
 }
 
+# damaged_unpack BLOB: unpack of ./lay fails, naming BLOB's digest and the
+# gzip error, and leaves no out/
+damaged_unpack() {
+	rm -rf out
+	run envpin unpack ./lay out
+	[ "$status" -ne 0 ]
+	grep -qF "sha256:$(basename "$1")" <<<"$output"
+	grep -qF "gzip: invalid data" <<<"$output"
+	[ ! -e out ]
+}
+
+@test "big layer: a damaged member in the middle fails unpack naming the layer, on every path" {
+	build_big
+	envpin build -q -f m.json -o lay >/dev/null
+	blob=$(ls -S lay/blobs/sha256/* | head -1)
+	chmod u+w "$blob"
+	python3 - "$blob" <<-'PY'
+	import sys
+	with open(sys.argv[1], "r+b") as f:
+	    f.seek(20 << 20)
+	    b = f.read(1)
+	    f.seek(20 << 20)
+	    f.write(bytes([b[0] ^ 0x55]))
+	PY
+	ENVPIN_THREADS=1 damaged_unpack "$blob"
+	ENVPIN_THREADS=2 damaged_unpack "$blob"
+	ENVPIN_THREADS=2 ENVPIN_NO_MMAP=1 damaged_unpack "$blob"
+}
+
 @test "unpack: big files are written with O_DIRECT, whatever their size's alignment, the same tree" {
 	# sizes around O_DIRECT's threshold (1 MiB), its 4 KiB alignment and
 	# its 1 MiB buffer
