@@ -400,7 +400,7 @@ fail:
  * from the true position, in order.  A member that will not inflate there
  * sends the rest of the stream to the sequential decompressor, as above. */
 
-#define MCHUNK ((size_t)2 << 20)	/* compressed bytes per job */
+#define MCHUNK ((size_t)512 << 10)	/* compressed bytes per job */
 #define MEMBER_CAP ((size_t)8 << 20)	/* a member inflating to more: sequential */
 #define JOB_OUT_SOFT ((size_t)24 << 20) /* a job stops after this much output */
 #define MIN_ROOM ((size_t)2 << 20)	/* free output space tried first per member */

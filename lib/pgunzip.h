@@ -30,7 +30,7 @@ void ep_pgunzip_sink_free(struct ep_sink *s);
 
 /* The whole stream at once, from memory the caller keeps mapped (a blob's
  * mmap): the same output as one write of data and a finish.  Here the
- * stream is cut into 2 MiB chunks that every thread takes in turn: the
+ * stream is cut into 512 KiB chunks that every thread takes in turn: the
  * first true member of a chunk is found from its start (a candidate whose
  * member inflates with its CRC and is followed by another header or the
  * end), the members from there are inflated into the chunk's buffer, and
