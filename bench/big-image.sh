@@ -10,7 +10,13 @@
 #   first start: `umoci unpack` of the same image (a copy of the store as
 #                an OCI layout), when umoci is installed
 # The image's layer caches are removed before each first start (other
-# images' are kept).  Needs root (run's native engine).  Env: ENVPIN.
+# images' are kept).  Each envpin figure is wall seconds with user and system
+# CPU seconds and the load average before it ran.  Needs root (run's native
+# engine).  Env: ENVPIN; BENCH_PEERS=0 skips the peers and umoci (envpin
+# only); BENCH_PERF=1 also records each envpin command with perf and prints
+# the share of CPU per library (libdeflate: inflate, libcrypto: SHA-256,
+# kernel: page cache and I/O), which is where the time goes.  On a shared
+# machine run it under `flock -x /work/wt/bench.lock` (docs/verify.md).
 set -euo pipefail
 export LC_ALL=C
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,9 +43,29 @@ secs() { # CMD...: wall seconds of CMD (stdout dropped)
 	e=$(date +%s%N)
 	echo "scale=2; ($e - $s) / 1000000000" | bc
 }
+peers=${BENCH_PEERS:-1}
+# timed NAME CMD...: wall seconds of CMD into $T_WALL; prints the CPU line and,
+# with BENCH_PERF=1, the CPU share per library
+timed() {
+	local name=$1 load
+	shift
+	load=$(cut -d' ' -f1 /proc/loadavg)
+	if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null; then
+		perf record -q -F 499 -g -o "$W/perf.$name" -- /usr/bin/time -f '%e %U %S %M' -o "$W/time" "$@" >/dev/null 2>"$W/err" || { cat "$W/err" >&2; return 1; }
+	else
+		/usr/bin/time -f '%e %U %S %M' -o "$W/time" "$@" >/dev/null 2>"$W/err" || { cat "$W/err" >&2; return 1; }
+	fi
+	read -r T_WALL T_USER T_SYS T_RSS <"$W/time"
+	printf '  %-30s %7.2f s wall  %6.2f user  %6.2f sys  %4d MB peak RSS  (load %s)\n' "$name" "$T_WALL" "$T_USER" "$T_SYS" $((T_RSS >> 10)) "$load"
+	if [ -e "$W/perf.$name" ]; then
+		perf report -i "$W/perf.$name" --no-children --sort dso --stdio 2>/dev/null |
+			awk '/^ +[0-9.]+%/ && $1+0 >= 0.5 { printf "      %7s  %s\n", $1, $2 }'
+	fi
+}
 
 # --- verify
-v=$(secs "$ENVPIN" verify "$digest")
+timed verify "$ENVPIN" verify "$digest"
+v=$T_WALL
 peer_layer() { # DIGEST MEDIA_TYPE: blob hash and diff hash, like verify
 	local f=$ENVPIN_STORE/blobs/sha256/${1#sha256:}
 	case "$2" in
@@ -52,8 +78,10 @@ peer_layer() { # DIGEST MEDIA_TYPE: blob hash and diff hash, like verify
 export -f peer_layer
 export ENVPIN_STORE
 jq -r '.layers[] | "\(.digest) \(.media_type)"' <<<"$info" >"$W/layers"
-p=$(secs xargs -P 2 -L 1 -a "$W/layers" bash -c 'peer_layer "$0" "$1"')
-printf '  verify                          %7.2f s   peer (sha256sum + gzip -dc | sha256sum, 2 at a time) %7.2f s   ratio %.2f\n' "$v" "$p" "$(echo "scale=4; $v / $p" | bc)"
+if [ "$peers" = 1 ]; then
+	p=$(secs xargs -P 2 -L 1 -a "$W/layers" bash -c 'peer_layer "$0" "$1"')
+	printf '  verify %7.2f s   peer (sha256sum + gzip -dc | sha256sum, 2 at a time) %7.2f s   ratio %.2f\n' "$v" "$p" "$(echo "scale=4; $v / $p" | bc)"
+fi
 
 # --- first start
 drop_caches() {
@@ -63,10 +91,11 @@ drop_caches() {
 	sync
 }
 drop_caches
-f=$(secs env ENVPIN_HOST_ROOT="$W/nohost" "$ENVPIN" run --gpus none "$digest" -- true)
+timed "first start (unpack + run)" env ENVPIN_HOST_ROOT="$W/nohost" "$ENVPIN" run --gpus none "$digest" -- true
+f=$T_WALL
 s=$(secs env ENVPIN_HOST_ROOT="$W/nohost" "$ENVPIN" run --gpus none "$digest" -- true)
-printf '  first start (unpack + run)      %7.2f s   second start %.3f s\n' "$f" "$s"
-if command -v umoci >/dev/null && [ "${BENCH_UMOCI:-1}" = 1 ]; then
+printf '  second start %.3f s\n' "$s"
+if [ "$peers" = 1 ] && command -v umoci >/dev/null && [ "${BENCH_UMOCI:-1}" = 1 ]; then
 	mkdir -p "$W/layout/blobs/sha256"
 	for b in "$digest" $(jq -r '.config_digest, .layers[].digest' <<<"$info"); do
 		ln "$ENVPIN_STORE/blobs/sha256/${b#sha256:}" "$W/layout/blobs/sha256/" 2>/dev/null ||

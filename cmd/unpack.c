@@ -114,13 +114,14 @@ int cmd_unpack(int argc, char **argv, struct cmd_ctx *ctx)
 	}
 	if (json) {
 		cleanup_json json_t *j = json_pack(
-			"{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "digest",
-			loc.digest, "dir", dir, "layers", (json_int_t)st.layers, "files",
-			(json_int_t)st.files, "dirs", (json_int_t)st.dirs, "symlinks",
-			(json_int_t)st.symlinks, "hardlinks", (json_int_t)st.hardlinks, "fifos",
-			(json_int_t)st.fifos, "devices", (json_int_t)st.devices, "whiteouts",
-			(json_int_t)st.whiteouts, "bytes", (json_int_t)st.bytes, "devices_skipped",
-			(json_int_t)st.devices_skipped, "xattrs_skipped", (json_int_t)st.xattrs_skipped);
+		    "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		    "digest", loc.digest, "dir", dir, "layers", (json_int_t)st.layers, "files",
+		    (json_int_t)st.files, "dirs", (json_int_t)st.dirs, "symlinks",
+		    (json_int_t)st.symlinks, "hardlinks", (json_int_t)st.hardlinks, "fifos",
+		    (json_int_t)st.fifos, "devices", (json_int_t)st.devices, "whiteouts",
+		    (json_int_t)st.whiteouts, "bytes", (json_int_t)st.bytes, "devices_skipped",
+		    (json_int_t)st.devices_skipped, "xattrs_skipped", (json_int_t)st.xattrs_skipped,
+		    "direct_bytes", (json_int_t)st.direct_bytes);
 		char *s = j ? json_dumps(j, JSON_SORT_KEYS | JSON_INDENT(2)) : NULL;
 
 		if (!s) {

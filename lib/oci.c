@@ -367,16 +367,16 @@ static void *mapped_inflate_main(void *arg)
 }
 
 /* A big gzip blob, mapped: one thread inflates it (pgunzip, with its own
- * helpers) into the diff hash (async), while this one hashes the raw bytes
- * in place.  No read() copy and no copy into the inflater's buffer: about
- * a fifth of the reference image's verify CPU (docs/verify.md).  1 when the
- * file cannot be mapped (the caller reads it instead), 0, or -1. */
+ * helpers, which also run the diff hash on each chunk's output in order),
+ * while this one hashes the raw bytes in place.  No read() copy and no copy into the inflater's
+ * buffer: about a fifth of the reference image's verify CPU (docs/verify.md).  1 when the file
+ * cannot be mapped (the caller reads it instead), 0, or -1. */
 static int hash_mapped_gzip(int fd, size_t len, struct blob_result *r, struct progress *pg,
 			    const char *what, struct ep_error *err)
 {
 	struct mapped_inflate m = {NULL, NULL, 0, EP_ERROR_INIT, 0};
 	struct ep_hash_sink raw, diff;
-	struct ep_sink *diff_async = NULL, *dec = NULL;
+	struct ep_sink *dec = NULL;
 	pthread_t th;
 	void *map;
 	int rc = -1, e;
@@ -389,12 +389,9 @@ static int hash_mapped_gzip(int fd, size_t len, struct blob_result *r, struct pr
 		goto out_unmap;
 	if (ep_hash_sink_init(&diff, NULL, err) < 0)
 		goto out_raw;
-	diff_async = ep_async_sink_new(&diff.base, err);
-	if (!diff_async)
-		goto out_diff;
-	dec = ep_pgunzip_sink_new(EP_MAX_LAYER_BYTES, ep_worker_cpus(), diff_async, err);
+	dec = ep_pgunzip_sink_new(EP_MAX_LAYER_BYTES, ep_worker_cpus(), &diff.base, err);
 	if (!dec)
-		goto out_async;
+		goto out_diff;
 	m.dec = dec;
 	m.map = map;
 	m.len = len;
@@ -423,10 +420,7 @@ static int hash_mapped_gzip(int fd, size_t len, struct blob_result *r, struct pr
 	r->present = 1;
 	rc = 0;
 out_dec:
-	/* the inflater before the async sink it writes to */
 	ep_pgunzip_sink_free(dec);
-out_async:
-	ep_async_sink_free(diff_async);
 out_diff:
 	ep_sink_release(&diff.base);
 out_raw:

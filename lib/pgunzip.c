@@ -31,12 +31,11 @@ struct pgz {
 	unsigned char *arena;
 	struct libdeflate_decompressor *ld[MAX_THREADS];
 	struct ep_sink *fallback; /* once set, everything goes there */
-	/* ep_pgunzip_run_mapped: pend is the caller's mapping of the whole
-	 * stream, and progress hears how much of it was inflated */
-	bool mapped;
+	/* ep_pgunzip_run_mapped: progress hears how much was inflated */
 	void (*progress)(void *ctx, uint64_t in_done);
 	void *pctx;
 	bool broken, finished;
+	struct mrun *mrun; /* during ep_pgunzip_run_mapped */
 
 	/* the round being inflated */
 	struct seg segs[MAX_SEGS];
@@ -229,8 +228,6 @@ static int drain(struct pgz *g, bool final, struct ep_error *err)
 					return -1;
 				pos = g->segs[ok].start + g->segs[ok].len;
 			}
-			if (ok > 0 && g->mapped && g->progress)
-				g->progress(g->pctx, pos);
 			if (ok > 0)
 				continue;
 		}
@@ -388,40 +385,307 @@ fail:
 	return NULL;
 }
 
+/* ---- a mapped stream: chunks inflated by every thread, emitted in order ----
+ *
+ * The compressed bytes are cut into chunks of MCHUNK.  A job inflates the
+ * members that start in its chunk, back to back, into a buffer of its own;
+ * it finds the first of them by trying candidate headers from the chunk's
+ * start: one counts when its member inflates (CRC and size checked by
+ * libdeflate) and is followed by another header or the stream's end.  The
+ * jobs' buffers are passed to `next` in stream order by whichever thread
+ * finds the next one done (one at a time), from the buffer itself.  A job
+ * is taken as it is only when its first member starts where the previous
+ * job's last member ended; otherwise (a false candidate, a member longer
+ * than a chunk, a job that stopped early) its members are inflated again
+ * from the true position, in order.  A member that will not inflate there
+ * sends the rest of the stream to the sequential decompressor, as above. */
+
+#define MCHUNK ((size_t)512 << 10)	/* compressed bytes per job */
+#define MEMBER_CAP ((size_t)8 << 20)	/* a member inflating to more: sequential */
+#define JOB_OUT_SOFT ((size_t)24 << 20) /* a job stops after this much output */
+#define MIN_ROOM ((size_t)2 << 20)	/* free output space tried first per member */
+#define NONE SIZE_MAX
+
+enum { JOB_FREE, JOB_RUNNING, JOB_DONE };
+
+struct mjob {
+	int state;
+	size_t k;	   /* chunk index */
+	size_t first, end; /* first member found (NONE) and the end of the last one */
+	bool bad;	   /* stopped at `end` on a member that did not inflate */
+	unsigned char *out;
+	size_t out_n, out_cap;
+};
+
+struct mrun {
+	const unsigned char *map;
+	size_t len, n_chunks;
+	struct mjob *jobs;
+	size_t n_jobs;
+	size_t next_k, emit_k; /* next chunk to start, next to emit */
+	size_t pos;	       /* where the emitted members end */
+	bool emitting, failed;
+	int active; /* helpers inside mapped_work */
+	struct ep_error err;
+	pthread_cond_t cv;
+};
+
+/* Inflates the member at q into j's buffer after out_n, growing it as
+ * needed: 1 and *used, or 0 (invalid, truncated, or more than MEMBER_CAP
+ * of output, or out of memory). */
+static int member_into(struct libdeflate_decompressor *ld, const struct mrun *m, size_t q,
+		       struct mjob *j, size_t *used)
+{
+	size_t room = MIN_ROOM;
+
+	for (;;) {
+		size_t n = 0;
+		enum libdeflate_result r;
+
+		if (j->out_cap - j->out_n < room) {
+			size_t cap = j->out_n + room;
+			unsigned char *p = realloc(j->out, cap);
+
+			if (!p)
+				return 0;
+			j->out = p;
+			j->out_cap = cap;
+		}
+		r = libdeflate_gzip_decompress_ex(ld, m->map + q, m->len - q, j->out + j->out_n,
+						  j->out_cap - j->out_n, used, &n);
+		if (r == LIBDEFLATE_SUCCESS) {
+			j->out_n += n;
+			return 1;
+		}
+		if (r != LIBDEFLATE_INSUFFICIENT_SPACE || room >= MEMBER_CAP)
+			return 0;
+		room *= 4;
+		if (room > MEMBER_CAP)
+			room = MEMBER_CAP;
+	}
+}
+
+/* Members back to back from q while they start before hi. */
+static void members_from(struct libdeflate_decompressor *ld, const struct mrun *m, size_t q,
+			 size_t hi, struct mjob *j)
+{
+	while (q < hi && j->out_n < JOB_OUT_SOFT) {
+		size_t used = 0;
+
+		if (!member_into(ld, m, q, j, &used)) {
+			j->bad = true;
+			break;
+		}
+		q += used;
+	}
+	j->end = q;
+}
+
+static void inflate_job(struct libdeflate_decompressor *ld, const struct mrun *m, struct mjob *j)
+{
+	size_t lo = j->k * MCHUNK, hi = lo + MCHUNK < m->len ? lo + MCHUNK : m->len;
+
+	j->out_n = 0;
+	j->bad = false;
+	j->first = NONE;
+	j->end = lo;
+	if (lo == 0) {
+		j->first = 0;
+		members_from(ld, m, 0, hi, j);
+		return;
+	}
+	for (size_t p = lo; p + 4 <= m->len && p < hi;) {
+		const unsigned char *q = memchr(m->map + p, 0x1f, hi - p);
+		size_t used = 0, e;
+
+		if (!q)
+			break;
+		p = (size_t)(q - m->map);
+		if (p + 4 > m->len)
+			break;
+		if (is_candidate(q) && member_into(ld, m, p, j, &used)) {
+			e = p + used;
+			if (e == m->len || (e + 4 <= m->len && is_candidate(m->map + e))) {
+				j->first = p;
+				members_from(ld, m, e, hi, j);
+				return;
+			}
+		}
+		j->out_n = 0;
+		p++;
+	}
+}
+
+/* The rest of the stream from pos to the sequential decompressor. */
+static int mapped_fallback(struct pgz *g, struct mrun *m, struct ep_error *err)
+{
+	g->fallback =
+	    ep_decompress_sink_new(EP_COMPRESS_GZIP, g->max_out - g->total_out, g->base.next, err);
+	if (!g->fallback)
+		return -1;
+	while (m->pos < m->len) {
+		size_t n = m->len - m->pos < MCHUNK ? m->len - m->pos : MCHUNK;
+
+		if (ep_sink_write(g->fallback, m->map + m->pos, n, err) < 0)
+			return -1;
+		m->pos += n;
+		if (g->progress)
+			g->progress(g->pctx, m->pos);
+	}
+	return 0;
+}
+
+/* Passes job j (chunk k) on, in order: as it is when it starts at pos,
+ * else inflated again from pos.  1 when the fallback took the rest. */
+static int emit_job(struct pgz *g, struct mrun *m, struct mjob *j,
+		    struct libdeflate_decompressor *ld, struct ep_error *err)
+{
+	size_t hi = (j->k + 1) * MCHUNK < m->len ? (j->k + 1) * MCHUNK : m->len;
+
+	if (m->pos >= hi)
+		return 0; /* the previous members reach past this chunk */
+	if (j->first != m->pos) {
+		j->out_n = 0;
+		j->bad = false;
+		members_from(ld, m, m->pos, hi, j);
+	}
+	for (;;) {
+		if (j->out_n > 0 && emit(g, j->out, j->out_n, err) < 0)
+			return -1;
+		m->pos = j->end;
+		if (g->progress)
+			g->progress(g->pctx, m->pos);
+		if (j->bad)
+			return mapped_fallback(g, m, err) < 0 ? -1 : 1;
+		if (m->pos >= hi)
+			return 0;
+		/* stopped at JOB_OUT_SOFT: the rest of the chunk */
+		j->out_n = 0;
+		members_from(ld, m, m->pos, hi, j);
+	}
+}
+
+static void mapped_work(struct pgz *g, struct mrun *m, struct libdeflate_decompressor *ld)
+{
+	pthread_mutex_lock(&g->mu);
+	while (!m->failed && m->emit_k < m->n_chunks) {
+		struct mjob *j = &m->jobs[m->emit_k % m->n_jobs];
+
+		if (!m->emitting && j->state == JOB_DONE && j->k == m->emit_k) {
+			struct ep_error e = EP_ERROR_INIT;
+			int rc;
+
+			m->emitting = true;
+			pthread_mutex_unlock(&g->mu);
+			rc = emit_job(g, m, j, ld, &e);
+			pthread_mutex_lock(&g->mu);
+			m->emitting = false;
+			j->state = JOB_FREE;
+			if (rc < 0) {
+				m->err = e;
+				m->failed = true;
+			} else if (rc > 0) {
+				m->emit_k = m->n_chunks;
+			} else {
+				m->emit_k++;
+			}
+			pthread_cond_broadcast(&m->cv);
+			continue;
+		}
+		if (m->next_k < m->n_chunks && m->next_k < m->emit_k + m->n_jobs) {
+			j = &m->jobs[m->next_k % m->n_jobs];
+			j->k = m->next_k++;
+			j->state = JOB_RUNNING;
+			pthread_mutex_unlock(&g->mu);
+			inflate_job(ld, m, j);
+			pthread_mutex_lock(&g->mu);
+			j->state = JOB_DONE;
+			pthread_cond_broadcast(&m->cv);
+			continue;
+		}
+		pthread_cond_wait(&m->cv, &g->mu);
+	}
+	pthread_mutex_unlock(&g->mu);
+}
+
+static void *mapped_helper(void *arg)
+{
+	struct helper_arg *a = arg;
+	struct pgz *g = a->g;
+
+	mapped_work(g, g->mrun, g->ld[a->idx]);
+	pthread_mutex_lock(&g->mu);
+	g->mrun->active--;
+	pthread_cond_broadcast(&g->mrun->cv);
+	pthread_mutex_unlock(&g->mu);
+	return NULL;
+}
+
 int ep_pgunzip_run_mapped(struct ep_sink *s, const void *data, size_t len, struct ep_error *err)
 {
 	struct pgz *g = (struct pgz *)s;
-	unsigned char *own = g->pend;
-	int rc;
+	struct helper_arg args[MAX_THREADS];
+	pthread_t th[MAX_THREADS];
+	struct mrun m;
+	int n_th = 0, rc = -1;
 
 	if (g->broken || g->finished || g->total_in != 0 || g->fallback)
 		return ep_error_set(err, EP_EINVAL,
 				    "gzip: a mapped stream must be the whole stream");
 	if (len == 0)
 		return pgz_finish(s, err);
-	/* drain reads pend and, with final set, moves nothing in it: the
-	 * mapping stands in for the buffer, read-only, for this one call */
-	g->pend = (unsigned char *)data;
-	g->pend_len = len;
 	g->total_in = len;
 	g->finished = true;
-	g->mapped = true;
-	rc = drain(g, true, err);
-	g->mapped = false;
-	g->pend = own;
-	g->pend_len = 0;
-	if (rc < 0)
-		goto fail;
+	memset(&m, 0, sizeof(m));
+	m.map = data;
+	m.len = len;
+	m.n_chunks = (len + MCHUNK - 1) / MCHUNK;
+	m.n_jobs = (size_t)(g->n_threads + 1) + 2;
+	ep_error_clear(&m.err);
+	pthread_cond_init(&m.cv, NULL);
+	m.jobs = ep_calloc(m.n_jobs, sizeof(*m.jobs), err);
+	if (!m.jobs)
+		goto out;
+	g->mrun = &m;
+	/* the sink's round helpers stay parked; the mapped run has its own */
+	for (int i = 1; i <= g->n_threads; i++) {
+		int e;
+
+		args[n_th].g = g;
+		args[n_th].idx = i;
+		e = pthread_create(&th[n_th], NULL, mapped_helper, &args[n_th]);
+		if (e != 0)
+			break; /* fewer helpers: still correct */
+		pthread_mutex_lock(&g->mu);
+		m.active++;
+		pthread_mutex_unlock(&g->mu);
+		n_th++;
+	}
+	mapped_work(g, &m, g->ld[0]);
+	pthread_mutex_lock(&g->mu);
+	while (m.active > 0)
+		pthread_cond_wait(&m.cv, &g->mu);
+	pthread_mutex_unlock(&g->mu);
+	for (int i = 0; i < n_th; i++)
+		pthread_join(th[i], NULL);
+	g->mrun = NULL;
+	if (m.failed) {
+		*err = m.err;
+		goto out;
+	}
 	if (g->fallback)
 		rc = ep_sink_finish(g->fallback, err);
 	else
 		rc = ep_sink_finish(s->next, err);
+out:
+	if (m.jobs)
+		for (size_t i = 0; i < m.n_jobs; i++)
+			free(m.jobs[i].out);
+	free(m.jobs);
+	pthread_cond_destroy(&m.cv);
 	if (rc < 0)
-		goto fail;
-	return 0;
-fail:
-	g->broken = true;
-	return -1;
+		g->broken = true;
+	return rc;
 }
 
 void ep_pgunzip_set_progress(struct ep_sink *s, void (*fn)(void *ctx, uint64_t in_done), void *ctx)

@@ -29,13 +29,22 @@ struct ep_sink *ep_pgunzip_sink_new(uint64_t max_out, int threads, struct ep_sin
 void ep_pgunzip_sink_free(struct ep_sink *s);
 
 /* The whole stream at once, from memory the caller keeps mapped (a blob's
- * mmap): the same as one write of data and a finish, without copying the
- * compressed bytes into the sink's buffer.  The sink must be fresh.  0, or
- * -1 with *err set (the sink is then broken). */
+ * mmap): the same output as one write of data and a finish.  Here the
+ * stream is cut into 512 KiB chunks that every thread takes in turn: the
+ * first true member of a chunk is found from its start (a candidate whose
+ * member inflates with its CRC and is followed by another header or the
+ * end), the members from there are inflated into the chunk's buffer, and
+ * the thread that finds the next chunk in order done writes it to `next`
+ * (so `next` runs in these threads, one at a time, in stream order).  A
+ * chunk that does not start where the previous one ended is inflated again
+ * from there; a member that will not inflate sends the rest to the
+ * sequential decoder.  The sink must be fresh.  0, or -1 with *err set (the
+ * sink is then broken). */
 int ep_pgunzip_run_mapped(struct ep_sink *s, const void *data, size_t len, struct ep_error *err);
 
-/* During ep_pgunzip_run_mapped, fn hears after each parallel round how many
- * compressed bytes are inflated and passed on (from the inflating thread). */
+/* During ep_pgunzip_run_mapped, fn hears after each chunk how many
+ * compressed bytes are inflated and passed on (from the thread that passed
+ * them on; never two calls at once). */
 void ep_pgunzip_set_progress(struct ep_sink *s, void (*fn)(void *ctx, uint64_t in_done), void *ctx);
 
 #endif

@@ -34,6 +34,7 @@ struct ep_unpack_stats {
 	uint64_t bytes;           /* regular file data written */
 	uint64_t devices_skipped; /* device nodes not created (not root / not allowed) */
 	uint64_t xattrs_skipped;  /* xattrs dropped by policy or refused by the fs */
+	uint64_t direct_bytes;	  /* of bytes, those written with O_DIRECT */
 };
 
 struct ep_unpack_opts {

@@ -217,6 +217,178 @@ static void test_bomb_limit(void **state)
 	free(data);
 }
 
+/* ---- ep_pgunzip_run_mapped: the whole stream from memory ---- */
+
+struct prog {
+	uint64_t last;
+	int calls, backwards;
+};
+
+static void on_progress(void *ctx, uint64_t done)
+{
+	struct prog *p = ctx;
+
+	if (done < p->last)
+		p->backwards++;
+	p->last = done;
+	p->calls++;
+}
+
+static int run_mapped(const unsigned char *in, size_t n, int threads, uint64_t max_out,
+		      struct ep_mem_sink *out, struct prog *pr, struct ep_error *err)
+{
+	struct ep_sink *pg;
+	int rc;
+
+	ep_mem_sink_init(out, 1u << 30);
+	pg = ep_pgunzip_sink_new(max_out, threads, &out->base, err);
+	assert_non_null(pg);
+	if (pr)
+		ep_pgunzip_set_progress(pg, on_progress, pr);
+	rc = ep_pgunzip_run_mapped(pg, in, n, err);
+	ep_pgunzip_sink_free(pg);
+	return rc;
+}
+
+static void check_mapped(const unsigned char *gz, size_t gz_n, const unsigned char *want,
+			 size_t want_n, int threads)
+{
+	struct ep_mem_sink out;
+	struct ep_error err = EP_ERROR_INIT;
+	struct prog pr = {0, 0, 0};
+
+	if (run_mapped(gz, gz_n, threads, 1ull << 40, &out, &pr, &err) != 0)
+		fail_msg("mapped run failed: %s", err.msg);
+	assert_int_equal(out.len, want_n);
+	assert_memory_equal(out.data, want, want_n);
+	assert_int_equal(pr.last, gz_n);
+	assert_int_equal(pr.backwards, 0);
+	free(out.data);
+}
+
+/* gzip members of `block` bytes, deflate level 0 (stored blocks): the data
+ * appears as it is in the compressed stream, so gzip members planted in it
+ * are members a header search finds there */
+static unsigned char *gz_stored(const unsigned char *in, size_t n, size_t block, size_t *out_n)
+{
+	size_t cap = n + n / 8 + 4096, len = 0;
+	unsigned char *out = malloc(cap);
+
+	assert_non_null(out);
+	for (size_t off = 0; off < n; off += block) {
+		size_t m = n - off < block ? n - off : block;
+		z_stream z = {0};
+
+		assert_int_equal(deflateInit2(&z, 0, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY),
+				 Z_OK);
+		z.next_in = (Bytef *)in + off;
+		z.avail_in = (uInt)m;
+		z.next_out = out + len;
+		z.avail_out = (uInt)(cap - len);
+		assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+		len += z.total_out;
+		deflateEnd(&z);
+	}
+	*out_n = len;
+	return out;
+}
+
+static void test_mapped_same_output(void **state)
+{
+	size_t n = 40 * MIB + 12345, gz_n, small_n;
+	unsigned char *data = make_data(n, 7);
+	unsigned char *gz = gz_members(data, n, MIB, &gz_n);
+	unsigned char *small = gz_members(data, 20 * MIB, 4096, &small_n);
+
+	(void)state;
+	assert_true(gz_n > 8 * MIB); /* several chunks */
+	check_mapped(gz, gz_n, data, n, 2);
+	check_mapped(gz, gz_n, data, n, 4);
+	check_mapped(gz, gz_n, data, n, 1);
+	/* thousands of small members, across chunk boundaries */
+	check_mapped(small, small_n, data, 20 * MIB, 2);
+	free(small);
+	free(gz);
+	free(data);
+}
+
+/* Valid gzip members followed by a header, planted every 64 KiB of stored
+ * data: the search in each chunk finds one of them before the true start of
+ * a member; the output must still be the data. */
+static void test_mapped_planted_members(void **state)
+{
+	size_t n = 24 * MIB, gz_n, fake_n, planted = 0;
+	unsigned char *data = make_data(n, 17);
+	unsigned char *fake = gz_single((const unsigned char *)"planted", 7, &fake_n);
+	unsigned char *gz;
+
+	(void)state;
+	for (size_t off = 100; off + fake_n + 4 < n; off += 64 * 1024, planted++) {
+		memcpy(data + off, fake, fake_n);
+		memcpy(data + off + fake_n, "\x1f\x8b\x08\x00", 4);
+	}
+	assert_true(planted > 300);
+	/* members of an odd size: their starts drift away from the chunks' */
+	gz = gz_stored(data, n, 999983, &gz_n);
+	check_mapped(gz, gz_n, data, n, 2);
+	check_mapped(gz, gz_n, data, n, 3);
+	free(gz);
+	free(fake);
+	free(data);
+}
+
+static void test_mapped_single_member(void **state)
+{
+	size_t n = 20 * MIB, gz_n;
+	unsigned char *data = make_data(n, 11);
+	unsigned char *gz = gz_single(data, n, &gz_n);
+
+	(void)state;
+	/* one member bigger than a job may hold: the sequential decoder */
+	check_mapped(gz, gz_n, data, n, 2);
+	free(gz);
+	free(data);
+}
+
+static void expect_mapped_error(const unsigned char *gz, size_t gz_n, uint64_t max_out,
+				const char *what)
+{
+	struct ep_mem_sink out;
+	struct ep_error err = EP_ERROR_INIT;
+
+	assert_int_equal(run_mapped(gz, gz_n, 2, max_out, &out, NULL, &err), -1);
+	if (!strstr(err.msg, what))
+		fail_msg("'%s' does not say '%s'", err.msg, what);
+	free(out.data);
+}
+
+static void test_mapped_bad_streams(void **state)
+{
+	size_t n = 40 * MIB, gz_n;
+	unsigned char *data = make_data(n, 13);
+	unsigned char *gz = gz_members(data, n, MIB, &gz_n);
+	unsigned char *zeros = calloc(1, n);
+	unsigned char *zgz;
+	size_t zgz_n;
+
+	(void)state;
+	assert_non_null(zeros);
+	expect_mapped_error(gz, gz_n - 1000, 1ull << 40, "truncated");
+	/* a flipped byte in a member of a later chunk */
+	gz[gz_n / 40 * 27] ^= 0x55;
+	expect_mapped_error(gz, gz_n, 1ull << 40, "gzip: invalid data");
+	gz[gz_n / 40 * 27] ^= 0x55;
+	/* the last member's trailer zeroed */
+	memset(gz + gz_n - 100, 0, 100);
+	expect_mapped_error(gz, gz_n, 1ull << 40, "gzip");
+	zgz = gz_members(zeros, n, MIB, &zgz_n);
+	expect_mapped_error(zgz, zgz_n, 4 * MIB, "decompression bomb");
+	free(zgz);
+	free(zeros);
+	free(gz);
+	free(data);
+}
+
 /* An error of the stage behind an async sink comes back to the writer. */
 static int fail_write(struct ep_sink *s, const void *buf, size_t len, struct ep_error *err)
 {
@@ -254,6 +426,10 @@ int main(void)
 	    cmocka_unit_test(test_bad_streams),
 	    cmocka_unit_test(test_bomb_limit),
 	    cmocka_unit_test(test_async_error),
+	    cmocka_unit_test(test_mapped_same_output),
+	    cmocka_unit_test(test_mapped_planted_members),
+	    cmocka_unit_test(test_mapped_single_member),
+	    cmocka_unit_test(test_mapped_bad_streams),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
