@@ -336,6 +336,18 @@ static int record_base_input(struct bctx *b, const char *where, json_t *input, s
 	return 0;
 }
 
+/* The same for a layer step's input: checked against the lock's input of
+ * that step (locked, may be NULL) and appended to the new lock's layers. */
+static int record_layer_input(struct bctx *b, const char *where, json_t *input, json_t *locked,
+			      struct ep_error *err)
+{
+	if (check_locked(b, where, input, locked, err) < 0)
+		return -1;
+	if (json_array_append(json_object_get(b->inputs, "layers"), input) < 0)
+		return ep_error_oom(err);
+	return 0;
+}
+
 static int do_base_rootfs(struct bctx *b, int resolve_only, struct ep_error *err)
 {
 	struct ep_base *base = &b->m->base;
@@ -697,10 +709,8 @@ static int do_fetch_step(struct bctx *b, size_t si, int resolve_only, struct ep_
 						    f->sha256, "dest", f->dest, "extract", f->extract)) < 0)
 			return ep_error_oom(err);
 	}
-	if (check_locked(b, what, input, lock_input(b, "layers", si), err) < 0)
+	if (record_layer_input(b, what, input, lock_input(b, "layers", si), err) < 0)
 		return -1;
-	if (json_array_append(json_object_get(b->inputs, "layers"), input) < 0)
-		return ep_error_oom(err);
 	if (resolve_only)
 		return 0;
 	if (layer_cache_key(b, input, key, err) < 0)
@@ -802,10 +812,8 @@ static int do_copy_step(struct bctx *b, size_t si, int resolve_only, struct ep_e
 	lockin = json_pack("{s:s, s:s}", "kind", "copy", "content", ck);
 	if (!lockin)
 		goto oom;
-	if (check_locked(b, what, lockin, lock_input(b, "layers", si), err) < 0)
+	if (record_layer_input(b, what, lockin, lock_input(b, "layers", si), err) < 0)
 		goto out;
-	if (json_array_append(json_object_get(b->inputs, "layers"), lockin) < 0)
-		goto oom;
 	if (resolve_only) {
 		rc = 0;
 		goto out;
@@ -1520,10 +1528,8 @@ static int do_copy_from_step(struct bctx *b, size_t si, int resolve_only, struct
 			goto out;
 		json_object_set_new(lockin, "content", json_string(ck));
 	}
-	if (check_locked(b, what, lockin, lock_input(b, "layers", si), err) < 0)
+	if (record_layer_input(b, what, lockin, lock_input(b, "layers", si), err) < 0)
 		goto out;
-	if (json_array_append(json_object_get(b->inputs, "layers"), lockin) < 0)
-		goto oom;
 	for (size_t i = 0; i < st->n; i++) {
 		const char *root;
 
@@ -1790,10 +1796,8 @@ static int do_pip_step(struct bctx *b, size_t si, int resolve_only, struct ep_er
 	}
 	if (!wheels || json_object_set(input, "wheels", wheels) < 0)
 		return ep_error_oom(err);
-	if (check_locked(b, what, input, locked, err) < 0)
+	if (record_layer_input(b, what, input, locked, err) < 0)
 		return -1;
-	if (json_array_append(json_object_get(b->inputs, "layers"), input) < 0)
-		return ep_error_oom(err);
 	if (resolve_only)
 		return 0;
 
@@ -1988,10 +1992,8 @@ static int do_apt_step(struct bctx *b, size_t si, int resolve_only, struct ep_er
 	}
 	if (!input)
 		return ep_error_oom(err);
-	if (check_locked(b, what, input, locked, err) < 0)
+	if (record_layer_input(b, what, input, locked, err) < 0)
 		return -1;
-	if (json_array_append(json_object_get(b->inputs, "layers"), input) < 0)
-		return ep_error_oom(err);
 	if (resolve_only)
 		return 0;
 
