@@ -818,6 +818,17 @@ struct blob {
 	int failed;
 };
 
+/* Closes and frees what n blobs hold (not the array); blobs may be NULL. */
+static void blobs_release(struct blob *blobs, size_t n)
+{
+	for (size_t i = 0; blobs && i < n; i++) {
+		if (blobs[i].fd >= 0)
+			close(blobs[i].fd);
+		free(blobs[i].path);
+		free(blobs[i].mount_from);
+	}
+}
+
 struct blob_sink {
 	struct ep_sink base;
 	int fd;
@@ -1441,11 +1452,7 @@ static int pull_image(struct ep_store *s, const struct ep_ref *ref, const char *
 		goto out;
 	rc = 0;
 out:
-	for (i = 0; blobs && i <= nl; i++) {
-		if (blobs[i].fd >= 0)
-			close(blobs[i].fd);
-		free(blobs[i].path);
-	}
+	blobs_release(blobs, nl + 1);
 	if (txn_open)
 		ep_txn_abort(&txn);
 	doc_release(&d);
@@ -1760,12 +1767,7 @@ static int push_image(struct ep_store *s, const char *image, const struct ep_ref
 		goto out;
 	rc = 0;
 out:
-	for (i = 0; blobs && i < n; i++) {
-		if (blobs[i].fd >= 0)
-			close(blobs[i].fd);
-		free(blobs[i].path);
-		free(blobs[i].mount_from);
-	}
+	blobs_release(blobs, n);
 	reg_free(g);
 	return rc;
 }
@@ -1939,12 +1941,7 @@ int ep_registry_push_doc(struct ep_store *s, const char *digest, const char *ref
 		goto out;
 	rc = 0;
 out:
-	for (i = 0; blobs && i < n; i++) {
-		if (blobs[i].fd >= 0)
-			close(blobs[i].fd);
-		free(blobs[i].path);
-		free(blobs[i].mount_from);
-	}
+	blobs_release(blobs, n);
 	if (rc < 0)
 		ep_error_wrap(err, "push %s to '%s'", digest, ref_s);
 	reg_free(g);
