@@ -372,22 +372,20 @@ static int time_opt(int c, void *arg)
 	return 0;
 }
 
-int cmd_stop(int argc, char **argv, struct cmd_ctx *ctx)
+/* stop and rm: op on each container named after the options, its name
+ * printed when done; the last failure's exit code. */
+static int each_container(int argc, char **argv, struct cmd_ctx *ctx,
+			  int (*op)(struct ep_store *, const char *, int, struct ep_error *),
+			  int arg)
 {
-	static const struct option opts[] = {{"time", required_argument, NULL, 't'},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
-	int secs = 10, rc, ret = 0;
+	int ret = 0;
 
-	rc = parse_simple(argc, argv, ctx, stop_usage, "t:h", opts, time_opt, &secs);
-	if (rc)
-		return rc == CMD_HELP_DONE ? cmd_finish(0) : rc;
 	if (optind >= argc)
 		return cmd_usage_error(ctx, "name a container");
 	for (int i = optind; i < argc; i++) {
 		struct ep_error err = EP_ERROR_INIT;
 
-		if (ep_container_stop(&ctx->store, argv[i], secs, &err) < 0)
+		if (op(&ctx->store, argv[i], arg, &err) < 0)
 			ret = cmd_fail(&err);
 		else
 			printf("%s\n", argv[i]);
@@ -395,25 +393,28 @@ int cmd_stop(int argc, char **argv, struct cmd_ctx *ctx)
 	return cmd_finish(ret);
 }
 
+int cmd_stop(int argc, char **argv, struct cmd_ctx *ctx)
+{
+	static const struct option opts[] = {{"time", required_argument, NULL, 't'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	int secs = 10, rc;
+
+	rc = parse_simple(argc, argv, ctx, stop_usage, "t:h", opts, time_opt, &secs);
+	if (rc)
+		return rc == CMD_HELP_DONE ? cmd_finish(0) : rc;
+	return each_container(argc, argv, ctx, ep_container_stop, secs);
+}
+
 int cmd_rm(int argc, char **argv, struct cmd_ctx *ctx)
 {
 	static const struct option opts[] = {{"force", no_argument, NULL, 'f'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	int force = 0, rc, ret = 0;
+	int force = 0, rc;
 
 	rc = parse_simple(argc, argv, ctx, rm_usage, "fh", opts, follow_opt, &force);
 	if (rc)
 		return rc == CMD_HELP_DONE ? cmd_finish(0) : rc;
-	if (optind >= argc)
-		return cmd_usage_error(ctx, "name a container");
-	for (int i = optind; i < argc; i++) {
-		struct ep_error err = EP_ERROR_INIT;
-
-		if (ep_container_remove(&ctx->store, argv[i], force, &err) < 0)
-			ret = cmd_fail(&err);
-		else
-			printf("%s\n", argv[i]);
-	}
-	return cmd_finish(ret);
+	return each_container(argc, argv, ctx, ep_container_remove, force);
 }
