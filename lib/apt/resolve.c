@@ -454,55 +454,48 @@ static int db_index(struct ep_apt_db *db, struct ep_error *err)
 	return 0;
 }
 
+/* The first of the n sorted entries whose name (at) is >= name, or with
+ * upper, > name. */
+static size_t name_bound(const struct ep_apt_db *db, size_t n,
+			 const char *(*at)(const struct ep_apt_db *, size_t), const char *name,
+			 int upper)
+{
+	size_t l = 0, h = n;
+
+	while (l < h) {
+		size_t m = l + (h - l) / 2;
+		int c = strcmp(at(db, m), name);
+
+		if (c < 0 || (upper && c == 0))
+			l = m + 1;
+		else
+			h = m;
+	}
+	return l;
+}
+
+static const char *by_name_at(const struct ep_apt_db *db, size_t i)
+{
+	return db->p[db->by_name[i]].name;
+}
+
+static const char *prov_at(const struct ep_apt_db *db, size_t i)
+{
+	return db->prov[i].name;
+}
+
 /* [*lo, *hi) of by_name holding name. */
 static void name_range(struct ep_apt_db *db, const char *name, size_t *lo, size_t *hi)
 {
-	size_t l = 0, h = db->n;
-
-	while (l < h) {
-		size_t m = l + (h - l) / 2;
-
-		if (strcmp(db->p[db->by_name[m]].name, name) < 0)
-			l = m + 1;
-		else
-			h = m;
-	}
-	*lo = l;
-	h = db->n;
-	while (l < h) {
-		size_t m = l + (h - l) / 2;
-
-		if (strcmp(db->p[db->by_name[m]].name, name) <= 0)
-			l = m + 1;
-		else
-			h = m;
-	}
-	*hi = l;
+	*lo = name_bound(db, db->n, by_name_at, name, 0);
+	*hi = name_bound(db, db->n, by_name_at, name, 1);
 }
 
+/* [*lo, *hi) of prov (sorted by name) providing name. */
 static void prov_range(struct ep_apt_db *db, const char *name, size_t *lo, size_t *hi)
 {
-	size_t l = 0, h = db->n_prov;
-
-	while (l < h) {
-		size_t m = l + (h - l) / 2;
-
-		if (strcmp(db->prov[m].name, name) < 0)
-			l = m + 1;
-		else
-			h = m;
-	}
-	*lo = l;
-	h = db->n_prov;
-	while (l < h) {
-		size_t m = l + (h - l) / 2;
-
-		if (strcmp(db->prov[m].name, name) <= 0)
-			l = m + 1;
-		else
-			h = m;
-	}
-	*hi = l;
+	*lo = name_bound(db, db->n_prov, prov_at, name, 0);
+	*hi = name_bound(db, db->n_prov, prov_at, name, 1);
 }
 
 /* ---- resolution ---------------------------------------------------------- */
