@@ -8,10 +8,7 @@ load helpers
 bats_require_minimum_version 1.5.0
 
 setup_file() {
-	[ "$(id -u)" = 0 ] || return 0
-	command -v runc >/dev/null || return 0
-	export DT=$(mktemp -d /tmp/ep485.XXXXXX)
-	"$TOP/tests/fixtures/busybox-rootfs.sh" "$DT/base.tar"
+	native_setup_file ep485 DT || return 0
 	cat >"$DT/m.json" <<-JSON
 	{ "envpin": 1, "name": "detach", "source_date_epoch": 1767225600,
 	  "base": { "rootfs": "base.tar", "sha256": "$(sha256sum "$DT/base.tar" | cut -d' ' -f1)" },

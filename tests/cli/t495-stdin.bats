@@ -8,10 +8,7 @@ load helpers
 bats_require_minimum_version 1.5.0
 
 setup_file() {
-	[ "$(id -u)" = 0 ] || return 0
-	command -v runc >/dev/null || return 0
-	export IT=$(mktemp -d /tmp/ep495.XXXXXX)
-	"$TOP/tests/fixtures/busybox-rootfs.sh" "$IT/base.tar"
+	native_setup_file ep495 IT || return 0
 	cat >"$IT/m.json" <<-JSON
 	{ "envpin": 1, "name": "stdin", "source_date_epoch": 1767225600,
 	  "base": { "rootfs": "base.tar", "sha256": "$(sha256sum "$IT/base.tar" | cut -d' ' -f1)" },
