@@ -54,6 +54,30 @@ wait_status() {
 	return 1
 }
 
+# wait_log NAME ERE [SECONDS]: until the log of NAME has a line matching ERE
+wait_log() {
+	local i
+	for ((i = 0; i < ${3:-10} * 10; i++)); do
+		envpin logs "$1" 2>/dev/null | grep -E "$2" >/dev/null && return 0
+		sleep 0.1
+	done
+	echo "no line /$2/ in the log of $1" >&2
+	return 1
+}
+
+# at_log_end PID LOG: PID has LOG open with its offset at LOG's end (attach
+# seeks there, then reads with pread)
+at_log_end() {
+	local fd want size
+	want=$(readlink -f "$2")
+	size=$(stat -c %s "$2")
+	for fd in /proc/"$1"/fd/*; do
+		[ "$(readlink "$fd" 2>/dev/null)" = "$want" ] || continue
+		[ "$(sed -n 's/^pos:[[:space:]]*//p' "/proc/$1/fdinfo/${fd##*/}" 2>/dev/null)" = "$size" ] && return 0
+	done
+	return 1
+}
+
 # nothing of a run is left in the store, in the mount table, in runc's state
 assert_no_run_left() {
 	[ -z "$(ls -A "$ENVPIN_STORE/run" | grep -v '^runc$')" ]
@@ -73,7 +97,7 @@ assert_no_run_left() {
 	[ "$(envpin ps --json | jq -r '.[0].status')" = running ]
 	[ "$(envpin ps --json | jq -r '.[0].engine')" = native ]
 	[ "$(envpin ps --json | jq -r '.[0].digest')" = "$D" ]
-	sleep 0.5
+	wait_log "$N" '^tick 3$'
 	run envpin logs "$N"
 	[ "$status" -eq 0 ]
 	[ "${lines[0]}" = started ]
@@ -81,7 +105,8 @@ assert_no_run_left() {
 	# logs -f follows until the container ends: stop it from the side
 	"$ENVPIN" logs -f "$N" >"$T/follow" &
 	F=$!
-	sleep 0.5
+	# it has printed what was there, so it follows when the container ends
+	for ((i = 0; i < 100; i++)); do grep -q '^tick 3$' "$T/follow" && break; sleep 0.1; done
 	run envpin stop -t 1 "$N"
 	[ "$status" -eq 0 ]
 	[ "$output" = "$N" ]
@@ -111,12 +136,15 @@ assert_no_run_left() {
 	run envpin run -d --name three --gpus none "$D" -- true
 	[ "$status" -eq 125 ]
 	[[ "$output" == *"a container named 'three' exists"* ]]
-	envpin run -d --name term --gpus none "$D" -- sh -c 'trap "echo got TERM; exit 0" TERM; while :; do sleep 0.1; done'
+	# the container says when its trap is set: a file in the workspace
+	envpin run -d --name term --gpus none "$D" -- sh -c 'trap "echo got TERM; exit 0" TERM; touch trap-set; while :; do sleep 0.1; done'
 	wait_status term running
-	sleep 0.3
+	for ((i = 0; i < 100; i++)); do [ -e trap-set ] && break; sleep 0.1; done
+	[ -e trap-set ]
+	# at once: long before the SIGKILL that -t 30 would send
 	start=$(date +%s%N)
-	envpin stop term
-	[ $((($(date +%s%N) - start) / 1000000)) -lt 5000 ]
+	envpin stop -t 30 term
+	[ $((($(date +%s%N) - start) / 1000000)) -lt 15000 ]
 	[ "$(status_of term)" = exited ]
 	[ "$(envpin ps --all --json | jq '.[] | select(.name == "term") | .exit_code')" = 0 ]
 	[ "$(envpin logs term)" = "got TERM" ]
@@ -147,8 +175,18 @@ assert_no_run_left() {
 }
 
 @test "attach follows a running container's output from now on; a killed supervisor shows as dead" {
-	envpin run -d --name att --gpus none "$D" -- sh -c 'echo early; sleep 1; echo late-1; echo late-2; sleep 1; exit 4'
-	run envpin attach att
+	# "early" is in the log before attach starts; the container goes on
+	# (the file go in the workspace) once attach sits at the log's end
+	envpin run -d --name att --gpus none "$D" -- sh -c 'echo early; while [ ! -e go ]; do sleep 0.1; done; echo late-1; echo late-2; sleep 1; exit 4'
+	wait_log att '^early$'
+	"$ENVPIN" attach att >"$T/attach.out" 2>&1 &
+	A=$!
+	for ((i = 0; i < 100; i++)); do at_log_end "$A" "$ENVPIN_STORE/containers/att/log" && break; sleep 0.1; done
+	at_log_end "$A" "$ENVPIN_STORE/containers/att/log"
+	touch go
+	status=0
+	wait "$A" || status=$?
+	output=$(cat "$T/attach.out")
 	[ "$status" -eq 0 ]
 	[[ "$output" != *early* ]]
 	[[ "$output" == *"late-1"*"late-2"* ]]
