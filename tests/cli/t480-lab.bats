@@ -172,17 +172,25 @@ CELL="from astropy.io import fits; import matplotlib.pyplot as plt; d = fits.get
 		[ "$status" -eq 2 ]
 		[[ "$output" == *"--listen '$bad': expected ADDR:PORT"* ]]
 	done
-	run env ENVPIN_STORE="$LT/bbstore" "$ENVPIN" lab --gpus none --listen 0.0.0.0:18888 "$(tail -1 "$LT/bb")"
+	# a free port (the kernel's pick), not a fixed one another process may hold
+	local free held
+	free=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("0.0.0.0", 0)); print(s.getsockname()[1])')
+	run env ENVPIN_STORE="$LT/bbstore" "$ENVPIN" lab --gpus none --listen "0.0.0.0:$free" "$(tail -1 "$LT/bb")"
 	[ "$status" -eq 2 ]
-	[[ "$output" == *"warning: listening on 0.0.0.0:18888, reachable from other machines"* ]]
-	# a port someone else holds: named, not silently moved
-	/usr/bin/python3 -c 'import socket, time; s = socket.socket(); s.bind(("127.0.0.1", 18889)); s.listen(); time.sleep(30)' &
+	[[ "$output" == *"warning: listening on 0.0.0.0:$free, reachable from other machines"* ]]
+	# a port someone else holds: named, not silently moved.  The holder
+	# writes its port once it listens.
+	/usr/bin/python3 -c 'import os, socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+open(sys.argv[1] + ".tmp", "w").write("%d\n" % s.getsockname()[1]); os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(120)' "$T/held-port" 3>&- &
 	H=$!
-	sleep 0.5
-	run envpin lab --gpus none --listen 127.0.0.1:18889 "$D"
+	for ((i = 0; i < 200; i++)); do [ -s "$T/held-port" ] && break; sleep 0.05; done
+	held=$(cat "$T/held-port")
+	run envpin lab --gpus none --listen "127.0.0.1:$held" "$D"
 	kill "$H"
 	[ "$status" -eq 125 ]
-	[[ "$output" == *"port 18889 is in use"* ]]
+	[[ "$output" == *"port $held is in use"* ]]
 	run envpin lab --help
 	[ "$status" -eq 0 ]
 	[[ "$output" == "usage: envpin lab"* ]]
