@@ -33,8 +33,9 @@ static void record(void *ctx, const char *what, uint64_t done, uint64_t total)
 	struct seen *s = ctx;
 
 	assert_int_equal(total, 0);
-	s->last = done;
-	s->calls++;
+	/* read by the test's thread while this one runs */
+	__atomic_store_n(&s->last, done, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&s->calls, 1, __ATOMIC_RELEASE);
 	snprintf(s->what, sizeof(s->what), "%s", what);
 }
 
@@ -82,9 +83,17 @@ static void test_watch_reports_growth(void **state)
 	assert_int_equal(mkdir(p, 0755), 0);
 	snprintf(p, sizeof(p), "%s/tool.abc/pkg.deb", dir);
 	write_bytes(p, 4096);
-	usleep(700 * 1000);
-	assert_true(s.calls >= 2);
-	assert_int_equal(s.last, 4096);
+	/* a report that saw the file: the next period (500 ms) on an idle
+	 * machine; a loaded one (ASan, a busy CI host) gets up to 10 s, as a
+	 * fixed sleep cannot tell a slow thread from a missing report */
+	for (int i = 0; i < 200; i++) {
+		if (__atomic_load_n(&s.calls, __ATOMIC_ACQUIRE) >= 2 &&
+		    __atomic_load_n(&s.last, __ATOMIC_ACQUIRE) == 4096)
+			break;
+		usleep(50 * 1000);
+	}
+	assert_true(__atomic_load_n(&s.calls, __ATOMIC_ACQUIRE) >= 2);
+	assert_int_equal(__atomic_load_n(&s.last, __ATOMIC_ACQUIRE), 4096);
 	write_bytes(p, 8192);
 	ep_watch_stop(w);
 	assert_int_equal(s.last, 8192);
