@@ -870,11 +870,10 @@ static void test_shared_waits_for_exclusive(void **state)
 {
 	struct fixture *f = *state;
 	struct ep_store s;
-	struct timespec t0, t1;
+	struct timespec released, t1;
 	int pfd[2], st;
 	pid_t pid;
 	char c;
-	long ms;
 
 	open_ok(&s, f->root, EP_STORE_CREATE);
 	ep_store_release(&s);
@@ -891,18 +890,24 @@ static void test_shared_waits_for_exclusive(void **state)
 		    write(pfd[1], "r", 1) != 1)
 			_exit(1);
 		nanosleep(&ts, NULL);
+		/* the time just before the release: the shared open must end
+		 * after it (a causal order, where a measured wait would depend
+		 * on when this test's process was scheduled) */
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		if (write(pfd[1], &ts, sizeof(ts)) != (ssize_t)sizeof(ts))
+			_exit(1);
 		_exit(0); /* the kernel drops the lock */
 	}
 	live_child = pid;
 	close(pfd[1]);
 	assert_int_equal(read(pfd[0], &c, 1), 1);
-	close(pfd[0]);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	open_ok(&s, f->root, 0);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	ep_store_release(&s);
-	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-	assert_true(ms >= 200);
+	assert_int_equal(read(pfd[0], &released, sizeof(released)), (ssize_t)sizeof(released));
+	close(pfd[0]);
+	assert_true(t1.tv_sec > released.tv_sec ||
+		    (t1.tv_sec == released.tv_sec && t1.tv_nsec >= released.tv_nsec));
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	live_child = -1;
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
