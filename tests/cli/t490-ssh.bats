@@ -84,8 +84,8 @@ wait_sshd() {
 	[ "$(stat -c %u:%g "$T/ws/from-ssh")" = 4242:4242 ]
 	# a job in tmux, then the connection ends
 	sshc -- 'tmux new-session -d -s job "echo \$\$ >/tmp/job.pid; sleep 600"'
-	sleep 0.5
-	run sshc -- 'tmux ls; ps -o pid= -p "$(cat /tmp/job.pid)"'
+	# the session's shell writes its pid when it runs (tmux returns before)
+	run sshc -- 'for i in $(seq 100); do [ -s /tmp/job.pid ] && break; sleep 0.1; done; tmux ls; ps -o pid= -p "$(cat /tmp/job.pid)"'
 	[ "$status" -eq 0 ]
 	[[ "${lines[0]}" == job:* ]]
 	[ -n "${lines[1]}" ]
@@ -107,10 +107,11 @@ wait_sshd() {
 	STRICT=yes wait_sshd "$N2"
 	run sshc -- 'tmux ls 2>&1'
 	[[ "$output" != job:* ]]
-	# stop is at once: process 1 hands TERM on to sshd
+	# stop is at once: process 1 hands TERM on to sshd (long before the
+	# SIGKILL that -t 30 would send)
 	start=$(date +%s)
-	envpin stop "$N2"
-	[ $(($(date +%s) - start)) -lt 5 ]
+	envpin stop -t 30 "$N2"
+	[ $(($(date +%s) - start)) -lt 15 ]
 	[ "$(envpin ps --all --json | jq --arg n "$N2" '.[] | select(.name == $n) | .exit_code')" = 0 ]
 	[ "$(stat -c %a "$LAB_STORE/ssh")" = 700 ]
 	[ -s "$LAB_STORE/ssh/ssh_host_ed25519_key" ]
