@@ -41,7 +41,7 @@ static void make_upper(const char *u)
 {
 	char *p;
 
-	sh("set -e; cd '%s'; mkdir -p tmp/a var/tmp var/log/apt var/cache/ldconfig "
+	sh("set -e; export TZ=UTC; cd '%s'; mkdir -p tmp/a var/tmp var/log/apt var/cache/ldconfig "
 	   "var/cache/apt/archives var/lib/dpkg usr/lib/python3/__pycache__ root/.cache/pip keep "
 	   "opq run/lock; echo t > tmp/a/f; echo l > var/log/apt/history.log; "
 	   "echo l > var/log/dpkg.log; echo a > var/cache/ldconfig/aux-cache; "
@@ -86,7 +86,8 @@ static char *listing(const char *tar)
 	FILE *f;
 	size_t n;
 
-	assert_true(asprintf(&cmd, "tar -tv --full-time --numeric-owner -f '%s'", tar) > 0);
+	/* TZ=UTC: tar prints times in the local zone; the expected ones are UTC */
+	assert_true(asprintf(&cmd, "TZ=UTC tar -tv --full-time --numeric-owner -f '%s'", tar) > 0);
 	f = popen(cmd, "r");
 	assert_non_null(f);
 	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
