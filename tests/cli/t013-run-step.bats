@@ -74,7 +74,7 @@ layer_of() {
 	[ "$(cat "$T/x/out/env")" = "UTC C.UTF-8 1767225600 /root 0022 hi /work" ]
 	[ "$(cat "$T/x/out/a")" = "hello from the source" ]
 	[ -f "$T/x/etc/.wh.group" ]
-	run tar -tvzf "$(layer_of "$T/s1" "$d1" 1)" --full-time
+	run env TZ=UTC tar -tvzf "$(layer_of "$T/s1" "$d1" 1)" --full-time
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"-rwxr-xr-x 0/0"*"out/tool.sh"* ]]
 	[[ "$output" != *"build.log"* ]]
