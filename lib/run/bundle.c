@@ -205,18 +205,35 @@ enum overlay_how {
 	OVERLAY_FUSE,	/* fuse-overlayfs (rootless, where the kernel refuses) */
 };
 
-/* Runs fuse-overlayfs with opts on b->rootfs (it stays as a daemon in our
- * mount namespace and goes with it). */
+/* What a user without a usable fuse-overlayfs can do instead. */
+#define FUSE_WAY_OUT "or ENVPIN_ROOTLESS_OVERLAY=copy for a flattened copy of the image (slower)"
+
+/* Runs fuse-overlayfs with opts on b->rootfs.  It daemonizes in our user
+ * and mount namespace; the lazy unmount of bundle_cleanup (ours or the
+ * watchdog's) aborts its connection and it exits (t800 checks both). */
 static int mount_fuse_overlay(struct bundle *b, const char *opts, struct ep_error *err)
 {
 	char *argv[] = {"fuse-overlayfs", "-o", (char *)opts, b->rootfs, NULL};
+	struct stat st;
 	int rc;
 
 	if (!ep_run_on_path("fuse-overlayfs"))
-		return ep_error_set(err, EP_EENV, "fuse-overlayfs is not installed");
+		return ep_error_set(err, EP_EENV,
+				    "fuse-overlayfs is not installed: apt-get install fuse-overlayfs "
+				    "(as root), " FUSE_WAY_OUT);
+	if (stat("/dev/fuse", &st) < 0)
+		return ep_error_errno(err, EP_EENV, errno,
+				      "/dev/fuse (modprobe fuse as root, " FUSE_WAY_OUT ")");
+	/* in our user namespace the kernel still checks the caller's host ids */
+	if (access("/dev/fuse", R_OK | W_OK) < 0)
+		return ep_error_set(err, EP_EENV,
+				    "/dev/fuse is not readable and writable by you (mode %04o): "
+				    "chmod 0666 /dev/fuse (as root), " FUSE_WAY_OUT,
+				    (unsigned)(st.st_mode & 07777));
 	rc = ep_run_quiet(argv, 1);
 	if (rc != 0)
-		return ep_error_set(err, EP_EENV, "fuse-overlayfs failed (status %d)", rc);
+		return ep_error_set(err, EP_EENV, "fuse-overlayfs failed (status %d), " FUSE_WAY_OUT,
+				    rc);
 	return 0;
 }
 
@@ -276,7 +293,15 @@ static int mount_overlay(struct bundle *b, char **lowers, size_t n, enum overlay
 		}
 	}
 	if (how == OVERLAY_FUSE) {
+		/* volatile is the kernel's; nosuid as the kernel mount below
+		 * (MS_NODEV comes with any mount in a user namespace) */
 		ep_strbuf_shrink(&opts, strlen(",volatile"));
+		if (ep_strbuf_addstr(&opts, ",nosuid") < 0) {
+			ep_strbuf_release(&opts);
+			if (cwd >= 0 && fchdir(cwd) < 0)
+				return ep_error_errno(err, EP_EENV, errno, "fchdir back");
+			return ep_error_oom(err);
+		}
 		rc = mount_fuse_overlay(b, opts.buf, err);
 		ep_strbuf_release(&opts);
 		if (cwd >= 0 && fchdir(cwd) < 0)
@@ -764,12 +789,18 @@ static int bundle_rootfs(struct ep_store *s, const struct ep_image_loc *loc, con
 	if (loc->in_store) {
 		const char *want = b->rootless ? getenv("ENVPIN_ROOTLESS_OVERLAY") : NULL;
 
-		if (!want || !*want || !strcmp(want, "auto") || !strcmp(want, "kernel"))
+		int any = !want || !*want || !strcmp(want, "auto");
+
+		if (any || !strcmp(want, "kernel"))
 			overlay = mount_overlay(b, lowers, n_lowers, OVERLAY_KERNEL, err) == 0;
-		if (!overlay && b->rootless &&
-		    (!want || !*want || !strcmp(want, "auto") || !strcmp(want, "fuse"))) {
+		if (!overlay && b->rootless && (any || !strcmp(want, "fuse"))) {
 			ep_error_clear(err);
 			overlay = mount_overlay(b, lowers, n_lowers, OVERLAY_FUSE, err) == 0;
+		}
+		/* a forced overlay that fails is an error, not a silent copy */
+		if (!overlay && want && (!strcmp(want, "kernel") || !strcmp(want, "fuse"))) {
+			free_strv(lowers, n_lowers);
+			return ep_error_wrap(err, "ENVPIN_ROOTLESS_OVERLAY=%s", want);
 		}
 	}
 	free_strv(lowers, n_lowers);
