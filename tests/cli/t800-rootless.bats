@@ -33,6 +33,8 @@ setup_file() {
 	"$FIX/fake-nvidia.sh" "$RT/host" >/dev/null 2>&1 || echo fail >"$RT/nofake"
 }
 teardown_file() {
+	# a fuse test killed before its teardown: /dev/fuse gets its mode back
+	if [ -s "${RT:-/nonexistent}/fuse-mode" ]; then chmod "$(cat "$RT/fuse-mode")" /dev/fuse; fi
 	[ -z "${RT:-}" ] || rm -rf "$RT"
 	if id "$U800" >/dev/null 2>&1; then userdel "$U800"; fi
 	if getent group "$G800" >/dev/null; then groupdel "$G800"; fi
@@ -51,7 +53,18 @@ setup() {
 	fi
 	D=$(tail -n1 "$RT/digest")
 }
-teardown() { common_teardown; }
+teardown() {
+	# a failed fuse test: its background run goes (the watchdog cleans up)
+	local p
+	if [ -n "${FUSE_BG:-}" ] && p=$(pgrep -u "$U800" -x runc); then
+		kill -KILL $(ps -o ppid= -p "$p") || true
+	fi
+	if [ -s "$RT/fuse-mode" ]; then
+		chmod "$(cat "$RT/fuse-mode")" /dev/fuse
+		rm -f "$RT/fuse-mode"
+	fi
+	common_teardown
+}
 
 # envpin as the user, its store the default one under its HOME
 as_user() {
@@ -164,4 +177,98 @@ as_user() {
 	"$FIX/registry.sh" stop "$T/reg" || true
 	[ "$status" -eq 0 ]
 	[ "$(stat -c %U "$T/ws/p")" = "$U800" ]
+}
+
+# live_fuse: the user's fuse-overlayfs daemons that have not exited (an
+# exited one stays a zombie until init reaps it)
+live_fuse() {
+	ps -u "$U800" -o stat=,comm= | grep -v '^Z' | grep -c fuse-overlayfs || true
+}
+# gone_within N: waits up to N tenths of a second for the user's runs to be
+# gone (no live process of the user, no bundle left in the store's run/)
+gone_within() {
+	local i
+	for ((i = 0; i < $1; i++)); do
+		if [ -z "$(ps -u "$U800" -o stat= | grep -v '^Z')" ] &&
+			[ -z "$(ls -A "$RT/home/.local/share/envpin/run" | grep -v '^runc$')" ]; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	ps -u "$U800" -o pid,stat,args
+	ls -A "$RT/home/.local/share/envpin/run"
+	return 1
+}
+
+@test "rootless fuse-overlayfs: whiteouts and opaque dirs of the user's store, writes in the upper dir, nothing left after exit or kill" {
+	command -v fuse-overlayfs >/dev/null || skip "fuse-overlayfs is not installed"
+	[ -c /dev/fuse ] || skip "no /dev/fuse"
+	local store=$RT/home/.local/share/envpin listing kernel
+	# layer 2 deletes a file (whiteout) and replaces a directory (opaque);
+	# run steps need root, so root builds it and the user's manifest takes
+	# it as an OCI base: the user's store unpacks the layers itself
+	cat >"$T/m.json" <<-JSON
+	{ "envpin": 1, "name": "wh", "source_date_epoch": 1767225600,
+	  "base": { "rootfs": "$RT/src/base.tar", "sha256": "$(sha256sum "$RT/src/base.tar" | cut -d' ' -f1)" },
+	  "layers": [
+	    { "run": [ "sh", "-c", "mkdir -p /opt/d/sub && echo old >/opt/d/old && echo o >/opt/d/sub/x && echo gone >/etc/gone && echo keep >/etc/keep" ] },
+	    { "run": [ "sh", "-c", "rm /etc/gone && rm -rf /opt/d && mkdir /opt/d && echo new >/opt/d/new" ] } ],
+	  "config": { "cmd": [ "/bin/sh" ] } }
+	JSON
+	run -0 envpin --store "$T/rootstore" build -q -f "$T/m.json"
+	local dw=${lines[-1]}
+	chmod -R a+rX "$T/rootstore"
+	cat >"$T/ws/u.json" <<-JSON
+	{ "envpin": 1, "name": "whu", "source_date_epoch": 1767225600,
+	  "base": { "oci": "$T/rootstore", "digest": "$dw" }, "config": { "cmd": [ "/bin/sh" ] } }
+	JSON
+	run -0 as_user build -q -f "$T/ws/u.json"
+	[ "${lines[-1]}" = "$dw" ]
+
+	# /dev/fuse opened to the user for this test (teardown restores it)
+	stat -c %a /dev/fuse >"$RT/fuse-mode"
+	chmod 0666 /dev/fuse
+	listing='ls -a /etc /opt/d; cat /opt/d/new; grep -c "^keep" /etc/keep'
+	EXTRA_ENV="ENVPIN_ROOTLESS_OVERLAY=kernel" run -0 as_user run "$dw" -- sh -c "$listing"
+	kernel=$output
+	# the layers unpacked by the user: the whiteout is a 0/0 char device
+	[ -n "$(find "$store/rootfs" -path '*/etc/gone' -type c)" ]
+	EXTRA_ENV="ENVPIN_ROOTLESS_OVERLAY=fuse" run as_user run "$dw" -- sh -c \
+		"grep ' / ' /proc/mounts; $listing; echo w >/etc/written; echo ws >/workspace/f"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "${lines[0]}" == "fuse-overlayfs / fuse.fuse-overlayfs "*nosuid* ]]
+	# the same tree as the kernel's overlay: no gone, only new in /opt/d
+	[ "${output#*$'\n'}" = "$kernel" ]
+	[[ "$output" != *gone* ]]
+	[[ "$output" == *$'/opt/d:\n.\n..\nnew\nnew'* ]]
+	[ "$(stat -c %U "$T/ws/f")" = "$U800" ]
+	gone_within 30
+	[ "$(live_fuse)" = 0 ]
+
+	# killed: the watchdog unmounts, the daemon ends with its connection
+	FUSE_BG=1
+	(EXTRA_ENV="ENVPIN_ROOTLESS_OVERLAY=fuse" as_user run "$dw" -- sh -c \
+		'echo w >/etc/written; echo up >/workspace/up; sleep 30' >"$T/bg.out" 2>&1 3>&- &)
+	local i
+	for ((i = 0; i < 100; i++)); do [ -s "$T/ws/up" ] && break; sleep 0.1; done
+	cat "$T/bg.out"
+	[ -s "$T/ws/up" ]
+	[ "$(live_fuse)" = 1 ]
+	# the write is in the bundle's upper dir, not in the store's layers
+	ls "$store"/run/*/upper/etc/written
+	[ -z "$(find "$store/rootfs" -name written)" ]
+	# envpin itself: runc's parent (its watchdog has the same name)
+	kill -KILL "$(ps -o ppid= -p "$(pgrep -u "$U800" -x runc)")"
+	gone_within 50
+	[ "$(live_fuse)" = 0 ]
+	# the mounts went with the namespace: none is left anywhere
+	[ -z "$(findmnt -rn -t fuse.fuse-overlayfs)" ]
+
+	# not usable: a forced fuse says so and names the ways out
+	chmod 0600 /dev/fuse
+	EXTRA_ENV="ENVPIN_ROOTLESS_OVERLAY=fuse" run as_user run "$dw" -- true
+	echo "$output"
+	[ "$status" -eq 125 ]
+	[[ "$output" == *"/dev/fuse is not readable and writable by you (mode 0600): chmod 0666 /dev/fuse (as root), or ENVPIN_ROOTLESS_OVERLAY=copy"* ]]
 }
