@@ -244,7 +244,7 @@ static void check_overlay(struct ctx *c, int quick)
 		add(c, "overlay", EP_DOCTOR_FAIL, "see the userns line",
 		    "no user namespace to mount in");
 	} else if (!c->root && access("/dev/fuse", R_OK | W_OK) == 0 &&
-		   (access("/usr/bin/fuse-overlayfs", X_OK) == 0)) {
+		   ep_find_on_path("fuse-overlayfs", NULL, 0) == 0) {
 		add(c, "overlay", EP_DOCTOR_OK, NULL,
 		    "the kernel refuses overlayfs here (%s); fuse-overlayfs will be used",
 		    rc < 100 ? strerror(rc) : "setup failed");

@@ -20,7 +20,6 @@
 #define RUNC_OUT_MAX 4096
 /* STORE/cache/KEY.json, as the store's other small records (docs/store.md) */
 #define CACHE_NAME "runc-version.json"
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 /* Distribution builds known to carry the backported fix: the package
  * version on the `commit:` line, for one upstream version. */
@@ -99,20 +98,9 @@ int ep_runc_cve_2024_21626_fixed(const struct ep_runc_version *v)
 /* The runc execvp would start: the first executable "runc" on PATH. */
 static int find_runc(char *out, size_t outsz, struct stat *st)
 {
-	const char *path = getenv("PATH");
-
-	if (!path || !*path)
-		path = DEFAULT_PATH;
-	for (const char *p = path; *p;) {
-		const char *e = strchrnul(p, ':');
-		int n = snprintf(out, outsz, "%.*s/runc", (int)(e - p), p);
-
-		if (e > p && n > 0 && (size_t)n < outsz && stat(out, st) == 0 &&
-		    S_ISREG(st->st_mode) && access(out, X_OK) == 0)
-			return 0;
-		p = *e ? e + 1 : e;
-	}
-	return -1;
+	if (ep_find_on_path("runc", out, outsz) < 0 || stat(out, st) < 0)
+		return -1;
+	return 0;
 }
 
 /* Output of `runc --version` (bounded); caller frees. */

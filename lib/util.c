@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -250,4 +251,30 @@ int ep_ncpu(void)
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 
 	return n < 1 ? 1 : (int)n;
+}
+
+int ep_find_on_path(const char *bin, char *out, size_t outsz)
+{
+	const char *path = getenv("PATH");
+	char buf[PATH_MAX];
+	struct stat st;
+
+	if (!path || !*path)
+		path = EP_DEFAULT_PATH;
+	for (const char *p = path; *p;) {
+		const char *e = strchrnul(p, ':');
+		int n = snprintf(buf, sizeof(buf), "%.*s/%s", (int)(e - p), p, bin);
+
+		if (e > p && n > 0 && (size_t)n < sizeof(buf) && stat(buf, &st) == 0 &&
+		    S_ISREG(st.st_mode) && access(buf, X_OK) == 0) {
+			if (!out)
+				return 0;
+			if ((size_t)n < outsz) {
+				memcpy(out, buf, (size_t)n + 1);
+				return 0;
+			}
+		}
+		p = *e ? e + 1 : e;
+	}
+	return -1;
 }

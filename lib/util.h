@@ -90,4 +90,12 @@ int ep_rm_rf(const char *path, struct ep_error *err);
 /* Number of online CPUs, at least 1. */
 int ep_ncpu(void);
 
+/* PATH when the environment has none (or an empty one). */
+#define EP_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* The program execvp would start for bin (no '/'): the first executable
+ * regular file bin in $PATH (EP_DEFAULT_PATH when unset), its path in out
+ * (out may be NULL).  0, or -1 when there is none. */
+int ep_find_on_path(const char *bin, char *out, size_t outsz);
+
 #endif

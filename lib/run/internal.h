@@ -20,9 +20,10 @@
 #include "image.h"
 #include "runtime.h"
 #include "store.h"
+#include "util.h"
 
 #define EP_RUN_DEFAULT_SHM (64ull << 20)
-#define EP_RUN_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define EP_RUN_DEFAULT_PATH EP_DEFAULT_PATH
 
 /* runc refuses bind mounts inside /proc (docs/run.md). */
 static inline int ep_run_under_proc(const char *p)

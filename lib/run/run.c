@@ -54,21 +54,7 @@ void ep_run_opts_init(struct ep_run_opts *o)
 
 int ep_run_on_path(const char *bin)
 {
-	const char *path = getenv("PATH");
-	char buf[PATH_MAX];
-
-	if (!path || !*path)
-		path = EP_RUN_DEFAULT_PATH;
-	for (const char *p = path; *p;) {
-		const char *e = strchrnul(p, ':');
-		if (e > p &&
-		    snprintf(buf, sizeof(buf), "%.*s/%s", (int)(e - p), p, bin) <
-			(int)sizeof(buf) &&
-		    access(buf, X_OK) == 0)
-			return 1;
-		p = *e ? e + 1 : e;
-	}
-	return 0;
+	return ep_find_on_path(bin, NULL, 0) == 0;
 }
 
 /* Runs argv and waits; stdout (and stderr when quiet) go to /dev/null.

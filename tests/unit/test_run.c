@@ -1,5 +1,6 @@
-/* Unit tests: lib/strvec (strvec, strbuf) and the run path's parsers in
- * lib/run/user.c (volumes, container paths) and lib/run/spec.c. */
+/* Unit tests: lib/strvec (strvec, strbuf), ep_find_on_path (lib/util.c)
+ * and the run path's parsers in lib/run/user.c (volumes, container paths)
+ * and lib/run/spec.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "runtime.h"
@@ -57,6 +59,47 @@ static void test_strbuf(void **state)
 	s = ep_strbuf_detach(&sb);
 	assert_string_equal(s, "");
 	free(s);
+}
+
+/* What execvp would start: a directory or a file without x is passed over
+ * for a later PATH entry; an empty entry and a missing dir are skipped. */
+static void test_find_on_path(void **state)
+{
+	char tmpl[] = "/tmp/envpin-path.XXXXXX", out[PATH_MAX], small[8];
+	char *old = getenv("PATH") ? strdup(getenv("PATH")) : NULL, *path, *a, *b, *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(tmpl));
+	a = ep_asprintf(NULL, "%s/a", tmpl);
+	b = ep_asprintf(NULL, "%s/b", tmpl);
+	assert_int_equal(mkdir(a, 0755), 0);
+	assert_int_equal(mkdir(b, 0755), 0);
+	f = ep_asprintf(NULL, "%s/envpin-tool", a); /* a dir with the name */
+	assert_int_equal(mkdir(f, 0755), 0);
+	free(f);
+	f = ep_asprintf(NULL, "%s/envpin-other", a); /* not executable */
+	assert_int_equal(ep_write_file_atomic(f, "x", 1, 0644, NULL), 0);
+	free(f);
+	f = ep_asprintf(NULL, "%s/envpin-tool", b);
+	assert_int_equal(ep_write_file_atomic(f, "#!/bin/sh\n", 10, 0755, NULL), 0);
+	path = ep_asprintf(NULL, "::%s/missing:%s:%s", tmpl, a, b);
+	assert_int_equal(setenv("PATH", path, 1), 0);
+	assert_int_equal(ep_find_on_path("envpin-tool", out, sizeof(out)), 0);
+	assert_string_equal(out, f);
+	assert_int_equal(ep_find_on_path("envpin-tool", NULL, 0), 0);
+	assert_int_equal(ep_find_on_path("envpin-other", out, sizeof(out)), -1);
+	assert_int_equal(ep_find_on_path("envpin-tool", small, sizeof(small)), -1);
+	assert_int_equal(ep_rm_rf(tmpl, NULL), 0);
+	assert_int_equal(ep_find_on_path("envpin-tool", NULL, 0), -1);
+	if (old)
+		assert_int_equal(setenv("PATH", old, 1), 0);
+	else
+		assert_int_equal(unsetenv("PATH"), 0);
+	free(old);
+	free(path);
+	free(a);
+	free(b);
+	free(f);
 }
 
 static void test_volume(void **state)
@@ -155,6 +198,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_strvec),
 	    cmocka_unit_test(test_strbuf),
+	    cmocka_unit_test(test_find_on_path),
 	    cmocka_unit_test(test_volume),
 	    cmocka_unit_test(test_spec_mounts),
 	};
