@@ -119,7 +119,7 @@ static json_t *build_spec(const char *rootfs, const struct ep_runstep_opts *o, s
 
 	ep_run_opts_init(&ro);
 	vols = ep_calloc(o->n_mounts + 1, sizeof(*vols), err);
-	pathv = ep_asprintf(err, "PATH=%s", o->path && *o->path ? o->path : EP_RUN_DEFAULT_PATH);
+	pathv = ep_asprintf(err, "PATH=%s", o->path && *o->path ? o->path : EP_DEFAULT_PATH);
 	sde = ep_asprintf(err, "SOURCE_DATE_EPOCH=%" PRId64, o->source_date_epoch);
 	if (!vols || !pathv || !sde)
 		return NULL;

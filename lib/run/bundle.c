@@ -218,9 +218,10 @@ static int mount_fuse_overlay(struct bundle *b, const char *opts, struct ep_erro
 	int rc;
 
 	if (!ep_run_on_path("fuse-overlayfs"))
-		return ep_error_set(err, EP_EENV,
-				    "fuse-overlayfs is not installed: apt-get install fuse-overlayfs "
-				    "(as root), " FUSE_WAY_OUT);
+		return ep_error_set(
+		    err, EP_EENV,
+		    "fuse-overlayfs is not installed: apt-get install fuse-overlayfs "
+		    "(as root), " FUSE_WAY_OUT);
 	if (stat("/dev/fuse", &st) < 0)
 		return ep_error_errno(err, EP_EENV, errno,
 				      "/dev/fuse (modprobe fuse as root, " FUSE_WAY_OUT ")");
@@ -232,8 +233,8 @@ static int mount_fuse_overlay(struct bundle *b, const char *opts, struct ep_erro
 				    (unsigned)(st.st_mode & 07777));
 	rc = ep_run_quiet(argv, 1);
 	if (rc != 0)
-		return ep_error_set(err, EP_EENV, "fuse-overlayfs failed (status %d), " FUSE_WAY_OUT,
-				    rc);
+		return ep_error_set(err, EP_EENV,
+				    "fuse-overlayfs failed (status %d), " FUSE_WAY_OUT, rc);
 	return 0;
 }
 
@@ -296,13 +297,8 @@ static int mount_overlay(struct bundle *b, char **lowers, size_t n, enum overlay
 		/* volatile is the kernel's; nosuid as the kernel mount below
 		 * (MS_NODEV comes with any mount in a user namespace) */
 		ep_strbuf_shrink(&opts, strlen(",volatile"));
-		if (ep_strbuf_addstr(&opts, ",nosuid") < 0) {
-			ep_strbuf_release(&opts);
-			if (cwd >= 0 && fchdir(cwd) < 0)
-				return ep_error_errno(err, EP_EENV, errno, "fchdir back");
-			return ep_error_oom(err);
-		}
-		rc = mount_fuse_overlay(b, opts.buf, err);
+		rc = ep_strbuf_addstr(&opts, ",nosuid") < 0 ? ep_error_oom(err)
+							    : mount_fuse_overlay(b, opts.buf, err);
 		ep_strbuf_release(&opts);
 		if (cwd >= 0 && fchdir(cwd) < 0)
 			return ep_error_errno(err, EP_EENV, errno, "fchdir back");

@@ -23,7 +23,6 @@
 #include "util.h"
 
 #define EP_RUN_DEFAULT_SHM (64ull << 20)
-#define EP_RUN_DEFAULT_PATH EP_DEFAULT_PATH
 
 /* runc refuses bind mounts inside /proc (docs/run.md). */
 static inline int ep_run_under_proc(const char *p)

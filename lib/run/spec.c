@@ -138,7 +138,7 @@ json_t *ep_runtime_env(const json_t *image_cfg, const struct ep_gpu_plan *gpu, c
 				return NULL;
 		}
 	}
-	if (!env_has(out, "PATH") && env_set(out, "PATH=" EP_RUN_DEFAULT_PATH, err) < 0)
+	if (!env_has(out, "PATH") && env_set(out, "PATH=" EP_DEFAULT_PATH, err) < 0)
 		return NULL;
 	if (tty && !env_has(out, "TERM") && env_set(out, "TERM=xterm", err) < 0)
 		return NULL;
